@@ -152,6 +152,41 @@ def test_tracking_uri_help_names_each_command_s_own_store(cmd, store):
     assert f"[default: ($MLFLOW_TRACKING_URI, else {store})]" in line, line
 
 
+def _every_command(group=None, path=()):
+    """(name words, click command) for every command, a group's subcommands included (imgcls models list)."""
+    group = typer.main.get_command(app) if group is None else group
+    for name, cmd in group.commands.items():
+        if hasattr(cmd, "commands"):
+            yield from _every_command(cmd, (*path, name))
+        else:
+            yield " ".join((*path, name)), cmd
+
+
+OTHER_TOOLS = ("timm's",)       # a flag named after another tool's name is that tool's (timm's --eval-metric)
+
+
+def test_no_help_text_names_a_flag_its_command_lacks():
+    """train and tune share TrainConfig's declarations, and tune --exist-ok said "Train into an existing --name
+    folder", though tune has no --name (nor --resume), while train's --tracking-uri named tune's --study. A flag
+    named in a command's help or default texts is that command's own, or follows the name of the imgcls command
+    (which has it) or the tool it is another's of: 'preprocess --oversample', "timm's --eval-metric"."""
+    commands = dict(_every_command())
+    flags = {name: {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)} for name, cmd in commands.items()}
+    wrong = []
+    for name, cmd in commands.items():
+        for p in cmd.params:
+            texts = [getattr(p, "help", None) or "", *[d for d in [getattr(p, "show_default", None)]
+                                                       if isinstance(d, str)]]
+            for text in texts:
+                for m in re.finditer(r"(?<![\w-])--[a-z][a-z0-9-]*", text):
+                    before = text[:m.start()].split()
+                    other = before[-1].lstrip("(`'\"") if before else ""
+                    if m.group() in flags[name] or other in OTHER_TOOLS or m.group() in flags.get(other, ()):
+                        continue
+                    wrong.append(f"imgcls {name} {p.opts[0] if p.opts else p.name}: {m.group()}")
+    assert not wrong, wrong
+
+
 def test_per_command_help_is_that_command_s_alone():
     spec = opts.Spec("shared words", none="shared", per_command=(("tune", (("help", "tune's words"),)),))
     assert opts.for_command(spec, "tune").help == "tune's words"

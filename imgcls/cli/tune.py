@@ -31,8 +31,10 @@ EPILOG = f"""Examples:
 
 # every train flag fixes that option for all trials, but --out, --sampler and --metric (tune's own: the folder of
 # studies, the Optuna sampler; train's class-balanced sampler comes from --config or the space; the objective, which
-# is every trial's train --metric too) and --name (tune names each trial's run folder OUT/STUDY/trial_NNNN)
-TRIAL_FLAGS = tuple(n for n in cli_fields(TrainConfig) if n not in ("out", "sampler", "name", "metric"))
+# is every trial's train --metric too), --name (tune names each trial's run folder OUT/STUDY/trial_NNNN) and
+# --exist-ok (train's, into an existing --name folder: a trial's folder is new, an empty one is taken over and one
+# of the user's refused before the study opens, so it would do nothing)
+TRIAL_FLAGS = tuple(n for n in cli_fields(TrainConfig) if n not in ("out", "sampler", "name", "metric", "exist_ok"))
 
 
 @command("tune", epilog=EPILOG, options={"cfg": TuneConfig, "train": (TrainConfig, TRIAL_FLAGS)})
