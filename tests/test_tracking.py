@@ -838,9 +838,11 @@ def test_an_mlflow_server_that_does_not_answer_is_one_line_before_any_data_is_re
     (tmp_path / "data").mkdir()          # there, but never read
     t0 = time.monotonic()
     with pytest.raises(UserError, match=r"--tracking-uri http://127.0.0.1:9: no MLflow server answers there "
-                                        r"\(Connection refused\); start it .*leave --tracking-uri out"):
+                                        r"\(Connection refused\); start it .*leave --tracking-uri out") as e:
         run_train(TrainConfig(src=str(tmp_path / "data"), out=str(tmp_path / "runs"), tracker=["mlflow"],
                               tracking_uri=DEAD_SERVER, **TINY))
+    # the local store this run's --out holds, not a placeholder (tune's is its study folder's: tests/test_tune.py)
+    assert str(e.value).endswith(f"the local store sqlite:///{(tmp_path / 'runs').resolve() / 'mlflow.db'}"), e.value
     assert time.monotonic() - t0 < 120 and not (tmp_path / "runs").exists()     # MLflow alone waited ~4 min
 
 

@@ -1762,11 +1762,15 @@ def test_a_tracker_not_installed_is_one_line_before_the_study_opens(data, tmp_pa
 def test_an_mlflow_server_that_does_not_answer_is_one_line_before_the_study_opens(data, tmp_path, space):
     """`imgcls tune --tracker mlflow --tracking-uri http://host:port` with no server there: each trial waited
     MLflow's retries (about 4 minutes) in its first tracker call and failed, the study using up --trials on them.
-    Now one quick request before the study opens: one line naming the address."""
+    Now one quick request before the study opens: one line naming the address, and the local store to log to
+    without it: the study folder's (it named train's sqlite:///<--out>/mlflow.db, tune's --out the folder of
+    studies)."""
     with pytest.raises(UserError, match=r"--tracking-uri http://127.0.0.1:9: no MLflow server answers there "
-                                        r"\(Connection refused\)"):
+                                        r"\(Connection refused\)") as e:
         run_tune(tune_cfg(data, tmp_path, space, trials=2,
                           train={"tracker": ["mlflow"], "tracking_uri": "http://127.0.0.1:9"}))
+    store = f"sqlite:///{(tmp_path / 'tune' / 's').resolve() / 'mlflow.db'}"
+    assert str(e.value).endswith(f"or leave --tracking-uri out to log to the local store {store}"), str(e.value)
     assert not (tmp_path / "tune" / "s" / "trials.csv").exists()
 
 

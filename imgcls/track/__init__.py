@@ -28,6 +28,7 @@ name, W&B puts them in that group.
 from __future__ import annotations
 
 import importlib.util
+import os
 from typing import Sequence
 
 from imgcls.errors import UserError
@@ -53,10 +54,12 @@ def installed_trackers(names: Sequence[str]) -> list[str]:
     return out
 
 
-def check_trackers(names: Sequence[str], tracking_uri: str | None = None, check_store: bool = True) -> list[str]:
+def check_trackers(names: Sequence[str], tracking_uri: str | None = None, check_store: bool = True,
+                   store_in: str | os.PathLike | None = None) -> list[str]:
     """The trackers asked for (installed_trackers: one line for an unknown name or a missing package); one line for
     a package that does not import, or (`check_store`) for --tracker mlflow with a server that does not answer:
-    `tracking_uri`, else MLFLOW_TRACKING_URI (mlflow_tracker.check_server)."""
+    `tracking_uri`, else MLFLOW_TRACKING_URI (mlflow_tracker.check_server, whose line names the local store in
+    `store_in`, the folder the MLflow tracker would log to without them)."""
     out = installed_trackers(names)
     for n in out:
         try:        # installed is not enough: a broken dependency fails its import, else mid-run (every tune trial)
@@ -68,7 +71,7 @@ def check_trackers(names: Sequence[str], tracking_uri: str | None = None, check_
                             f"flag") from None
     if "mlflow" in out and check_store:
         from imgcls.track.mlflow_tracker import check_server
-        check_server(tracking_uri)
+        check_server(tracking_uri, store_in)
     return out
 
 
@@ -78,7 +81,8 @@ def make_trackers(names: Sequence[str], cfg=None, group: str | None = None) -> l
     its first trial, and one gone since stops no trial (the tracker says so and logs nothing more); its W&B offline
     folders are said by the study, in one line at its end (wandb_tracker.say_study_offline), not by each trial."""
     made = []
-    for n in check_trackers(names, getattr(cfg, "tracking_uri", None), check_store=group is None):
+    for n in check_trackers(names, getattr(cfg, "tracking_uri", None), check_store=group is None,
+                            store_in=getattr(cfg, "out", "outputs/runs")):
         if n == "tensorboard":
             from imgcls.track.tb_tracker import TensorBoardTracker
             made.append(TensorBoardTracker())

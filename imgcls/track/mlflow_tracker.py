@@ -174,17 +174,20 @@ def refused_folder_store(uri: str) -> bool:
     return not MLFLOW_ALLOW_FILE_STORE.get()
 
 
-def check_server(uri: str | None) -> None:
+def check_server(uri: str | None, out: str | Path | None = None) -> None:
     """--tracking-uri (or, without it, MLFLOW_TRACKING_URI: asked_uri) naming a server that does not answer
     (unreachable), or a folder store the installed MLflow refuses (refused_folder_store): one line before any
     training, where MLflow's retries would wait minutes on the first call, or its refusal would come at the first
-    run's start, after the data was read, and the run train without MLflow."""
+    run's start, after the data was read, and the run train without MLflow. `out`: the folder whose mlflow.db the
+    runs would log to without it (train's --out, tune's study folder OUT/STUDY), named as the local store to fall
+    back on (default_uri); without it, sqlite:///<--out>/mlflow.db."""
     uri, source = asked_uri(uri)
     if not uri:
         return
     from imgcls.errors import UserError
     where = f"--tracking-uri {uri}" if source != ENV_URI else f"{ENV_URI}={uri}"
     local = ("leave --tracking-uri out" if source != ENV_URI else f"unset {ENV_URI}")
+    store = default_uri(out) if out is not None else "sqlite:///<--out>/mlflow.db"
     if refused_folder_store(uri):
         from urllib.parse import urlparse
         import mlflow
@@ -192,12 +195,12 @@ def check_server(uri: str | None) -> None:
         raise UserError(f"{where}: this MLflow ({mlflow.__version__}) refuses a folder (file) store; give a database "
                         f"store, --tracking-uri sqlite:///{folder / 'mlflow.db'} (mlflow migrate-filestore moves an "
                         f"existing folder's runs there), or {local} to log to the local store "
-                        f"sqlite:///<--out>/mlflow.db, or set MLFLOW_ALLOW_FILE_STORE=true to use the folder")
+                        f"{store}, or set MLFLOW_ALLOW_FILE_STORE=true to use the folder")
     why = unreachable(uri)
     if why is not None:
         raise UserError(f"{where}: no MLflow server answers there ({why}); start it (mlflow server "
                         f"--host HOST --port PORT) or give its right address, or {local} to log to "
-                        f"the local store sqlite:///<--out>/mlflow.db")
+                        f"the local store {store}")
 
 
 def _guarded(hook):

@@ -704,7 +704,8 @@ def _check_up_front(cfg: TuneConfig, recorded: dict):
     check_writable(cfg.study_dir())
     _check_weights(cfg.train, space)
     table, usable = _check_data(cfg.train, space, cfg.study_dir(), cfg.study, named)
-    check_trackers(cfg.train.tracker, cfg.train.tracking_uri)       # not each trial's error: a resumed study would record every one failed
+    # not each trial's error: a resumed study would record every one failed; the local store named in the study
+    check_trackers(cfg.train.tracker, cfg.train.tracking_uri, store_in=cfg.study_dir())
     if cfg.sampler == "grid":
         space.grid()
     if usable is not None:
