@@ -351,9 +351,10 @@ class TrainConfig:
                                         "--no-amp, or where neither was given (amp: None, resolved again where the "
                                         "record is reused) on for CUDA, off on CPU.")
     channels_last: bool = option(True, panel=RUNTIME,
-                                 help="channels_last memory format for the model and its batches (on this AVX-512 "
-                                      "CPU a tf_efficientnet_lite0 training step took 0.59x the time of the default "
-                                      "layout's, docs/BENCHMARKS.md).")
+                                 help="channels_last memory format for the model and its batches; "
+                                      "--no-channels-last: PyTorch's default NCHW (a tf_efficientnet_lite0 training "
+                                      "step took 0.59x NCHW's time on the 2-core AVX-512 Xeon of docs/BENCHMARKS.md; "
+                                      "other CPUs and GPUs may differ).")
     compile: bool = option(False, panel=RUNTIME, flags=("--compile",),
                            help="torch.compile the model that trains (its compile seconds are reported apart in "
                                 f"{TRAIN_LOG} and {METRICS_CSV}; the partial last training batch is dropped so shapes "
