@@ -1774,6 +1774,26 @@ def test_an_mlflow_server_that_does_not_answer_is_one_line_before_the_study_open
     assert not (tmp_path / "tune" / "s" / "trials.csv").exists()
 
 
+def test_the_mlflow_server_is_checked_once_at_the_tracking_uri_given(data, tmp_path, space, monkeypatch):
+    """tune --tracker mlflow --tracking-uri URI: the server was checked before the study opened at URI, then again as
+    the study opened, with no URI: at $MLFLOW_TRACKING_URI (a server that does not answer there stopped a study whose
+    --tracking-uri works), or the local store. Checked once, at the URI given."""
+    import imgcls.tune as tune_mod
+    from imgcls.track import mlflow_tracker
+
+    class Opened(Exception):
+        pass
+
+    calls = []
+    monkeypatch.setattr(mlflow_tracker, "check_server", lambda uri, store_in=None: calls.append(uri))
+    monkeypatch.setattr(tune_mod, "_Objective", lambda *a, **k: (_ for _ in ()).throw(Opened()))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    uri = f"sqlite:///{tmp_path / 'given.db'}"
+    with pytest.raises(Opened):
+        run_tune(tune_cfg(data, tmp_path, space, train={"tracker": ["mlflow"], "tracking_uri": uri}))
+    assert calls == [uri], calls
+
+
 def test_a_study_folder_that_holds_a_run_is_refused_before_anything_is_written(data, tmp_path, space):
     """`imgcls tune --study kf1 --out outputs/runs` (the k-fold run's name as the study's) put study.db, trials.csv,
     best_config.yaml and trial_0000/ into the run's folder, beside its checkpoints and OOF files, as every other

@@ -1229,8 +1229,8 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
         if cap is not None and n_counted() >= cap:
             study_.stop()
 
-    from imgcls.track import check_trackers
-    trackers = check_trackers(cfg.train.tracker)
+    from imgcls.track import installed_trackers
+    trackers = installed_trackers(cfg.train.tracker)     # which ones: _check_up_front checked them and the server
     best_failed: list[str] = []         # _mlflow_best's failures: the first is said
     objective = _Objective(cfg, space, deadline, list(callbacks or []), cap, named)
     remaining = None if cap is None else cap - done_before
