@@ -193,12 +193,13 @@ class OutputSet:
 
 
 @contextmanager
-def _folder_turn(folder: Path) -> Iterator[None]:
+def folder_turn(folder: Path) -> Iterator[None]:
     """An exclusive lock on `folder` (fsutil.exclusive_lock) while one output_set sweeps, writes and places its
-    files there: a second run of a step into the same folder (two predicts with one default --out) waits its turn,
-    saying so and naming the process it waits for, instead of sweeping the first one's staging folder and temporary
-    files as a killed run's (the first then failed with FileNotFoundError). The kernel drops the lock when the
-    process ends, kill -9 included; a file system without flock writes unlocked, as before."""
+    files there (preprocess: its whole run, from reading what an earlier run left): a second run of a step into the
+    same folder (two predicts with one default --out) waits its turn, saying so and naming the process it waits
+    for, instead of sweeping the first one's staging folder and temporary files as a killed run's (the first then
+    failed with FileNotFoundError). The kernel drops the lock when the process ends, kill -9
+    included; a file system without flock writes unlocked, as before."""
     from contextlib import ExitStack
 
     from imgcls.fsutil import exclusive_lock
@@ -232,7 +233,7 @@ def output_set(folder: str | os.PathLike, name: str, earlier: Iterable[str] | Ca
     `name`: the staging folder's (`.NAME.XXXXXXXX.tmp` in `folder`); the ones a kill -9 left are removed here, and
     so are the temporary files of the file names `temps` (what `beside` and atomic writes leave: fsutil's
     remove_stale_temps; True: every one under `folder`, a step owning all of it: eda), both while this run holds
-    the folder (_folder_turn: a concurrent run's are not a killed run's). `folder` is made here where it is not
+    the folder (folder_turn: a concurrent run's are not a killed run's). `folder` is made here where it is not
     there; a run stopped before it placed a file removes it (and the folders above it it made) again, so a stopped
     first run leaves no empty --out (a folder that was there stays)."""
     import shutil
@@ -241,7 +242,7 @@ def output_set(folder: str | os.PathLike, name: str, earlier: Iterable[str] | Ca
     folder = Path(folder)
     made = folders_to_make(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with _folder_turn(folder):
+    with folder_turn(folder):
         if temps is True:
             remove_stale_temps(folder)
         elif temps:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import make_image_folder, make_odd_file, tree_snapshot
+from conftest import make_image_folder, make_odd_file, second_command_while_writing, tree_snapshot
 from imgcls.cli import app
 from imgcls.errors import UserError
 
@@ -1051,6 +1051,30 @@ def test_ctrl_c_says_the_journal_keeps_the_finished_images_and_the_rerun_skips_t
     assert r.exit_code == 0, r.output
     assert len(calls) == 3 and not set(calls) & set(finished), (calls, finished)
     assert summary(out)["up_to_date"] == 2 and len(manifest(out)) == 5
+
+
+def test_a_second_preprocess_into_the_same_out_waits_for_the_first(tmp_path, monkeypatch):
+    """Two scripts preprocessing into one --out at once (data/processed, the default): the second swept the first
+    one's image being written (its temporary file) as a killed run's, and the first failed with a FileNotFoundError
+    traceback. preprocess holds --out for its run (outputs.folder_turn): the second waits, saying so, then finds
+    every image up to date."""
+    import imgcls.preprocess.run as pp_run
+    src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(40, 30))
+    out = tmp_path / "p"
+    real, started = pp_run.process_image, []
+
+    def written_while_another_preprocess_starts(s, d, *a, **kw):     # the first image, being written
+        if not started:
+            started.append(second_command_while_writing(Path(d), ["preprocess", str(src), "--out", str(out),
+                                                                   "--size", "24", "--workers", "1"]))
+        return real(s, d, *a, **kw)
+    monkeypatch.setattr(pp_run, "process_image", written_while_another_preprocess_starts)
+    r = runner.invoke(app, ["preprocess", str(src), "--out", str(out), "--size", "24", "--workers", "1", "-q"])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    second, said = started[0]
+    assert second.wait(120) == 0, "".join(said)
+    assert any("another imgcls command is writing its files there" in line for line in said), "".join(said)
+    assert summary(out)["up_to_date"] == 6 and len(manifest(out)) == 6, "".join(said)
 
 
 @pytest.mark.parametrize("earlier", [False, True])

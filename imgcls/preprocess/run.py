@@ -18,7 +18,7 @@ from imgcls.manifest import NO_FACE_DROPPED
 from imgcls.fsutil import (atomic_path, check_file_name_encoding, check_output_location, check_writable,
                            folders_to_make, remove_made, remove_stale_temps, under_all, write_json)
 from imgcls.options import PATH, SRC_PATH, check_arguments
-from imgcls.outputs import REPORT_HTML, refuse_other_output, refuse_users_files
+from imgcls.outputs import REPORT_HTML, folder_turn, refuse_other_output, refuse_users_files
 from imgcls.parallel import ParallelOptions, check_workers, closed_pool, signals_held
 from imgcls.pipeline import PIPELINE, default_input
 from imgcls.preprocess.config import BLANK_MATTE, FACE_LOST, PreprocessConfig
@@ -88,6 +88,25 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
                                            *([out / REPORT_HTML] if report else []),
                                            *(out / n for n, k in zip(names, mf.kept(df)) if k),
                                            *(out / n for n in copy_names)])
+    # OUT is this run's from reading what an earlier run left there to its report (outputs.folder_turn): a second
+    # preprocess into it waits, where it swept the first one's images being written as a killed run's temporary
+    # files (the first failed with a FileNotFoundError traceback) and read its unfinished journal as its own
+    made = folders_to_make(out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with folder_turn(out):
+            return _preprocess_into(out, src, df, cfg, workers, report, bg, rembg_file, paths, names, age_bands,
+                                    made)
+    except BaseException:
+        remove_made(made)       # a run stopped before it wrote anything leaves no empty --out (only empty folders go)
+        raise
+
+
+def _preprocess_into(out: Path, src, df: pd.DataFrame, cfg: PreprocessConfig, workers: int, report: bool, bg,
+                     rembg_file: Path | None, paths, names, age_bands: dict, made: list[Path]) -> pd.DataFrame:
+    """run_preprocess's work once the run holds OUT: the scan, what is up to date, the processing, the manifest,
+    preprocess.json and the report. `bg`: the rembg session run_preprocess made when it load-checked the model;
+    `rembg_file`: the model file it checked; `made`: the folders run_preprocess made for OUT."""
     settings = cfg.settings()
     sources = [os.path.realpath(p) for p in paths]     # realpath: a symlink loop is not a RuntimeError
     old = earlier_manifest(out)
@@ -135,8 +154,6 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     models = Models(cfg, rembg_file=rembg_file, bg=bg) if todo and not parallel else None
     bg = None       # with workers, each loads its own: this process's session freed before they start
     t0, c0 = time.perf_counter(), _cpu_seconds()
-    made = folders_to_make(out)
-    out.mkdir(parents=True, exist_ok=True)
     stale = remove_stale_temps(out)
     if stale:
         info(f"removed {len(stale)} temporary file(s) an interrupted run left in {out}")
