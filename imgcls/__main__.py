@@ -3,11 +3,7 @@ and every command's module: about a second) and runs it; this module stays light
 Ctrl-C or SIGTERM during that import says the one `interrupted:` line every command says, not a traceback."""
 from __future__ import annotations
 
-import sys
-
-from imgcls.process import Terminated, end_by_sigterm, main_process, takes_sigterm
-
-STARTING = "interrupted: imgcls stopped while it was starting ({how}), before its command began: nothing was changed"
+from imgcls.process import Terminated, end_by_sigterm, say_stopped_starting, takes_sigterm
 
 
 def _terminated(signum, frame) -> None:
@@ -30,12 +26,18 @@ def main() -> None:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
     except KeyboardInterrupt as e:     # a SIGTERM raised in the finally above, once the import was done, too
         term = isinstance(e, Terminated)
-        if main_process():          # under torchrun, rank 0 alone says it (imgcls.console.interrupted)
-            print(STARTING.format(how="SIGTERM" if term else "Ctrl-C"), file=sys.stderr, flush=True)
+        say_stopped_starting(term)
         if term:
             end_by_sigterm()
         raise SystemExit(143 if term else 130) from None
-    run()
+    try:
+        run()
+    except KeyboardInterrupt:
+        # Typer building the commands from their signatures (typer.main.get_command) before any parsing: the line,
+        # not a traceback; a command's body takes its own Ctrl-C (cli.common.one_line_errors), and one while click
+        # parses the command line comes back as exit 130 (cli.common._OneLineErrors)
+        say_stopped_starting()
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -36,6 +36,18 @@ def first_on_machine() -> bool:
         return True
 
 
+STARTING = "interrupted: imgcls stopped while it was starting ({how}), before its command began: nothing was changed"
+
+
+def say_stopped_starting(term: bool = False) -> None:
+    """The one line of a Ctrl-C (SIGTERM: `term`) that came before a command's body took it: while the CLI was
+    imported (imgcls.__main__), Typer built its commands or click parsed the command line (cli.common); rank 0 alone
+    says it under torchrun."""
+    if main_process():
+        import sys
+        print(STARTING.format(how="SIGTERM" if term else "Ctrl-C"), file=sys.stderr, flush=True)
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM to a step that takes it as Ctrl-C (cli.common.sigterm_interrupts, and the entry point while the CLI is
     imported): what catches Ctrl-C catches it (train's `interrupted:` line, its clean-up); the process then ends by

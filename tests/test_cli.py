@@ -659,6 +659,40 @@ def test_ctrl_c_while_the_cli_is_imported_is_the_interrupted_line_not_a_tracebac
     assert proc.returncode == (130 if signame == "SIGINT" else -signal.SIGTERM), (proc.returncode, err)
 
 
+@pytest.mark.parametrize("stage", ["building its commands", "parsing the command line"])
+def test_ctrl_c_after_the_import_before_the_command_s_body_is_the_interrupted_line(stage, tmp_path):
+    """After the import, before a command's body takes Ctrl-C, Typer builds every command from its signature
+    (typer.main.get_command) and click parses the command line: a Ctrl-C there (`timeout -s INT 3 imgcls ensemble
+    ...` on the loaded 2-core machine) printed a traceback, or exited 130 saying nothing. Both say the starting
+    line, exit 130. Each stage is held here (it sleeps) until the signal is sent."""
+    import signal
+    import time
+    started = tmp_path / "held"
+    held = f"    open({str(started)!r}, 'w').close()\n    time.sleep(60)\n"
+    hold = ("import time, typer.main, typer.core\n"
+            + ("def held(*a, **k):\n" + held + "typer.main.get_command = held\n"
+               if stage == "building its commands" else
+               "def held(*a, **k):\n" + held + "typer.core.TyperCommand.parse_args = held\n"))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", hold + _entry_point("python -m imgcls"), "eda", "--help"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert started.exists() and proc.poll() is None, proc.communicate(timeout=10)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert "Traceback" not in err and out == "", err
+    assert err.strip() == "interrupted: imgcls stopped while it was starting (Ctrl-C), before its command began: " \
+                          "nothing was changed", err
+    assert proc.returncode == 130, (proc.returncode, err)
+
+
 def test_a_sigterm_handled_inside_a_finalizer_still_stops_the_step():
     """Python runs a signal handler at the next bytecode of the main thread, which may be inside a finalizer (a
     __del__, a weakref callback: torch's DataLoader iterator, concurrent.futures' executors), where a raised

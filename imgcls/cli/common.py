@@ -100,6 +100,7 @@ class _OneLineErrors(Group):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         ex = _click_exceptions(type(self))
+        _BODY["began"] = False
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except ex.UsageError as e:
@@ -116,7 +117,15 @@ class _OneLineErrors(Group):
         except typer.Abort:
             typer.echo("Aborted!", err=True)
             sys.exit(1)
+        if code == 130 and not _BODY["began"]:
+            # Ctrl-C while click parsed the command line (its values, their callbacks), before a command's body took
+            # it: Typer turned it into exit 130 saying nothing
+            from imgcls.process import say_stopped_starting
+            say_stopped_starting()
         sys.exit(code if isinstance(code, int) else 0)      # an Exit's code; a command returns None
+
+
+_BODY = {"began": False}    # whether a command's body (command()'s wrapper) began in this run of the command line
 
 
 def _click_exceptions(group: type):
@@ -162,6 +171,7 @@ def command(name: str | None = None, *, options: dict | None = None, group: type
 
         @functools.wraps(fn)
         def wrapper(*args, **kw):
+            _BODY["began"] = True       # its Ctrl-C is its own line (one_line_errors)
             with one_line_errors(what, kw.get("quiet", False)), \
                     sigterm_interrupts():   # `timeout 1h imgcls clean ...`: Ctrl-C's `interrupted:` line, exit 143
                 from imgcls.fsutil import check_file_name_encoding
