@@ -223,13 +223,20 @@ def print_table(table, always: bool = False) -> None:
         Console(file=results.file, width=max(results.width, 240), highlight=False, markup=False).print(table)
 
 
+def print_output(text) -> None:
+    """A command's output that is one line (train's run folder, whose default name is the time it started: what
+    `RUN=$(imgcls train -q ...)` gives a script): on stdout, printed where print_table(always=True) prints
+    (prints_output), whole however long (a long path is not folded)."""
+    if prints_output():
+        with _spinner_paused():
+            results.print(str(text), soft_wrap=True, emoji=False)   # a path as it is (no :name: emoji codes)
+
+
 def print_heading(text: str) -> None:
     """A command's output heading its tables (runs diff's `A: ... / B: ...`, which names the runs its A and B
     columns mean): on stdout with them, so it comes before them on a terminal (stdout and stderr are written apart)
     and goes with them into `> diff.txt` or a pipe; printed where print_table(always=True) prints (prints_output)."""
-    if prints_output():
-        with _spinner_paused():
-            results.print(text, soft_wrap=True)     # soft_wrap: a long path stays whole
+    print_output(text)
 
 
 def warn(msg: str, key: str | None = None) -> None:

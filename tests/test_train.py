@@ -1080,6 +1080,21 @@ def test_splits_and_folds(tmp_path, capsys):
         run_train(cfg_for(tmp_path / "data" / "splits.csv", tmp_path, name="k7", epochs=1, folds="7"))
 
 
+def test_train_prints_its_run_folder_on_stdout_for_a_script_quiet_or_not(two_class, tmp_path):
+    """A script chaining the steps (RUN=$(imgcls train -q ...); imgcls predict "$RUN") could not find the run: its
+    folder, named by the time it started, was said only in an info line on stderr, which --quiet silences. It is
+    the command's output: one line on stdout, --quiet or not (lines, warnings and bars stay on stderr)."""
+    argv = ["train", str(two_class), "--model", "test_resnet", "--img-size", "32", "--epochs", "1", "--workers", "0",
+            "--val-split", "0.3", "--out", str(tmp_path / "runs 런"), "--no-pretrained", "--batch-size", "8",
+            "--no-plots", "--device", "cpu"]
+    for quiet in (["--quiet"], []):
+        before = set((tmp_path / "runs 런").glob("*"))
+        r = CliRunner().invoke(app, argv + quiet)
+        assert r.exit_code == 0, r.output
+        run, = set((tmp_path / "runs 런").glob("*")) - before
+        assert r.stdout == f"{run}\n", (r.stdout, r.stderr)
+
+
 def test_cli_config_override_and_errors(two_class, tmp_path, monkeypatch):
     r = CliRunner().invoke(app, ["train", str(two_class), "--model", "test_resnet", "--img-size", "32", "--epochs", "1",
                                  "--workers", "0", "--val-split", "0.3", "--out", str(tmp_path / "runs"),

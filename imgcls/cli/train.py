@@ -51,4 +51,6 @@ def train(src: OptSrc = None,
             TrainConfig.resolve(overrides, config=config, validate=False)
     # checked by run_train: what needs no torch / timm import first (the data path, the run name); SIGTERM
     # (`timeout 3600 imgcls train`): Ctrl-C's line (the run folder, --resume), exit 143 (command(): sigterm_interrupts)
-    run_train(resolved, resume=resume, typed=overrides)
+    run = run_train(resolved, resume=resume, typed=overrides)
+    from imgcls.console import print_output
+    print_output(run)       # the run folder on stdout, --quiet or not: RUN=$(imgcls train -q ...) in a script
