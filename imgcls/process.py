@@ -49,9 +49,25 @@ def say_stopped_starting(term: bool = False) -> None:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM to a step that takes it as Ctrl-C (cli.common.sigterm_interrupts, and the entry point while the CLI is
-    imported): what catches Ctrl-C catches it (train's `interrupted:` line, its clean-up); the process then ends by
+    """SIGTERM to a step that takes it as Ctrl-C (cli.common.sigterm_interrupts, and the entry point before that, from
+    the CLI's import on: starting_sigterm): what catches Ctrl-C catches it (train's `interrupted:` line, its clean-up); the process then ends by
     SIGTERM, not with Ctrl-C's 130."""
+
+
+_starting = {"sigterm": False}     # whether starting_sigterm raised: a SIGTERM before a command's body began
+
+
+def starting_sigterm(signum, frame) -> None:
+    """The entry point's SIGTERM handler (imgcls.__main__) from the CLI's import to the command's body, which sets
+    its own (cli.common.sigterm_interrupts: takes_sigterm counts this one as none): Terminated, remembered for the
+    line of a stop that Typer turned into a bare exit 130 (cli.common._OneLineErrors: stopped_by_sigterm)."""
+    _starting["sigterm"] = True
+    raise Terminated
+
+
+def stopped_by_sigterm() -> bool:
+    """Whether starting_sigterm was called in this process."""
+    return _starting["sigterm"]
 
 
 def takes_sigterm() -> bool:
@@ -61,7 +77,7 @@ def takes_sigterm() -> bool:
     (where Python runs them)."""
     import threading
     return not under_torchrun() and threading.current_thread() is threading.main_thread() \
-        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, starting_sigterm)
 
 
 def end_by_sigterm() -> None:

@@ -118,10 +118,12 @@ class _OneLineErrors(Group):
             typer.echo("Aborted!", err=True)
             sys.exit(1)
         if code == 130 and not _BODY["began"]:
-            # Ctrl-C while click parsed the command line (its values, their callbacks), before a command's body took
-            # it: Typer turned it into exit 130 saying nothing
-            from imgcls.process import say_stopped_starting
-            say_stopped_starting()
+            # Ctrl-C (or the entry point's SIGTERM) while click parsed the command line (its values, their
+            # callbacks), before a command's body took it: Typer turned it into exit 130 saying nothing
+            from imgcls.process import say_stopped_starting, stopped_by_sigterm
+            say_stopped_starting(stopped_by_sigterm())
+            if stopped_by_sigterm():
+                _end_by_sigterm()
         sys.exit(code if isinstance(code, int) else 0)      # an Exit's code; a command returns None
 
 
