@@ -676,8 +676,12 @@ def test_head_weights_act(tmp_path):
     # the weights scale the loss the run reports
     both = run_train(cfg_for(src, tmp_path, name="w111", heads="multi", epochs=1, weight_decay=0.0))
     assert metrics(run)["train_loss"][0] < metrics(both)["train_loss"][0]
+    # one weight per --head-columns column: refused before the data is read, no run folder left behind
+    with pytest.raises(UserError, match="--head-weights has 2 values for 3 heads"):
+        TrainConfig(heads="multi", head_weights=[1.0, 2.0]).validate(registry=False)
     with pytest.raises(UserError, match="--head-weights has 2 values for 3 heads"):
         run_train(cfg_for(src, tmp_path, name="w2", heads="multi", epochs=1, head_weights=[1.0, 2.0]))
+    assert not (tmp_path / "runs" / "w2").exists()
 
 
 def test_head_columns_choose_the_heads(tmp_path):

@@ -430,6 +430,11 @@ class TrainConfig:
         if self.sampler == "weighted" and self.oversample_target() is not None:     # auto yields, a typed target not
             raise UserError("--oversample and --sampler weighted both rebalance the classes (repeats vs draws with "
                             "replacement); use one of them")
+        if self.heads == "multi" and self.head_weights and len(self.head_weights) != len(self.head_columns):
+            # one weight per head (--head-columns): refused here, not once the images are decoded and the run
+            # folder made (a run folder left behind, 'stopped 0/1' in imgcls runs)
+            raise UserError(f"--head-weights has {len(self.head_weights)} values for {len(self.head_columns)} heads "
+                            f"({', '.join(self.head_columns)}); give one weight per --head-columns column")
         if registry:
             self.validate_registry(acting_later)
 

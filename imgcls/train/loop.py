@@ -30,7 +30,6 @@ import torch
 from imgcls import manifest as mf
 from imgcls import metrics
 from imgcls.console import is_quiet, progress_bar, status, warn
-from imgcls.errors import UserError
 from imgcls.figure_files import CURVES_PNG
 from imgcls.fsutil import write_table
 from imgcls.model_meta import ModelMeta
@@ -298,10 +297,8 @@ class Trainer:
             weights = [class_weights_auto(tgt[:, h], k) for h, k in enumerate(sizes)]
         self.crits = [Criterion(cfg.loss, weights[h] if weights else None, cfg.smoothing, cfg.focal_gamma)
                       for h in range(len(sizes))]
+        # one weight per head: TrainConfig.validate checked the count against --head-columns
         self.head_w = [float(w) for w in cfg.head_weights] if cfg.head_weights else [1.0] * len(sizes)
-        if len(self.head_w) != len(sizes):
-            raise UserError(f"--head-weights has {len(self.head_w)} values for {len(sizes)} heads "
-                            f"({', '.join(self.meta.head_names)})")
 
     def restore(self) -> bool:
         """Continue from last.pt (when there is one); True when that run had finished (nothing left to train)."""
