@@ -691,8 +691,16 @@ def test_head_columns_choose_the_heads(tmp_path):
     meta = read_checkpoint(run / "best.pt")["meta"]
     assert [h["name"] for h in meta["heads"]] == ["mask", "gender"] and meta["decode"] == "product"
     assert meta["classes"] == [f"{m}_{g}" for m in range(3) for g in range(2)]
-    assert [c for c in pd.read_csv(run / "val_predictions.csv").columns if c.startswith("p_")] == \
-        [f"p_{m}_{g}" for m in range(3) for g in range(2)]
+    vp = pd.read_csv(run / "val_predictions.csv", dtype={"label": str, "pred": str})
+    assert [c for c in vp.columns if c.startswith("p_")] == [f"p_{m}_{g}" for m in range(3) for g in range(2)]
+    # the true class is spelled as the model's classes (mask_gender), not the rows' 18-class profile id: the
+    # file's own macro-F1 is the run's (imgcls runs and ensemble score from it)
+    from imgcls.metrics import macro_f1
+    from imgcls.profiles import mask_from_stem
+    expect = [f"{mask_from_stem(Path(p).stem)}_{int(Path(p).parent.name.split('_')[1] == 'female')}"
+              for p in vp["path"]]
+    assert vp["label"].tolist() == expect
+    assert macro_f1(vp["label"], vp["pred"], meta["classes"]) == pytest.approx(metrics(run)["val_macro_f1"].max())
     with pytest.raises(UserError, match="needs the label columns colour"):
         run_train(cfg_for(src, tmp_path, name="bad", heads="multi", head_columns=["mask", "colour"], epochs=1))
 

@@ -73,7 +73,10 @@ def val_predictions_frame(data, proba: np.ndarray, meta: ModelMeta, fold: int | 
     rows = data.frame.iloc[val_idx]
     classes = list(meta.classes)
     df = pd.DataFrame({"path": rows["path"].values, "root": rows["root"].values,
-                       "label": rows[meta.target].astype(str).values,   # the true class of this model's target
+                       # the true class as the model's classes spell it, the one its scores count: its target's
+                       # value, or a product decode's joined head classes ('1_0' for heads mask, gender), not the
+                       # rows' own label column (a profile id, none of those classes)
+                       "label": [classes[i] for i in data.final[val_idx]],
                        "fold": "" if fold is None else fold,
                        "pred": [classes[i] for i in proba.argmax(1)]})
     probs = pd.DataFrame(proba, columns=[f"p_{c}" for c in classes])
