@@ -96,6 +96,19 @@ class ModelMeta:
         from imgcls.profiles import model_class_meanings
         return model_class_meanings(self.classes, self.target, self.age_bands)
 
+    def product_truth(self, frame):
+        """A product decode's true class of each row of `frame` (a DataFrame) as its classes spell it: the heads'
+        columns joined, as train made its classes ('1_0' for heads mask, gender; '' where a row lacks one); None
+        for the other decodes, whose truth is the `target` column, and for a frame without every head column."""
+        if self.decode != "product" or any(h.name not in frame.columns for h in self.heads):
+            return None
+        import pandas as pd
+        parts = [pd.to_numeric(frame[h.name], errors="coerce") for h in self.heads]
+        whole = pd.concat([(v == v.round()) & v.notna() for v in parts], axis=1).all(axis=1)
+        rows = zip(*(v.tolist() for v in parts))
+        return pd.Series(["_".join(str(int(x)) for x in row) if ok else "" for row, ok in zip(rows, whole.tolist())],
+                         index=frame.index, dtype=object)
+
     def decode_table(self) -> list[tuple[int, ...]]:
         """For each final class index, the class index of each head (rows of the product decode). profile: the
         mask competition's formula (imgcls.profiles.ProfileScheme), whose label order is the heads' product."""

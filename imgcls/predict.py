@@ -805,6 +805,16 @@ def model_target(spec: EnsembleSpec) -> str:
     return targets.pop() if len(targets) == 1 else "label"
 
 
+def product_truth(spec: EnsembleSpec, df: pd.DataFrame) -> pd.Series | None:
+    """--eval's truth for models of a product decode (train --heads multi --head-columns other than the profile's
+    mask,gender,age_band: classes '1_0'), which no column holds: the rows' head columns joined
+    (ModelMeta.product_truth); None for every other model (model_target's column is the truth)."""
+    if spec.combine == "profile":
+        return None
+    from imgcls.train.checkpoint import read_meta
+    return read_meta(spec.members[0].checkpoints[0]).product_truth(df)
+
+
 def check_eval_scorable(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray, part: str, target: str,
                         data) -> None:
     """--eval on rows none of which has a label the model knows (an unlabeled folder, DACON's test.csv, a CSV whose
@@ -1123,6 +1133,8 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
     if target != "label" and not (opts and opts.label_col):
         df = df.assign(label=(mf.nfc_classes(df[target].astype("string").fillna("").astype(object))
                               if target in df.columns else ""))
+    elif not (opts and opts.label_col) and (truth := product_truth(spec, df)) is not None:
+        df = df.assign(label=truth)     # a product decode's classes ('1_0'): its heads' columns, as train scored
     if as_template:     # no truth: no --eval hint, no label column in the probabilities
         df = df.assign(label="")
     # the template read and matched to the test rows now: a missing file or other ids fail before the model runs

@@ -415,14 +415,16 @@ def connections(monkeypatch) -> list:
 def make_tiny_run(run_dir: Path, classes=("a", "b", "c"), model: str = "test_efficientnet", img_size: int = 32,
                   multi: bool = False, seed: int = 0, folds: int = 0, val_rows: list | None = None,
                   val_quality: float = 0.0, target: str = "label", age_bands: list | None = None,
-                  decode_version: int | None = -1) -> Path:
+                  decode_version: int | None = -1, product: dict | None = None) -> Path:
     """A run folder as `imgcls train` writes it (best.pt with state_dict + meta, config.yaml, val_predictions.csv),
     with an untrained tiny timm network (seeded). `multi`: mask/gender/age_band heads decoded to 18 classes.
     `val_rows`: [(root, path, label)] for val_predictions.csv; `val_quality` in [0, 1] mixes the one-hot truth into
     random probabilities (1.0 = always right), so weight fitting has a better and a worse member. `target`: the
     column a single-head run predicts (`train --target`, ModelMeta.target). `age_bands`: the edges train recorded
     (ModelMeta.age_bands; None: an older checkpoint's missing record). `decode_version`: the decoding its images had
-    (ModelMeta.decode_version; -1: this imgcls's, as train records it; None: an older checkpoint without it)."""
+    (ModelMeta.decode_version; -1: this imgcls's, as train records it; None: an older checkpoint without it).
+    `product`: {head column: classes}, heads decoded to the product of their classes ('1_0'), as train --heads multi
+    --head-columns other than mask,gender,age_band."""
     import torch
     import yaml
     from imgcls.train.checkpoint import save_checkpoint
@@ -431,6 +433,11 @@ def make_tiny_run(run_dir: Path, classes=("a", "b", "c"), model: str = "test_eff
         heads = [{"name": "mask", "classes": ["0", "1", "2"]}, {"name": "gender", "classes": ["0", "1"]},
                  {"name": "age_band", "classes": ["0", "1", "2"]}]
         classes, decode = [str(i) for i in range(18)], "profile18"
+    elif product:
+        import itertools
+        heads = [{"name": c, "classes": [str(i) for i in range(k)]} for c, k in product.items()]
+        classes = ["_".join(map(str, t)) for t in itertools.product(*(range(k) for k in product.values()))]
+        decode = "product"
     else:
         classes = list(classes)
         heads, decode = [{"name": "label", "classes": classes}], "single"

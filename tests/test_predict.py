@@ -2494,6 +2494,29 @@ def test_eval_scores_the_column_the_model_predicts(tmp_path):
     assert "nothing to score" in said and "predicting" not in said and not (tmp_path / "pn").exists(), said
 
 
+def test_eval_truth_of_a_product_decode_run_is_its_head_columns_joined(tmp_path):
+    """A `train --heads multi --head-columns mask,gender` run predicts the classes 0_0 .. 2_1; --eval took the truth
+    from the data's `label` (the 18-class profile id, none of those classes) and refused every row as unlabelled.
+    The truth is the head columns joined, as train scored its validation rows."""
+    from imgcls import metrics
+    names = [f"t{i}.png" for i in range(12)]
+    for i, n in enumerate(names):
+        make_image(tmp_path / "test" / n, size=(40 + i, 36), seed=300 + i, kind="noise")
+    mask, gender = [i % 3 for i in range(12)], [(i // 3) % 2 for i in range(12)]
+    pd.DataFrame({"path": names, "label": [m * 6 + g * 3 for m, g in zip(mask, gender)], "mask": mask,
+                  "gender": gender}).to_csv(tmp_path / "test" / "labels.csv", index=False)
+    run = make_tiny_run(tmp_path / "runs" / "mg", product={"mask": 3, "gender": 2})
+    out = tmp_path / "p"
+    res = invoke("predict", run, "--data", tmp_path / "test" / "labels.csv", "--eval", "--out", out, "--workers", 0,
+                 "--probs-format", "csv")
+    assert res.exit_code == 0, res.output
+    ev = json.loads((out / "predict.json").read_text())["eval"]
+    pred = pd.read_csv(out / "probs.csv", dtype=str)["pred"]
+    classes = [f"{m}_{g}" for m in range(3) for g in range(2)]
+    want = metrics.scores(np.array([f"{m}_{g}" for m, g in zip(mask, gender)]), pred.to_numpy(), classes)
+    assert ev["n_images"] == 12 and ev["plain"]["macro_f1"] == pytest.approx(want["macro_f1"])
+
+
 def test_eval_truth_of_a_target_column_spelled_nfd_is_its_nfc_class(tmp_path):
     """--eval of a train --target run scores its column's values: the label is NFC in manifest.load, that column
     was read as written, so a test CSV spelling a Korean artist NFD (a macOS zip's) scored those rows as 'of a class
