@@ -701,6 +701,9 @@ def test_head_columns_choose_the_heads(tmp_path):
               for p in vp["path"]]
     assert vp["label"].tolist() == expect
     assert macro_f1(vp["label"], vp["pred"], meta["classes"]) == pytest.approx(metrics(run)["val_macro_f1"].max())
+    # the profile heads in another order decoded to names ('1_0_2'), no competition ids: refused up front
+    with pytest.raises(UserError, match="in the order mask,gender,age_band; give --head-columns mask,gender,age_band"):
+        TrainConfig(heads="multi", head_columns=["gender", "mask", "age_band"]).validate(registry=False)
     with pytest.raises(UserError, match="needs the label columns colour"):
         run_train(cfg_for(src, tmp_path, name="bad", heads="multi", head_columns=["mask", "colour"], epochs=1))
 

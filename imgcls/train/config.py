@@ -430,6 +430,13 @@ class TrainConfig:
         if self.sampler == "weighted" and self.oversample_target() is not None:     # auto yields, a typed target not
             raise UserError("--oversample and --sampler weighted both rebalance the classes (repeats vs draws with "
                             "replacement); use one of them")
+        cols = list(self.head_columns)
+        if self.heads == "multi" and sorted(cols) == sorted(PROFILE_HEADS) and cols != list(PROFILE_HEADS):
+            # another order of the profile heads decoded to the product of their classes ('1_0_2'): no
+            # competition class ids, so predict --format mask / a sample submission refused the finished run
+            raise UserError(f"--head-columns {','.join(cols)}: the profile heads decode to the competition's 18 "
+                            f"classes (mask*6 + gender*3 + age_band) in the order {','.join(PROFILE_HEADS)}; give "
+                            f"--head-columns {','.join(PROFILE_HEADS)} (and --head-weights in that order)")
         if self.heads == "multi" and self.head_weights and len(self.head_weights) != len(self.head_columns):
             # one weight per head (--head-columns): refused here, not once the images are decoded and the run
             # folder made (a run folder left behind, 'stopped 0/1' in imgcls runs)
