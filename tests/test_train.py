@@ -821,6 +821,21 @@ def test_a_class_with_no_validation_rows_is_named_with_how_it_counts(tmp_path, c
     assert mx.without_rows_note(np.array([0, 1, 2]), ["a", "b", "rare"]) == ""      # every class validates: silent
 
 
+def test_a_class_with_validation_rows_and_no_training_rows_is_named(tmp_path, capsys):
+    """A hand-made split (or --target age, whose values follow the people split keeps apart) put every image of a
+    class in val: the model never learnt it and its validation images were always wrong, without a word."""
+    from imgcls import manifest as mf
+    src = make_image_folder(tmp_path / "raw", {"a": 8, "b": 8, "new": 3}, size=(40, 40))
+    df = mf.load(src)
+    df["split"] = np.where((df["label"] == "new") | (np.arange(len(df)) % 4 == 0), "val", "train")
+    mf.write(df, tmp_path / "splits.csv")
+    run = run_train(cfg_for(tmp_path / "splits.csv", tmp_path, name="nt", epochs=1))
+    want = ("1 of 3 classes have validation rows but no training rows (new): the model never learns them, so their 3 "
+            "validation images are always predicted wrong")
+    assert want in " ".join(capsys.readouterr().err.split())
+    assert want in " ".join((run / "train.log").read_text().split())
+
+
 def test_oversample_auto_says_why_it_is_off(two_class, tmp_path, capsys):
     """--oversample auto (the default) yields to another rebalancing option: train.log and the terminal say which."""
     for name, kw, why in (("w", {"sampler": "weighted"}, "--sampler weighted rebalances the classes"),

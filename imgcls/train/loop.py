@@ -370,6 +370,18 @@ class Trainer:
                                              len(meta.classes))
             if note:
                 self.log(note)
+            # classes of validation rows and no training row (a hand-made split; a --target column whose values
+            # follow the people, such as `age`): never learnt, their validation images always wrong. A class of
+            # one image is said by the data notes (single_image_classes)
+            trained = np.bincount(self.train_final, minlength=len(meta.classes))
+            validated = np.bincount(self.data.final[self.data.val_idx], minlength=len(meta.classes))
+            never = (trained == 0) & (validated > 1)
+            untrained = [meta.classes[c] for c in np.flatnonzero(never)]
+            if untrained:
+                self.log(f"{len(untrained)} of {len(meta.classes)} classes have validation rows but no training "
+                         f"rows ({shown(untrained, 12)}): the model never learns them, so their "
+                         f"{int(validated[never].sum())} validation images are always predicted wrong; "
+                         f"put some of their images (people) in training")
             if self.goals is not None:
                 have = np.bincount(self.counted, minlength=len(self.goals))   # images, or groups (--dup-weight)
                 grown = [f"{meta.classes[c]} {have[c]}->{g}" for c, g in enumerate(self.goals) if g > have[c]]
