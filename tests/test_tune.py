@@ -512,9 +512,10 @@ def test_median_pruner_options_with_another_pruner_are_refused(data, tmp_path, s
     none they were taken silently and did nothing. One line naming them, before the study opens."""
     r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--model", "test_resnet",
                                  "--no-pretrained", "--out", str(tmp_path / "tune"), "--pruner", pruner, *extra])
-    names = " and ".join(f for f in extra if f.startswith("--"))
+    flags = [f for f in extra if f.startswith("--")]
+    verb = "acts" if len(flags) == 1 else "act"        # "--prune-startup acts", "--prune-startup and ... act"
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
-    assert f"{names} act only with --pruner median, not {pruner}" in r.output, r.output
+    assert f"{' and '.join(flags)} {verb} only with --pruner median, not {pruner}" in r.output, r.output
     assert not (tmp_path / "tune").exists()
 
 
@@ -522,8 +523,9 @@ def test_median_pruner_options_with_another_pruner_are_refused(data, tmp_path, s
 def test_median_pruner_options_from_python_with_another_pruner_are_refused(data, tmp_path, space, given):
     """The same refusal from Python: run_tune(TuneConfig(pruner='hyperband', prune_startup=5)) ran the study with
     the value doing nothing, as the check read only the flags typed on the command line."""
-    with pytest.raises(UserError, match=r"--prune-startup( and --prune-warmup)? act only with --pruner median, not "
-                                        r"hyperband.*\(Python: prune_startup="):
+    said = "--prune-startup acts" if len(given) == 1 else "--prune-startup and --prune-warmup act"
+    with pytest.raises(UserError, match=re.escape(said) + r" only with --pruner median, not hyperband.*\(Python: "
+                                        r"prune_startup="):
         run_tune(tune_cfg(data, tmp_path, space, pruner="hyperband", **given))
     assert not (tmp_path / "tune").exists()
 

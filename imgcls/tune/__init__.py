@@ -774,8 +774,9 @@ def _refuse_idle_prune_options(cfg: TuneConfig, given: list[str]) -> None:
     idle = [k for k in MEDIAN_PRUNER_OPTIONS if k in given]
     if idle:
         names = " and ".join("--" + k.replace("_", "-") for k in idle)
-        raise UserError(f"{names} act only with --pruner median, not {cfg.pruner}: drop "
-                        f"{'it' if len(idle) == 1 else 'them'}, or use --pruner median (Python: "
+        one = len(idle) == 1
+        raise UserError(f"{names} {'acts' if one else 'act'} only with --pruner median, not {cfg.pruner}: drop "
+                        f"{'it' if one else 'them'}, or use --pruner median (Python: "
                         f"{', '.join(f'{k}=' for k in idle)}, pruner=)")
 
 
