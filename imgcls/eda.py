@@ -375,7 +375,8 @@ def run_eda(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAU
             ) -> dict:
     """Scan a dataset and write plots, report.html, summary.json and the scanned manifest.csv under `out`; returns
     the summary (summary.json's dict: n_images, classes, imbalance_ratio, exact_duplicate_groups,
-    exact_duplicate_images, cross_class_duplicate_groups, ...).
+    exact_duplicate_images, cross_class_duplicate_groups, ...), of the rows later steps use: clean's keep=false rows
+    are left out of every number and plot, their count is `set_aside_by_clean` (manifest.csv keeps every row).
     `test`: the competition's test images, compared with the dataset (compare_test; summary["test"]). `src` None:
     refused as a bare `imgcls eda` is, naming what to give (pipeline.given_input)."""
     check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
@@ -395,6 +396,8 @@ def run_eda(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAU
     # files not there: listed in the report, then refused; a CSV's `group` column not said (eda splits nothing)
     df = mf.load(src, opts, scan=False, require_found=False, groups_matter=False)
     layout = mf.layout_read(df)
+    if not mf.kept(df).all():       # clean's output (or a later step's): counted as split and train use it
+        info(set_aside_line(df))
     empty_classes = empty_class_folders_read(df)     # the folder read's (warned of there)
     mf.warn_unlabeled(df, src)
     test_df = mf.load(test, mf.LayoutOptions(), scan=False, require_found=False, groups_matter=False) \
@@ -411,8 +414,13 @@ def run_eda(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAU
         test_df = mf.scan_images(test_df, workers=workers, max_pixels=max_pixels, require=False)
     if replaced:        # outputs/eda every run (or what a run stopped among its renames placed): say what goes
         info(replacing_line(out, "an earlier eda output"))
-    dups = exact_duplicate_groups(df)            # summary.json counts them, report.html lists them
-    summary = summarize(df, dups)
+    # every number, plot and sample is of the rows later steps use: clean's keep=false rows are counted apart
+    # (manifest.csv keeps every row, as read)
+    used = df[mf.kept(df)]
+    dups = exact_duplicate_groups(used)            # summary.json counts them, report.html lists them
+    summary = summarize(used, dups)
+    if len(used) < len(df):
+        summary["set_aside_by_clean"] = int(len(df) - len(used))
     summary.update(source=str(src), seed=seed, **mf.scan_record())
     if Path(src).is_dir() and layout == "folder":    # read_folder warned of them (under the folder read: data/images)
         summary["empty_class_folders"] = empty_classes
@@ -423,26 +431,26 @@ def run_eda(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAU
     # that placed its set while this run waited is the earlier one)
     with output_set(out, "eda", earlier=lambda: earlier_files(out), temps=True) as written:
         stage = written.stage
-        profile = "age" in df.columns and len(mf.readable(df))
+        profile = "age" in used.columns and len(mf.readable(used))
         if profile:             # before the class plots, which name what the class ids mean
-            summary.update(profile_meanings(df, opts.age_bands, summary["classes"]))
+            summary.update(profile_meanings(used, opts.age_bands, summary["classes"]))
         plots = {"class_counts": plot_class_counts(summary, stage / PLOTS["class_counts"]) if summary["classes"]
                  else None,
-                 "sizes": plot_size_heatmap(df, stage / PLOTS["sizes"]),
-                 "aspect": plot_aspect_ratio(df, stage / PLOTS["aspect"])}
+                 "sizes": plot_size_heatmap(used, stage / PLOTS["sizes"]),
+                 "aspect": plot_aspect_ratio(used, stage / PLOTS["aspect"])}
         if profile:
-            plots["attributes"] = plot_attributes(df, stage / PLOTS["attributes"], opts.age_bands)
+            plots["attributes"] = plot_attributes(used, stage / PLOTS["attributes"], opts.age_bands)
         if test_df is not None:
-            summary["test"] = compare_test(df, test_df, seed, max_pixels)
+            summary["test"] = compare_test(used, test_df, seed, max_pixels)
             summary["test"]["source"] = str(test)
-            plots["test_sizes"] = plot_train_test_sizes(df, test_df, stage / PLOTS["test_sizes"])
+            plots["test_sizes"] = plot_train_test_sizes(used, test_df, stage / PLOTS["test_sizes"])
             say_test_findings(summary["test"])
-        grids = plot_sample_grids(df, stage, seed, samples_per_class, max_pixels, summary.get("class_meanings")) \
-            if len(mf.readable(df)) else []
+        grids = plot_sample_grids(used, stage, seed, samples_per_class, max_pixels,
+                                  summary.get("class_meanings")) if len(mf.readable(used)) else []
         write_table(duplicates_table(dups), stage / DUPLICATES_NAME)
         summary["exact_duplicates_file"] = DUPLICATES_NAME
         write_json(stage / EDA_SUMMARY, summary)
-        write_report(stage / REPORT_HTML, summary, df, plots, grids, dups)
+        write_report(stage / REPORT_HTML, summary, used, plots, grids, dups)
         mf.write(df, written.beside(mf.MANIFEST_NAME))     # its image roots relative to where it will lie
     with interruption_leaves(all_placed(out)):      # the set is in place: a stop from here on leaves it whole
         if not is_quiet():
@@ -453,6 +461,17 @@ def run_eda(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAU
     return summary
 
 
+
+
+def set_aside_line(df: pd.DataFrame) -> str:
+    """The one line saying how many rows clean set aside (keep=false, mf.kept: the rows split and train skip), by
+    its `reason`, and that eda counts the rest."""
+    aside = ~mf.kept(df)
+    why = df.loc[aside, "reason"].fillna("").astype(str).str.strip() if "reason" in df.columns else pd.Series("")
+    reasons = why[why != ""].value_counts()
+    said = f": {', '.join(f'{n} {r}' for r, n in reasons.items())}" if len(reasons) else ""
+    return (f"clean set aside {int(aside.sum())} of {plural(len(df), 'row')} (keep=false{said}); eda counts the "
+            f"{plural(int((~aside).sum()), 'row')} later steps use")
 
 
 def earlier_files(out: Path) -> set[str]:
@@ -665,7 +684,10 @@ def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids
                  dups: list[dict]) -> Path:
     """report.html; `dups`: exact_duplicate_groups(df), as summarize counted them."""
     overview = report.key_values([
-        ("source", summary["source"]), ("images", summary["n_images"]), ("readable", summary["n_readable"]),
+        ("source", summary["source"]), ("images", summary["n_images"]),
+        *([("rows set aside by clean (keep=false), not counted here", summary["set_aside_by_clean"])]
+          if summary.get("set_aside_by_clean") else []),
+        ("readable", summary["n_readable"]),
         ("unreadable", summary["n_errors"]), ("classes", summary["n_classes"]),
         ("imbalance (max/min)", imbalance_text(summary["imbalance_ratio"], summary["n_classes"])),
         *([("of the images, oversampled copies (augmented_from)", summary["oversampled_copies"]),
@@ -727,6 +749,8 @@ def print_summary(summary: dict) -> None:
         row(k, str(v), (meanings or {}).get(k, ""))
     t.add_section()
     row("total readable", str(summary["n_readable"]), style="bold")
+    if summary.get("set_aside_by_clean"):
+        row("set aside by clean (keep=false)", str(summary["set_aside_by_clean"]))
     if summary.get("oversampled_copies"):
         row("of them oversampled copies (augmented_from)", str(summary["oversampled_copies"]))
     row("unreadable", str(summary["n_errors"]))

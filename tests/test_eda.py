@@ -98,6 +98,36 @@ def test_oversampled_copies_are_said_and_the_imbalance_is_the_originals(tmp_path
     assert "oversampled_copies" not in eda.summarize(df.drop(columns="augmented_from"))
 
 
+def test_rows_clean_set_aside_are_not_counted_and_are_said_in_one_line(tmp_path):
+    """`clean data/raw && eda data/clean` counted the rows clean set aside (keep=false): people 24 and total
+    readable 120 where split and train use 23; of an oversampled set `originals` counted them too. eda now counts the
+    rows later steps use (mf.kept), says in one line how many clean set aside, and keeps every row in manifest.csv."""
+    root = make_image_folder(tmp_path / "raw", {"a": 6, "b": 3})
+    shutil.copyfile(root / "a" / "000.png", root / "a" / "000_twin.png")
+    for k in range(2):                          # b: 3 images + 2 copies, as preprocess --oversample writes them
+        shutil.copyfile(root / "b" / f"{k:03d}.png", root / "b" / f"{k:03d}__os1.png")
+    df = mf.load(root, scan=True)
+    df["augmented_from"] = [p.replace("__os1", "") if "__os1" in p else "" for p in df["path"]]
+    aside = df["path"].isin(["a/000_twin.png", "a/001.png"])
+    df["keep"] = ~aside
+    df["reason"] = ["exact_duplicate" if p == "a/000_twin.png" else "out_of_domain" if a else ""
+                    for p, a in zip(df["path"], aside)]
+    mf.write(df, tmp_path / "clean" / mf.MANIFEST_NAME)
+    r = runner.invoke(app, ["eda", str(tmp_path / "clean"), "--out", str(tmp_path / "eda"), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert ("clean set aside 2 of 12 rows (keep=false: 1 exact_duplicate, 1 out_of_domain); eda counts the 10 rows "
+            "later steps use") in " ".join(r.output.split()), r.output
+    s, manifest, report = read_outputs(tmp_path / "eda")
+    assert s["classes"] == {"a": 5, "b": 5} and s["n_images"] == s["n_readable"] == 10
+    assert s["set_aside_by_clean"] == 2
+    assert s["exact_duplicate_groups"] == 2      # b's copies; a's twin, set aside, is none
+    assert s["originals"] == {"a": 5, "b": 3} and s["imbalance_ratio_originals"] == pytest.approx(5 / 3)
+    assert "rows set aside by clean (keep=false), not counted here" in report
+    assert len(manifest) == 12                   # every row read, as read
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in r.output.splitlines()]
+    assert ["set aside by clean (keep=false)", "2"] in rows and ["total readable", "10"] in rows, rows
+
+
 def test_the_imbalance_ratio_reads_the_same_on_screen_in_the_report_and_the_figure(tmp_path, monkeypatch):
     """eda showed one imbalance ratio three ways: 1.575 in summary.json, 1.57 in report.html, 1.6 on screen and
     in the class-count figure's title. eda.ratio_text owns its text (3 significant digits) for all three."""
