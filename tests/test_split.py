@@ -534,6 +534,40 @@ def test_check_fix_balance_of_a_table_split_by_another_column(tmp_path):
         assert bal["n_classes"] == 2 and {r["class"] for r in bal["worst"]} == {"a", "b"}, (name, bal)
 
 
+def test_check_fix_measures_the_balance_against_the_shares_the_split_asked_for(tmp_path):
+    """`split SRC --val 0.2; split --check splits.csv --fix --out f.csv` measured the class shares against the
+    table's own observed shares (0.79 / 0.21), not the 0.8 / 0.2 asked: the same table read a 1.7% gap when made and
+    0.7% under --check. The targets are the shares typed (--val), else those split recorded beside the table, else
+    the table's own, said in one line."""
+    src = make_image_folder(tmp_path / "raw", {"cat": 13, "dog": 10}, size=(16, 16))
+    shutil.copy(src / "cat" / "000.png", src / "dog" / "copy_of_cat000.png")   # a leak to plant, for --fix
+    table = tmp_path / "splits.csv"
+    r = runner.invoke(app, ["split", str(src), "--out", str(table), "--val", "0.2", "--no-near-dup", "-q"])
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(table, dtype=str, keep_default_na=False)
+    observed = float((df["split"] == "val").mean())
+    assert round(observed, 4) != 0.2, observed          # whole rows: the table's own share is not the one asked
+    pair = df["path"].isin(["cat/000.png", "dog/copy_of_cat000.png"])
+    df.loc[df["path"] == "dog/copy_of_cat000.png", "split"] = {"train": "val", "val": "train"}[
+        df.loc[pair, "split"].iloc[0]]
+    df.to_csv(table, index=False)
+    for name, extra in (("recorded", []), ("typed", ["--val", "0.25"])):
+        r = runner.invoke(app, ["split", "--check", str(table), "--no-near-dup", "--fix", "--out",
+                                str(tmp_path / f"{name}.csv"), *extra])
+        assert r.exit_code == 0 and "own shares" not in r.output, r.output
+        targets = json.loads((tmp_path / f"{name}_summary.json").read_text())["balance"]["targets"]
+        assert targets == ({"train": 0.8, "val": 0.2} if name == "recorded" else {"train": 0.75, "val": 0.25})
+    shutil.copy(table, tmp_path / "alone.csv")          # no summary beside it: its own shares, said
+    r = runner.invoke(app, ["split", "--check", str(tmp_path / "alone.csv"), "--no-near-dup", "--fix", "--out",
+                            str(tmp_path / "inferred.csv")])
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.output.split())
+    assert "the balance targets for val are alone.csv's own shares (val 0." in said.replace(str(tmp_path) + "/", "")
+    assert "give --val F to measure against them" in said, r.output       # no test rows: no test asked for
+    targets = json.loads((tmp_path / "inferred_summary.json").read_text())["balance"]["targets"]
+    assert targets["val"] != 0.2 and targets["train"] + targets["val"] == pytest.approx(1)
+
+
 def test_check_fix_leaves_the_callers_split_config_as_given(tmp_path):
     """run_check(FILE, OUT, cfg, fix=True) wrote the checked table's own fractions into the caller's SplitConfig (val,
     test; a k-fold table's folds) for its balance table: a notebook's next run_split(SRC, cfg=cfg) split at the

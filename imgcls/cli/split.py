@@ -56,7 +56,7 @@ def split(src: OptSrc = None,
         if check is not None:
             if src is not None:
                 raise UserError("--check FILE checks an existing split; give either SRC or --check, not both")
-            sp.run_check(check, out, config, fix=fix, workers=workers)
+            sp.run_check(check, out, config, fix=fix, workers=workers, given=cfg.given)
             return
         if fix:
             raise UserError("--fix goes with --check FILE (a new split never has leaks: linked images are kept "

@@ -15,7 +15,7 @@ from imgcls import profiles
 from imgcls.console import all_placed, cache_reuse, info, interruption_leaves, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_file_name_encoding, check_not_replacing, check_output_location, check_writable
-from imgcls.options import PATH, SRC_PATH, check_arguments, python_too
+from imgcls.options import PATH, SRC_PATH, check_arguments, python_too, set_options
 from imgcls.outputs import (output_set, own_earlier_files, placing_journal, read_yaml, refuse_other_output,
                             refuse_users_files, replacing_line, split_outputs)
 from imgcls.parallel import ParallelOptions, check_workers
@@ -367,10 +367,11 @@ def _write_set(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, lea
 
 
 def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
-              workers: int = ParallelOptions.workers) -> pd.DataFrame:
+              workers: int = ParallelOptions.workers, given: set[str] | None = None) -> pd.DataFrame:
     """`imgcls split --check FILE [--fix]`: find leaks in an existing split; with fix, move and write to out. The
-    caller's `cfg` is left as given (the fixed table's balance is reported against the file's own fractions, set on
-    a copy)."""
+    fixed table's balance is reported against the shares its split asked for (_requested_shares): `given` names
+    the cfg fields typed (the CLI's --val / --test; None: those not at their default), else the split's recorded
+    ones, else the file's own. The caller's `cfg` is left as given (the targets are set on a copy)."""
     check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
     check_arguments("run_check", cfg=(cfg, SplitConfig))
     cfg = copy.deepcopy(cfg) if cfg is not None else SplitConfig()
@@ -433,20 +434,45 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     info(f"--fix: moved {moved} row(s) so that each linked group sits on one side; {len(remaining)} leak(s) left")
     out = Path(out) if out is not None else file
     notes = [f"--check {file} --fix moved {moved} row(s); {len(leaks)} leak(s) before, {len(remaining)} after"]
-    # the targets of the balance table: the file's own overall fractions (its settings are not recorded in it)
-    used = sides(fixed) != ""
-    cfg.test = float((fixed.loc[used, "split"] == "test").mean())
+    # the targets of the balance table: the shares the split asked for (_requested_shares); the folds the table has
     if has_folds(fixed):
         cfg.folds = max(2, len(fold_ids(fixed)))       # the folds it has: a gap (0, 2, 3) is no empty fold
     else:
         cfg.folds = None
-        cfg.val = float((fixed.loc[used, "split"] == "val").mean())
+    _requested_shares(cfg, file, fixed, set_options(cfg, ("val", "test")) if given is None else given)
     # units kept in train before a draw (kept_in_train) leave the shares, as for a new split (its units too)
     summary = summarize(fixed, cfg, notes, remaining, balance_units(fixed, group_col, near),
                         class_col=class_column(fixed, _stratify_of(cfg, file)))
     fixed = mf.as_written(fixed)    # what is returned is the table written, in its column order
     _finish(fixed, out, cfg, summary, remaining)
     return fixed
+
+
+def _requested_shares(cfg: SplitConfig, file: Path, table: pd.DataFrame, given) -> None:
+    """Set `cfg`'s val / test (the balance table's targets) to the shares the checked table's split asked for: each
+    typed (`given`: --val / --test), else recorded by split in the summary beside `file` (its config), else the
+    table's own share of the rows it splits, said in one line: a split's own table measured against its observed
+    0.79 / 0.21 read a 1.7% gap as 0.7%."""
+    made = read_yaml(split_outputs(file)["summary"]).get("config")
+    made = made if isinstance(made, dict) else {}
+    used = sides(table) != ""
+    names = ("test",) if cfg.folds else ("val", "test")     # a k-fold table's val is its fold 0
+    inferred = []
+    for k in names:
+        if k in given:
+            continue
+        recorded = made.get(k)      # split records test always, val for a holdout
+        if isinstance(recorded, (int, float)) and not isinstance(recorded, bool) and 0 <= recorded < 1:
+            setattr(cfg, k, float(recorded))
+        else:
+            setattr(cfg, k, float((table.loc[used, "split"] == k).mean()))
+            if getattr(cfg, k):     # a table with no test rows asked for none: nothing to say of it
+                inferred.append(k)
+    cfg.validate()      # a typed --val with a recorded --test: their sum below 1 still
+    if inferred:
+        info(f"--check: the balance targets for {' and '.join(inferred)} are {file}'s own shares ("
+             + ", ".join(f"{k} {getattr(cfg, k):.3g}" for k in inferred) + f"): no split summary beside it records "
+             f"the shares asked for; give {' '.join(f'--{k} F' for k in inferred)} to measure against them")
 
 
 def _stratify_of(cfg: SplitConfig, file: Path) -> list[str]:
