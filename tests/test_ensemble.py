@@ -1227,3 +1227,21 @@ def test_a_plain_run_named_fold_0_is_a_member_named_fold_0_not_a_fold_of_its_par
     (plain / "fold_0" / "last.pt").touch()
     assert member_name(plain / "fold_0" / "last.pt") == "fold_0.last"
     assert member_name(kf / "fold_0") == "KF.fold_0"
+
+
+def test_members_of_one_name_are_named_apart_by_their_folders(tmp_path, monkeypatch):
+    """Names were made unique only where they clashed: runs a/x b/x c/x_1 became x_0, x_1, x_1 (two members of one
+    name in spec.yaml), and two studies' trial_0000 became trial_0000_0 / trial_0000_1, which says nothing. A
+    clashing name gets the folders above its run until it is unique."""
+    from imgcls.ensemble.spec import member_from_run, unique_member_names
+    rows = _val_rows(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    for i, p in enumerate(("runs/a/x", "runs/b/x", "runs/c/x_1", "tune/s1/trial_0000", "tune/s2/trial_0000")):
+        make_tiny_run(tmp_path / p, seed=i, val_rows=rows)
+    res = runner.invoke(app, ["ensemble", "runs/a/x", "runs/b/x", "runs/c/x_1"])
+    assert res.exit_code == 0, res.output
+    ens = tmp_path / "outputs" / "ensembles" / "soft-a.x+b.x+x_1"
+    assert [m.name for m in load_spec(ens).members] == ["a.x", "b.x", "x_1"], res.output
+    members = [member_from_run(p) for p in ("tune/s1/trial_0000", "tune/s2/trial_0000")]
+    unique_member_names(members)
+    assert [m.name for m in members] == ["s1.trial_0000", "s2.trial_0000"]

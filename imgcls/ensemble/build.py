@@ -12,7 +12,8 @@ import pandas as pd
 from imgcls.console import all_placed, info, interruption_leaves, loading, status, warn
 from imgcls.ensemble.config import EnsembleConfig
 from imgcls.ensemble.spec import (SCORED_ROWS_FILES, EnsembleSpec, check_same_classes, ensemble_folder,
-                                  member_folders, member_from_run, read_oof, scored_rows)
+                                  member_folders, member_from_run, read_oof, scored_rows,
+                                  unique_member_names)
 from imgcls.ensemble.files import write_ensemble_files
 from imgcls.ensemble.table import print_scores
 from imgcls.ensemble.profile import build_profile, member_meta
@@ -84,10 +85,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     given_w = None                      # a typo or a count that does not match is named before anything is read
     if typed and combine != "profile":
         given_w = parse_weights(typed, len(members), "auto or comma-separated numbers, e.g. 0.6,0.4")
-    names = [m.name for m in members]
-    for i, m in enumerate(members):      # unique names (two runs called the same in different folders)
-        if names.count(m.name) > 1:
-            m.name = f"{m.name}_{i}"
+    unique_member_names(members)       # two runs called the same in different folders
     out_typed = out is not None
     name, out = ensemble_folder(out, name, members, method, combine, typed)
     check_output_not_source(out, member_folders(members))

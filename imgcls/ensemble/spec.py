@@ -108,6 +108,42 @@ def member_name(run: Path) -> str:
     return path.name + suffix
 
 
+def _name_root(run: Path) -> Path:
+    """The file or folder whose name member_name's name ends with (a fold's: its set; a best.pt's: its run); the
+    folders above it tell two members of one name apart (unique_member_names)."""
+    path = Path(os.path.abspath(run))
+    if path.is_file() and path.name in (BEST_PT, LAST_PT):
+        path = path.parent
+    if fold_set(path) is not None:
+        return path.resolve().parent
+    return path
+
+
+def unique_member_names(members: Sequence[Member]) -> None:
+    """Names the members apart where member_name gives two the same (runs x of two folders, trial_0000 of two
+    studies): each clashing name gets the folders above its run, one at a time, until it is unique (a/x and b/x
+    are a.x and b.x, s1/trial_0000 and s2/trial_0000 s1.trial_0000 and s2.trial_0000; '.' as a fold's set.fold_K,
+    since a name is a folder name too); names that no folder tells apart get _1, _2, ... not taken by another."""
+    names = [m.name for m in members]
+    above = [[p.name for p in _name_root(m.run).parents if p.name] for m in members]
+    depth = [0] * len(members)
+    while True:
+        clashing = [i for i, n in enumerate(names) if names.count(n) > 1 and depth[i] < len(above[i])]
+        if not clashing:
+            break
+        for i in clashing:
+            names[i] = f"{above[i][depth[i]]}.{names[i]}"
+            depth[i] += 1
+    for i, n in enumerate(names):
+        if names.count(n) > 1 and names.index(n) != i:
+            k = 1
+            while f"{n}_{k}" in names:
+                k += 1
+            names[i] = f"{n}_{k}"
+    for m, n in zip(members, names):
+        m.name = n
+
+
 def warn_unfinished(run: Path, checkpoint: Path) -> None:
     """One warning line where the run (or fold) of `checkpoint` has not finished: imgcls train is training it now
     (warn_training_now), or its training stopped before its epochs (a Ctrl-C, a crash): its checkpoint is then a
