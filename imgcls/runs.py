@@ -65,9 +65,11 @@ IGNORED_IN_CHANGED = ("model", "img_size", "src", "gpu_aug_used") + HOW_IT_RAN
 
 # a row that is not a finished run: a train process holds its folder's lock now (RunLock.held); Optuna pruned the
 # tune trial, or it failed (its study's trials.csv); it ended before its epochs, or a k-fold set before its last fold
-# (Ctrl-C, a crash) and nothing holds it; its loss diverged (NaN): its saved probabilities are NaN, it has no score
+# (Ctrl-C, a crash) and nothing holds it; its loss diverged (NaN): its saved probabilities are NaN, it has no score;
+# a finished k-fold set a fold's checkpoint (or folder) was removed from since: predict and ensemble refuse it
 RUNNING, STOPPED, PRUNED, FAILED, DIVERGED = "running", "stopped", "pruned", "failed", "diverged"
-STATES = (RUNNING, STOPPED, PRUNED, FAILED, DIVERGED)
+FOLD_MISSING = "fold missing"
+STATES = (RUNNING, STOPPED, PRUNED, FAILED, DIVERGED, FOLD_MISSING)
 TRIAL_STATES = {"pruned": PRUNED, "fail": FAILED}       # trials.csv's state (imgcls/tune/report.py) -> ours
 
 
@@ -348,6 +350,10 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
     if run.history is not None and "epoch_seconds" in run.history.columns:
         run.seconds = float(run.history["epoch_seconds"].sum())
     run.state, run.progress = run_state(path, cfg, folds)
+    if run.state == FOLD_MISSING:       # its out-of-fold score is over rows of a fold it no longer has
+        run.val_macro_f1, run.val_acc, run.per_class, run.best_epoch, run.n_val = (float("nan"), float("nan"), None,
+                                                                                   None, 0)
+        run.row_keys = run.row_paths = None
     if scored is not None and nan_probability_rows(scored) and run.state != RUNNING:
         # its loss diverged: argmax of NaN predicted the first class everywhere, a score of nothing (not ranked),
         # nor a best epoch (NaN chose it) nor rows it was scored on
@@ -492,6 +498,16 @@ def _fold_state(folder: Path, epochs: int | None, early_stop: bool) -> tuple[boo
     return finished, progress
 
 
+def _folds_gone(path: Path) -> list[str]:
+    """The folds a finished k-fold set's OOF_SCORE names that are gone since: the fold's folder, or its best.pt
+    beside another fold's, as predict and ensemble refuse the set (train.rundir.check_kfold_finished); a set none
+    of whose folds has a best.pt (tune --keep removed them, deleted_by_tune) is said by them apart."""
+    from imgcls.run_names import fold_dir
+    planned = [fold_dir(path, k) for k in planned_folds(path) or []]
+    some = any((d / BEST_PT).is_file() for d in planned)
+    return [d.name for d in planned if not d.is_dir() or (some and not (d / BEST_PT).is_file())]
+
+
 def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, str]:
     """(state, progress) of a run folder (see STATES; state blank: finished, or not known). Evidence, in order: the
     folder's lock (running), its tune study's trials.csv (pruned, failed, complete; failed by Ctrl-C / SIGTERM, its
@@ -519,11 +535,14 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
         progress = f"folds done {n_done}/{len(planned)}" if planned else f"folds done {n_done}"
         part = next((f"{name} {p}" for name, f, p in states if not f), "")     # stopped, or not known to have
         # finished: its epochs as a single run's cell reads them ('4/10', '?/6')
-        progress += f", {part}" if part else ""
+        gone = _folds_gone(path) if finished else []
+        progress += f", {part}" if part else (f", {', '.join(gone)} gone" if gone else "")
     else:
         finished, progress = _fold_state(path, epochs, early_stop)
     if RunLock.held(path):
         return RUNNING, progress
+    if (cfg.get("folds") or folds) and finished and _folds_gone(path):
+        return FOLD_MISSING, progress
     record = trial_record(path) or {}
     recorded = record.get("state", "")      # a trial Optuna recorded as still running: by its folder (its process
     if recorded == "fail":                  # is gone: no lock)
@@ -856,7 +875,8 @@ STATE_NOTE = (f"epochs: done, of a finished run ('4/10, early stop': train's ear
               f"not known whether it finished (an early stop) or stopped (its last.pt gone); "
               f"'{STOPPED} 2/6': not finished, 2 of its 6 epochs done, and "
               f"nothing trains it ({RUNNING}: a train holds it now; {PRUNED} / {FAILED}: a tune trial Optuna pruned / "
-              f"that failed; {DIVERGED}: its loss went NaN, no score); '{UNKNOWN}/6': its epochs done not known "
+              f"that failed; {DIVERGED}: its loss went NaN, no score; {FOLD_MISSING}: a finished k-fold set a fold was "
+              f"removed from, no score, predict refuses it); '{UNKNOWN}/6': its epochs done not known "
               f"(its {METRICS_CSV} malformed or gone, and "
               f"no {LAST_STATE} beside its {LAST_PT}); a k-fold set: its folds done and where the next one got")
 

@@ -717,6 +717,25 @@ def test_a_k_fold_set_names_a_fold_not_known_to_have_finished(outputs):
     assert got["runs/kf"] == ("", "folds done 2/2")
 
 
+def test_a_finished_k_fold_set_a_fold_was_removed_from_is_fold_missing_with_no_score(outputs):
+    """`rm -rf RUN/fold_1` on a finished k-fold set: runs still showed its out-of-fold score (over the removed fold's
+    rows too), "folds done 1/2" and no state, while predict and ensemble refuse the set. It is `fold missing`,
+    naming the fold, with no score; a fold's best.pt removed beside another's is the same."""
+    kf = outputs / "runs" / "kf"
+    for k in range(2):
+        (kf / f"fold_{k}" / "best.pt").write_bytes(b"")        # found by its name; never read
+    before = {r.name: r for r in find_runs(outputs)}["runs/kf"]
+    assert before.state == "" and before.n_val == 4 and np.isfinite(before.val_macro_f1)
+    shutil.rmtree(kf / "fold_1")
+    run = {r.name: r for r in find_runs(outputs)}["runs/kf"]
+    assert (run.state, run.progress) == ("fold missing", "folds done 1/2, fold_1 gone")
+    assert np.isnan(run.val_macro_f1) and run.n_val == 0 and run.row_keys is None
+    r = CliRunner().invoke(app, ["runs", str(outputs)])
+    assert r.exit_code == 0 and "fold missing" in r.stdout, r.output
+    fake_run(kf / "fold_1", "resnet10t", [("a", "a"), ("b", "b")], epochs=2)      # back, but without its best.pt
+    assert {r.name: r for r in find_runs(outputs)}["runs/kf"].state == "fold missing"
+
+
 def test_a_filter_nothing_matches_says_how_many_runs_exist(outputs, tmp_path):
     """`imgcls runs --filter X` with no match printed '0 run(s) under outputs', exit 0, which reads as 'there are no
     runs'; the title now says how many runs there are and that none matched (and, with matches, how many of how
