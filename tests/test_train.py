@@ -2672,6 +2672,31 @@ def test_a_resumed_kfold_set_given_its_moved_data_records_the_new_path_everywher
     assert [(d / "config.yaml").read_text() for d in (run, run / "fold_0", run / "fold_1")] == before
 
 
+def test_a_renamed_run_resumed_records_its_folder_now_so_its_config_trains_no_run_of_the_old_name(tmp_path):
+    """`mv runs/kf runs/kf2; train --resume runs/kf2` left config.yaml's `name: kf` (the set's and its folds'), so
+    `train --config runs/kf2/config.yaml` trained into a new runs/kf. The resumed run records the folder it is in
+    now, in every record, said in train.log; its config then names its own folder, which train refuses to train
+    over, as it does for a run never renamed."""
+    import shutil
+    from imgcls import manifest as mf
+    df = mf.load(make_image_folder(tmp_path / "data" / "raw", {"a": 6, "b": 6}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "data" / "splits.csv")
+    old = _kfold_set_stopped_after_fold_0(tmp_path / "data" / "splits.csv", tmp_path / "runs")
+    run = old.parent / "kf2"
+    shutil.move(old, run)
+    r = CliRunner().invoke(app, ["train", "--resume", str(run)])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    assert (run / "oof_score.json").is_file()
+    for d in (run, run / "fold_0", run / "fold_1"):
+        rec = TrainConfig.load(d / "config.yaml")
+        assert (rec.name, Path(rec.out).resolve()) == ("kf2", run.parent.resolve()), d
+    assert f"resumed in {run} (recorded: {old}, renamed or moved since)" in (run / "train.log").read_text()
+    r = CliRunner().invoke(app, ["train", "--config", str(run / "config.yaml")])
+    assert r.exit_code == 2 and f"{run} already holds a finished run" in " ".join(r.output.split()), r.output
+    assert not old.exists()
+
+
 def test_record_data_reads_every_record_before_writing_and_a_damaged_one_is_one_line(tmp_path):
     """TrainConfig.record_data (a resumed run given its moved data) read each fold's config.yaml with a bare
     yaml.safe_load: a damaged fold record was a traceback, after the run's own record had been rewritten."""

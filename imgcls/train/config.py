@@ -594,6 +594,29 @@ class TrainConfig:
             write_text(path, yaml_dump({**d, "src": self.src}, sort_keys=False))
         return earlier
 
+    def record_folder(self, run_dir) -> list:
+        """Make a resumed run's config.yaml, and each of its folds', name the folder the run is in now (self.name,
+        and self.out where it is another folder than the recorded one) where the run was renamed or moved (`mv
+        runs/D runs/D2; train --resume runs/D2`): the record said `name: D`, so `train --config runs/D2/config.yaml`
+        trained into a new runs/D. Returns the 'out/name' the rewritten records named (each once), [] where none."""
+        from imgcls.fsutil import write_text
+        run_dir = Path(run_dir)
+        earlier = []
+        records = {path: self.read_mapping(path)
+                   for path in (run_dir / RUN_CONFIG,
+                                *(d / RUN_CONFIG for d in fold_dirs(run_dir) if (d / RUN_CONFIG).is_file()))}
+        for path, d in records.items():
+            was_out = d.get("out")
+            same_out = was_out is not None and Path(str(was_out)).resolve() == Path(self.out).resolve()
+            if d.get("name") == self.name and same_out:
+                continue
+            was = f"{Path(str(was_out)) / str(d.get('name'))}"
+            if was not in earlier:
+                earlier.append(was)
+            write_text(path, yaml_dump({**d, "name": self.name, "out": was_out if same_out else self.out},
+                                       sort_keys=False))
+        return earlier
+
     @staticmethod
     def read_mapping(path: Path, fix: str = f"give a {RUN_CONFIG} written by imgcls train") -> dict:
         """A config.yaml's mapping as written, a missing, unreadable or non-mapping file one line naming it and

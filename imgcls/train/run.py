@@ -670,10 +670,15 @@ def _gpu_aug_used(cfg: TrainConfig, device_type: str, record: TrainConfig | None
 def _record_session(cfg: TrainConfig, run_dir: Path, record: TrainConfig) -> None:
     """A resumed run's config.yaml records how this session ran (TrainConfig.record_session: another machine's
     workers, AMP or cache) and, with its folds', the data it reads (TrainConfig.record_data: the data moved and
-    given again); what the earlier session had is said and kept in train.log."""
+    given again) and the folder it is in (TrainConfig.record_folder: renamed or moved); what the earlier session had
+    is said and kept in train.log."""
     from imgcls.train.progress import RunLog
     log = RunLog(run_dir / TRAIN_LOG)
     _record_data(cfg, run_dir, log)
+    moved = cfg.record_folder(run_dir)
+    if moved:
+        log(f"resumed in {run_dir} (recorded: {', '.join(moved)}, renamed or moved since); {RUN_CONFIG} records "
+            f"its folder now")
     changed = cfg.record_session(run_dir / RUN_CONFIG, record)
     if changed:
         log(
