@@ -34,7 +34,7 @@ from imgcls import manifest as mf
 from imgcls.console import (all_placed, info, interruption_leaves, plural, print_table, progress_bar, sh,
                             status, warn)
 from imgcls.ensemble import EnsembleSpec, Member, is_spec, load_spec, member_from_run, vote
-from imgcls.ensemble.spec import ENSEMBLES_DIR
+from imgcls.ensemble.spec import BUILD_ENSEMBLE, ENSEMBLES_DIR
 from imgcls.errors import UserError
 from imgcls.fsutil import (check_file_name_encoding, check_not_replacing, check_output_location,
                            check_output_not_source, check_writable, did_you_mean, write_json, write_table)
@@ -68,6 +68,18 @@ def _newest(paths: Sequence[Path]) -> Path | None:
     return max(paths, key=lambda p: p.stat().st_mtime) if paths else None
 
 
+def _members_gone(spec: Path) -> list[str]:
+    """The members of the ensemble of `spec` (its spec.yaml) whose checkpoints are gone (missing_members); [] where
+    its spec is malformed: load_spec says that when it is the one chosen."""
+    from imgcls.ensemble.config import check_spec, missing_members, read_spec_doc
+    try:
+        doc = read_spec_doc(spec)
+        check_spec(doc, spec)
+    except UserError:
+        return []
+    return missing_members(doc, spec.parent)
+
+
 def resolve_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
                    ensembles_dir: Path = ENSEMBLES_DIR) -> EnsembleSpec:
     """The members that predict, as an EnsembleSpec (a run is a one-member soft ensemble)."""
@@ -90,16 +102,23 @@ def locate_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
         # a run imgcls train is training now (another terminal) has the newest best.pt after each epoch: it is no
         # model to submit from (half trained, or a k-fold set without its last folds), so the newest other one
         busy = sorted({folder(m) for m in marks if RunLock.held(folder(m))})
-        newest = _newest([m for m in marks if folder(m) not in busy])
+        # an ensemble a member's checkpoint of which is gone (its run renamed, moved, deleted) predicts nothing
+        broken = {m: gone for m in marks if m.name == SPEC_NAME and (gone := _members_gone(m))}
+        newest = _newest([m for m in marks if folder(m) not in busy and m not in broken])
+        gone_said = [f"{m.parent}, whose member{'s' if len(g) > 1 else ''} {', '.join(g)} "
+                     f"{'is' if len(g) == 1 else 'are'} gone: rebuild it with {BUILD_ENSEMBLE}"
+                     for m, g in broken.items() if newest is None or m.stat().st_mtime > newest.stat().st_mtime]
         if newest is None:
             training = f" ({', '.join(map(str, busy))} being trained now: wait for it to finish)" if busy else ""
-            raise UserError(f"no run given and none under {runs_dir} or {ensembles_dir}{training}; train first "
+            raise UserError(f"no run given and none under {runs_dir} or {ensembles_dir}{training}"
+                            + "".join(f" (not {g})" for g in gone_said) + "; train first "
                             f"with {python_too('imgcls train', 'run_train(TrainConfig())')}, or pass a run folder")
         src = folder(newest)
         newer = [str(b) for b in busy if max(m.stat().st_mtime for m in marks if folder(m) == b)
                  > newest.stat().st_mtime]
         info(f"using {src} (the newest run or ensemble"
-             + (f"; not {', '.join(newer)}, which imgcls train is training now" if newer else "") + ")")
+             + (f"; not {', '.join(newer)}, which imgcls train is training now" if newer else "")
+             + "".join(f"; not {g}" for g in gone_said) + ")")
     src = Path(src)
     if not src.exists():
         raise UserError(f"{src} does not exist{did_you_mean(src, (runs_dir, ensembles_dir))}; give a run folder "

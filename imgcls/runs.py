@@ -66,10 +66,11 @@ IGNORED_IN_CHANGED = ("model", "img_size", "src", "gpu_aug_used") + HOW_IT_RAN
 # a row that is not a finished run: a train process holds its folder's lock now (RunLock.held); Optuna pruned the
 # tune trial, or it failed (its study's trials.csv); it ended before its epochs, or a k-fold set before its last fold
 # (Ctrl-C, a crash) and nothing holds it; its loss diverged (NaN): its saved probabilities are NaN, it has no score;
-# a finished k-fold set a fold's checkpoint (or folder) was removed from since: predict and ensemble refuse it
+# a finished k-fold set a fold's checkpoint (or folder) was removed from since: predict and ensemble refuse it; an
+# ensemble a member's checkpoint of which is gone (its run renamed, moved, deleted): predict refuses it
 RUNNING, STOPPED, PRUNED, FAILED, DIVERGED = "running", "stopped", "pruned", "failed", "diverged"
-FOLD_MISSING = "fold missing"
-STATES = (RUNNING, STOPPED, PRUNED, FAILED, DIVERGED, FOLD_MISSING)
+FOLD_MISSING, MEMBER_MISSING = "fold missing", "member missing"
+STATES = (RUNNING, STOPPED, PRUNED, FAILED, DIVERGED, FOLD_MISSING, MEMBER_MISSING)
 TRIAL_STATES = {"pruned": PRUNED, "fail": FAILED}       # trials.csv's state (imgcls/tune/report.py) -> ours
 
 
@@ -79,8 +80,8 @@ class Run:
     name: str = ""
     kind: str = "run"                    # run | k-fold | trial (a tune study's) | ensemble
     task: str = ""                       # what it predicts: the column and its class count, "label (17)", "mask (3)"
-    state: str = ""                      # blank: finished, not known (run_state), or an ensemble; else one of
-                                         # STATES
+    state: str = ""                      # blank: finished, not known (run_state), or an ensemble whose members
+                                         # are there; else one of STATES
     progress: str = ""                   # how far it got: epochs done / set ("2/6"; "4/10, early stop"), a k-fold
                                          # set's folds too ("folds done 1/5, fold_1 2/6")
     model: str = ""
@@ -627,6 +628,10 @@ def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
     oof = _read_csv(path / ENSEMBLE_OOF_CSV, ENSEMBLE_OOF, ENSEMBLE_FILE_FIX)
     _score(oof, run, _recorded_scores(path, None, False, ensemble=scores) if oof is not None else None)
     run.checkpoints = [path / str(c) for m in members if isinstance(m, dict) for c in (m.get("checkpoints") or [])[:1]]
+    from imgcls.ensemble.config import missing_members
+    gone = missing_members(doc, path)
+    if gone:        # predict refuses it (load_spec); its score stands as what it was, the state says it is no model
+        run.state, run.progress = MEMBER_MISSING, ", ".join(gone)
     rows = common_rows([len(m.get("checkpoints") or []) if isinstance(m, dict) else 0 for m in members])
     run.scored_on = rows
     if scores.get("weights_fitted_on_scored_rows"):
@@ -876,7 +881,8 @@ STATE_NOTE = (f"epochs: done, of a finished run ('4/10, early stop': train's ear
               f"'{STOPPED} 2/6': not finished, 2 of its 6 epochs done, and "
               f"nothing trains it ({RUNNING}: a train holds it now; {PRUNED} / {FAILED}: a tune trial Optuna pruned / "
               f"that failed; {DIVERGED}: its loss went NaN, no score; {FOLD_MISSING}: a finished k-fold set a fold was "
-              f"removed from, no score, predict refuses it); '{UNKNOWN}/6': its epochs done not known "
+              f"removed from, no score, predict refuses it; {MEMBER_MISSING} a: an ensemble whose member a's "
+              f"checkpoint is gone, predict refuses it); '{UNKNOWN}/6': its epochs done not known "
               f"(its {METRICS_CSV} malformed or gone, and "
               f"no {LAST_STATE} beside its {LAST_PT}); a k-fold set: its folds done and where the next one got")
 

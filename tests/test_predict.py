@@ -3529,3 +3529,37 @@ def test_the_newest_run_is_not_the_run_around_a_plain_run_named_fold_0(tmp_path)
         for ck in run.glob("**/best.pt"):
             os.utime(ck, (t - age, t - age))
     assert [m.run for m in locate_source(None, runs, tmp_path / "ensembles").members] == [runs / "old"]
+
+
+def test_an_ensemble_whose_member_run_is_gone_is_marked_and_not_taken_as_the_newest(tmp_path, capsys):
+    """An ensemble whose member run was renamed (or deleted) was listed by `imgcls runs` as any other, and predict
+    with no run took it as the newest and failed on its missing checkpoint. runs marks it `member missing`, naming
+    the member; predict passes it by for the newest usable run and says so, and names it where nothing else is."""
+    import os
+    import time
+
+    import yaml
+    from imgcls.predict import locate_source
+    from imgcls.runs import read_run
+    runs, ensembles = tmp_path / "runs", tmp_path / "ensembles"
+    t = time.time()
+    for name, age in (("A", 300), ("B", 200)):
+        os.utime(make_tiny_run(runs / name) / "best.pt", (t - age, t - age))
+    ens = ensembles / "soft-A+B"
+    ens.mkdir(parents=True)
+    (ens / "spec.yaml").write_text(yaml.safe_dump(
+        {"kind": "imgcls-ensemble", "name": "soft-A+B", "method": "soft", "classes": ["a", "b", "c"],
+         "members": [{"name": n, "run": f"../../runs/{n}", "weight": 0.5, "checkpoints": [f"../../runs/{n}/best.pt"]}
+                     for n in ("A", "B")]}))
+    assert read_run(ens).state == ""
+    assert locate_source(None, runs, ensembles).path == ens / "spec.yaml"         # the newest: while it is whole
+    (runs / "B").rename(runs / "B2")
+    run = read_run(ens)
+    assert (run.state, run.progress) == ("member missing", "B")
+    capsys.readouterr()
+    assert [m.run for m in locate_source(None, runs, ensembles).members] == [runs / "B2"]
+    said = " ".join("".join(capsys.readouterr()).split())
+    assert f"using {runs / 'B2'} (the newest run or ensemble; not {ens}, whose member B is gone: rebuild it" in said
+    shutil.rmtree(runs)
+    with pytest.raises(UserError, match=re.escape(f"(not {ens}, whose members A, B are gone: rebuild it")):
+        locate_source(None, runs, ensembles)

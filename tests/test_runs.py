@@ -66,6 +66,8 @@ def outputs(tmp_path):
     fake_run(out / "runs" / "mlartifacts" / "x" / "artifacts" / "copy", "resnet10t", good)
     ens = out / "ensembles" / "e1"
     ens.mkdir(parents=True)
+    for name in ("best", "mid"):        # its members' checkpoints, found by their name (never read)
+        (out / "runs" / name / "best.pt").write_bytes(b"")
     (ens / "spec.yaml").write_text(yaml.safe_dump({"kind": "imgcls-ensemble", "name": "e1", "method": "soft",
                                                    "classes": CLASSES,
                                                    "members": [member("best", 0.5),

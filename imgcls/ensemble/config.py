@@ -64,6 +64,14 @@ def read_spec_doc(p: Path):
                         f"rebuild it with {BUILD_ENSEMBLE}") from None
 
 
+def missing_members(doc: dict, base: Path) -> list[str]:
+    """The names of an ensemble's members (its spec.yaml's fields `doc`, checked; `base` the spec's folder) a
+    checkpoint of which is gone (its run renamed, moved or deleted), which spec.load_spec refuses: `imgcls runs` marks
+    the ensemble, predict's newest-run choice passes it by."""
+    return [str(d.get("name")) for d in doc.get("members") or [] if isinstance(d, dict)
+            and any(not (base / str(c)).is_file() for c in d.get("checkpoints") or [])]
+
+
 def check_spec(doc, p: Path) -> None:
     """The checks of a spec file's fields (`doc`: its YAML, read from `p`): a UserError names the file and the
     first field that is wrong (a hand-edited `members: 3`, `classes: 5`, a weight that is no number). load_spec's,
