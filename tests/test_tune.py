@@ -1963,6 +1963,30 @@ def test_a_renamed_study_folder_is_refused_naming_the_study_its_study_db_holds(d
     assert optuna.get_all_study_names(f"sqlite:///{study / 'study.db'}") == ["first"]
 
 
+def test_the_storage_of_a_renamed_study_folder_given_under_the_study_s_name_is_refused(data, tmp_path, space):
+    """`mv OUT/s OUT/s_b; imgcls tune --study s --storage sqlite:///OUT/s_b/study.db` resumed the study (its storage
+    holds 's') and trained its next trial into a new OUT/s, the study split across two folders. Refused in one line
+    before anything is written, naming the folder that holds the storage and its trials; a storage in a folder of
+    other trials (another study's, trained into that folder) is used as ever."""
+    moved = tmp_path / "tune" / "s_b"
+    moved.mkdir(parents=True)
+    url = f"sqlite:///{moved / 'study.db'}"
+    optuna.create_study(study_name="s", storage=url)
+    (moved / "trial_0000").mkdir()
+    (moved / "trial_0000" / "config.yaml").write_text(f"model: test_resnet\nname: trial_0000\n"
+                                                      f"out: {tmp_path / 'tune' / 's'}\n")
+    (moved / "trial_0000" / "metrics.csv").write_text("epoch,val_macro_f1\n1,0.5\n")
+    with pytest.raises(UserError) as e:
+        run_tune(tune_cfg(data, tmp_path, space, storage=url))
+    said = " ".join(str(e.value).split())
+    assert f"--storage {url} is in the study folder {moved}, which holds the trials trial_0000 of --study s" in said
+    assert f"rename {moved} back to {tmp_path / 'tune' / 's'}" in said, said
+    assert not (tmp_path / "tune" / "s").exists()
+    from imgcls.tune import _refuse_storage_of_a_moved_study
+    (moved / "trial_0000" / "config.yaml").write_text(f"model: test_resnet\nout: {moved}\n")
+    _refuse_storage_of_a_moved_study(tune_cfg(data, tmp_path, space, storage=url))     # s_b's own trials
+
+
 @pytest.mark.timeout(180)
 def test_an_empty_trial_folder_is_taken_by_its_trial_and_a_killed_trial_s_empty_folder_resumes(data, tmp_path,
                                                                                               space):

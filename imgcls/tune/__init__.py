@@ -681,6 +681,7 @@ def _check_up_front(cfg: TuneConfig, recorded: dict):
     refuse_users_files(study_dir, "tune", [study_dir / n for n in files], flag="--study")
     _refuse_users_trial_folders(study_dir)
     _check_storage_file(cfg.storage)
+    _refuse_storage_of_a_moved_study(cfg)
     prune_given = _prune_options_given(cfg)      # before a resumed study's record fills in those left unset
     # first: a resumed study's data, left unset, is the study's own (so is its search space, returned)
     recorded_space = _study_options(cfg, storage_url(cfg))
@@ -730,6 +731,34 @@ def _check_storage_file(storage: str | None) -> None:
     check_writable(path, "file", flag="--storage", example="study.db" if "://" in storage else "study.journal")
     if "://" not in storage and path.is_file():
         _check_journal(path, storage)
+
+
+def _refuse_storage_of_a_moved_study(cfg: TuneConfig) -> None:
+    """A --storage file in another study folder whose trials were trained into this --study's folder: the study's
+    folder renamed (`mv OUT/s1 OUT/s1b; tune --study s1 --storage sqlite:///OUT/s1b/study.db`), which resumed the
+    study with its next trials in a new OUT/s1, the study split across two folders. One line before anything is
+    written, naming the folder that holds the storage and its trials, and the fix (a study keeps its first name)."""
+    if not cfg.storage:
+        return
+    path = Path(cfg.storage.removeprefix("journal:")) if "://" not in cfg.storage else sqlite_file(cfg.storage)
+    if path is None or not path.is_file():
+        return
+    held_in, study_dir = path.resolve().parent, cfg.study_dir().resolve()
+    if held_in == study_dir:
+        return
+    try:
+        trials = sorted(p for p in held_in.iterdir() if TRIAL_DIR.fullmatch(p.name) and p.is_dir() and _trial_run(p))
+    except OSError:
+        return
+    from imgcls.outputs import read_yaml
+    ours = [p.name for p in trials if (out := (read_yaml(p / RUN_CONFIG) or {}).get("out"))
+            and Path(str(out)).resolve() == study_dir]
+    if ours:
+        raise UserError(f"--storage {cfg.storage} is in the study folder {held_in}, which holds the trials "
+                        f"{shown(ours)} of --study {cfg.study}, trained into {cfg.study_dir()} (the folder renamed "
+                        f"since): its next trials would go into {cfg.study_dir()}, the study split across two "
+                        f"folders; rename {held_in} back to {cfg.study_dir()} and resume it there (a study keeps "
+                        f"the name it was started with)")
 
 
 def _check_journal(path: Path, storage: str) -> None:
