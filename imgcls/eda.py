@@ -393,7 +393,8 @@ def run_eda(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAU
     if test is not None and not Path(test).exists():     # named as --test, before the data is read
         raise UserError(f"--test {test} does not exist; give the competition's test images (a folder or a CSV / "
                         f"manifest listing them)")
-    # files not there: listed in the report, then refused; a CSV's `group` column not said (eda splits nothing)
+    # files not there: listed in the report (none there: refused by the scan); a CSV's `group` column not said (eda
+    # splits nothing)
     df = mf.load(src, opts, scan=False, require_found=False, groups_matter=False)
     layout = mf.layout_read(df)
     if not mf.kept(df).all():       # clean's output (or a later step's): counted as split and train use it
@@ -409,7 +410,9 @@ def run_eda(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAU
     replaced = refuse_users_files(out, "eda", [out / n for n in earlier_files(out)], placing=out / "eda")
     if out / mf.MANIFEST_NAME in replaced:      # a rerun: the images unchanged since are not read again
         df = mf.reuse_scan(df, out / mf.MANIFEST_NAME, out / EDA_SUMMARY)
-    df = mf.scan_images(df, workers=workers, max_pixels=max_pixels, require=False)   # the report lists them
+    # the report lists the unreadable; none readable is refused here, before the test is scanned or a file is
+    # written (an earlier run's --out stays whole)
+    df = mf.scan_images(df, workers=workers, max_pixels=max_pixels)
     if test_df is not None:
         test_df = mf.scan_images(test_df, workers=workers, max_pixels=max_pixels, require=False)
     if replaced:        # outputs/eda every run (or what a run stopped among its renames placed): say what goes
@@ -457,7 +460,6 @@ def run_eda(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAU
             print_summary(summary)
         info(f"eda outputs: {out}/{REPORT_HTML}, {EDA_SUMMARY}, {mf.MANIFEST_NAME}, {DUPLICATES_NAME}, "
              f"{sum(p is not None for p in plots.values()) + len(grids)} PNGs")
-    mf.require_readable(df, note=f"; every file is listed in {out / REPORT_HTML}")
     return summary
 
 

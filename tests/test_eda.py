@@ -456,15 +456,30 @@ def test_profiles_eda_names_the_class_ids(tmp_path, profiles_eda, capsys):
                                                    for g in ("male", "female") for a in ("<40", ">=40")}
 
 
-def test_all_unreadable_still_reports(tmp_path):
+def test_all_unreadable_is_refused_before_any_output_is_written(tmp_path):
+    """Data none of whose images can be read printed 'eda outputs: .../report.html, ... written' and then the error,
+    and the refused run's report replaced an earlier good run's in --out. It is refused in one line (exit 2) before
+    anything is written: a new --out is not made, an earlier run's files stay byte for byte."""
     root = tmp_path / "raw"
     for kind in ("zero_bytes", "text_as_jpg"):
         make_odd_file(kind, root / "a")
-    with pytest.raises(UserError, match="none of the 2 image"):   # an error (exit 2), after the report is written
-        eda.run_eda(root, tmp_path / "eda")
-    s = json.loads((tmp_path / "eda" / "summary.json").read_text())
-    assert s["n_errors"] == 2 and s["classes"] == {}
-    assert (tmp_path / "eda" / "report.html").is_file()
+    (root / "a" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    r = runner.invoke(app, ["eda", str(root), "--out", str(tmp_path / "eda"), "--workers", "1"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and "Traceback" not in r.output and said.count("error:") == 1, r.output
+    assert "none of the 3 image(s) can be read" in said and "eda outputs" not in said, r.output
+    assert not (tmp_path / "eda").exists()
+    good = make_image_folder(tmp_path / "good", {"a": 2, "b": 2}, size=(24, 24))
+    out = tmp_path / "eda_good"
+    eda.run_eda(good, out, samples_per_class=1)
+    before = tree_snapshot(out)
+    for p in good.rglob("*.png"):                     # the same data, its images since gone
+        p.unlink()
+        p.symlink_to(tmp_path / "nowhere.png")
+    r = runner.invoke(app, ["eda", str(good), "--out", str(out), "--workers", "1"])
+    assert r.exit_code == 2 and "eda outputs" not in r.output and "this run replaces" not in r.output, r.output
+    assert "none of the 4 image(s) can be read" in " ".join(r.output.split()), r.output
+    assert tree_snapshot(out) == before
 
 
 def test_embedded_sample_matches_its_truth(tmp_path):
