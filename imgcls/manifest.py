@@ -613,13 +613,14 @@ def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = img
     if todo:
         _fill_scan(df, todo, workers, max_pixels, chunk, decoded or {})
     # the rows this call judged (scanned now, or found over the pixel bound): their unreadable files and the classes
-    # they leave with no readable image are said once, here
+    # they leave with no readable image are said once, here; none readable where that is refused: the refusal alone
+    # (not first a warning that they are left out and listed in a manifest's error column no step writes then)
     looked = df.index[todo].union(df.index[over])
+    if require:
+        require_readable(df)
     if len(looked):
         say_unreadable(df.loc[looked])
         say_lost_classes(df, looked)
-    if require:
-        require_readable(df)
     return df
 
 

@@ -554,6 +554,25 @@ def test_unreadable_images_past_the_first_are_counted_and_where_all_are_said(tmp
     assert "b5.png" not in said
 
 
+@pytest.mark.parametrize("step", ["clean", "split"])
+def test_data_none_of_whose_images_reads_is_one_error_line_without_a_left_out_warning(tmp_path, step):
+    """clean and split on data none of whose images can be read warned '8 unreadable images, left out: ... and 3
+    more (all in the manifest's error column)', then refused: no manifest is written, nothing goes on without them.
+    The refusal alone is said (one line, exit 2), and --out is not made."""
+    from typer.testing import CliRunner
+
+    from imgcls.cli import app
+    for i in range(8):
+        (tmp_path / "raw" / "a").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "raw" / "a" / f"{i}.png").symlink_to(tmp_path / f"gone{i}.png")
+    r = CliRunner().invoke(app, [step, str(tmp_path / "raw"), "--out", str(tmp_path / "out"), "--workers", "1"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and "Traceback" not in r.output and said.count("error:") == 1, r.output
+    assert "none of the 8 image(s) can be read" in said and "the symlinks point at files that are gone" in said
+    assert "left out" not in said and "error column" not in said and "warning:" not in said, r.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_class_lost_to_a_lower_pixel_bound_is_named_without_a_rescan(tmp_path, capsys):
     """A manifest scanned under a higher --max-pixels, read again with a lower one: nothing to scan, yet its rows
     over the bound are unreadable now, and a class left with none is named as by a scan (one place says both)."""
