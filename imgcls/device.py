@@ -221,6 +221,8 @@ def fold_batchnorm(model, probe_size: int = 64, in_place: bool = False):
     finally:
         for h in hooks:
             h.remove()
+    if not all(bool(torch.isfinite(r).all()) for r in ref):
+        return model        # NaN / inf outputs (finite weights that overflow): no comparison could prove a fold
     feeds = Counter(id(c) for c, _ in pairs)             # a convolution feeding two norms folds into neither
     pairs = [(c, b) for c, b in pairs if calls[id(c)] == 1 and calls[id(b)] == 1 and feeds[id(c)] == 1]
     produced.clear()
