@@ -183,10 +183,19 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
                 # first failure: the set is refused whatever the later checkpoints give (one model, one --opset),
                 # and each costs seconds to build, export and check
                 left = len(ckpts) - len(results)
+                # torch's own probabilities NaN (finite weights that overflow, as a diverged run's): no --opset
+                # helps; the rows that hold none, as rundir counts a diverged run's
+                import pandas as pd
+                from imgcls.train.rundir import nan_probability_mask
+                own = int(nan_probability_mask(pd.DataFrame(ref, columns=[f"p_{c}" for c in meta.classes])).sum())
+                fix = (f"{ck}'s own (torch) probabilities are NaN for {own} of the {batch} check inputs (its "
+                       f"weights overflow: the run diverged), which no --opset changes; train it again with a lower "
+                       f"--lr") if own else \
+                    "try another --opset"
                 raise UserError(f"ONNX parity check failed for {rec['onnx']}: max |diff| {diff:.2e} > {atol:g}"
                                 + (f" (the other {left} checkpoint(s) not exported)" if left else "")
                                 + f"; nothing was written to {out} (an earlier export there is left as it was); "
-                                  f"try another --opset")
+                                + fix)
             info(f"{path}: onnxruntime vs torch max |diff| = {diff:.2e} on {batch} inputs (ok, atol {atol:g})")
         meta = metas[0]             # the first checkpoint's, read above (not loaded again)
         # paths absolute (os.path.abspath: symlinks kept as named), as train's config.yaml records them: a relative

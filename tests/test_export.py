@@ -453,3 +453,21 @@ def test_export_says_what_it_does_on_a_terminal_while_no_line_is_printed(tmp_pat
     assert f"exporting {run / 'best.pt'} to ONNX and checking it with ONNX Runtime" in shown, shown
     assert f"loading the model of {run / 'best.pt'}" in shown, shown
     assert "spinner" not in console._state
+
+
+def test_a_checkpoint_whose_own_probabilities_are_nan_is_told_to_retrain_not_to_try_another_opset(tmp_path):
+    """Finite weights that overflow (a diverged run's; NaN weights are refused as it loads) gave NaN probabilities
+    in torch itself, and the parity check said 'try another --opset', which cannot help. It says the checkpoint's
+    own probabilities are NaN and to train again with a lower --lr; nothing is written."""
+    import torch
+    run = make_tiny_run(tmp_path / "run")
+    obj = torch.load(run / "best.pt", weights_only=False)
+    obj["state_dict"]["classifier.weight"] *= 1e37
+    torch.save(obj, run / "best.pt")
+    res = runner.invoke(app, ["export", str(run)])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    line = " ".join(res.output.split())
+    assert line.startswith("error: ONNX parity check failed for ") and line.count("error:") == 1, res.output
+    assert f"{run / 'best.pt'}'s own (torch) probabilities are NaN for 4 of the 4 check inputs" in line, res.output
+    assert "train it again with a lower --lr" in line and "try another --opset" not in line, res.output
+    assert not (run / "onnx").exists()
