@@ -1987,6 +1987,43 @@ def test_the_storage_of_a_renamed_study_folder_given_under_the_study_s_name_is_r
     _refuse_storage_of_a_moved_study(tune_cfg(data, tmp_path, space, storage=url))     # s_b's own trials
 
 
+def test_a_study_folder_not_in_the_storage_given_says_what_the_storage_and_its_own_study_db_hold(data, tmp_path,
+                                                                                                   space):
+    """With --storage, a study folder whose trials' study the storage does not hold was always 'started with
+    another --storage': wrong for a default-storage study resumed with a --storage (its own study.db holds it: drop
+    --storage), for one renamed since (its study.db holds its first name), and for a folder renamed under the
+    --storage given (the storage holds its first name). Each says what was found there."""
+    study = tmp_path / "tune" / "s"
+    (study / "trial_0000").mkdir(parents=True)
+    (study / "trial_0000" / "config.yaml").write_text("model: test_resnet\n")
+    (study / "trial_0000" / "metrics.csv").write_text("epoch,val_macro_f1\n1,0.5\n")
+    shared = tmp_path / "shared.db"
+    optuna.create_study(study_name="other", storage=f"sqlite:///{shared}")
+    optuna.create_study(study_name="s", storage=f"sqlite:///{study / 'study.db'}")     # its default storage's
+
+    def said(**kw):
+        with pytest.raises(UserError) as e:
+            run_tune(tune_cfg(data, tmp_path, space, **kw))
+        return " ".join(str(e.value).split())
+    line = said(storage=f"sqlite:///{shared}")
+    assert (f"that sqlite:///{shared} (--storage) does not hold: the folder's own study.db (the default storage) "
+            f"holds 's': the study was started without --storage; drop --storage to resume it") in line, line
+    assert "another --storage" not in line, line
+    (study / "study.db").unlink()
+    optuna.create_study(study_name="first", storage=f"sqlite:///{study / 'study.db'}")    # a renamed study folder
+    line = said(storage=f"sqlite:///{shared}")
+    assert ("the folder's own study.db (the default storage) holds 'first': a study keeps the name it was started "
+            "with, so a study folder renamed is resumed under its first name (rename the folder back, without "
+            "--storage)") in line, line
+    assert "another --storage" not in line, line
+    (study / "study.db").unlink()                     # renamed under the --storage given: it holds the first name
+    line = said(storage=f"sqlite:///{shared}")
+    assert ("does not hold: it holds 'other': if the folder is one of these renamed, a study keeps the name it was "
+            "started with, so a study folder renamed is resumed under its first name (rename the folder back, with "
+            "this --storage); else the study was started with another --storage") in line, line
+    assert optuna.get_all_study_names(f"sqlite:///{shared}") == ["other"]
+
+
 @pytest.mark.timeout(180)
 def test_an_empty_trial_folder_is_taken_by_its_trial_and_a_killed_trial_s_empty_folder_resumes(data, tmp_path,
                                                                                               space):

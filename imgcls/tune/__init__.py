@@ -828,7 +828,9 @@ def _refuse_orphan_trials(cfg: TuneConfig, url: str, held: tuple[str, ...] = ())
     is never trained over), with train's advice about --name, which tune has not: refused in one line before
     anything is written, naming the way to resume it (the storage it was started with) and to start afresh.
     `held`: the studies the storage holds; the study folder's own study.db holding another's is a study folder
-    renamed (a study keeps its name: it resumes under its first one)."""
+    renamed (a study keeps its name: it resumes under its first one). With --storage, what was found is said: the
+    folder's own study.db (_own_study_names) holding this study (started without --storage) or another (renamed),
+    else the studies the --storage holds (the folder renamed under it, or started with another --storage)."""
     study_dir = cfg.study_dir()
     try:
         found = sorted(p.name for p in study_dir.iterdir()
@@ -838,15 +840,42 @@ def _refuse_orphan_trials(cfg: TuneConfig, url: str, held: tuple[str, ...] = ())
     if not found:
         return
     where = "--storage" if cfg.storage else "its default storage"
-    if held and not cfg.storage:
-        why = (f"it holds {shown([repr(n) for n in held])}: a study keeps the name it was started with, so a study "
-               f"folder renamed is resumed under its first name (rename the folder back)")
+    renamed = ("a study keeps the name it was started with, so a study folder renamed is resumed under its first "
+               "name (rename the folder back")
+    own = _own_study_names(cfg, url)
+    if own and cfg.study in own:
+        why = (f"the folder's own {STUDY_DB} (the default storage) holds '{cfg.study}': the study was started "
+               f"without --storage; drop --storage to resume it")
+    elif own:
+        why = (f"the folder's own {STUDY_DB} (the default storage) holds {shown([repr(n) for n in own])}: "
+               f"{renamed}, without --storage)")
+    elif held and not cfg.storage:
+        why = f"it holds {shown([repr(n) for n in held])}: {renamed})"
+    elif held:
+        why = (f"it holds {shown([repr(n) for n in held])}: if the folder is one of these renamed, {renamed}, "
+               f"with this --storage); else the study was started with another --storage (its report.html's "
+               f"summary names it; give that --storage to resume it)")
     else:
         why = ("it was started with another --storage (its report.html's summary names it; give that --storage to "
                "resume it)" + ("" if cfg.storage else " or its study.db was removed"))
     raise UserError(f"--study {study_dir} holds the trials' run folders of a study '{cfg.study}' ({shown(found)}) "
                     f"that {url} ({where}) does not hold: {why}; for a new study {choose_another('--study')} or "
                     f"--out")
+
+
+def _own_study_names(cfg: TuneConfig, url: str) -> tuple[str, ...] | None:
+    """The studies the study folder's own study.db (the default storage) holds, where a --storage other than it is
+    given: a study started without --storage and resumed with one. None: no --storage, no such file, the --storage
+    itself, or a file that is no study database (read as before: started with another --storage)."""
+    db = cfg.study_dir() / STUDY_DB
+    given = sqlite_file(url)
+    if not cfg.storage or not db.is_file() or (given is not None and given.resolve() == db.resolve()):
+        return None
+    import optuna
+    try:
+        return tuple(optuna.get_all_study_names(f"sqlite:///{db.resolve()}"))
+    except Exception:       # not a database Optuna reads (sqlalchemy's errors): nothing found there
+        return None
 
 
 def _refuse_users_trial_folders(study_dir: Path) -> None:
