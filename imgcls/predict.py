@@ -385,6 +385,21 @@ def say_unlisted_images(df: pd.DataFrame) -> None:
          f"{sh(folder)} --layout unlabeled predicts every image there)")
 
 
+def _refuse_nan_probabilities(df: pd.DataFrame, probs, name: str) -> None:
+    """A model whose probabilities are NaN for read images (finite weights that overflow, as a diverged run's; NaN
+    weights are refused as it loads) would fill the submission with argmax's pick of NaN, the first class, at exit
+    0: refused in one line before anything is written. Rows counted as rundir counts a diverged run's."""
+    from imgcls.train.rundir import nan_probability_mask
+    read = np.array([not e for e in probs.errors])
+    nan = nan_probability_mask(pd.DataFrame(probs.tta, columns=[f"p_{i}" for i in range(probs.tta.shape[1])]))
+    nan &= read
+    if nan.any():
+        first = mf.image_paths(df.iloc[[int(np.flatnonzero(nan)[0])]])[0]
+        raise UserError(f"the probabilities of {name} are NaN for {int(nan.sum())} of the {int(read.sum())} images "
+                        f"read (e.g. {first}): its weights overflow (the run diverged); nothing written; train it "
+                        f"again with a lower --lr")
+
+
 def require_one_readable(df: pd.DataFrame, errors: Sequence[str] | None, max_pixels: int | None, **say) -> None:
     """Test data none of whose images can be read (a wrong root, ids without their extension, files that are no
     images) is refused before the model is loaded, not after a pass over every image: the images are decoded in
@@ -1256,6 +1271,7 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
     probs = predict_members(mf.image_paths(df), spec, tta_spec, tta_merge, device, batch_size, workers, amp,
                             errors=pre_err, max_pixels=max_pixels, scheme=scheme)
     mf.require_readable(df.assign(error=probs.errors), **unreadable)
+    _refuse_nan_probabilities(df, probs, spec.name)
     bad = [i for i, e in enumerate(probs.errors) if e]
     pred = np.nan_to_num(probs.tta, nan=-1.0).argmax(1)
     probs_path = out / f"probs.{probs_format}"

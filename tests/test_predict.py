@@ -3563,3 +3563,23 @@ def test_an_ensemble_whose_member_run_is_gone_is_marked_and_not_taken_as_the_new
     shutil.rmtree(runs)
     with pytest.raises(UserError, match=re.escape(f"(not {ens}, whose members A, B are gone: rebuild it")):
         locate_source(None, runs, ensembles)
+
+
+def test_a_model_whose_probabilities_are_nan_is_refused_not_a_submission_of_its_first_class(tmp_path):
+    """Finite weights that overflow (a diverged run's; NaN weights are refused as it loads) gave NaN probabilities:
+    predict wrote a submission of argmax's pick of NaN, the first class, for every image, at exit 0 (before the
+    batch-norm fold's check stopped taking a NaN probe for a traceback, a RuntimeError). One line, nothing written."""
+    run = make_tiny_run(tmp_path / "runs" / "r1", classes=("a", "b"))
+    obj = torch.load(run / "best.pt", weights_only=False)
+    obj["state_dict"]["classifier.weight"] *= 1e37
+    torch.save(obj, run / "best.pt")
+    for i in range(3):
+        make_image(tmp_path / "test" / f"{i}.png", seed=i)
+    out = tmp_path / "p"
+    r = runner.invoke(app, ["predict", str(run), "--data", str(tmp_path / "test"), "--out", str(out), "--workers",
+                            "0"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and "Traceback" not in r.output and said.count("error:") == 1, r.output
+    assert "error: the probabilities of r1 are NaN for 3 of the 3 images read (e.g. " in said, said
+    assert "nothing written; train it again with a lower --lr" in said, said
+    assert not out.exists()
