@@ -836,6 +836,26 @@ def test_a_class_with_validation_rows_and_no_training_rows_is_named(tmp_path, ca
     assert want in " ".join((run / "train.log").read_text().split())
 
 
+def test_a_multi_head_run_names_a_head_class_never_trained_not_an_unseen_combination(tmp_path, capsys):
+    """--heads multi decodes each head: profile class 4 (mask 0, gender 1, age_band 1) that no training image holds
+    is still predicted when each head learnt its part, so train said it was 'always predicted wrong'; a head's
+    class no training image holds (age_band 2) is what the model never learns."""
+    from imgcls import manifest as mf
+    src = make_profiles(tmp_path / "profiles", n_profiles=6)
+    df = mf.load(src)
+    for name, val, want in (("combo", "000001", None), ("band", "000000", "age_band 2")):
+        df["split"] = np.where(df["group"].astype(str) == val, "val", "train")
+        mf.write(df, tmp_path / f"{name}.csv")
+        capsys.readouterr()
+        run_train(cfg_for(tmp_path / f"{name}.csv", tmp_path, name=name, heads="multi", epochs=1))
+        said = " ".join(capsys.readouterr().err.split())
+        if want is None:        # every head class of its validation rows trained: nothing to say
+            assert "no training rows" not in said, said
+        else:
+            assert (f"1 of 8 head classes have validation rows but no training rows ({want}): the model never "
+                    f"learns them, so their 7 validation images are always predicted wrong") in said, said
+
+
 def test_oversample_auto_says_why_it_is_off(two_class, tmp_path, capsys):
     """--oversample auto (the default) yields to another rebalancing option: train.log and the terminal say which."""
     for name, kw, why in (("w", {"sampler": "weighted"}, "--sampler weighted rebalances the classes"),

@@ -248,6 +248,23 @@ class Trainer:
             steps_per_epoch = max(1, (per_rank - (1 if per_rank % bs == 1 and per_rank > 1 else 0) + bs - 1) // bs)
         self.updates_per_epoch = max(1, math.ceil(steps_per_epoch / cfg.grad_accum))
 
+    def _untrained_classes(self) -> tuple[list[str], int, int]:
+        """(the classes of two or more validation rows and no training row, the classes counted, the validation
+        images they make always wrong). A multi-head run is judged per head ('age_band 2'): its final class is the
+        heads' decode, so a combination no training image holds ('4' = mask 0, gender 1, age_band 1) is still
+        predicted when each head learnt its part; a head class never trained is not."""
+        meta, d = self.meta, self.data
+        heads = [(h.name, h.classes, d.targets[:, k]) for k, h in enumerate(meta.heads)] if meta.multi \
+            else [("", meta.classes, d.final)]
+        names, wrong = [], np.zeros(len(d.val_idx), bool)
+        for name, classes, y in heads:
+            trained = np.bincount(y[d.train_idx], minlength=len(classes))
+            validated = np.bincount(y[d.val_idx], minlength=len(classes))
+            never = np.flatnonzero((trained == 0) & (validated > 1))
+            names += [f"{name} {classes[c]}" if name else classes[c] for c in never]
+            wrong |= np.isin(y[d.val_idx], never)
+        return names, sum(len(c) for _, c, _ in heads), int(wrong.sum())
+
     def _copies_said(self) -> str:
         """' images, N of them oversampled copies (augmented_from)' where the training rows hold preprocess
         --oversample's copies: they are counted among the training images, and are no images of the data's own."""
@@ -373,15 +390,12 @@ class Trainer:
             # classes of validation rows and no training row (a hand-made split; a --target column whose values
             # follow the people, such as `age`): never learnt, their validation images always wrong. A class of
             # one image is said by the data notes (single_image_classes)
-            trained = np.bincount(self.train_final, minlength=len(meta.classes))
-            validated = np.bincount(self.data.final[self.data.val_idx], minlength=len(meta.classes))
-            never = (trained == 0) & (validated > 1)
-            untrained = [meta.classes[c] for c in np.flatnonzero(never)]
+            untrained, n_classes, wrong = self._untrained_classes()
             if untrained:
-                self.log(f"{len(untrained)} of {len(meta.classes)} classes have validation rows but no training "
-                         f"rows ({shown(untrained, 12)}): the model never learns them, so their "
-                         f"{int(validated[never].sum())} validation images are always predicted wrong; "
-                         f"put some of their images (people) in training")
+                self.log(f"{len(untrained)} of {n_classes} {'head ' if meta.multi else ''}classes have validation "
+                         f"rows but no training rows ({shown(untrained, 12)}): the model never learns them, so "
+                         f"their {wrong} validation images are always predicted wrong; put some of their images "
+                         f"(people) in training")
             if self.goals is not None:
                 have = np.bincount(self.counted, minlength=len(self.goals))   # images, or groups (--dup-weight)
                 grown = [f"{meta.classes[c]} {have[c]}->{g}" for c, g in enumerate(self.goals) if g > have[c]]
