@@ -568,6 +568,24 @@ def test_check_fix_measures_the_balance_against_the_shares_the_split_asked_for(t
     assert targets["val"] != 0.2 and targets["train"] + targets["val"] == pytest.approx(1)
 
 
+def test_check_fix_of_a_k_fold_table_refuses_val_up_front_naming_the_table(tmp_path, monkeypatch):
+    """`split --check folds.csv --fix --val 0.3` on a k-fold table was refused only after the scan and the leak pass,
+    as '--val and --folds are alternatives (only one is used); give one of them', though no --folds was typed (the
+    folds are the table's). It is refused before any image is read, naming the table and the flag to drop."""
+    from imgcls import manifest as mf
+    src = make_image_folder(tmp_path / "raw", {"cat": 9, "dog": 9}, size=(16, 16))
+    table = tmp_path / "folds.csv"
+    r = runner.invoke(app, ["split", str(src), "--out", str(table), "--folds", "3", "--no-near-dup", "-q"])
+    assert r.exit_code == 0, r.output
+    monkeypatch.setattr(mf, "scan_images", lambda *a, **k: pytest.fail("scanned before the refusal"))
+    r = runner.invoke(app, ["split", "--check", str(table), "--no-near-dup", "--fix", "--val", "0.3",
+                            "--out", str(tmp_path / "f.csv")])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and "Traceback" not in said, r.output
+    assert "is a k-fold table (each fold validates in turn)" in said and "drop --val" in said, r.output
+    assert not (tmp_path / "f.csv").exists()
+
+
 def test_check_fix_leaves_the_callers_split_config_as_given(tmp_path):
     """run_check(FILE, OUT, cfg, fix=True) wrote the checked table's own fractions into the caller's SplitConfig (val,
     test; a k-fold table's folds) for its balance table: a notebook's next run_split(SRC, cfg=cfg) split at the

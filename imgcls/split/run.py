@@ -398,6 +398,11 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
         # a hand-made k-fold table (a fold column alone): its rows with a fold train, as train reads it (sides)
         df = df.assign(split=np.where(sides(df) != "", "train", ""))
     check_split_values(df, file)
+    typed = set(set_options(cfg, ("val", "test")) if given is None else given)
+    if fix and "val" in typed and has_folds(df):
+        # before the scan and the near-duplicate pass: the balance targets (_requested_shares) have no val to set
+        raise UserError(f"--val {cfg.val}: {file} is a k-fold table (each fold validates in turn), so --fix measures "
+                        f"its balance over its folds; drop --val")
     # a column the file lacks: refused, not replaced; --group-col none: no column, the file's `group` kept as written
     group_col = "" if cfg.group_col == mf.NO_GROUPS else _resolve_group_col(df, cfg, "manifest")
     df = _nfc_keys(df, cfg, group_col)
@@ -439,7 +444,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
         cfg.folds = max(2, len(fold_ids(fixed)))       # the folds it has: a gap (0, 2, 3) is no empty fold
     else:
         cfg.folds = None
-    _requested_shares(cfg, file, fixed, set_options(cfg, ("val", "test")) if given is None else given)
+    _requested_shares(cfg, file, fixed, typed)
     # units kept in train before a draw (kept_in_train) leave the shares, as for a new split (its units too)
     summary = summarize(fixed, cfg, notes, remaining, balance_units(fixed, group_col, near),
                         class_col=class_column(fixed, _stratify_of(cfg, file)))
