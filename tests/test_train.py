@@ -856,6 +856,19 @@ def test_a_multi_head_run_names_a_head_class_never_trained_not_an_unseen_combina
                     f"learns them, so their 7 validation images are always predicted wrong") in said, said
 
 
+def test_a_product_decode_run_warns_of_single_image_classes_of_its_own_classes(tmp_path, capsys):
+    """A --head-columns mask,gender run scores the classes '0_0' .. '2_1' (each of 3 or more images here), yet train
+    warned '4 class(es) with a single image (10, in train; 14, ...)', the 18-class profile ids of the label column,
+    none of its classes. The warning now counts the classes the run scores."""
+    src = make_profiles(tmp_path / "profiles", n_profiles=6)
+    run_train(cfg_for(src, tmp_path, name="mg", heads="multi", head_columns=["mask", "gender"], epochs=1))
+    said = " ".join(capsys.readouterr().err.split())
+    assert "training" in said and "with a single image" not in said, said
+    run_train(cfg_for(src, tmp_path, name="p18", heads="multi", epochs=1))      # the profile decode: its 18 ids
+    said = " ".join(capsys.readouterr().err.split())
+    assert "4 class(es) with a single image (10, in " in said, said
+
+
 def test_oversample_auto_says_why_it_is_off(two_class, tmp_path, capsys):
     """--oversample auto (the default) yields to another rebalancing option: train.log and the terminal say which."""
     for name, kw, why in (("w", {"sampler": "weighted"}, "--sampler weighted rebalances the classes"),

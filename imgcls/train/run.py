@@ -198,7 +198,11 @@ def say_data_notes(cfg: TrainConfig, df: pd.DataFrame, src: str, study: str | No
              f"copies clean did not link can sit on both; for a leak-free split: {split}, then {train}")
     if (cfg.folds or tdata.has_val_split(df)) and (note := _leak_note(df, src)):
         warn(note)
-    if single := tdata.single_image_classes(df, cfg.target, bool(cfg.folds)):
+    by = cfg.target
+    if cfg.heads == "multi":    # the class train scores: a product decode's heads joined ('1_0'), not the label
+        _, _, classes, _, final = _heads_meta(df, cfg)
+        df, by = df.assign(_scored_class=[classes[i] for i in final]), "_scored_class"
+    if single := tdata.single_image_classes(df, by, bool(cfg.folds)):
         where = shown([f"{c}, in {s}" for c, s in single.items()], 8, sep="; ")
         warn(f"{len(single)} class(es) with a single image ({where}): "
              f"one image cannot both train and validate, so the class scores F1 0 in the validation macro-F1 "
