@@ -568,6 +568,23 @@ def test_check_fix_measures_the_balance_against_the_shares_the_split_asked_for(t
     assert targets["val"] != 0.2 and targets["train"] + targets["val"] == pytest.approx(1)
 
 
+def test_check_fix_of_a_fixed_table_does_not_take_its_observed_shares_as_asked_for(tmp_path):
+    """`--check alone.csv --fix --out f.csv` (no summary beside alone.csv) measured against alone.csv's own shares,
+    said so, and recorded them as f_summary.json's config val: `--check f.csv --fix` then took them as the shares
+    the split asked for, unsaid. A --fix records which targets were the table's own (balance_targets_inferred)."""
+    src = make_image_folder(tmp_path / "raw", {"cat": 13, "dog": 10}, size=(16, 16))
+    made = tmp_path / "splits.csv"
+    r = runner.invoke(app, ["split", str(src), "--out", str(made), "--val", "0.2", "--no-near-dup", "-q"])
+    assert r.exit_code == 0, r.output
+    shutil.copy(made, tmp_path / "alone.csv")
+    for checked, out in (("alone.csv", "f.csv"), ("f.csv", "g.csv")):
+        r = runner.invoke(app, ["split", "--check", str(tmp_path / checked), "--no-near-dup", "--fix", "--out",
+                                str(tmp_path / out)])
+        said = " ".join(r.output.split()).replace(str(tmp_path) + "/", "")
+        assert r.exit_code == 0 and f"the balance targets for val are {checked}'s own shares" in said, r.output
+    assert json.loads((tmp_path / "g_summary.json").read_text())["balance_targets_inferred"] == ["val", "test"]
+
+
 def test_check_fix_of_a_k_fold_table_refuses_val_up_front_naming_the_table(tmp_path, monkeypatch):
     """`split --check folds.csv --fix --val 0.3` on a k-fold table was refused only after the scan and the leak pass,
     as '--val and --folds are alternatives (only one is used); give one of them', though no --folds was typed (the

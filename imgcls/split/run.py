@@ -444,33 +444,41 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
         cfg.folds = max(2, len(fold_ids(fixed)))       # the folds it has: a gap (0, 2, 3) is no empty fold
     else:
         cfg.folds = None
-    _requested_shares(cfg, file, fixed, typed)
+    inferred = _requested_shares(cfg, file, fixed, typed)
     # units kept in train before a draw (kept_in_train) leave the shares, as for a new split (its units too)
     summary = summarize(fixed, cfg, notes, remaining, balance_units(fixed, group_col, near),
                         class_col=class_column(fixed, _stratify_of(cfg, file)))
+    if inferred:        # its config's val / test are these observed shares, which a later --check does not take
+        summary["balance_targets_inferred"] = inferred
     fixed = mf.as_written(fixed)    # what is returned is the table written, in its column order
     _finish(fixed, out, cfg, summary, remaining)
     return fixed
 
 
-def _requested_shares(cfg: SplitConfig, file: Path, table: pd.DataFrame, given) -> None:
+def _requested_shares(cfg: SplitConfig, file: Path, table: pd.DataFrame, given) -> list[str]:
     """Set `cfg`'s val / test (the balance table's targets) to the shares the checked table's split asked for: each
     typed (`given`: --val / --test), else recorded by split in the summary beside `file` (its config), else the
     table's own share of the rows it splits, said in one line: a split's own table measured against its observed
-    0.79 / 0.21 read a 1.7% gap as 0.7%."""
-    made = read_yaml(split_outputs(file)["summary"]).get("config")
+    0.79 / 0.21 read a 1.7% gap as 0.7%. Returns the names set to the table's own shares: a --fix records them
+    (balance_targets_inferred) beside its config's val / test, which are those shares, not any asked for."""
+    recorded_summary = read_yaml(split_outputs(file)["summary"])
+    made = recorded_summary.get("config")
     made = made if isinstance(made, dict) else {}
+    guessed = recorded_summary.get("balance_targets_inferred")     # an earlier --fix's observed shares
+    guessed = set(guessed) if isinstance(guessed, list) else set()
     used = sides(table) != ""
     names = ("test",) if cfg.folds else ("val", "test")     # a k-fold table's val is its fold 0
-    inferred = []
+    inferred, own = [], []
     for k in names:
         if k in given:
             continue
         recorded = made.get(k)      # split records test always, val for a holdout
-        if isinstance(recorded, (int, float)) and not isinstance(recorded, bool) and 0 <= recorded < 1:
+        if k not in guessed and isinstance(recorded, (int, float)) and not isinstance(recorded, bool) \
+                and 0 <= recorded < 1:
             setattr(cfg, k, float(recorded))
         else:
             setattr(cfg, k, float((table.loc[used, "split"] == k).mean()))
+            own.append(k)
             if getattr(cfg, k):     # a table with no test rows asked for none: nothing to say of it
                 inferred.append(k)
     cfg.validate()      # a typed --val with a recorded --test: their sum below 1 still
@@ -478,6 +486,7 @@ def _requested_shares(cfg: SplitConfig, file: Path, table: pd.DataFrame, given) 
         info(f"--check: the balance targets for {' and '.join(inferred)} are {file}'s own shares ("
              + ", ".join(f"{k} {getattr(cfg, k):.3g}" for k in inferred) + f"): no split summary beside it records "
              f"the shares asked for; give {' '.join(f'--{k} F' for k in inferred)} to measure against them")
+    return own
 
 
 def _stratify_of(cfg: SplitConfig, file: Path) -> list[str]:
