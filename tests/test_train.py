@@ -2730,6 +2730,42 @@ def test_a_renamed_run_resumed_records_its_folder_now_so_its_config_trains_no_ru
     assert not old.exists()
 
 
+@pytest.mark.parametrize("kfold", [False, True])
+def test_a_renamed_finished_run_given_to_resume_records_its_folder_now(tmp_path, kfold):
+    """`mv runs/D runs/D2; train --resume runs/D2` on a finished run said "already finished, nothing to resume" and
+    left `name: D` in its config.yaml (a k-fold set's and its folds'), so `train --config runs/D2/config.yaml` trained
+    a new runs/D. It records the folder it is in now, as an unfinished run resumed does, said on screen and in
+    train.log before it is said to be finished; the same resume again writes nothing."""
+    import shutil
+    from imgcls import manifest as mf
+    src = make_image_folder(tmp_path / "data" / "raw", {"a": 6, "b": 6}, size=(32, 32))
+    if kfold:
+        df = mf.load(src)
+        df["fold"] = np.arange(len(df)) % 2
+        src = mf.write(df, tmp_path / "data" / "splits.csv")
+    old = run_train(cfg_for(src, tmp_path, name="D", epochs=1, **({"folds": "all"} if kfold else {})))
+    run = old.parent / "D2"
+    shutil.move(old, run)
+    records = [run, *((run / "fold_0", run / "fold_1") if kfold else ())]
+    r = CliRunner().invoke(app, ["train", "--resume", str(run)])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    said, done = (f"finished run given in {run} (recorded: {old}, renamed or moved since); config.yaml records its "
+                  f"folder now", "D2: already finished, nothing to resume")
+    line = " ".join(r.output.split())
+    assert said in line and done in line and line.index(said) < line.index(done), r.output
+    assert said in (run / "train.log").read_text()
+    for d in records:
+        rec = TrainConfig.load(d / "config.yaml")
+        assert (rec.name, Path(rec.out).resolve()) == ("D2", run.parent.resolve()), d
+    before = [(d / "config.yaml").read_text() for d in records]
+    r = CliRunner().invoke(app, ["train", "--resume", str(run)])      # recorded: nothing said or written
+    assert r.exit_code == 0 and "recorded:" not in r.output and done in " ".join(r.output.split()), r.output
+    assert [(d / "config.yaml").read_text() for d in records] == before
+    r = CliRunner().invoke(app, ["train", "--config", str(run / "config.yaml")])
+    assert r.exit_code == 2 and f"{run} already holds a finished run" in " ".join(r.output.split()), r.output
+    assert not old.exists()
+
+
 def test_record_data_reads_every_record_before_writing_and_a_damaged_one_is_one_line(tmp_path):
     """TrainConfig.record_data (a resumed run given its moved data) read each fold's config.yaml with a bare
     yaml.safe_load: a damaged fold record was a traceback, after the run's own record had been rewritten."""

@@ -594,11 +594,12 @@ class TrainConfig:
             write_text(path, yaml_dump({**d, "src": self.src}, sort_keys=False))
         return earlier
 
-    def record_folder(self, run_dir) -> list:
+    def record_folder(self, run_dir, write: bool = True) -> list:
         """Make a resumed run's config.yaml, and each of its folds', name the folder the run is in now (self.name,
         and self.out where it is another folder than the recorded one) where the run was renamed or moved (`mv
         runs/D runs/D2; train --resume runs/D2`): the record said `name: D`, so `train --config runs/D2/config.yaml`
-        trained into a new runs/D. Returns the 'out/name' the rewritten records named (each once), [] where none."""
+        trained into a new runs/D. Returns the 'out/name' the rewritten records named (each once), [] where none;
+        `write=False` returns them and writes nothing (a finished run: is there anything to record?)."""
         from imgcls.fsutil import write_text
         run_dir = Path(run_dir)
         earlier = []
@@ -613,8 +614,9 @@ class TrainConfig:
             was = f"{Path(str(was_out)) / str(d.get('name'))}"
             if was not in earlier:
                 earlier.append(was)
-            write_text(path, yaml_dump({**d, "name": self.name, "out": was_out if same_out else self.out},
-                                       sort_keys=False))
+            if write:
+                write_text(path, yaml_dump({**d, "name": self.name, "out": was_out if same_out else self.out},
+                                           sort_keys=False))
         return earlier
 
     @staticmethod

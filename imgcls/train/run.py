@@ -474,7 +474,8 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     if resumed is not None:
         resume, record, cfg = resumed
         if finished(resume):                 # said before the data is read and decoded (minutes on a large set)
-            _record_moved_data(cfg, resume, record, dist)       # but data given at another path is recorded first
+            _record_finished(cfg, resume, record, dist)     # but data given at another path, or the folder it
+                                                            # was renamed or moved to, is recorded first
             if dist.main:
                 said = (f"its {LAST_PT} says so" if (resume / LAST_PT).is_file() else
                         f"its folds' {LAST_PT} files and its {OOF_SCORE} say so")
@@ -679,10 +680,7 @@ def _record_session(cfg: TrainConfig, run_dir: Path, record: TrainConfig) -> Non
     from imgcls.train.progress import RunLog
     log = RunLog(run_dir / TRAIN_LOG)
     _record_data(cfg, run_dir, log)
-    moved = cfg.record_folder(run_dir)
-    if moved:
-        log(f"resumed in {run_dir} (recorded: {', '.join(moved)}, renamed or moved since); {RUN_CONFIG} records "
-            f"its folder now")
+    _record_folder(cfg, run_dir, log)
     changed = cfg.record_session(run_dir / RUN_CONFIG, record)
     if changed:
         log(
@@ -702,30 +700,47 @@ def _record_data(cfg: TrainConfig, run_dir: Path, log, how: str = "resumed on") 
             f"path" + (", the set's and each fold's" if folds else ""))
 
 
-def _record_moved_data(cfg: TrainConfig, run_dir: Path, record: TrainConfig, dist) -> None:
+def _record_folder(cfg: TrainConfig, run_dir: Path, log, how: str = "resumed in") -> None:
+    """The folder a resumed run is in now (cfg.name, cfg.out) recorded in its config.yaml and its folds'
+    (TrainConfig.record_folder), said in one line by `log` (a RunLog of the run's train.log) where a record named
+    another (the run renamed or moved); `how` the line's first words (a finished run is not resumed)."""
+    moved = cfg.record_folder(run_dir)
+    if moved:
+        log(f"{how} {run_dir} (recorded: {', '.join(moved)}, renamed or moved since); {RUN_CONFIG} records "
+            f"its folder now")
+
+
+def _record_finished(cfg: TrainConfig, run_dir: Path, record: TrainConfig, dist) -> None:
     """A finished run given its data again at another path (the data moved: `train NEW --resume RUN`) records the
     new path as a run that goes on does (_record_data), so what reads its record later (predict's leak check,
     ensemble, train_longer's command) finds the data where it is now: once check_resume_data found the run's
-    validation images there (the data listed, no image scanned or decoded), under the run's lock. No data given,
-    or the recorded path, reads and writes nothing. `cfg`: resume_config's (its src anchored here). Under torchrun
-    rank 0 writes the record, and its refusal (the folder read-only, or in use by another train) is every process's
-    one error, as run_train's claim of the run folder: raised on rank 0 alone, the others went on."""
+    validation images there (the data listed, no image scanned or decoded). One renamed or moved since (`mv runs/D
+    runs/D2; train --resume runs/D2`) records the folder it is in now (_record_folder), as a resumed run does: its
+    config.yaml's `name: D` else trained a new runs/D. Both under the run's lock; no data given, or the recorded
+    path, in the recorded folder reads and writes nothing. `cfg`: resume_config's (its src anchored here). Under
+    torchrun rank 0 writes the record, and its refusal (the folder read-only, or in use by another train) is every
+    process's one error, as run_train's claim of the run folder: raised on rank 0 alone, the others went on."""
     named = cfg.src             # as given: what a refusal names
-    if named == record.src or cfg.anchor_paths().src == record.src:
+    data_moved = named != record.src and cfg.anchor_paths().src != record.src
+    if not data_moved and not cfg.record_folder(run_dir, write=False):
         return
     from imgcls import manifest as mf
     from imgcls.errors import UserError
     from imgcls.fsutil import check_writable
     from imgcls.train.progress import RunLog
     from imgcls.train.rundir import RunLock, check_resume_data
-    df = mf.load(cfg.src, mf.LayoutOptions(), scan=False, announce=dist.main, max_pixels=cfg.max_pixels)
-    check_resume_data(run_dir, df, named, record)
+    if data_moved:
+        df = mf.load(cfg.src, mf.LayoutOptions(), scan=False, announce=dist.main, max_pixels=cfg.max_pixels)
+        check_resume_data(run_dir, df, named, record)
     err = None
     if dist.main:
         try:
             check_writable(run_dir)
             with RunLock(run_dir, resuming=True):      # the run asked for: another --name is no fix
-                _record_data(cfg, run_dir, RunLog(run_dir / TRAIN_LOG), how="finished run given")
+                log = RunLog(run_dir / TRAIN_LOG)
+                if data_moved:
+                    _record_data(cfg, run_dir, log, how="finished run given")
+                _record_folder(cfg, run_dir, log, how="finished run given in")
         except UserError as e:
             err = str(e)
     err = dist.broadcast(err)
