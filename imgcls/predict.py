@@ -102,12 +102,18 @@ def locate_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
         # a run imgcls train is training now (another terminal) has the newest best.pt after each epoch: it is no
         # model to submit from (half trained, or a k-fold set without its last folds), so the newest other one
         busy = sorted({folder(m) for m in marks if RunLock.held(folder(m))})
-        # an ensemble a member's checkpoint of which is gone (its run renamed, moved, deleted) predicts nothing
-        broken = {m: gone for m in marks if m.name == SPEC_NAME and (gone := _members_gone(m))}
-        newest = _newest([m for m in marks if folder(m) not in busy and m not in broken])
-        gone_said = [f"{m.parent}, whose member{'s' if len(g) > 1 else ''} {', '.join(g)} "
-                     f"{'is' if len(g) == 1 else 'are'} gone: rebuild it with {BUILD_ENSEMBLE}"
-                     for m, g in broken.items() if newest is None or m.stat().st_mtime > newest.stat().st_mtime]
+        # an ensemble a member's checkpoint of which is gone (its run renamed, moved, deleted), or a finished k-fold
+        # set a fold's checkpoint was removed from since (runs.run_state's fold missing), predicts nothing
+        from imgcls.runs import FOLD_MISSING, fold_missing_progress
+        broken = {m.parent: f"{m.parent}, whose member{'s' if len(g) > 1 else ''} {', '.join(g)} "
+                            f"{'is' if len(g) == 1 else 'are'} gone: rebuild it with {BUILD_ENSEMBLE}"
+                  for m in marks if m.name == SPEC_NAME and (g := _members_gone(m))}
+        broken.update({s: f"{s}, {FOLD_MISSING} ({p}): restore the fold or train the set again"
+                       for s in sorted({folder(m) for m in marks if folder(m) != m.parent} - set(busy))
+                       if (p := fold_missing_progress(s))})
+        newest = _newest([m for m in marks if folder(m) not in busy and folder(m) not in broken])
+        gone_said = [said for f, said in broken.items() if newest is None or max(
+            m.stat().st_mtime for m in marks if folder(m) == f) > newest.stat().st_mtime]
         if newest is None:
             training = f" ({', '.join(map(str, busy))} being trained now: wait for it to finish)" if busy else ""
             raise UserError(f"no run given and none under {runs_dir} or {ensembles_dir}{training}"

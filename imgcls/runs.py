@@ -571,6 +571,19 @@ def stopped_progress(folder: Path) -> str | None:
     return str(progress) if state == STOPPED else None
 
 
+def fold_missing_progress(folder: Path) -> str | None:
+    """run_state's progress of a k-fold set in state FOLD_MISSING (finished, a fold's checkpoint or folder removed
+    since: 'folds done 1/2, fold_1 gone'), which predict and ensemble refuse; None for any other state. For
+    predict's newest-run choice, which passes such a set by and says so."""
+    if not (folder / RUN_CONFIG).is_file():
+        return None
+    from imgcls.console import said_once
+    with said_once():
+        cfg = _read_config(folder)
+    state, progress = run_state(folder, cfg, fold_dirs(folder))
+    return str(progress) if state == FOLD_MISSING else None
+
+
 def _best_epoch(history: pd.DataFrame, metric: str | None = None) -> int | None:
     """The epoch the run's --metric (its config.yaml's `metric`; macro_f1 where a run of an older imgcls records
     none) picked: its best validation value, as train chose best.pt by it; for a k-fold set (a fold column), the

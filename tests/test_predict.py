@@ -3583,3 +3583,30 @@ def test_a_model_whose_probabilities_are_nan_is_refused_not_a_submission_of_its_
     assert "error: the probabilities of r1 are NaN for 3 of the 3 images read (e.g. " in said, said
     assert "nothing written; train it again with a lower --lr" in said, said
     assert not out.exists()
+
+
+def test_a_fold_missing_kfold_set_is_not_taken_as_the_newest(tmp_path, capsys):
+    """predict with no run took a finished k-fold set a fold was removed from since (`imgcls runs`: fold missing) as
+    the newest, then refused it (check_kfold_finished), while a newer usable run was there. It is passed by, as an
+    ensemble whose member is gone is, and named; where nothing else is, the refusal names it."""
+    import os
+    import time
+    from imgcls.predict import locate_source
+    from imgcls.runs import read_run
+    runs, ensembles = tmp_path / "runs", tmp_path / "ensembles"
+    t = time.time()
+    os.utime(make_tiny_run(runs / "A") / "best.pt", (t - 300, t - 300))
+    kf = make_tiny_run(runs / "kf", folds=2)
+    for ck in kf.glob("fold_*/best.pt"):
+        os.utime(ck, (t - 100, t - 100))
+    assert [m.run for m in locate_source(None, runs, ensembles).members] == [kf]       # the newest: while it is whole
+    shutil.rmtree(kf / "fold_1")
+    assert read_run(kf).state == "fold missing"
+    capsys.readouterr()
+    assert [m.run for m in locate_source(None, runs, ensembles).members] == [runs / "A"]
+    said = " ".join("".join(capsys.readouterr()).split())
+    assert (f"using {runs / 'A'} (the newest run or ensemble; not {kf}, fold missing (folds done 1/2, fold_1 gone): "
+            f"restore the fold or train the set again)") in said, said
+    shutil.rmtree(runs / "A")
+    with pytest.raises(UserError, match=re.escape(f"(not {kf}, fold missing (folds done 1/2, fold_1 gone)")):
+        locate_source(None, runs, ensembles)
