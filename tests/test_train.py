@@ -2766,6 +2766,32 @@ def test_a_renamed_finished_run_given_to_resume_records_its_folder_now(tmp_path,
     assert not old.exists()
 
 
+def test_record_folder_takes_a_relative_out_from_where_the_run_is_not_the_working_folder(tmp_path, monkeypatch):
+    """config.yaml records train's relative --out as given (outputs/runs), from the working folder train ran in.
+    TrainConfig.record_folder resolved it from the resume's working folder, so `cd elsewhere; train --resume
+    /proj/outputs/runs/D` said the run was renamed or moved (recorded: outputs/runs/D) and rewrote its records, a
+    finished run's too (refused where its folder is read-only). A run whose folder ends with the recorded out/name
+    moved nothing; one renamed is recorded still."""
+    run = tmp_path / "proj" / "outputs" / "runs" / "D"
+    (run / "fold_0").mkdir(parents=True)
+    for d in (run, run / "fold_0"):
+        TrainConfig(src=str(tmp_path / "data"), model="test_resnet", name="D", out="outputs/runs", folds="all").save(
+            d / "config.yaml")
+    before = [(d / "config.yaml").read_text() for d in (run, run / "fold_0")]
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    now = TrainConfig(src=str(tmp_path / "data"), model="test_resnet", name="D", out=str(run.parent))
+    assert now.record_folder(run) == []
+    assert [(d / "config.yaml").read_text() for d in (run, run / "fold_0")] == before
+    run2 = run.parent / "D2"
+    run.rename(run2)
+    now.name = "D2"
+    assert now.record_folder(run2) == ["outputs/runs/D"]
+    for d in (run2, run2 / "fold_0"):
+        rec = TrainConfig.load(d / "config.yaml")
+        assert (rec.name, rec.out) == ("D2", "outputs/runs"), d
+
+
 def test_record_data_reads_every_record_before_writing_and_a_damaged_one_is_one_line(tmp_path):
     """TrainConfig.record_data (a resumed run given its moved data) read each fold's config.yaml with a bare
     yaml.safe_load: a damaged fold record was a traceback, after the run's own record had been rewritten."""

@@ -600,15 +600,23 @@ class TrainConfig:
         runs/D runs/D2; train --resume runs/D2`): the record said `name: D`, so `train --config runs/D2/config.yaml`
         trained into a new runs/D. Returns the 'out/name' the rewritten records named (each once), [] where none;
         `write=False` returns them and writes nothing (a finished run: is there anything to record?)."""
+        import os
+
         from imgcls.fsutil import write_text
         run_dir = Path(run_dir)
         earlier = []
         records = {path: self.read_mapping(path)
                    for path in (run_dir / RUN_CONFIG,
                                 *(d / RUN_CONFIG for d in fold_dirs(run_dir) if (d / RUN_CONFIG).is_file()))}
+        now = Path(self.out).resolve()
         for path, d in records.items():
             was_out = d.get("out")
-            same_out = was_out is not None and Path(str(was_out)).resolve() == Path(self.out).resolve()
+            # a relative out (train's default, outputs/runs) is recorded as given, from the working folder train
+            # ran in: the same folder where the run's folder path ends with it, not only from that working folder
+            # (`cd elsewhere; train --resume /proj/outputs/runs/D` moved nothing)
+            rel = Path(os.path.normpath(str(was_out))).parts if was_out is not None else ()
+            same_out = was_out is not None and (Path(str(was_out)).resolve() == now or (
+                not Path(str(was_out)).is_absolute() and ".." not in rel and now.parts[-len(rel):] == rel))
             if d.get("name") == self.name and same_out:
                 continue
             was = f"{Path(str(was_out)) / str(d.get('name'))}"
