@@ -193,27 +193,49 @@ class OutputSet:
 
 
 @contextmanager
-def folder_turn(folder: Path) -> Iterator[None]:
+def folder_turn(folder: Path, made: list | None = None) -> Iterator[None]:
     """An exclusive lock on `folder` (fsutil.exclusive_lock) while one output_set sweeps, writes and places its
     files there (preprocess: its whole run, from reading what an earlier run left): a second run of a step into the
     same folder (two predicts with one default --out) waits its turn, saying so and naming the process it waits
     for, instead of sweeping the first one's staging folder and temporary files as a killed run's (the first then
     failed with FileNotFoundError). The kernel drops the lock when the process ends, kill -9
-    included; a file system without flock writes unlocked, as before."""
+    included; a file system without flock writes unlocked, as before. A folder the run it waited for removed (a run
+    stopped before it wrote anything removes the --out it made) is made again and locked anew, its folders added to
+    `made` (folders_to_make's list, for the caller's remove_made): the lock of a removed folder locks nothing, and
+    the waiting run failed writing into it."""
     from contextlib import ExitStack
 
-    from imgcls.fsutil import exclusive_lock
+    from imgcls.fsutil import exclusive_lock, folders_to_make
 
     def waiting(holder: int | None) -> None:
         from imgcls.console import info
         info(f"{folder}: another imgcls command is writing its files there; waiting for it to finish"
              + (f" (process {holder})" if holder else ""))
-    with ExitStack() as turn:
+
+    def same(st: os.stat_result) -> bool:
         try:
-            turn.enter_context(exclusive_lock(folder, waiting=waiting))
-        except (ImportError, OSError):      # no fcntl; ENOLCK, EOPNOTSUPP: no locks on this file system
-            pass
-        yield
+            now = os.stat(folder)
+        except FileNotFoundError:
+            return False
+        return (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
+    while True:
+        with ExitStack() as turn:
+            try:
+                locked = os.stat(folder)
+                turn.enter_context(exclusive_lock(folder, waiting=waiting))
+                taken = True
+            except FileNotFoundError:
+                taken = False
+            except (ImportError, OSError):      # no fcntl; ENOLCK, EOPNOTSUPP: no locks on this file system
+                taken = None
+            if taken is not None and not (taken and same(locked)):
+                again = folders_to_make(folder)
+                folder.mkdir(parents=True, exist_ok=True)
+                if made is not None:
+                    made.extend(d for d in again if d not in made)
+                continue
+            yield
+            return
 
 
 @contextmanager
@@ -242,7 +264,7 @@ def output_set(folder: str | os.PathLike, name: str, earlier: Iterable[str] | Ca
     folder = Path(folder)
     made = folders_to_make(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with folder_turn(folder):
+    with folder_turn(folder, made):
         if temps is True:
             remove_stale_temps(folder)
         elif temps:

@@ -1077,6 +1077,28 @@ def test_a_second_preprocess_into_the_same_out_waits_for_the_first(tmp_path, mon
     assert summary(out)["up_to_date"] == 6 and len(manifest(out)) == 6, "".join(said)
 
 
+def test_a_preprocess_waiting_for_one_stopped_before_its_first_image_makes_out_again(tmp_path, monkeypatch):
+    """Two runs into one new --out, the first stopped (Ctrl-C) in its scan while the second waits its turn: the
+    first removes the --out it made, as a stopped run does; the second, given the lock of that removed folder, failed
+    with a FileNotFoundError traceback at its resume journal. It makes --out again and writes every image."""
+    from imgcls import manifest as manifest_module
+    src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(40, 30))
+    out = tmp_path / "p"
+    started = []
+
+    def stopped_while_another_waits(*a, **kw):
+        started.append(second_command_while_writing(tmp_path / "elsewhere.txt", [
+            "preprocess", str(src), "--out", str(out), "--size", "24", "--workers", "1"]))
+        raise KeyboardInterrupt
+    monkeypatch.setattr(manifest_module, "scan_images", stopped_while_another_waits)
+    r = runner.invoke(app, ["preprocess", str(src), "--out", str(out), "--size", "24", "--workers", "1", "-q"])
+    assert r.exit_code == 130, r.output
+    second, said = started[0]
+    assert second.wait(120) == 0 and "Traceback" not in "".join(said), "".join(said)
+    assert any("waiting for it to finish" in line for line in said), "".join(said)
+    assert summary(out)["written"] == 6 and len(manifest(out)) == 6, "".join(said)
+
+
 @pytest.mark.parametrize("earlier", [False, True])
 def test_a_folder_an_interrupted_run_left_is_not_read_as_data(tmp_path, monkeypatch, earlier):
     """preprocess killed part way (a `timeout` in a script), then the next step on its --out: without an earlier

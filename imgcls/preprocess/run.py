@@ -93,13 +93,16 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     # files (the first failed with a FileNotFoundError traceback) and read its unfinished journal as its own
     made = folders_to_make(out)
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        with folder_turn(out):
+    with folder_turn(out, made):
+        try:
             return _preprocess_into(out, src, df, cfg, workers, report, bg, rembg_file, paths, names, age_bands,
                                     made)
-    except BaseException:
-        remove_made(made)       # a run stopped before it wrote anything leaves no empty --out (only empty folders go)
-        raise
+        except BaseException:
+            # a run stopped before it wrote anything leaves no empty --out (only empty folders go); while it holds
+            # OUT: a run waiting for it makes it again (folder_turn), and a stop while waiting removes no folder the
+            # run it waits for writes into
+            remove_made(made)
+            raise
 
 
 def _preprocess_into(out: Path, src, df: pd.DataFrame, cfg: PreprocessConfig, workers: int, report: bool, bg,
