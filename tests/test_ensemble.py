@@ -113,6 +113,29 @@ def test_build_ensemble_given_one_path_instead_of_a_list_names_the_list_it_takes
     assert not (tmp_path / "ens").exists()
 
 
+def test_ensemble_and_predict_print_their_output_on_stdout_for_a_script_quiet_or_not(tmp_path, monkeypatch):
+    """A script chaining the steps (ENS=$(imgcls ensemble -q ...); SUB=$(imgcls predict -q "$ENS" ...)) got nothing:
+    each said its output only in an info line on stderr, which --quiet silences. As train's run folder: one line on
+    stdout, --quiet or not: ensemble's folder (what predict takes), predict's submission file (what is uploaded)."""
+    rows, r1, r2 = _run_and_kfold_set(tmp_path)
+    test = tmp_path / "test 런"
+    for i in range(3):
+        make_image(test / f"t{i}.png", seed=50 + i, kind="noise")
+    monkeypatch.chdir(tmp_path)
+    for quiet in (["-q"], []):
+        ens = tmp_path / f"ens{len(quiet)} 런"
+        r = CliRunner().invoke(app, ["ensemble", str(r1), str(r2), "--out", str(ens), *quiet])
+        assert r.exit_code == 0 and r.stdout.endswith(f"{ens}\n"), (r.stdout, r.stderr)
+        assert r.stdout == f"{ens}\n" or not quiet, r.stdout        # -q: that line alone (the table goes)
+        r = CliRunner().invoke(app, ["predict", str(ens), "--data", str(test), "--workers", "0", *quiet])
+        assert r.exit_code == 0 and r.stdout == f"outputs/predictions/{ens.name}/submission.csv\n", r.output
+        assert (tmp_path / r.stdout.strip()).is_file()
+        pred = tmp_path / f"pred{len(quiet)}"
+        r = CliRunner().invoke(app, ["predict", str(ens), "--data", str(test), "--out", str(pred), "--workers", "0",
+                                     *quiet])
+        assert r.exit_code == 0 and r.stdout == f"{pred / 'submission.csv'}\n", r.output
+
+
 def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
     rows, r1, r2 = _run_and_kfold_set(tmp_path)
     out = tmp_path / "ens"
@@ -140,7 +163,8 @@ def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
     res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted", "--weights", "auto",
                               "--out", str(tmp_path / "ens_q"), "-q"])
     # --quiet: the scores are in scores.csv; a warning still shows (the fit leaves resnet at 0: effnet alone runs)
-    assert res.exit_code == 0 and all(line.startswith("warning: ") for line in res.output.splitlines()), res.output
+    assert res.exit_code == 0 and res.stdout == f"{tmp_path / 'ens_q'}\n", res.output     # the folder, for a script
+    assert all(line.startswith("warning: ") for line in res.stderr.splitlines()), res.output
     import re
     html = (out / "report.html").read_text()
     srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', html)

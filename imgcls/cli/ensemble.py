@@ -32,4 +32,6 @@ def ensemble(runs: Annotated[List[Path], typer.Argument(help="Run folders (a k-f
              quiet: Quiet = False, *, cfg: Given) -> None:
     """Vote over runs and folds; fit weights on out-of-fold predictions; write a spec predict reads."""
     from imgcls.ensemble import build_ensemble
-    build_ensemble(runs, out=out, name=name, **cfg.keywords())
+    spec = build_ensemble(runs, out=out, name=name, **cfg.keywords())
+    from imgcls.console import print_output
+    print_output(spec.path.parent)      # the ensemble folder on stdout, --quiet or not: what `imgcls predict` takes

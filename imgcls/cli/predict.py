@@ -9,7 +9,7 @@ import typer
 from imgcls.cli.common import Command, Quiet, command
 from imgcls.layout_options import LayoutOptions
 from imgcls.options import Given
-from imgcls.outputs import SPEC_NAME
+from imgcls.outputs import SPEC_NAME, SUBMISSION_CSV
 from imgcls.pipeline import TEST_DATA
 from imgcls.predict_config import PredictConfig
 
@@ -63,4 +63,7 @@ def predict(source: Annotated[Optional[Path], typer.Argument(
             quiet: Quiet = False, *, cfg: Given, layout: Given) -> None:
     """Predict test images with a run or an ensemble (TTA optional) -> probs + submission.csv."""
     from imgcls.predict import run_predict
-    run_predict(source, data, out, opts=layout.build(), **cfg.keywords())
+    summary = run_predict(source, data, out, opts=layout.build(), **cfg.keywords())
+    from imgcls.console import print_output
+    # the submission file on stdout, --quiet or not: what a script uploads next (SUB=$(imgcls predict -q ...))
+    print_output(out / SUBMISSION_CSV if out else Path(summary["submission"]).relative_to(Path.cwd()))
