@@ -1258,6 +1258,15 @@ def test_relabel_age_that_moves_images_is_said_not_warned():
     assert [n for n in summary["notes"] if n.startswith("--relabel-age 29,59 moved no image")], summary["notes"]
 
 
+def test_drop_ages_that_matches_no_one_is_warned_as_relabel_age_is():
+    """`split --drop-ages 57-59` on data with no one of those ages said nothing (the option did nothing, silently),
+    while --relabel-age that moves no one warns. It warns the same way (a note: on screen and in the report)."""
+    _, summary, _, _ = sp.make_split(profile_table(60, ages=(20, 45, 65)), cfg(drop_ages=sp.parse_ages("57-59")))
+    assert "--drop-ages 57-59 left out no image (no one at those ages)" in summary["notes"], summary["notes"]
+    _, summary, _, _ = sp.make_split(profile_table(60, ages=(20, 58, 65)), cfg(drop_ages=sp.parse_ages("57-59")))
+    assert not [n for n in summary["notes"] if "--drop-ages" in n], summary["notes"]
+
+
 def test_python_run_split_with_group_col_writes_the_table_the_cli_writes(tmp_path, monkeypatch):
     """`imgcls split --csv train.csv --group-col person` and run_split(..., SplitConfig(group_col="person")) write the
     same table: the CSV's person ids in `group` (the column split --check and later steps read), not an empty

@@ -48,6 +48,19 @@ def derive_profile_labels(df: pd.DataFrame, age_bands: Sequence[int] = profiles.
     return out, int((out["age_band"].to_numpy() != plain["age_band"].to_numpy()).sum())
 
 
+def drop_ages_text(ages: Sequence[int]) -> str:
+    """--drop-ages as the user wrote it: a run of ages as `57-59`, others listed (`20,57`)."""
+    lo, hi = min(ages), max(ages)
+    return f"{lo}-{hi}" if len(ages) == hi - lo + 1 else ",".join(map(str, ages))
+
+
+def dropped_by_age(df: pd.DataFrame, cfg: SplitConfig) -> int:
+    """How many rows are of an age --drop-ages names (0 without --drop-ages)."""
+    if not cfg.drop_ages or "age" not in df.columns:
+        return 0
+    return int(pd.to_numeric(df["age"], errors="coerce").isin(list(cfg.drop_ages)).sum())
+
+
 def exclusion_reasons(df: pd.DataFrame, cfg: SplitConfig) -> pd.Series:
     """Why each row is left out of every split ('' = kept): clean's keep=false, unreadable, no label, dropped age."""
     reasons = pd.Series([""] * len(df), index=df.index, dtype=object)
@@ -63,10 +76,9 @@ def exclusion_reasons(df: pd.DataFrame, cfg: SplitConfig) -> pd.Series:
     if cfg.drop_ages:
         if "age" not in df.columns:
             raise UserError("--drop-ages needs an `age` column (a profile dataset); this source has none")
-        lo, hi = min(cfg.drop_ages), max(cfg.drop_ages)
         ages = pd.to_numeric(df["age"], errors="coerce")
         mark(ages.isin(list(cfg.drop_ages)), "age " + ages.astype("Int64").astype(str) + " in --drop-ages "
-             + (f"{lo}-{hi}" if len(cfg.drop_ages) == hi - lo + 1 else ",".join(map(str, cfg.drop_ages))))
+             + drop_ages_text(cfg.drop_ages))
     for col in cfg.stratify:
         mark(df[col].fillna("").astype(str) == "", f"no {col}")
     return reasons

@@ -24,7 +24,8 @@ from imgcls.split.assign import (COPY_ACROSS, assign, check_enough_units, check_
                                  follow_sources, strata_of)
 from imgcls.split.config import (NEW_SPLIT, LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig,
                                  check_split_values, fold_ids, has_folds)
-from imgcls.split.labels import class_column, derive_profile_labels, exclusion_reasons, is_profile_table
+from imgcls.split.labels import (class_column, derive_profile_labels, drop_ages_text, dropped_by_age,
+                                 exclusion_reasons, is_profile_table)
 from imgcls.split.leaks import balance_units, check_fix_fractions, check_leaks, fix_leaks, in_folds, sides
 from imgcls.split.report import (distribution, print_leaks, print_tables, report_columns, summarize,
                                  value_meanings, write_reports)
@@ -121,6 +122,8 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
             notes.append(f"--relabel-age {edges} moved no image to another age band (no one at the ages its "
                          f"edges move)")
     reasons = exclusion_reasons(df, cfg)
+    if cfg.drop_ages and not dropped_by_age(df, cfg):      # no one at those ages: the option did nothing
+        notes.append(f"--drop-ages {drop_ages_text(cfg.drop_ages)} left out no image (no one at those ages)")
     inc = df[reasons == ""].reset_index(drop=True)
     if inc.empty:
         raise UserError("every row is excluded (see drop_reason: clean's keep=false, unreadable, no label, "
