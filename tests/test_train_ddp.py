@@ -59,8 +59,9 @@ def one_launch(tmp_path_factory):
     `train NEW --resume DONE`, a finished run whose data moved and that another train holds, in the same processes
     (as tune's trials run), rank 1 starting the SAM run 5 s after rank 0 (rank 0 claims its folder first); then two
     runs that fail on every process, rank 1 stopped in its said-elsewhere wait as
-    torchrun stops it (CLI_SCRIPT's `stopped`): every fold lacks training images (refused with the data's checks,
-    before the shared cache is planned), and rank 0's refusal of a --cache ram over the memory available (left out where /proc/meminfo is missing).
+    torchrun stops it (CLI_SCRIPT's `stopped`): a --head-weights of 3 values for 2 heads (refused by the
+    Trainer, after the shared cache is built), and rank 0's refusal of a --cache ram over the memory available
+    (left out where /proc/meminfo is missing).
     Returns its folder, each rank's record of its calls, the finished run, its config.yaml before the launch, and
     the two runs' data."""
     import shutil
@@ -83,12 +84,14 @@ def one_launch(tmp_path_factory):
              ["train", *common, "--epochs", "1", "--batch-size", "2", "--grad-accum", "2", "--optimizer", "sam",
               "--name", "ddp_sam", "--quiet"],
              ["train", str(new), "--resume", str(done), "--device", "cpu"]]
-    # every fold lacks training images (found after the shared cache is built): the images of `src`, all in fold 0
+    # a failure after the shared cache is built: the Trainer counts --head-weights against the heads (the data's
+    # checks, train.run.check_data, refuse an empty fold before the cache is planned)
     rows = sorted(p.relative_to(tmp_path).as_posix() for p in src.rglob("*.png"))
-    (tmp_path / "folds.csv").write_text("path,label,fold\n" + "".join(f"{p},{p.split('/')[1]},0\n" for p in rows))
-    calls.append(["train", str(tmp_path / "folds.csv"), "--model", "test_resnet", "--no-pretrained", "--img-size",
-                  "32", "--epochs", "1", "--batch-size", "4", "--workers", "0", "--device", "cpu", "--folds", "all",
-                  "--cache", "disk", "--out", str(tmp_path / "runs"), "--name", "no_train", "--quiet"])
+    (tmp_path / "heads.csv").write_text("path,label,kind,tone\n" + "".join(
+        f"{p},{p.split('/')[1]},{int(p.split('/')[1] == 'b')},{k % 2}\n" for k, p in enumerate(rows)))
+    calls.append(["train", str(tmp_path / "heads.csv"), *common[1:], "--epochs", "1", "--batch-size", "4",
+                  "--heads", "multi", "--head-columns", "kind,tone", "--head-weights", "1,2,3", "--cache", "disk",
+                  "--name", "bad_heads", "--quiet"])
     mem = cache_room(tmp_path)[0]
     if mem is not None:
         # a --cache ram over the memory available: the same small image in as many rows as it takes at 4096 px, of
@@ -204,12 +207,12 @@ def _stopped_by_torchrun(ranks, call: int) -> str:
 @pytest.mark.slow
 def test_torchrun_shared_cache_removed_when_the_run_fails(one_launch):
     """The decoded-image memmap every process maps ($TMPDIR/imgcls-cache-*.npy and its .errors.json) goes however
-    the run ends, not only on success: here every fold lacks training images (one line, exit 2; one_launch's
-    fourth call, in the processes of the runs before it, whose caches were built). That refusal now comes before
-    the cache is planned (train.run.check_data), so this checks that none is left by the runs before it and none
-    made by the refused one."""
+    the run ends, not only on success: here the Trainer refuses a --head-weights of 3 values for 2 heads (one line,
+    exit 2; one_launch's fourth call, in the processes of the runs before it) after the cache was built and mapped
+    (its line in the run's train.log: a refusal that moved before the cache would test nothing here)."""
     tmp_path, ranks, _, _, _ = one_launch
-    assert "no training images in fold 0" in _stopped_by_torchrun(ranks, 3)
+    assert "--head-weights has 3 values for 2 heads" in _stopped_by_torchrun(ranks, 3)
+    assert "one memmap shared by the 2 processes" in (tmp_path / "runs" / "bad_heads" / "train.log").read_text()
     assert list((tmp_path / "tmpdir").glob("imgcls-cache-*")) == []      # torchrun's TMPDIR
 
 
