@@ -3424,7 +3424,10 @@ def test_a_resume_on_two_roots_of_one_relative_path_is_checked_by_root_and_drawn
     """A manifest of two roots holding the same relative paths (a/000.png in each, other pixels): the resume's check
     of its random --val-split draw compared the earlier validation rows by path alone, so the unchanged data's
     resume was refused (a validated a/003.png of one root is the other root's training image). It names images by
-    root and path, as check_resume_data does, and the draw it checks is the one the run trains with (made once)."""
+    root and path, as check_resume_data does, and the draw it checks is the one the run trains with (made once).
+    The draw of the scanned rows is made once by any run (check_data's, which the run trains with): the refusal of
+    an empty side (check_data) drew it again, and the fold loop a third time; the table as read is drawn apart (its
+    check before the scan)."""
     from imgcls.train import data as tdata
     one = make_image_folder(tmp_path / "one", {"a": 6, "b": 6}, size=(32, 32))
     two = make_image_folder(tmp_path / "two", {"a": 6, "b": 6}, size=(32, 32), seed=1)
@@ -3432,12 +3435,16 @@ def test_a_resume_on_two_roots_of_one_relative_path_is_checked_by_root_and_drawn
             for i in range(6)]
     (tmp_path / "data").mkdir()
     pd.DataFrame(rows).to_csv(src := tmp_path / "data" / "manifest.csv", index=False)
+    real, draws = tdata._assign_split, []
+    # each draw: of the table as read (before the scan), or of the scanned rows (their width read by the scan)
+    monkeypatch.setattr(tdata, "_assign_split", lambda df, *a, **k: draws.append(
+        "scanned" if df["width"].notna().all() else "as read") or real(df, *a, **k))
     part = run_train(cfg_for(src, tmp_path, name="part"), stop_after=1)
+    assert draws == ["as read", "scanned"], draws
     vp = pd.read_csv(part / "val_predictions.csv", dtype=str)
     twins = set(vp["path"]) - set(vp.groupby("path")["root"].nunique().loc[lambda n: n > 1].index)
     assert twins        # a validated path whose other root's image trains: what a path-only check refuses
-    real, draws = tdata._assign_split, []
-    monkeypatch.setattr(tdata, "_assign_split", lambda *a, **k: draws.append(1) or real(*a, **k))
+    draws.clear()
     assert run_train(TrainConfig(), resume=part) == part
-    assert len(draws) == 1
+    assert draws == ["as read", "scanned"], draws
     assert len(pd.read_csv(part / "metrics.csv")) == 2

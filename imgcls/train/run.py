@@ -73,20 +73,21 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
 
 def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say_skipped: bool = False,
                src: str | None = None, scanned: bool = True, study: str | None = None,
-               searched: tuple = ()) -> tuple[pd.DataFrame, tuple, list[int | None]]:
+               searched: tuple = ()) -> tuple[pd.DataFrame, tuple, list[int | None], list[tuple]]:
     """train's refusals of the data table `df` (manifest.load's, of cfg.src) with these options, before any image is
     decoded: its split / fold values, the --target column, its labels (none, a competition CSV's classes in a
     column of another name, fewer than 2 classes, every row unreadable), --heads multi's columns, --folds. Run by
     each run on the table as read (before its images are scanned) and on the scanned rows, and once by tune before
     its study opens (one line, not its first trial's error). `say_target`: the line on --target age of profile
     data (said with the table as read); `say_skipped`: the rows left out and why (of the scanned rows). Returns the
-    usable rows, _heads_meta's (heads, decode, classes, targets, final) of them and the folds to train ([None]: one
-    run without folds). `src`: the data as the user named it, which the lines say (cfg.src when not known).
-    `scanned` False: the table as read, whose recorded scan (a row's error) the scan may undo (manifest.stale_rows:
-    a file away when it was scanned, back since) and is not read: a class of such rows was 'at least 2 classes'
-    before the scan could find them. `study`: tune's --study, whose `imgcls tune` command the --folds fix names
-    instead of `imgcls train` (as say_data_notes'); `searched`: the options its space draws, which it types not
-    (_split_first)."""
+    usable rows, _heads_meta's (heads, decode, classes, targets, final) of them, the folds to train ([None]: one
+    run without folds) and each fold's draw of the usable rows (train.data._assign_split's masks, which
+    assign_split takes as `drawn`: the run trains with them, not a draw made again). `src`: the data as the user
+    named it, which the lines say (cfg.src when not known). `scanned` False: the table as read, whose recorded scan
+    (a row's error) the scan may undo (manifest.stale_rows: a file away when it was scanned, back since) and is not
+    read: a class of such rows was 'at least 2 classes' before the scan could find them. `study`: tune's --study,
+    whose `imgcls tune` command the --folds fix names instead of `imgcls train` (as say_data_notes'); `searched`:
+    the options its space draws, which it types not (_split_first)."""
     from imgcls import manifest as mf
     from imgcls.console import info, plural
     from imgcls.errors import UserError
@@ -146,10 +147,11 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
     # what each fold trains and validates on, as it will draw them (its lines are said then): a side with no image
     # is refused here, before the weights are loaded and the images decoded, not as the first fold starts
     by = cfg.target if cfg.heads == "single" else "label"
-    for fold in folds:
-        check_sides(cfg, df, fold, *tdata.assign_split(df, fold, cfg.val_split, cfg.seed, by=by, say=False),
-                    study=study)
-    return df, meta, folds
+    draws = [tdata._assign_split(df, fold, cfg.val_split, cfg.seed, by) for fold in folds]
+    for fold, drawn in zip(folds, draws):
+        check_sides(cfg, df, fold, *tdata.assign_split(df, fold, cfg.val_split, cfg.seed, by=by, drawn=drawn,
+                                                       say=False), study=study)
+    return df, meta, folds, draws
 
 
 def check_sides(cfg: TrainConfig, df: pd.DataFrame, fold: int | None, train: np.ndarray, val: np.ndarray,
@@ -540,8 +542,8 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     if resume is not None:       # the data the run trained on, not another folder's of the same relative name
         from imgcls.train.rundir import check_resume_data
         check_resume_data(resume, df, src_named, record)
-    df, (heads, decode, classes, targets, final), folds = check_data(cfg, df, say_skipped=dist.main, src=src_named,
-                                                                     study=track_group, searched=searched)
+    df, (heads, decode, classes, targets, final), folds, draws = check_data(
+        cfg, df, say_skipped=dist.main, src=src_named, study=track_group, searched=searched)
 
     dc = data_config(cfg.model)
     img_size = int(cfg.img_size or dc["input_size"][-1])
@@ -591,11 +593,11 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
 
     if dist.main:
         say_data_notes(cfg, df, src_named, study=track_group, searched=searched)    # a trial's fix: tune's
-    drawn = None        # a resumed run's random --val-split draw (no split table): made once, checked, trained on
+    # each fold's draw of the scanned rows, check_data's: made once, a resumed run's random --val-split draw (no split
+    # table) checked against its earlier epochs', trained on
     if resume is not None and not cfg.folds and not tdata.has_val_split(df):
         from imgcls.train.rundir import check_resumed_draw
-        drawn = tdata._assign_split(df, None, cfg.val_split, cfg.seed, meta.target)
-        check_resumed_draw(resume, df, drawn[1], src_named, record)
+        check_resumed_draw(resume, df, draws[0][1], src_named, record)
 
     # rank 0 claims the run folder (an atomic mkdir, then an exclusive lock held until the run ends); the other
     # processes learn its name, or the one-line error that stops them all
@@ -635,7 +637,7 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
             record_plan(run_dir, [f for f in folds if f is not None], classes)
         dist.barrier()
         return _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds,
-                            resume, stop_after, callbacks, study=track_group, drawn=drawn)
+                            resume, stop_after, callbacks, study=track_group, draws=draws)
     except KeyboardInterrupt:
         # said here, not in the fold loop: a Ctrl-C while the decoded-image cache is built (before any fold starts)
         # leaves the claimed folder too, which the same command again refuses
@@ -749,11 +751,11 @@ def _record_finished(cfg: TrainConfig, run_dir: Path, record: TrainConfig, dist)
 
 
 def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds, resume,
-                 stop_after, callbacks=None, study: str | None = None, drawn: tuple | None = None) -> Path:
+                 stop_after, callbacks=None, study: str | None = None, draws: list | None = None) -> Path:
     """Every fold of the run (one run without folds): the shared decoded-image cache, train_run per fold, the
-    out-of-fold score. `study`: tune's --study, which a fix's command names (_no_groups_split). `drawn`: the random
-    --val-split draw of `df` made already (a resume's, checked by check_resumed_draw), used unless the decoding
-    left rows out (then drawn again on the rows kept, as a run that starts draws)."""
+    out-of-fold score. `study`: tune's --study, which a fix's command names (_no_groups_split). `draws`: each
+    fold's draw of `df` made already (check_data's; a resume's random --val-split draw checked by
+    check_resumed_draw), used unless the decoding left rows out (then drawn again on the rows kept)."""
     from dataclasses import replace
 
     from imgcls import manifest as mf
@@ -854,9 +856,9 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
         if dist.main and never:
             RunLog(run_dir / TRAIN_LOG)(metrics.missing_rows_note(never, len(classes), every_fold=True,
                                                                   of_folds=some))
-    for fold in folds:
+    for k, fold in enumerate(folds):
         train_mask, val_mask = tdata.assign_split(df, fold, cfg.val_split, cfg.seed, by=meta.target,
-                                                  drawn=drawn if fold is None and keep is None else None)
+                                                  drawn=draws[k] if draws is not None and keep is None else None)
         # check_data refused an empty side before the long work: one here lost its images as they were decoded
         check_sides(cfg, df, fold, train_mask, val_mask, study)
         fd = FoldData(np.flatnonzero(train_mask), np.flatnonzero(val_mask), targets, final, df, images, paths,
