@@ -2798,7 +2798,7 @@ def test_record_data_reads_every_record_before_writing_and_a_damaged_one_is_one_
     from imgcls.errors import UserError
     run = tmp_path / "run"
     (run / "fold_0").mkdir(parents=True)
-    old = TrainConfig(src=str(tmp_path / "old"), model="test_resnet")
+    old = TrainConfig(src=str(tmp_path / "old"), model="test_resnet", folds="all")     # a k-fold set's, as train writes
     old.save(run / "config.yaml")
     (run / "fold_0" / "config.yaml").write_text("src: [unclosed\n", encoding="utf-8")
     before = (run / "config.yaml").read_bytes()
