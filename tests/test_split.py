@@ -603,6 +603,25 @@ def test_check_fix_of_a_k_fold_table_refuses_val_up_front_naming_the_table(tmp_p
     assert not (tmp_path / "f.csv").exists()
 
 
+def test_check_refuses_share_and_fold_flags_that_would_do_nothing(tmp_path, monkeypatch):
+    """`split --check splits.csv --val 0.3` (no --fix) ignored --val unsaid (only --fix's balance table reads it), and
+    `--check --fix --folds 5` was overwritten by the table's own folds without a word. Each is refused before any
+    image is read, in one line naming the flag and what to do instead."""
+    src = make_image_folder(tmp_path / "raw", {"cat": 9, "dog": 9}, size=(16, 16))
+    table = tmp_path / "splits.csv"
+    r = runner.invoke(app, ["split", str(src), "--out", str(table), "--folds", "3", "--no-near-dup", "-q"])
+    assert r.exit_code == 0, r.output
+    monkeypatch.setattr(mf, "scan_images", lambda *a, **k: pytest.fail("scanned before the refusal"))
+    for extra, says in ((["--val", "0.3"], "add --fix or drop --val"),
+                        (["--test", "0.1"], "add --fix or drop --test"),
+                        (["--folds", "5"], "drop --folds"), (["--fix", "--folds", "5"], "drop --folds")):
+        r = runner.invoke(app, ["split", "--check", str(table), "--no-near-dup", *extra])
+        said = " ".join(r.output.split())
+        assert r.exit_code == 2 and "Traceback" not in said and says in said, (extra, r.output)
+    with pytest.raises(UserError, match="add --fix or drop --val"):
+        sp.run_check(table, cfg=cfg(val=0.3))
+
+
 def test_check_fix_leaves_the_callers_split_config_as_given(tmp_path):
     """run_check(FILE, OUT, cfg, fix=True) wrote the checked table's own fractions into the caller's SplitConfig (val,
     test; a k-fold table's folds) for its balance table: a notebook's next run_split(SRC, cfg=cfg) split at the
