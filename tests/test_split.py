@@ -622,6 +622,24 @@ def test_check_refuses_share_and_fold_flags_that_would_do_nothing(tmp_path, monk
         sp.run_check(table, cfg=cfg(val=0.3))
 
 
+def test_check_fix_refuses_a_typed_val_that_leaves_no_train_with_the_recorded_test_before_the_scan(tmp_path,
+                                                                                                  monkeypatch):
+    """`split --check splits.csv --fix --val 0.85` of a `--test 0.2` split was refused (val + test >= 1) only after
+    the scan and the near-duplicate pass, when the balance targets were set. It is refused before any image is read,
+    naming the recorded --test."""
+    src = make_image_folder(tmp_path / "raw", {"cat": 10, "dog": 10}, size=(16, 16))
+    table = tmp_path / "splits.csv"
+    r = runner.invoke(app, ["split", str(src), "--out", str(table), "--test", "0.2", "--no-near-dup", "-q"])
+    assert r.exit_code == 0, r.output
+    monkeypatch.setattr(mf, "scan_images", lambda *a, **k: pytest.fail("scanned before the refusal"))
+    r = runner.invoke(app, ["split", "--check", str(table), "--no-near-dup", "--fix", "--val", "0.85",
+                            "--out", str(tmp_path / "f.csv")])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and "Traceback" not in said, r.output
+    assert "--val 0.85 + the --test 0.2 that" in said and "leave nothing to train on" in said, r.output
+    assert not (tmp_path / "f.csv").exists()
+
+
 def test_check_fix_leaves_the_callers_split_config_as_given(tmp_path):
     """run_check(FILE, OUT, cfg, fix=True) wrote the checked table's own fractions into the caller's SplitConfig (val,
     test; a k-fold table's folds) for its balance table: a notebook's next run_split(SRC, cfg=cfg) split at the

@@ -414,6 +414,8 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
         # before the scan and the near-duplicate pass: the balance targets (_requested_shares) have no val to set
         raise UserError(f"--val {cfg.val}: {file} is a k-fold table (each fold validates in turn), so --fix measures "
                         f"its balance over its folds; drop --val")
+    if fix and shares and not has_folds(df):
+        _check_typed_shares(cfg, file, typed)      # before the scan: a typed --val with the recorded --test
     # a column the file lacks: refused, not replaced; --group-col none: no column, the file's `group` kept as written
     group_col = "" if cfg.group_col == mf.NO_GROUPS else _resolve_group_col(df, cfg, "manifest")
     df = _nfc_keys(df, cfg, group_col)
@@ -472,21 +474,15 @@ def _requested_shares(cfg: SplitConfig, file: Path, table: pd.DataFrame, given) 
     table's own share of the rows it splits, said in one line: a split's own table measured against its observed
     0.79 / 0.21 read a 1.7% gap as 0.7%. Returns the names set to the table's own shares: a --fix records them
     (balance_targets_inferred) beside its config's val / test, which are those shares, not any asked for."""
-    recorded_summary = read_yaml(split_outputs(file)["summary"])
-    made = recorded_summary.get("config")
-    made = made if isinstance(made, dict) else {}
-    guessed = recorded_summary.get("balance_targets_inferred")     # an earlier --fix's observed shares
-    guessed = set(guessed) if isinstance(guessed, list) else set()
     used = sides(table) != ""
     names = ("test",) if cfg.folds else ("val", "test")     # a k-fold table's val is its fold 0
+    recorded = _recorded_shares(file, [k for k in names if k not in given])
     inferred, own = [], []
     for k in names:
         if k in given:
             continue
-        recorded = made.get(k)      # split records test always, val for a holdout
-        if k not in guessed and isinstance(recorded, (int, float)) and not isinstance(recorded, bool) \
-                and 0 <= recorded < 1:
-            setattr(cfg, k, float(recorded))
+        if k in recorded:
+            setattr(cfg, k, recorded[k])
         else:
             setattr(cfg, k, float((table.loc[used, "split"] == k).mean()))
             own.append(k)
@@ -498,6 +494,37 @@ def _requested_shares(cfg: SplitConfig, file: Path, table: pd.DataFrame, given) 
              + ", ".join(f"{k} {getattr(cfg, k):.3g}" for k in inferred) + f"): no split summary beside it records "
              f"the shares asked for; give {' '.join(f'--{k} F' for k in inferred)} to measure against them")
     return own
+
+
+def _recorded_shares(file: Path, names) -> dict[str, float]:
+    """The shares among `names` (val, test) that the split of `file` asked for, as recorded in the summary beside it
+    (its config: test always, val for a holdout); not those an earlier --fix recorded as the table's own
+    (balance_targets_inferred)."""
+    summary = read_yaml(split_outputs(file)["summary"])
+    made = summary.get("config")
+    made = made if isinstance(made, dict) else {}
+    guessed = summary.get("balance_targets_inferred")
+    guessed = set(guessed) if isinstance(guessed, list) else set()
+    shares = {}
+    for k in names:
+        value = made.get(k)
+        if k not in guessed and isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1:
+            shares[k] = float(value)
+    return shares
+
+
+def _check_typed_shares(cfg: SplitConfig, file: Path, typed) -> None:
+    """A typed --val (--test) of `--check FILE --fix` of a holdout table, with the --test (--val) its split recorded
+    (_requested_shares' targets): their sum below 1, said before the scan and the near-duplicate pass."""
+    recorded = _recorded_shares(file, [k for k in ("val", "test") if k not in typed])
+    if not recorded:
+        return
+    total = sum(recorded.values()) + sum(getattr(cfg, k) for k in ("val", "test") if k in typed)
+    if total >= 1:
+        raise UserError(" + ".join(f"--{k} {getattr(cfg, k)}" for k in ("val", "test") if k in typed)
+                        + " + the " + " + ".join(f"--{k} {v:g}" for k, v in recorded.items())
+                        + f" that {file}'s split recorded leave nothing to train on; keep their sum below 1 "
+                          f"(or type {' '.join(f'--{k} F' for k in recorded)} too)")
 
 
 def _stratify_of(cfg: SplitConfig, file: Path) -> list[str]:
