@@ -467,13 +467,21 @@ def run_eda(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAU
 
 def set_aside_line(df: pd.DataFrame) -> str:
     """The one line saying how many rows clean set aside (keep=false, mf.kept: the rows split and train skip), by
-    its `reason`, and that eda counts the rest."""
+    its `reason`, that eda counts the rest, and the classes set aside whole (absent from eda's class table, as from
+    split's and train's)."""
     aside = ~mf.kept(df)
     why = df.loc[aside, "reason"].fillna("").astype(str).str.strip() if "reason" in df.columns else pd.Series("")
     reasons = why[why != ""].value_counts()
     said = f": {', '.join(f'{n} {r}' for r, n in reasons.items())}" if len(reasons) else ""
+    gone = ""
+    if "label" in df.columns:
+        labels = df["label"].fillna("").astype(str)
+        whole = sorted(set(labels[aside & (labels != "")]) - set(labels[~aside]))
+        if whole:
+            gone = (f"; {plural(len(whole), 'class', 'classes')} set aside whole (in no class count here): "
+                    + ", ".join(whole))
     return (f"clean set aside {int(aside.sum())} of {plural(len(df), 'row')} (keep=false{said}); eda counts the "
-            f"{plural(int((~aside).sum()), 'row')} later steps use")
+            f"{plural(int((~aside).sum()), 'row')} later steps use{gone}")
 
 
 def earlier_files(out: Path) -> set[str]:

@@ -98,6 +98,18 @@ def test_oversampled_copies_are_said_and_the_imbalance_is_the_originals(tmp_path
     assert "oversampled_copies" not in eda.summarize(df.drop(columns="augmented_from"))
 
 
+def test_a_class_clean_set_aside_whole_is_named_in_the_set_aside_line():
+    """When clean set aside every row of a class, the class vanished from eda's class table with no mention: the
+    set-aside line said only the row count. It names the class; a class with rows kept, or rows with no label, is
+    not named."""
+    df = pd.DataFrame({"path": [f"{k}.png" for k in range(6)], "label": ["a", "a", "b", "c", "c", ""],
+                       "keep": [True, False, True, False, False, False],
+                       "reason": ["", "exact_duplicate", "", "out_of_domain", "out_of_domain", "unreadable"]})
+    line = eda.set_aside_line(df)
+    assert line.endswith("eda counts the 2 rows later steps use; 1 class set aside whole (in no class count here): "
+                         "c"), line
+
+
 def test_rows_clean_set_aside_are_not_counted_and_are_said_in_one_line(tmp_path):
     """`clean data/raw && eda data/clean` counted the rows clean set aside (keep=false): people 24 and total
     readable 120 where split and train use 23; of an oversampled set `originals` counted them too. eda now counts the
