@@ -59,9 +59,9 @@ def one_launch(tmp_path_factory):
     `train NEW --resume DONE`, a finished run whose data moved and that another train holds, in the same processes
     (as tune's trials run), rank 1 starting the SAM run 5 s after rank 0 (rank 0 claims its folder first); then two
     runs that fail on every process, rank 1 stopped in its said-elsewhere wait as
-    torchrun stops it (CLI_SCRIPT's `stopped`): a --head-weights of 3 values for 2 heads (refused by the
-    Trainer, after the shared cache is built), and rank 0's refusal of a --cache ram over the memory available
-    (left out where /proc/meminfo is missing).
+    torchrun stops it (CLI_SCRIPT's `stopped`): a fold whose validation images all broke after their scan (refused
+    after the shared cache is built), and rank 0's refusal of a --cache ram over the memory available (left out
+    where /proc/meminfo is missing).
     Returns its folder, each rank's record of its calls, the finished run, its config.yaml before the launch, and
     the two runs' data."""
     import shutil
@@ -84,14 +84,27 @@ def one_launch(tmp_path_factory):
              ["train", *common, "--epochs", "1", "--batch-size", "2", "--grad-accum", "2", "--optimizer", "sam",
               "--name", "ddp_sam", "--quiet"],
              ["train", str(new), "--resume", str(done), "--device", "cpu"]]
-    # a failure after the shared cache is built: the Trainer counts --head-weights against the heads (the data's
-    # checks, train.run.check_data, refuse an empty fold before the cache is planned)
+    # a failure only the decoding can find, after the shared cache is built: a manifest whose scan recorded every
+    # image readable, then fold 0's images (its validation side) broke in place at their size and mtime (a disk's
+    # bit rot): the scan trusts a row its file still matches (manifest.stale_rows), the decoding drops them and the
+    # fold has no validation image left (train.run.check_sides; the data's checks refuse an empty fold before the
+    # cache is planned, and every other option's refusal comes before it too)
+    import os
+
+    from imgcls import manifest as mf
+    rot = make_image_folder(tmp_path / "rot", {"a": 3, "b": 3}, size=(16, 16))
+    table = mf.load(rot, scan=True)
+    table["fold"] = [0 if p.endswith("000.png") else 1 for p in table["path"]]
+    mf.write(table, tmp_path / "rot.csv")
+    for p in rot.glob("*/000.png"):
+        st = p.stat()
+        p.write_bytes(b"\0" * st.st_size)
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    calls.append(["train", str(tmp_path / "rot.csv"), "--model", "test_resnet", "--no-pretrained", "--img-size", "32",
+                  "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "runs"), "--aug", "none", "--no-plots",
+                  "--epochs", "1", "--batch-size", "4", "--folds", "0", "--cache", "disk", "--name", "lost_val",
+                  "--quiet"])
     rows = sorted(p.relative_to(tmp_path).as_posix() for p in src.rglob("*.png"))
-    (tmp_path / "heads.csv").write_text("path,label,kind,tone\n" + "".join(
-        f"{p},{p.split('/')[1]},{int(p.split('/')[1] == 'b')},{k % 2}\n" for k, p in enumerate(rows)))
-    calls.append(["train", str(tmp_path / "heads.csv"), *common[1:], "--epochs", "1", "--batch-size", "4",
-                  "--heads", "multi", "--head-columns", "kind,tone", "--head-weights", "1,2,3", "--cache", "disk",
-                  "--name", "bad_heads", "--quiet"])
     mem = cache_room(tmp_path)[0]
     if mem is not None:
         # a --cache ram over the memory available: the same small image in as many rows as it takes at 4096 px, of
@@ -207,12 +220,15 @@ def _stopped_by_torchrun(ranks, call: int) -> str:
 @pytest.mark.slow
 def test_torchrun_shared_cache_removed_when_the_run_fails(one_launch):
     """The decoded-image memmap every process maps ($TMPDIR/imgcls-cache-*.npy and its .errors.json) goes however
-    the run ends, not only on success: here the Trainer refuses a --head-weights of 3 values for 2 heads (one line,
-    exit 2; one_launch's fourth call, in the processes of the runs before it) after the cache was built and mapped
-    (its line in the run's train.log: a refusal that moved before the cache would test nothing here)."""
+    the run ends, not only on success (it was removed at the run's successful end): here fold 0 has no validation
+    image left once its images, broken after the manifest's scan, fail to decode (one line, exit 2; one_launch's
+    fourth call, in the processes of the runs before it), after the cache was built and mapped (its line in the
+    run's train.log: a refusal that moved before the cache would test nothing here, as the --head-weights count
+    mismatch this test used did once it was refused up front)."""
     tmp_path, ranks, _, _, _ = one_launch
-    assert "--head-weights has 3 values for 2 heads" in _stopped_by_torchrun(ranks, 3)
-    assert "one memmap shared by the 2 processes" in (tmp_path / "runs" / "bad_heads" / "train.log").read_text()
+    said = _stopped_by_torchrun(ranks, 3)
+    assert "no validation images in fold 0" in said and said.count("skipped unreadable image") == 2, said
+    assert "one memmap shared by the 2 processes" in (tmp_path / "runs" / "lost_val" / "train.log").read_text()
     assert list((tmp_path / "tmpdir").glob("imgcls-cache-*")) == []      # torchrun's TMPDIR
 
 
