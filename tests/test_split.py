@@ -622,6 +622,44 @@ def test_check_refuses_share_and_fold_flags_that_would_do_nothing(tmp_path, monk
         sp.run_check(table, cfg=cfg(val=0.3))
 
 
+def test_check_refuses_every_option_it_would_not_read_before_the_scan(tmp_path, monkeypatch):
+    """`split --check splits.csv --seed 3` (or --drop-ages / --relabel-age, which only a new split reads; or
+    --tolerance / --stratify / --age-bands, which only --fix reads, typed without it) checked the same table, exit 0,
+    nothing said. Each is one line naming the flag and the fix, exit 2, before any image is read (the CLI's typed
+    flags decide: --stratify label is its default); the options it reads still run."""
+    src = make_image_folder(tmp_path / "raw", {"cat": 6, "dog": 6}, size=(16, 16))
+    table = tmp_path / "splits.csv"
+    r = runner.invoke(app, ["split", str(src), "--out", str(table), "--no-near-dup", "-q"])
+    assert r.exit_code == 0, r.output
+    scan = mf.scan_images
+    monkeypatch.setattr(mf, "scan_images", lambda *a, **k: pytest.fail("scanned before the refusal"))
+    fixed = str(tmp_path / "f.csv")
+    for extra, says in ((["--seed", "3"], "--seed 3: --check"),
+                        (["--fix", "--out", fixed, "--seed", "3"], "drop --seed"),
+                        (["--drop-ages", "57-59"], "drop --drop-ages"),
+                        (["--relabel-age", "29,59"], "drop --relabel-age"),
+                        (["--tolerance", "0.1"], "add --fix or drop --tolerance"),
+                        (["--stratify", "label"], "add --fix or drop --stratify"),
+                        (["--age-bands", "30,60"], "add --fix or drop --age-bands"),
+                        (["--fix", "--out", fixed, "--age-bands", "30,60"], "has none: drop --age-bands")):
+        r = runner.invoke(app, ["split", "--check", str(table), "--no-near-dup", *extra])
+        said = " ".join(r.output.split())
+        assert r.exit_code == 2 and "Traceback" not in said and says in said, (extra, r.output)
+    assert not (tmp_path / "f.csv").exists()
+    for kw, says in (({"seed": 3}, "drop --seed"), ({"tolerance": 0.1}, "add --fix or drop --tolerance")):
+        with pytest.raises(UserError, match=says):
+            sp.run_check(table, cfg=cfg(**kw))
+    monkeypatch.setattr(mf, "scan_images", scan)
+    r = runner.invoke(app, ["split", "--check", str(table), "--no-near-dup", "--group-col", "none", "--allow-leaks"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["split", "--check", str(table), "--no-near-dup", "--fix", "--out", fixed, "--tolerance",
+                            "0.5", "--stratify", "label", "-q"])
+    assert r.exit_code == 0 and (tmp_path / "f.csv").is_file(), r.output
+    from imgcls.options import cli_fields
+    from imgcls.split.config import CHECK_FIX_READS, CHECK_READS
+    assert set(CHECK_READS) | set(CHECK_FIX_READS) <= set(cli_fields(sp.SplitConfig))   # no misspelled name
+
+
 def test_check_fix_refuses_a_typed_val_that_leaves_no_train_with_the_recorded_test_before_the_scan(tmp_path,
                                                                                                   monkeypatch):
     """`split --check splits.csv --fix --val 0.85` of a `--test 0.2` split was refused (val + test >= 1) only after

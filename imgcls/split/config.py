@@ -11,7 +11,7 @@ from imgcls.errors import UserError
 from imgcls.image_options import max_pixels_option
 from imgcls.link_options import (CACHE_DIR_NONE, DEFAULT_EMBEDDER, dup_candidates_option, dup_method_option,
                                  dup_threshold_option, embed_precision_option)
-from imgcls.options import check, int_list, join, option, python_too, seed_option
+from imgcls.options import check, cli_fields, flag, int_list, join, option, python_too, seed_option, specs
 from imgcls.profile_names import DEFAULT_AGE_BANDS, PROFILE_HEADS
 
 if TYPE_CHECKING:
@@ -111,6 +111,15 @@ PARTS, LABELS, LINKS, RUNTIME = "Parts", "Labels", "Linked images", "Runtime"
 # command repeats to make a recorded split again (predict's held-out commands)
 SPLIT_DEFINITION = ("group_col", "stratify", "seed", "age_bands", "drop_ages", "relabel_age", "near_dup", "dup_method",
                     "dup_threshold", "dup_candidates", "model")
+# what `split --check FILE` reads of SplitConfig (the leak check: its groups, near duplicates and scan), and what only
+# its --fix reads, with what for: any other option, and these without --fix, did nothing there (the check splits,
+# draws, relabels and leaves out nothing), so check_read_by_check refuses it typed, before any scan
+CHECK_READS = ("group_col", "near_dup", "dup_method", "dup_threshold", "dup_candidates", "model", "embed_precision",
+               "device", "max_pixels", "cache_dir", "allow_leaks")
+CHECK_FIX_READS = {"val": "its balance table's target shares", "test": "its balance table's target shares",
+                   "stratify": "the classes its balance table measures",
+                   "tolerance": "how far its repair may move a side's share, and its balance warning",
+                   "age_bands": "a profile table's class meanings in its report"}
 
 
 @dataclass
@@ -168,6 +177,43 @@ class SplitConfig:
         return NearDuplicates(self.dup_method, self.dup_threshold, self.dup_candidates, self.model,
                               device=self.device, cache_dir=self.cache_dir, precision=self.embed_precision,
                               max_pixels=self.max_pixels)
+
+
+def check_read_by_check(cfg: SplitConfig, typed, file, fix: bool) -> None:
+    """The options of `--check FILE [--fix]` that it would not read (CHECK_READS, CHECK_FIX_READS), among `typed`
+    (the CLI's typed flags; a Python caller's fields not at their default), refused in one line naming their flags,
+    before any scan: `--check s.csv --seed 3` (or --tolerance, --stratify without --fix) checked the same, unsaid."""
+    names = [n for n in cli_fields(SplitConfig) if n in set(typed)]      # in field order
+    never = [n for n in names if n not in CHECK_READS and n not in CHECK_FIX_READS]
+    if never:
+        raise UserError(f"{_spelled(cfg, never)}: --check {file} checks the split the table has, as it is (it splits, "
+                        f"draws, relabels and leaves out nothing), so {_it(never)} would do nothing there; drop "
+                        f"{_flags(never)}, or make a new split with imgcls split SRC {_spelled(cfg, never)}")
+    fix_only = [] if fix else [n for n in names if n in CHECK_FIX_READS]
+    if fix_only:
+        what = "; ".join(dict.fromkeys(CHECK_FIX_READS[n] for n in fix_only))
+        raise UserError(f"{_spelled(cfg, fix_only)}: only --check {file} --fix reads {_it(fix_only, 'it', 'them')} "
+                        f"({what}), not the check alone; add --fix or drop {_flags(fix_only)}")
+
+
+def _it(names, one: str = "it", more: str = "they") -> str:
+    return one if len(names) == 1 else more
+
+
+def _flags(names) -> str:
+    table = specs(SplitConfig)
+    return " ".join(flag(n, table[n][1]) for n in names)
+
+
+def _spelled(cfg: SplitConfig, names) -> str:
+    """The fields `names` as the command line gives them: --seed 3 --stratify label --drop-ages 57,58,59."""
+    table = specs(SplitConfig)
+    words = []
+    for n in names:
+        spec, value = table[n][1], getattr(cfg, n)
+        value = spec.to_cli(value) if spec.to_cli is not None and value is not None else value
+        words.append(flag(n, spec) + ("" if value is None or isinstance(value, bool) else f" {value}"))
+    return " ".join(words)
 
 
 def parse_ages(text: str | None) -> list[int]:

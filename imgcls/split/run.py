@@ -23,7 +23,7 @@ from imgcls.pipeline import PIPELINE, default_input
 from imgcls.split.assign import (COPY_ACROSS, assign, check_enough_units, check_placed, drawn_rows,
                                  follow_sources, strata_of)
 from imgcls.split.config import (NEW_SPLIT, LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig,
-                                 check_split_values, fold_ids, has_folds)
+                                 check_read_by_check, check_split_values, fold_ids, has_folds)
 from imgcls.split.labels import (class_column, derive_profile_labels, drop_ages_text, dropped_by_age,
                                  exclusion_reasons, is_profile_table)
 from imgcls.split.leaks import balance_units, check_fix_fractions, check_leaks, fix_leaks, in_folds, sides
@@ -384,15 +384,9 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     if out is not None and not fix:         # only --fix writes: the check alone wrote nothing there, unsaid
         raise UserError(f"--out {out} acts only with --check FILE --fix (where the repaired table goes); add --fix "
                         f"or drop --out")
-    typed = set(set_options(cfg, ("val", "test", "folds")) if given is None else given)
-    if "folds" in typed:    # the table's folds are checked and kept: --fix measures its balance over those
-        raise UserError(f"--folds {cfg.folds}: --check {file} keeps the folds the table has (it splits nothing); drop "
-                        f"--folds, or make a new k-fold split with imgcls split SRC --folds {cfg.folds}")
+    typed = set(set_options(cfg) if given is None else given)
+    check_read_by_check(cfg, typed, file, fix)      # --seed, --folds; --val, --tolerance without --fix: unread
     shares = [k for k in ("val", "test") if k in typed]
-    if shares and not fix:  # only --fix's balance table measures against them: the check alone read none
-        flags = " ".join(f"--{k} {getattr(cfg, k)}" for k in shares)
-        raise UserError(f"{flags}: --check {file} alone reads no shares (only --fix's balance table measures against "
-                        f"them); add --fix or drop {' '.join(f'--{k}' for k in shares)}")
     if fix:
         check_writable(out if out is not None else file, "file")
         if out is not None:
@@ -410,6 +404,9 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
         # a hand-made k-fold table (a fold column alone): its rows with a fold train, as train reads it (sides)
         df = df.assign(split=np.where(sides(df) != "", "train", ""))
     check_split_values(df, file)
+    if "age_bands" in typed and not is_profile_table(df):      # --fix names a profile table's classes by them only
+        raise UserError(f"--age-bands needs a profile table (mask / gender / age columns); {file} has none: drop "
+                        f"--age-bands")
     if fix and "val" in typed and has_folds(df):
         # before the scan and the near-duplicate pass: the balance targets (_requested_shares) have no val to set
         raise UserError(f"--val {cfg.val}: {file} is a k-fold table (each fold validates in turn), so --fix measures "
