@@ -391,19 +391,26 @@ def say_unlisted_images(df: pd.DataFrame) -> None:
          f"{sh(folder)} --layout unlabeled predicts every image there)")
 
 
-def _refuse_nan_probabilities(df: pd.DataFrame, probs, name: str) -> None:
+def _refuse_nan_probabilities(paths: Sequence[str], probs: np.ndarray, errors: Sequence[str], name: str,
+                              rows: np.ndarray | None = None) -> None:
     """A model whose probabilities are NaN for read images (finite weights that overflow, as a diverged run's; NaN
     weights are refused as it loads) would fill the submission with argmax's pick of NaN, the first class, at exit
-    0: refused in one line before anything is written. Rows counted as rundir counts a diverged run's."""
+    0: refused in one line before anything is written. Rows counted as rundir counts a diverged run's. `rows`: the
+    indices of the rows `probs` holds (predict_members' first batch: it stops there, not after every image), None
+    for all of them."""
     from imgcls.train.rundir import nan_probability_mask
-    read = np.array([not e for e in probs.errors])
-    nan = nan_probability_mask(pd.DataFrame(probs.tta, columns=[f"p_{i}" for i in range(probs.tta.shape[1])]))
+    rows = np.arange(len(paths)) if rows is None else np.asarray(rows)
+    read = np.array([not errors[i] for i in rows], dtype=bool)
+    nan = nan_probability_mask(pd.DataFrame(probs, columns=[f"p_{i}" for i in range(probs.shape[1])]))
     nan &= read
     if nan.any():
-        first = mf.image_paths(df.iloc[[int(np.flatnonzero(nan)[0])]])[0]
+        left = len(paths) - len(rows)
+        first = paths[int(rows[np.flatnonzero(nan)[0]])]
+        where = f" in its first batch (e.g. {first}; stopped there, before the other {plural(left, 'image')})" \
+            if left else f" (e.g. {first})"
         raise UserError(f"the probabilities of {name} are NaN for {int(nan.sum())} of the {int(read.sum())} images "
-                        f"read (e.g. {first}): its weights overflow (the run diverged); nothing written; train it "
-                        f"again with a lower --lr")
+                        f"read{where}: its weights overflow (the run diverged); nothing written; train it again with "
+                        f"a lower --lr")
 
 
 def require_one_readable(df: pd.DataFrame, errors: Sequence[str] | None, max_pixels: int | None, **say) -> None:
@@ -475,7 +482,9 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
                     errors: Sequence[str] | None = None, max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS,
                     scheme=None) -> Probabilities:
     """Probabilities of every member (each checkpoint of each member, with TTA) combined by the spec's method;
-    an image with more than `max_pixels` pixels is reported as unreadable. `amp`: float16 autocast on CUDA (None:
+    an image with more than `max_pixels` pixels is reported as unreadable. Probabilities NaN for a read image are
+    refused (_refuse_nan_probabilities): at the first batch holding a read image, once every member has run it, so
+    a diverged model stops there rather than after every image. `amp`: float16 autocast on CUDA (None:
     on there); asked for (True) on another device, where it does nothing, said in one line. `scheme`: a --combine
     profile spec's ProfileScheme where the caller made it already (profile_scheme, which may warn), else made here."""
     import torch
@@ -514,8 +523,17 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
     sums_tta = [np.zeros((n, len(lms[0].classes)), np.float64) for lms in loaded]
     sums_plain = [np.zeros_like(a) for a in sums_tta]
     errs = [""] * n
+    weights = spec.weights
+
+    def combined(member_probs):
+        if spec.combine == "profile":
+            from imgcls.ensemble import combine_profile
+            return combine_profile(member_probs, metas, weights, scheme, [m.name for m in spec.members])
+        return vote(member_probs, spec.method, weights)
+
+    checked = False        # the first batch holding a read image, run by every member: NaN probabilities refused
     t0 = time.perf_counter()
-    for key, pairs in groups.items():
+    for gi, (key, pairs) in enumerate(groups.items()):
         maker = ViewMaker(loaded[pairs[0][0]][pairs[0][1]].meta, tta)
         ds = _ViewDataset(paths, maker, errors, max_pixels)
         dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
@@ -538,19 +556,17 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
                 for k, e in zip(ii, bad):
                     if e:
                         errs[k] = e
+                # the rows of this batch were run by every group before this last one (the same batches, in order)
+                if not checked and gi == len(groups) - 1 and not all(bad):
+                    checked = True
+                    _refuse_nan_probabilities(paths, combined([a[ii] / len(lms) for a, lms in zip(sums_tta, loaded)]),
+                                              errs, spec.name, ii)
                 advance(b)
     seconds = time.perf_counter() - t0
     member_tta = [a / len(lms) for a, lms in zip(sums_tta, loaded)]
     member_plain = [a / len(lms) for a, lms in zip(sums_plain, loaded)]
-    weights = spec.weights
-    if spec.combine == "profile":
-        from imgcls.ensemble import combine_profile
-        names = [m.name for m in spec.members]
-        tta_p = combine_profile(member_tta, metas, weights, scheme, names)
-        plain_p = combine_profile(member_plain, metas, weights, scheme, names)
-    else:
-        tta_p = vote(member_tta, spec.method, weights)
-        plain_p = vote(member_plain, spec.method, weights)
+    tta_p, plain_p = combined(member_tta), combined(member_plain)
+    _refuse_nan_probabilities(paths, tta_p, errs, spec.name)     # a later batch's
     bad = np.array([bool(e) for e in errs])
     tta_p[bad] = np.nan
     plain_p[bad] = np.nan
@@ -1277,7 +1293,6 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
     probs = predict_members(mf.image_paths(df), spec, tta_spec, tta_merge, device, batch_size, workers, amp,
                             errors=pre_err, max_pixels=max_pixels, scheme=scheme)
     mf.require_readable(df.assign(error=probs.errors), **unreadable)
-    _refuse_nan_probabilities(df, probs, spec.name)
     bad = [i for i, e in enumerate(probs.errors) if e]
     pred = np.nan_to_num(probs.tta, nan=-1.0).argmax(1)
     probs_path = out / f"probs.{probs_format}"

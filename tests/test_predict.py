@@ -3610,3 +3610,28 @@ def test_a_fold_missing_kfold_set_is_not_taken_as_the_newest(tmp_path, capsys):
     shutil.rmtree(runs / "A")
     with pytest.raises(UserError, match=re.escape(f"(not {kf}, fold missing (folds done 1/2, fold_1 gone)")):
         locate_source(None, runs, ensembles)
+
+
+def test_a_model_whose_probabilities_are_nan_is_refused_at_its_first_batch_not_after_every_image(tmp_path,
+                                                                                               monkeypatch):
+    """The NaN refusal came after the model ran over every image (hours on a large test set) though its first
+    batch told: it stops there now, the batch's rows counted and the images not run said."""
+    run = make_tiny_run(tmp_path / "runs" / "r1", classes=("a", "b"))
+    obj = torch.load(run / "best.pt", weights_only=False)
+    obj["state_dict"]["classifier.weight"] *= 1e37
+    torch.save(obj, run / "best.pt")
+    for i in range(8):
+        make_image(tmp_path / "test" / f"{i}.png", seed=i)
+    from imgcls import io as imgio
+    decoded = []
+    real = imgio.load_rgb_drafts
+    monkeypatch.setattr(imgio, "load_rgb_drafts", lambda path, *a, **k: decoded.append(path) or real(path, *a, **k))
+    out = tmp_path / "p"
+    r = runner.invoke(app, ["predict", str(run), "--data", str(tmp_path / "test"), "--out", str(out), "--workers",
+                            "0", "--batch-size", "2"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and "Traceback" not in r.output and said.count("error:") == 1, r.output
+    assert "error: the probabilities of r1 are NaN for 2 of the 2 images read in its first batch (e.g. " in said, said
+    assert "; stopped there, before the other 6 images): its weights overflow" in said, said
+    assert len(decoded) == 2, decoded
+    assert not out.exists()
