@@ -3448,3 +3448,30 @@ def test_a_resume_on_two_roots_of_one_relative_path_is_checked_by_root_and_drawn
     assert run_train(TrainConfig(), resume=part) == part
     assert draws == ["as read", "scanned"], draws
     assert len(pd.read_csv(part / "metrics.csv")) == 2
+
+
+def test_a_run_whose_relative_out_is_a_symlink_resumed_from_another_working_folder_is_not_said_moved(
+        tmp_path, monkeypatch):
+    """outputs a symlink (to a larger disk), `train --out outputs` from /proj, then `cd elsewhere; train --resume
+    /proj/outputs/D`: --resume resolves the link, so the recorded relative out 'outputs' did not end the real folder's
+    path, and the run was said renamed or moved and its config.yaml rewritten to the link's target. The folder as
+    typed counts too; a run renamed there is still recorded, its out kept as it was."""
+    src = make_image_folder(tmp_path / "data" / "raw", {"a": 6, "b": 6}, size=(32, 32))
+    proj = tmp_path / "proj"
+    (tmp_path / "disk").mkdir()
+    proj.mkdir()
+    (proj / "outputs").symlink_to(tmp_path / "disk")
+    monkeypatch.chdir(proj)
+    run_train(cfg_for(src, tmp_path, name="D", epochs=1, out="outputs"))
+    before = (proj / "outputs" / "D" / "config.yaml").read_text()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    r = CliRunner().invoke(app, ["train", "--resume", str(proj / "outputs" / "D")])
+    assert r.exit_code == 0 and "recorded:" not in r.output, r.output
+    assert "D: already finished, nothing to resume" in " ".join(r.output.split()), r.output
+    assert (proj / "outputs" / "D" / "config.yaml").read_text() == before
+    (proj / "outputs" / "D").rename(proj / "outputs" / "D2")
+    r = CliRunner().invoke(app, ["train", "--resume", str(proj / "outputs" / "D2")])
+    assert r.exit_code == 0 and "(recorded: outputs/D, renamed or moved since)" in " ".join(r.output.split()), r.output
+    rec = TrainConfig.load(proj / "outputs" / "D2" / "config.yaml")
+    assert (rec.name, rec.out) == ("D2", "outputs")

@@ -594,12 +594,13 @@ class TrainConfig:
             write_text(path, yaml_dump({**d, "src": self.src}, sort_keys=False))
         return earlier
 
-    def record_folder(self, run_dir, write: bool = True) -> list:
+    def record_folder(self, run_dir, write: bool = True, typed_at: Path | None = None) -> list:
         """Make a resumed run's config.yaml, and each of its folds', name the folder the run is in now (self.name,
         and self.out where it is another folder than the recorded one) where the run was renamed or moved (`mv
         runs/D runs/D2; train --resume runs/D2`): the record said `name: D`, so `train --config runs/D2/config.yaml`
         trained into a new runs/D. Returns the 'out/name' the rewritten records named (each once), [] where none;
-        `write=False` returns them and writes nothing (a finished run: is there anything to record?)."""
+        `write=False` returns them and writes nothing (a finished run: is there anything to record?). `typed_at`:
+        the run folder as --resume named it (absolute, its symlinks kept: self.out is the real folder's)."""
         import os
 
         from imgcls.fsutil import write_text
@@ -609,14 +610,17 @@ class TrainConfig:
                    for path in (run_dir / RUN_CONFIG,
                                 *(d / RUN_CONFIG for d in fold_dirs(run_dir) if (d / RUN_CONFIG).is_file()))}
         now = Path(self.out).resolve()
+        # the folder of runs as the resume reached it too: outputs a symlink (to a larger disk) is no move
+        ends = [now.parts, *([Path(typed_at).parent.parts] if typed_at is not None else [])]
         for path, d in records.items():
             was_out = d.get("out")
             # a relative out (train's default, outputs/runs) is recorded as given, from the working folder train
             # ran in: the same folder where the run's folder path ends with it, not only from that working folder
-            # (`cd elsewhere; train --resume /proj/outputs/runs/D` moved nothing)
+            # (`cd elsewhere; train --resume /proj/outputs/runs/D` moved nothing, nor one through a link there)
             rel = Path(os.path.normpath(str(was_out))).parts if was_out is not None else ()
             same_out = was_out is not None and (Path(str(was_out)).resolve() == now or (
-                not Path(str(was_out)).is_absolute() and ".." not in rel and now.parts[-len(rel):] == rel))
+                not Path(str(was_out)).is_absolute() and ".." not in rel
+                and any(e[-len(rel):] == rel for e in ends)))
             if d.get("name") == self.name and same_out:
                 continue
             was = f"{Path(str(was_out)) / str(d.get('name'))}"

@@ -344,7 +344,7 @@ def _check_up_front(cfg: TrainConfig, resume, typed, record: TrainConfig | None 
     option that cannot change; then those options and --model (timm), all before init_distributed starts torchrun's
     process group. `typed`: the flags given (check_typed), where known; `record`: a resume's config.yaml, read by
     _given_over_record. Returns, for a resume, (the run folder, its record, the config it continues with:
-    resume_config's), which _run_train goes on with; else None."""
+    resume_config's, the folder as typed: absolute, its symlinks kept), which _run_train goes on with; else None."""
     from imgcls import manifest as mf
     from imgcls.fsutil import check_writable
     from imgcls.options import check_typed
@@ -377,10 +377,12 @@ def _check_up_front(cfg: TrainConfig, resume, typed, record: TrainConfig | None 
     resumed = None
     if resume is not None:       # an option the resume changes (another --model, even one timm does not know) is
         from imgcls.train.config import resume_config, resume_folder, resume_record     # refused 'cannot change'
+        import os
+        typed_at = Path(os.path.abspath(resume))    # its symlinks kept: a relative out recorded through one
         resume = resume_folder(resume)       # `--resume .` from inside the run: named by its folder, not ''
         if record is None:      # read once: resolve, resume_config, check_resume_src, _data
             record = TrainConfig.load(resume_record(resume))
-        resumed = (resume, record, resume_config(cfg, resume, record))      # before timm's name checks below
+        resumed = (resume, record, resume_config(cfg, resume, record), typed_at)   # before timm's name checks
     cfg.validate_registry()
     check_typed(cfg, [n for n in typed if n in later])
     from imgcls.weights import check_model_name
@@ -474,9 +476,9 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     dist.barrier()
     resume = None
     if resumed is not None:
-        resume, record, cfg = resumed
+        resume, record, cfg, typed_at = resumed
         if finished(resume):                 # said before the data is read and decoded (minutes on a large set)
-            _record_finished(cfg, resume, record, dist)     # but data given at another path, or the folder it
+            _record_finished(cfg, resume, record, dist, typed_at)     # but data given at another path, or the folder it
                                                             # was renamed or moved to, is recorded first
             if dist.main:
                 said = (f"its {LAST_PT} says so" if (resume / LAST_PT).is_file() else
@@ -632,7 +634,7 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
         elif dist.main:                      # temp files of a killed run go; the record is kept as it was
             from imgcls.fsutil import remove_stale_temps
             remove_stale_temps(run_dir)
-            _record_session(cfg, run_dir, record)        # but for how this session ran
+            _record_session(cfg, run_dir, record, typed_at)      # but for how this session ran
         if dist.main and not (run_dir / RUN_PLAN).is_file():    # a resumed older run too
             record_plan(run_dir, [f for f in folds if f is not None], classes)
         dist.barrier()
@@ -674,7 +676,7 @@ def _gpu_aug_used(cfg: TrainConfig, device_type: str, record: TrainConfig | None
     return use_batch_aug(cfg.gpu_aug, device_type, cfg.cache_used)
 
 
-def _record_session(cfg: TrainConfig, run_dir: Path, record: TrainConfig) -> None:
+def _record_session(cfg: TrainConfig, run_dir: Path, record: TrainConfig, typed_at: Path | None = None) -> None:
     """A resumed run's config.yaml records how this session ran (TrainConfig.record_session: another machine's
     workers, AMP or cache) and, with its folds', the data it reads (TrainConfig.record_data: the data moved and
     given again) and the folder it is in (TrainConfig.record_folder: renamed or moved); what the earlier session had
@@ -682,7 +684,7 @@ def _record_session(cfg: TrainConfig, run_dir: Path, record: TrainConfig) -> Non
     from imgcls.train.progress import RunLog
     log = RunLog(run_dir / TRAIN_LOG)
     _record_data(cfg, run_dir, log)
-    _record_folder(cfg, run_dir, log)
+    _record_folder(cfg, run_dir, log, typed_at=typed_at)
     changed = cfg.record_session(run_dir / RUN_CONFIG, record)
     if changed:
         log(
@@ -702,17 +704,17 @@ def _record_data(cfg: TrainConfig, run_dir: Path, log, how: str = "resumed on") 
             f"path" + (", the set's and each fold's" if folds else ""))
 
 
-def _record_folder(cfg: TrainConfig, run_dir: Path, log, how: str = "resumed in") -> None:
+def _record_folder(cfg: TrainConfig, run_dir: Path, log, how: str = "resumed in", typed_at: Path | None = None) -> None:
     """The folder a resumed run is in now (cfg.name, cfg.out) recorded in its config.yaml and its folds'
     (TrainConfig.record_folder), said in one line by `log` (a RunLog of the run's train.log) where a record named
     another (the run renamed or moved); `how` the line's first words (a finished run is not resumed)."""
-    moved = cfg.record_folder(run_dir)
+    moved = cfg.record_folder(run_dir, typed_at=typed_at)
     if moved:
         log(f"{how} {run_dir} (recorded: {', '.join(moved)}, renamed or moved since); {RUN_CONFIG} records "
             f"its folder now")
 
 
-def _record_finished(cfg: TrainConfig, run_dir: Path, record: TrainConfig, dist) -> None:
+def _record_finished(cfg: TrainConfig, run_dir: Path, record: TrainConfig, dist, typed_at: Path | None = None) -> None:
     """A finished run given its data again at another path (the data moved: `train NEW --resume RUN`) records the
     new path as a run that goes on does (_record_data), so what reads its record later (predict's leak check,
     ensemble, train_longer's command) finds the data where it is now: once check_resume_data found the run's
@@ -724,7 +726,7 @@ def _record_finished(cfg: TrainConfig, run_dir: Path, record: TrainConfig, dist)
     process's one error, as run_train's claim of the run folder: raised on rank 0 alone, the others went on."""
     named = cfg.src             # as given: what a refusal names
     data_moved = named != record.src and cfg.anchor_paths().src != record.src
-    if not data_moved and not cfg.record_folder(run_dir, write=False):
+    if not data_moved and not cfg.record_folder(run_dir, write=False, typed_at=typed_at):
         return
     from imgcls import manifest as mf
     from imgcls.errors import UserError
@@ -742,7 +744,7 @@ def _record_finished(cfg: TrainConfig, run_dir: Path, record: TrainConfig, dist)
                 log = RunLog(run_dir / TRAIN_LOG)
                 if data_moved:
                     _record_data(cfg, run_dir, log, how="finished run given")
-                _record_folder(cfg, run_dir, log, how="finished run given in")
+                _record_folder(cfg, run_dir, log, how="finished run given in", typed_at=typed_at)
         except UserError as e:
             err = str(e)
     err = dist.broadcast(err)
