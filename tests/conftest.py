@@ -115,11 +115,14 @@ def torchrun(procs: int, tmp: Path, **env: str) -> tuple[list[str], dict[str, st
     """The command prefix that starts `procs` CPU processes under torchrun (standalone; append `-m imgcls ...` or a
     script) and its environment: one BLAS thread each, offline, `env` added, and TMPDIR a folder under `tmp` (a
     test's tmp_path, removed when the test passes): torchrun writes a torchelastic_* log folder into the temp
-    directory at every launch and leaves it there."""
+    directory at every launch and leaves it there. PYTHONPATH leads with this checkout, so the processes import the
+    imgcls under test, not the one the virtualenv's editable install names (another work tree's)."""
     tmpdir = Path(tmp) / "tmpdir"
     tmpdir.mkdir(parents=True, exist_ok=True)
+    path = os.pathsep.join(p for p in (str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")) if p)
     return ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs)],
-            dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TMPDIR=str(tmpdir), **env))
+            {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TMPDIR": str(tmpdir), "PYTHONPATH": path,
+             **env})
 
 
 def _descendants(pid: int) -> list[int]:
