@@ -50,8 +50,8 @@ def say_stopped_starting(term: bool = False) -> None:
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM to a step that takes it as Ctrl-C (cli.common.sigterm_interrupts, and the entry point before that, from
-    the CLI's import on: starting_sigterm): what catches Ctrl-C catches it (train's `interrupted:` line, its clean-up); the process then ends by
-    SIGTERM, not with Ctrl-C's 130."""
+    the CLI's import on: starting_sigterm): what catches Ctrl-C catches it (train's `interrupted:` line, its
+    clean-up); the process then ends by SIGTERM, not with Ctrl-C's 130."""
 
 
 _starting = {"sigterm": False}     # whether starting_sigterm raised: a SIGTERM before a command's body began

@@ -15,7 +15,6 @@ from conftest import ODD_FILES, make_image_folder, make_odd_file, second_command
 from imgcls import eda
 from imgcls import manifest as mf
 from imgcls.cli import app
-from imgcls.errors import UserError
 
 runner = CliRunner()
 
