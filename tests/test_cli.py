@@ -628,8 +628,6 @@ def test_ctrl_c_while_the_cli_is_imported_is_the_interrupted_line_not_a_tracebac
     printed a Python traceback (2 of 7 early-timed runs) where every command says one `interrupted:` line. The
     entry point (light itself) says it: exit 130; SIGTERM: the line, and the process ends by SIGTERM as a
     command's does. The import is held here (a command module's import sleeps) until the signal is sent."""
-    import signal
-    import time
     started = tmp_path / "importing"
     hold = ("import sys, time\n"
             "class Hold:\n"
@@ -638,47 +636,18 @@ def test_ctrl_c_while_the_cli_is_imported_is_the_interrupted_line_not_a_tracebac
             f"            open({str(started)!r}, 'w').close()\n"
             "            time.sleep(60)\n"
             "sys.meta_path.insert(0, Hold())\n")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", hold + _entry_point(how), "eda", "--help"], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert started.exists() and proc.poll() is None, proc.communicate(timeout=10)
-        proc.send_signal(getattr(signal, signame))
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    how_said = "Ctrl-C" if signame == "SIGINT" else "SIGTERM"
-    assert "Traceback" not in err and out == "", err
-    assert err.strip() == f"interrupted: imgcls stopped while it was starting ({how_said}), before its command " \
-                          f"began: nothing was changed", err
-    assert proc.returncode == (130 if signame == "SIGINT" else -signal.SIGTERM), (proc.returncode, err)
+    _signalled_while_held(hold + _entry_point(how), started, signame, tmp_path)
 
 
-@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
-@pytest.mark.parametrize("stage", ["building its commands", "parsing the command line"])
-def test_ctrl_c_after_the_import_before_the_command_s_body_is_the_interrupted_line(stage, signame, tmp_path):
-    """After the import, before a command's body takes Ctrl-C, Typer builds every command from its signature
-    (typer.main.get_command) and click parses the command line: a Ctrl-C there (`timeout -s INT 3 imgcls ensemble
-    ...` on the loaded 2-core machine) printed a traceback, or exited 130 saying nothing; a SIGTERM (`timeout 3`)
-    ended the process saying nothing. Each says the starting line (exit 130; SIGTERM: the process ends by SIGTERM).
-    Each stage is held here (it sleeps) until the signal is sent."""
+def _signalled_while_held(code: str, started, signame: str, tmp_path) -> None:
+    """Run `code` (`imgcls eda --help` held at a point of its start-up, which touches `started` there), send
+    `signame` once it is held, and check the one starting line: no traceback, exit 130 (SIGTERM: the process ends by
+    SIGTERM)."""
     import signal
     import time
-    started = tmp_path / "held"
-    held = f"    open({str(started)!r}, 'w').close()\n    time.sleep(60)\n"
-    hold = ("import time, typer.main, typer.core\n"
-            + ("def held(*a, **k):\n" + held + "typer.main.get_command = held\n"
-               if stage == "building its commands" else
-               "def held(*a, **k):\n" + held + "typer.core.TyperCommand.parse_args = held\n"))
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", hold + _entry_point("python -m imgcls"), "eda", "--help"],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-c", code, "eda", "--help"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -694,6 +663,23 @@ def test_ctrl_c_after_the_import_before_the_command_s_body_is_the_interrupted_li
     assert err.strip() == f"interrupted: imgcls stopped while it was starting ({how}), before its command began: " \
                           "nothing was changed", err
     assert proc.returncode == (130 if signame == "SIGINT" else -signal.SIGTERM), (proc.returncode, err)
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("stage", ["building its commands", "parsing the command line"])
+def test_ctrl_c_after_the_import_before_the_command_s_body_is_the_interrupted_line(stage, signame, tmp_path):
+    """After the import, before a command's body takes Ctrl-C, Typer builds every command from its signature
+    (typer.main.get_command) and click parses the command line: a Ctrl-C there (`timeout -s INT 3 imgcls ensemble
+    ...` on the loaded 2-core machine) printed a traceback, or exited 130 saying nothing; a SIGTERM (`timeout 3`)
+    ended the process saying nothing. Each says the starting line (exit 130; SIGTERM: the process ends by SIGTERM).
+    Each stage is held here (it sleeps) until the signal is sent."""
+    started = tmp_path / "held"
+    held = f"    open({str(started)!r}, 'w').close()\n    time.sleep(60)\n"
+    hold = ("import time, typer.main, typer.core\n"
+            + ("def held(*a, **k):\n" + held + "typer.main.get_command = held\n"
+               if stage == "building its commands" else
+               "def held(*a, **k):\n" + held + "typer.core.TyperCommand.parse_args = held\n"))
+    _signalled_while_held(hold + _entry_point("python -m imgcls"), started, signame, tmp_path)
 
 
 def test_a_sigterm_handled_inside_a_finalizer_still_stops_the_step():
