@@ -588,25 +588,31 @@ def second_command_while_writing(path: Path, args: list[str]) -> tuple[subproces
     """While `path` is being written (its atomic_path temporary file there, as a step writing its set has it),
     start `python -m imgcls ARGS` in another process and return once it says it waits for the folder (or has
     ended): the process and the lines it said so far (more are added as it goes on)."""
-    import threading
-
     from imgcls.fsutil import atomic_path
-    said, turn = [], threading.Event()
     with atomic_path(path) as tmp:
         tmp.write_text("<html>")
-        second = subprocess.Popen([sys.executable, "-m", "imgcls", *args], stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True,
-                                  env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200",
-                                       "PYTHONPATH": str(Path(__file__).parents[1])})
+        # before the lock: it swept this file and ended; now it waits for this run's set
+        return second_command_waiting(args)
 
-        def read():
-            for line in second.stdout:
-                said.append(line)
-                if "waiting for it to finish" in line:
-                    turn.set()
-            turn.set()
-        threading.Thread(target=read, daemon=True).start()
-        turn.wait(120)      # before the lock: it swept this file and ended; now it waits for this run's set
+
+def second_command_waiting(args: list[str]) -> tuple[subprocess.Popen, list[str]]:
+    """Start `python -m imgcls ARGS` (this checkout's) in another process and return once it says it waits for a
+    folder another run holds (or has ended): the process and the lines it said so far (more are added as it goes)."""
+    import threading
+    said, turn = [], threading.Event()
+    second = subprocess.Popen([sys.executable, "-m", "imgcls", *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200",
+                                   "PYTHONPATH": str(Path(__file__).parents[1])})
+
+    def read():
+        for line in second.stdout:
+            said.append(line)
+            if "waiting for it to finish" in line:
+                turn.set()
+        turn.set()
+    threading.Thread(target=read, daemon=True).start()
+    turn.wait(120)
     return second, said
 
 

@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import make_image_folder, make_odd_file, second_command_while_writing, tree_snapshot
+from conftest import (make_image_folder, make_odd_file, second_command_waiting, second_command_while_writing,
+                      tree_snapshot)
 from imgcls.cli import app
 from imgcls.errors import UserError
 
@@ -1103,36 +1104,20 @@ def test_a_preprocess_waiting_for_a_first_that_fails_early_and_removes_out_makes
     """A second preprocess into the --out a first one made waits for it (folder_turn); the first failing before it
     wrote an image removes the --out it made, and the second then held a folder no longer there: FileNotFoundError
     traceback on its journal. The first removes it while it holds it; the second makes it again and runs."""
-    import subprocess
-    import sys
-    import threading
-
     import imgcls.preprocess.run as pp_run
     src = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(40, 30))
     out = tmp_path / "p"
     args = ["preprocess", str(src), "--out", str(out), "--size", "24", "--workers", "1"]
-    said, turn, started = [], threading.Event(), []
+    started = []
 
     def fails_once_the_second_waits(*a, **kw):       # the first run, holding OUT, before it writes anything
-        second = subprocess.Popen([sys.executable, "-m", "imgcls", *args], stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True,
-                                  env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200",
-                                       "PYTHONPATH": str(Path(__file__).parents[1])})
-        started.append(second)
-
-        def read():
-            for line in second.stdout:
-                said.append(line)
-                if "waiting for it to finish" in line:
-                    turn.set()
-            turn.set()
-        threading.Thread(target=read, daemon=True).start()
-        turn.wait(120)
+        started.append(second_command_waiting(args))
         raise UserError("the first run fails before it writes an image")
     monkeypatch.setattr(pp_run.mf, "scan_images", fails_once_the_second_waits)
     r = runner.invoke(app, [*args, "-q"])
     assert r.exit_code == 2 and "the first run fails" in r.output, r.output
-    assert started[0].wait(120) == 0, "".join(said)
+    second, said = started[0]
+    assert second.wait(120) == 0, "".join(said)
     assert any("another imgcls command is writing its files there" in line for line in said), "".join(said)
     assert "Traceback" not in "".join(said) and len(manifest(out)) == 4, "".join(said)
 
