@@ -589,18 +589,25 @@ def test_check_fix_of_a_k_fold_table_refuses_val_up_front_naming_the_table(tmp_p
     """`split --check folds.csv --fix --val 0.3` on a k-fold table was refused only after the scan and the leak pass,
     as '--val and --folds are alternatives (only one is used); give one of them', though no --folds was typed (the
     folds are the table's). It is refused before any image is read, naming the table and the flag to drop."""
+    said = _check_fix_refused_before_the_scan(tmp_path, monkeypatch, 9, ["--folds", "3"], ["--val", "0.3"])
+    assert "is a k-fold table (each fold validates in turn)" in said and "drop --val" in said, said
+
+
+def _check_fix_refused_before_the_scan(tmp_path, monkeypatch, per_class: int, split: list, fix: list) -> str:
+    """Split a folder of two classes with `split`, then `split --check TABLE --fix` with `fix`: refused (exit 2, one
+    line) before any image is scanned, no table written; returns what it said, on one line."""
     from imgcls import manifest as mf
-    src = make_image_folder(tmp_path / "raw", {"cat": 9, "dog": 9}, size=(16, 16))
-    table = tmp_path / "folds.csv"
-    r = runner.invoke(app, ["split", str(src), "--out", str(table), "--folds", "3", "--no-near-dup", "-q"])
+    src = make_image_folder(tmp_path / "raw", {"cat": per_class, "dog": per_class}, size=(16, 16))
+    table = tmp_path / "table.csv"
+    r = runner.invoke(app, ["split", str(src), "--out", str(table), *split, "--no-near-dup", "-q"])
     assert r.exit_code == 0, r.output
     monkeypatch.setattr(mf, "scan_images", lambda *a, **k: pytest.fail("scanned before the refusal"))
-    r = runner.invoke(app, ["split", "--check", str(table), "--no-near-dup", "--fix", "--val", "0.3",
+    r = runner.invoke(app, ["split", "--check", str(table), "--no-near-dup", "--fix", *fix,
                             "--out", str(tmp_path / "f.csv")])
     said = " ".join(r.output.split())
     assert r.exit_code == 2 and "Traceback" not in said, r.output
-    assert "is a k-fold table (each fold validates in turn)" in said and "drop --val" in said, r.output
     assert not (tmp_path / "f.csv").exists()
+    return said
 
 
 def test_check_refuses_share_and_fold_flags_that_would_do_nothing(tmp_path, monkeypatch):
@@ -665,17 +672,8 @@ def test_check_fix_refuses_a_typed_val_that_leaves_no_train_with_the_recorded_te
     """`split --check splits.csv --fix --val 0.85` of a `--test 0.2` split was refused (val + test >= 1) only after
     the scan and the near-duplicate pass, when the balance targets were set. It is refused before any image is read,
     naming the recorded --test."""
-    src = make_image_folder(tmp_path / "raw", {"cat": 10, "dog": 10}, size=(16, 16))
-    table = tmp_path / "splits.csv"
-    r = runner.invoke(app, ["split", str(src), "--out", str(table), "--test", "0.2", "--no-near-dup", "-q"])
-    assert r.exit_code == 0, r.output
-    monkeypatch.setattr(mf, "scan_images", lambda *a, **k: pytest.fail("scanned before the refusal"))
-    r = runner.invoke(app, ["split", "--check", str(table), "--no-near-dup", "--fix", "--val", "0.85",
-                            "--out", str(tmp_path / "f.csv")])
-    said = " ".join(r.output.split())
-    assert r.exit_code == 2 and "Traceback" not in said, r.output
-    assert "--val 0.85 + the --test 0.2 that" in said and "leave nothing to train on" in said, r.output
-    assert not (tmp_path / "f.csv").exists()
+    said = _check_fix_refused_before_the_scan(tmp_path, monkeypatch, 10, ["--test", "0.2"], ["--val", "0.85"])
+    assert "--val 0.85 + the --test 0.2 that" in said and "leave nothing to train on" in said, said
 
 
 def test_check_fix_leaves_the_callers_split_config_as_given(tmp_path):
