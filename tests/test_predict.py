@@ -3565,16 +3565,23 @@ def test_an_ensemble_whose_member_run_is_gone_is_marked_and_not_taken_as_the_new
         locate_source(None, runs, ensembles)
 
 
-def test_a_model_whose_probabilities_are_nan_is_refused_not_a_submission_of_its_first_class(tmp_path):
-    """Finite weights that overflow (a diverged run's; NaN weights are refused as it loads) gave NaN probabilities:
-    predict wrote a submission of argmax's pick of NaN, the first class, for every image, at exit 0 (before the
-    batch-norm fold's check stopped taking a NaN probe for a traceback, a RuntimeError). One line, nothing written."""
+def _overflowing_run(tmp_path, images: int) -> Path:
+    """A run of finite weights whose outputs overflow to NaN (its classifier's weights x 1e37, as a diverged run's),
+    and `images` test images in tmp_path/test."""
     run = make_tiny_run(tmp_path / "runs" / "r1", classes=("a", "b"))
     obj = torch.load(run / "best.pt", weights_only=False)
     obj["state_dict"]["classifier.weight"] *= 1e37
     torch.save(obj, run / "best.pt")
-    for i in range(3):
+    for i in range(images):
         make_image(tmp_path / "test" / f"{i}.png", seed=i)
+    return run
+
+
+def test_a_model_whose_probabilities_are_nan_is_refused_not_a_submission_of_its_first_class(tmp_path):
+    """Finite weights that overflow (a diverged run's; NaN weights are refused as it loads) gave NaN probabilities:
+    predict wrote a submission of argmax's pick of NaN, the first class, for every image, at exit 0 (before the
+    batch-norm fold's check stopped taking a NaN probe for a traceback, a RuntimeError). One line, nothing written."""
+    run = _overflowing_run(tmp_path, 3)
     out = tmp_path / "p"
     r = runner.invoke(app, ["predict", str(run), "--data", str(tmp_path / "test"), "--out", str(out), "--workers",
                             "0"])
@@ -3616,12 +3623,7 @@ def test_a_model_whose_probabilities_are_nan_is_refused_at_its_first_batch_not_a
                                                                                                monkeypatch):
     """The NaN refusal came after the model ran over every image (hours on a large test set) though its first
     batch told: it stops there now, the batch's rows counted and the images not run said."""
-    run = make_tiny_run(tmp_path / "runs" / "r1", classes=("a", "b"))
-    obj = torch.load(run / "best.pt", weights_only=False)
-    obj["state_dict"]["classifier.weight"] *= 1e37
-    torch.save(obj, run / "best.pt")
-    for i in range(8):
-        make_image(tmp_path / "test" / f"{i}.png", seed=i)
+    run = _overflowing_run(tmp_path, 8)
     from imgcls import io as imgio
     decoded = []
     real = imgio.load_rgb_drafts
