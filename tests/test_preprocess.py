@@ -711,6 +711,36 @@ def test_a_size_larger_than_the_forced_format_holds_is_refused_before_the_scan(t
     assert r.exit_code == 0 and summary(tmp_path / "ok")["written"] == 1, r.output
 
 
+def test_the_load_checked_rembg_session_is_freed_before_the_workers_start(tmp_path, monkeypatch):
+    """A rembg model with no md5 to check it by (u2net) is loaded once in this process before the scan; with workers,
+    each loads its own, and this process's session was to be freed before they start. Since the run's work moved
+    into _preprocess_into (the folder lock), run_preprocess's own name still held it for the whole parallel run."""
+    import gc
+    import weakref
+
+    import imgcls.preprocess.run as pp_run
+    from imgcls.preprocess import background
+    made = []
+
+    class Session:
+        def __init__(self, model, threads=0, path=None):
+            made.append(weakref.ref(self))
+
+    alive = []
+
+    def parallel(todo, cfg, workers, log, advance, rembg_file=None):
+        gc.collect()
+        alive.append([m() is not None for m in made])
+        raise UserError("stopped here: the workers are not started in this test")
+    monkeypatch.setattr(background, "BackgroundRemover", Session)
+    monkeypatch.setattr("imgcls.weights.rembg_model_file", lambda name: Path("/dev/null"))   # u2net is not shipped
+    monkeypatch.setattr(pp_run, "_run_parallel", parallel)
+    src = make_image_folder(tmp_path / "raw", {"a": pp_run.MIN_PER_WORKER, "b": pp_run.MIN_PER_WORKER}, size=(24, 24))
+    r = run(src, "--out", tmp_path / "o", "--remove-bg", "--rembg-model", "u2net", "--workers", "2")
+    assert r.exit_code == 2 and "stopped here" in r.flat, r.output
+    assert alive == [[False]], alive
+
+
 # --- resumable, parallel, safety ---------------------------------------------------------------------------------
 
 def test_resume_skips_up_to_date_outputs(tmp_path):

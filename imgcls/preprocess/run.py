@@ -51,9 +51,9 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     check_output_location(out, src_path if src_path.is_dir() else None)
     # Model files first: a missing one stops the run before any work, the scan included (one line, not one per
     # worker). The models are built where they run, once there is something to process (Models: in this process
-    # before --out is touched, or in each worker as it starts): a damaged file is one line there, not a failure per
-    # image; an up-to-date rerun, or a run whose workers build their own, builds none here (retinaface / mtcnn
-    # load TensorFlow)
+    # once it holds --out and knows what is to do, before the first image, or in each worker as it starts): a
+    # damaged file is one line there, not a failure per image (a --out this run made is removed again); an
+    # up-to-date rerun, or a run whose workers build their own, builds none here (retinaface / mtcnn load TensorFlow)
     if cfg.face_crop:
         from imgcls.weights import check_deepface_detector
         check_deepface_detector(cfg.detector)
@@ -95,7 +95,8 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     out.mkdir(parents=True, exist_ok=True)
     with folder_turn(out, made):
         try:
-            return _preprocess_into(out, src, df, cfg, workers, report, bg, rembg_file, paths, names, age_bands,
+            held, bg = [bg], None       # _preprocess_into frees it before its workers start: no name here keeps it
+            return _preprocess_into(out, src, df, cfg, workers, report, held, rembg_file, paths, names, age_bands,
                                     made)
         except BaseException:
             # a run stopped before it wrote anything leaves no empty --out (only empty folders go); while it holds
@@ -105,11 +106,13 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
             raise
 
 
-def _preprocess_into(out: Path, src, df: pd.DataFrame, cfg: PreprocessConfig, workers: int, report: bool, bg,
-                     rembg_file: Path | None, paths, names, age_bands: dict, made: list[Path]) -> pd.DataFrame:
+def _preprocess_into(out: Path, src, df: pd.DataFrame, cfg: PreprocessConfig, workers: int, report: bool,
+                     held: list, rembg_file: Path | None, paths, names, age_bands: dict,
+                     made: list[Path]) -> pd.DataFrame:
     """run_preprocess's work once the run holds OUT: the scan, what is up to date, the processing, the manifest,
-    preprocess.json and the report. `bg`: the rembg session run_preprocess made when it load-checked the model;
-    `rembg_file`: the model file it checked; `made`: the folders run_preprocess made for OUT."""
+    preprocess.json and the report. `held`: [the rembg session run_preprocess made when it load-checked the model,
+    or None], emptied here (a parallel run frees it before its workers load their own); `rembg_file`: the model
+    file it checked; `made`: the folders run_preprocess made for OUT."""
     settings = cfg.settings()
     sources = [os.path.realpath(p) for p in paths]     # realpath: a symlink loop is not a RuntimeError
     old = earlier_manifest(out)
@@ -154,8 +157,9 @@ def _preprocess_into(out: Path, src, df: pd.DataFrame, cfg: PreprocessConfig, wo
     # a spawned worker costs seconds to start (imports, model sessions): below MIN_PER_WORKER images each, one
     # process is faster (bench/preprocess_speed.py)
     parallel = workers > 1 and len(todo) >= MIN_PER_WORKER * workers
+    bg = held.pop()     # with workers, each loads its own: this process's session freed before they start
     models = Models(cfg, rembg_file=rembg_file, bg=bg) if todo and not parallel else None
-    bg = None       # with workers, each loads its own: this process's session freed before they start
+    del bg
     t0, c0 = time.perf_counter(), _cpu_seconds()
     stale = remove_stale_temps(out)
     if stale:
