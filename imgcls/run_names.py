@@ -105,3 +105,17 @@ def fold_dirs(run_dir: str | os.PathLike) -> list[Path]:
     if not records_folds(Path(run_dir) / RUN_CONFIG):
         return []
     return sorted((p for p in Path(run_dir).glob("fold_*") if is_fold_dir(p) and p.is_dir()), key=fold_number)
+
+
+def names_folder(recorded, folder: Path, *reached: Path) -> bool:
+    """Whether an `out` a run recorded names `folder` (resolved): train records --out as typed, a relative one
+    (its default, outputs/runs) from the working folder it ran in, so from elsewhere it names the folder whose path
+    ends with it (`cd elsewhere; train --resume /proj/outputs/runs/D` moved nothing), or `reached` (the folder as
+    the user reached it: a symlink to a larger disk is no move); `.` records no folder, so nothing contradicts."""
+    if recorded is None:
+        return False
+    rel = Path(os.path.normpath(str(recorded))).parts
+    if Path(str(recorded)).resolve() == folder:
+        return True
+    return not Path(str(recorded)).is_absolute() and ".." not in rel and (
+        not rel or any(p.parts[-len(rel):] == rel for p in (folder, *reached)))

@@ -2766,6 +2766,21 @@ def test_a_renamed_finished_run_given_to_resume_records_its_folder_now(tmp_path,
     assert not old.exists()
 
 
+def test_record_folder_of_a_run_trained_with_out_dot_resumed_from_elsewhere_is_no_move(tmp_path, monkeypatch):
+    """`train --out . --name D` records `out: .` (the working folder it ran in): resumed from another folder, the
+    suffix rule never matched an empty path, so the run was said renamed or moved (recorded: D) and its records
+    rewritten (a finished run's in a read-only folder refused). `.` names no folder to contradict."""
+    run = tmp_path / "proj" / "D"
+    run.mkdir(parents=True)
+    TrainConfig(src=str(tmp_path / "data"), model="test_resnet", name="D", out=".").save(run / "config.yaml")
+    before = (run / "config.yaml").read_text()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert TrainConfig(src=str(tmp_path / "data"), model="test_resnet", name="D", out=str(run.parent)
+                       ).record_folder(run) == []
+    assert (run / "config.yaml").read_text() == before
+
+
 def test_record_folder_takes_a_relative_out_from_where_the_run_is_not_the_working_folder(tmp_path, monkeypatch):
     """config.yaml records train's relative --out as given (outputs/runs), from the working folder train ran in.
     TrainConfig.record_folder resolved it from the resume's working folder, so `cd elsewhere; train --resume

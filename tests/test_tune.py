@@ -1987,6 +1987,26 @@ def test_the_storage_of_a_renamed_study_folder_given_under_the_study_s_name_is_r
     _refuse_storage_of_a_moved_study(tune_cfg(data, tmp_path, space, storage=url))     # s_b's own trials
 
 
+def test_a_renamed_study_folder_s_storage_is_refused_from_another_working_folder(data, tmp_path, space,
+                                                                                  monkeypatch):
+    """A trial records --out as typed (relative: from the folder tune ran in); the renamed study's storage was
+    refused only from that folder: `cd elsewhere; tune --out /proj/tune --study s --storage .../s_b/study.db`
+    resumed the study into a new /proj/tune/s, split across two folders. A relative out the study folder's path ends
+    with is that folder, as train's resume judges its run's (run_names.names_folder)."""
+    from imgcls.tune import _refuse_storage_of_a_moved_study
+    moved = tmp_path / "proj" / "tune" / "s_b"
+    (moved / "trial_0000").mkdir(parents=True)
+    url = f"sqlite:///{moved / 'study.db'}"
+    optuna.create_study(study_name="s", storage=url)
+    (moved / "trial_0000" / "config.yaml").write_text("model: test_resnet\nname: trial_0000\nout: tune/s\n")
+    (moved / "trial_0000" / "metrics.csv").write_text("epoch,val_macro_f1\n1,0.5\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    cfg = tune_cfg(data, tmp_path, space, storage=url, out=str(tmp_path / "proj" / "tune"))
+    with pytest.raises(UserError, match="which holds the trials trial_0000 of --study s"):
+        _refuse_storage_of_a_moved_study(cfg)
+
+
 def test_a_study_folder_not_in_the_storage_given_says_what_the_storage_and_its_own_study_db_hold(data, tmp_path,
                                                                                                    space):
     """With --storage, a study folder whose trials' study the storage does not hold was always 'started with

@@ -601,9 +601,8 @@ class TrainConfig:
         trained into a new runs/D. Returns the 'out/name' the rewritten records named (each once), [] where none;
         `write=False` returns them and writes nothing (a finished run: is there anything to record?). `typed_at`:
         the run folder as --resume named it (absolute, its symlinks kept: self.out is the real folder's)."""
-        import os
-
         from imgcls.fsutil import write_text
+        from imgcls.run_names import names_folder
         run_dir = Path(run_dir)
         earlier = []
         records = {path: self.read_mapping(path)
@@ -611,16 +610,10 @@ class TrainConfig:
                                 *(d / RUN_CONFIG for d in fold_dirs(run_dir) if (d / RUN_CONFIG).is_file()))}
         now = Path(self.out).resolve()
         # the folder of runs as the resume reached it too: outputs a symlink (to a larger disk) is no move
-        ends = [now.parts, *([Path(typed_at).parent.parts] if typed_at is not None else [])]
+        reached = [Path(typed_at).parent] if typed_at is not None else []
         for path, d in records.items():
             was_out = d.get("out")
-            # a relative out (train's default, outputs/runs) is recorded as given, from the working folder train
-            # ran in: the same folder where the run's folder path ends with it, not only from that working folder
-            # (`cd elsewhere; train --resume /proj/outputs/runs/D` moved nothing, nor one through a link there)
-            rel = Path(os.path.normpath(str(was_out))).parts if was_out is not None else ()
-            same_out = was_out is not None and (Path(str(was_out)).resolve() == now or (
-                not Path(str(was_out)).is_absolute() and ".." not in rel
-                and any(e[-len(rel):] == rel for e in ends)))
+            same_out = names_folder(was_out, now, *reached)
             if d.get("name") == self.name and same_out:
                 continue
             was = f"{Path(str(was_out)) / str(d.get('name'))}"

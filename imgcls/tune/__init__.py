@@ -751,8 +751,8 @@ def _refuse_storage_of_a_moved_study(cfg: TuneConfig) -> None:
     except OSError:
         return
     from imgcls.outputs import read_yaml
-    ours = [p.name for p in trials if (out := (read_yaml(p / RUN_CONFIG) or {}).get("out"))
-            and Path(str(out)).resolve() == study_dir]
+    from imgcls.run_names import names_folder
+    ours = [p.name for p in trials if names_folder((read_yaml(p / RUN_CONFIG) or {}).get("out"), study_dir)]
     if ours:
         raise UserError(f"--storage {cfg.storage} is in the study folder {held_in}, which holds the trials "
                         f"{shown(ours)} of --study {cfg.study}, trained into {cfg.study_dir()} (the folder renamed "
