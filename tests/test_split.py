@@ -593,6 +593,19 @@ def test_check_fix_of_a_k_fold_table_refuses_val_up_front_naming_the_table(tmp_p
     assert "is a k-fold table (each fold validates in turn)" in said and "drop --val" in said, said
 
 
+def test_check_refuses_a_layout_flag_it_would_not_read(tmp_path):
+    """`split --check s.csv --label-col foo` (or --layout / --csv / --ext) printed a clean check, exit 0: --check reads
+    the table split wrote as it is, so the flag did nothing, unsaid, though every other option --check would not read
+    is refused. One line, exit 2."""
+    src = make_image_folder(tmp_path / "raw", {"cat": 6, "dog": 6}, size=(16, 16))
+    table = tmp_path / "s.csv"
+    assert runner.invoke(app, ["split", str(src), "--out", str(table), "--no-near-dup", "-q"]).exit_code == 0
+    for flag in (["--label-col", "foo"], ["--ext", ".jpg"]):
+        r = runner.invoke(app, ["split", "--check", str(table), "--no-near-dup", *flag])
+        said = " ".join(r.output.split())
+        assert r.exit_code == 2 and "Traceback" not in said and f"drop {flag[0]}" in said, r.output
+
+
 def _check_fix_refused_before_the_scan(tmp_path, monkeypatch, per_class: int, split: list, fix: list) -> str:
     """Split a folder of two classes with `split`, then `split --check TABLE --fix` with `fix`: refused (exit 2, one
     line) before any image is scanned, no table written; returns what it said, on one line."""

@@ -56,6 +56,10 @@ def split(src: OptSrc = None,
         if check is not None:
             if src is not None:
                 raise UserError("--check FILE checks an existing split; give either SRC or --check, not both")
+            if layout.given:        # --check reads FILE as the table split wrote: a layout flag would do nothing
+                flag = "--" + sorted(layout.given)[0].replace("_", "-")
+                raise UserError(f"{flag} reads a dataset for a new split; --check FILE reads the table split wrote "
+                                f"as it is: drop {flag}")
             sp.run_check(check, out, config, fix=fix, workers=workers, given=cfg.given)
             return
         if fix:
