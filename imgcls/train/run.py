@@ -453,7 +453,7 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
 def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, callbacks=None,
                track_group: str | None = None, searched: tuple = ()) -> Path:
     """run_train's work once _check_up_front passed; `resumed`: what it returned for a resume (the run folder, its
-    record and the config it continues with), None for a new run."""
+    record, the config it continues with and the folder as --resume named it), None for a new run."""
     import torch
     from imgcls import manifest as mf
     from imgcls.console import info
