@@ -539,10 +539,10 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
         gone = _folds_gone(path) if finished else []
         progress += f", {part}" if part else (f", {', '.join(gone)} gone" if gone else "")
     else:
-        finished, progress = _fold_state(path, epochs, early_stop)
+        (finished, progress), gone = _fold_state(path, epochs, early_stop), []
     if RunLock.held(path):
         return RUNNING, progress
-    if (cfg.get("folds") or folds) and finished and _folds_gone(path):
+    if gone:        # a finished k-fold set's fold folder or checkpoint removed since
         return FOLD_MISSING, progress
     record = trial_record(path) or {}
     recorded = record.get("state", "")      # a trial Optuna recorded as still running: by its folder (its process
