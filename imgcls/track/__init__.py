@@ -80,15 +80,15 @@ def make_trackers(names: Sequence[str], cfg=None, group: str | None = None) -> l
     track_checkpoint). A run of a `group` (tune's trials) does not check the tracking server: the command did before
     its first trial, and one gone since stops no trial (the tracker says so and logs nothing more); its W&B offline
     folders are said by the study, in one line at its end (wandb_tracker.say_study_offline), not by each trial."""
-    made = []
-    for n in check_trackers(names, getattr(cfg, "tracking_uri", None), check_store=group is None,
-                            store_in=getattr(cfg, "out", "outputs/runs")):
+    from imgcls.outputs import RUNS_DIR
+    made, out = [], getattr(cfg, "out", RUNS_DIR)
+    for n in check_trackers(names, getattr(cfg, "tracking_uri", None), check_store=group is None, store_in=out):
         if n == "tensorboard":
             from imgcls.track.tb_tracker import TensorBoardTracker
             made.append(TensorBoardTracker())
         elif n == "mlflow":
             from imgcls.track.mlflow_tracker import MLflowTracker
-            made.append(MLflowTracker(uri=getattr(cfg, "tracking_uri", None), out=getattr(cfg, "out", "outputs/runs"),
+            made.append(MLflowTracker(uri=getattr(cfg, "tracking_uri", None), out=out,
                                       log_checkpoint=bool(getattr(cfg, "track_checkpoint", False)), group=group))
         elif n == "wandb":
             from imgcls.track.wandb_tracker import WandbTracker
