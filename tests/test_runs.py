@@ -1554,27 +1554,30 @@ def test_the_leaderboard_in_a_narrow_terminal_leaves_columns_out_rather_than_fol
     ('0.77' over '95', 'runs' / '/sto' / 'pped', 'options changed' 30 lines a row). Columns are left out, the least
     needed first, until the rest fit without folding a score, and the caption names those left out; a terminal wide
     enough keeps them all."""
-    import io
-    from rich.console import Console
-    from imgcls import console
-    from imgcls.runs import run_runs
-    screen = io.StringIO()
-    monkeypatch.setattr(console, "results", Console(file=screen, force_terminal=True, width=80, highlight=False,
-                                                    markup=False, color_system=None))
-    board = run_runs("table", [outputs])
-    out = screen.getvalue()
+    board, out = _leaderboard_at(80, outputs, monkeypatch)
     assert max(len(line) for line in out.splitlines()) <= 80, out
     for name, f1 in zip(board["name"], board["val_macro_f1"]):
         assert re.search(rf"│ {re.escape(name)}\s+│.*│\s+{f1:.4f} │", out), (name, out)   # one line, unfolded
     said = " ".join(out.split())
     assert re.search(r"left out to fit the terminal's 80 columns: kind, [^;]*best ep, [^;]*time", said), out
     assert "scored" in out.split("┡")[0], out        # the rows each score is of: never left out
-    screen.seek(0)
-    screen.truncate(0)
-    monkeypatch.setattr(console, "results", Console(file=screen, force_terminal=True, width=300, highlight=False,
+    out = _leaderboard_at(300, outputs, monkeypatch)[1]
+    assert "left out" not in out and "options changed" in out, out
+
+
+def _leaderboard_at(width: int, outputs, monkeypatch):
+    """`imgcls runs`' table of `outputs` on a terminal `width` columns wide: (the board, what it printed)."""
+    import io
+
+    from rich.console import Console
+
+    from imgcls import console
+    from imgcls.runs import run_runs
+    screen = io.StringIO()
+    monkeypatch.setattr(console, "results", Console(file=screen, force_terminal=True, width=width, highlight=False,
                                                     markup=False, color_system=None))
-    run_runs("table", [outputs])
-    assert "left out" not in screen.getvalue() and "options changed" in screen.getvalue(), screen.getvalue()
+    board = run_runs("table", [outputs])
+    return board, screen.getvalue()
 
 
 def test_the_leaderboard_under_65_columns_with_a_stopped_k_fold_set_folds_no_name_nor_score(outputs, monkeypatch):
@@ -1582,20 +1585,12 @@ def test_the_leaderboard_under_65_columns_with_a_stopped_k_fold_set_folds_no_nam
     cell ('runs/bes' / 't', 'tf_effici' / 'entnet_li' / 'te0', a stopped k-fold set's 'stopped folds done 0/5,
     fold_0 2/6' over five lines beside them). The model column is left out last (the run's name names it), so a
     60-column terminal shows each name and score whole, the set's progress folded at its words."""
-    import io
-    from rich.console import Console
-    from imgcls import console
-    from imgcls.runs import run_runs
     kf = outputs / "runs" / "kf"
     (kf / "oof_score.json").unlink()            # stopped after fold 0's second of 6 epochs, of 5 folds
     (kf / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32, "epochs": 6,
                                                     "folds": "all"}))
     (kf / "plan.json").write_text(json.dumps({"folds": [0, 1, 2, 3, 4], "classes": CLASSES}))
-    screen = io.StringIO()
-    monkeypatch.setattr(console, "results", Console(file=screen, force_terminal=True, width=60, highlight=False,
-                                                    markup=False, color_system=None))
-    board = run_runs("table", [outputs])
-    out = screen.getvalue()
+    board, out = _leaderboard_at(60, outputs, monkeypatch)
     assert max(len(line) for line in out.splitlines()) <= 60, out
     for name, f1 in zip(board["name"], board["val_macro_f1"]):
         assert re.search(rf"│ {re.escape(name)}\s+│.*│\s+{f1:.4f} │", out), (name, out)   # one line, unfolded
@@ -1603,12 +1598,7 @@ def test_the_leaderboard_under_65_columns_with_a_stopped_k_fold_set_folds_no_nam
     said = " ".join(out.split())
     assert re.search(r"left out to fit the terminal's 60 columns: [^;]*task, model,", said), out
     for width in (50, 44):      # under the fewest columns' widths: the names fold, no score nor header word does
-        screen.seek(0)
-        screen.truncate(0)
-        monkeypatch.setattr(console, "results", Console(file=screen, force_terminal=True, width=width,
-                                                        highlight=False, markup=False, color_system=None))
-        run_runs("table", [outputs])
-        out = screen.getvalue()
+        out = _leaderboard_at(width, outputs, monkeypatch)[1]
         assert max(len(line) for line in out.splitlines()) <= width, out
         for f1 in board["val_macro_f1"]:
             assert re.search(rf"│\s+{f1:.4f} │", out), (width, f1, out)
