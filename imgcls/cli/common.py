@@ -175,7 +175,7 @@ def command(name: str | None = None, *, options: dict | None = None, group: type
         def wrapper(*args, **kw):
             _BODY["began"] = True       # its Ctrl-C is its own line (one_line_errors)
             with one_line_errors(what, kw.get("quiet", False)), \
-                    sigterm_interrupts():   # `timeout 1h imgcls clean ...`: Ctrl-C's `interrupted:` line, exit 143
+                    sigterm_interrupts(what):   # `timeout 1h imgcls clean ...`: Ctrl-C's `interrupted:` line, exit 143
                 from imgcls.fsutil import check_file_name_encoding
                 check_file_name_encoding()  # every command reads or writes file names
                 if what not in TORCHRUN_COMMANDS:
@@ -210,6 +210,8 @@ class _SigtermInterrupts:
 
     def __init__(self):
         self.pid = os.getpid()
+        self.raised = False     # whether it raised Terminated in this process (sigterm_interrupts: one that vanished)
+        self.again = None       # unraisable's timer sending the signal again
 
     def __call__(self, signum, frame):
         import signal
@@ -224,6 +226,7 @@ class _SigtermInterrupts:
             # group) raised its RuntimeError 'DataLoader worker (pid N) is killed by signal: Terminated' over this
             # Terminated as it unwound (a tune trial failed, the study went on: exit 0)
             signal.signal(signal.SIGCHLD, _ignore_signal)
+        self.raised = True
         raise Terminated
 
     def unraisable(self, unraisable) -> None:
@@ -236,9 +239,9 @@ class _SigtermInterrupts:
             import signal
             import threading
             signal.signal(signal.SIGTERM, self)
-            again = threading.Timer(0.01, os.kill, (self.pid, signal.SIGTERM))
-            again.daemon = True
-            again.start()
+            self.again = threading.Timer(0.01, os.kill, (self.pid, signal.SIGTERM))
+            self.again.daemon = True
+            self.again.start()
             return
         self.hook(unraisable)
 
@@ -248,13 +251,14 @@ def _ignore_signal(signum, frame) -> None:
 
 
 @contextmanager
-def sigterm_interrupts() -> Iterator[None]:
+def sigterm_interrupts(what: str = "imgcls") -> Iterator[None]:
     """Around every command's body (command()), whose Ctrl-C line says how to continue (train: the run folder keeps
     its epochs, --resume; clean, preprocess, eda, predict, ensemble: one_line_errors' `run the same command again`):
     SIGTERM (`timeout 3600 imgcls train ...` in a script, `kill PID`) is taken as Ctrl-C, so the step says that
     line and cleans up (a --cache disk memmap) where it ended silently; the process still ends by SIGTERM (exit
     143: one_line_errors). Only where process.takes_sigterm (not under torchrun, nor over a caller's own handler,
-    nor outside the main thread)."""
+    nor outside the main thread). A step (`what`: `imgcls ensemble`) that ran to its end over its Terminated says
+    so, then ends by SIGTERM all the same."""
     import signal
 
     from imgcls.process import takes_sigterm
@@ -268,10 +272,20 @@ def sigterm_interrupts() -> Iterator[None]:
     try:
         yield
     finally:
+        if handler.again is not None:
+            handler.again.cancel()
         if signal.getsignal(signal.SIGTERM) is handler:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if sys.unraisablehook == handler.unraisable:
             sys.unraisablehook = handler.hook
+    if handler.raised:
+        # the step ran to its end over a Terminated it raised: one cleared where Python code called from C ran the
+        # handler (a lookup that swallows every error), or unraisable's timer outrun by the step's end (a CI run of
+        # `kill PID` on ensemble exited 0). The step finished: said so, and the process still ends by SIGTERM
+        from imgcls.console import interrupted
+        interrupted(f"interrupted: {what} took its SIGTERM only as it ended: its work is complete, "
+                    f"nothing needs to run again")
+        raise Terminated
 
 
 def _end_by_sigterm() -> None:
