@@ -703,15 +703,19 @@ def test_a_sigterm_handled_inside_a_finalizer_still_stops_the_step():
         "    with one_line_errors('imgcls demo'), sigterm_interrupts():\n"
         "        Finalized()\n"
         "        gc.collect()\n"
-        "        time.sleep(2)\n"
+        "        time.sleep(30)\n"   # the signal sent again ends it at once
         "        print('the step went on to its end', file=sys.stderr)\n"
         "except typer.Exit as e:\n"
         "    sys.exit(e.exit_code)\n")
+    import time
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "300"}
+    began = time.monotonic()
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     err = " ".join(r.stderr.split())
     assert r.returncode == -signal.SIGTERM, (r.returncode, r.stderr)
     assert "interrupted: imgcls demo stopped before it finished (SIGTERM)" in err, r.stderr
+    # the main thread's sleep cut short (the signal sent to the process went to the timer's thread: 30 s)
+    assert time.monotonic() - began < 25, r.stderr
     assert "went on" not in err and "Exception ignored" not in err and "Traceback" not in err, r.stderr
 
 

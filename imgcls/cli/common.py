@@ -192,7 +192,8 @@ def command(name: str | None = None, *, options: dict | None = None, group: type
         wrapper.__signature__ = signature
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
         del wrapper.__wrapped__     # typer reads the signature above, not fn's
-        wrapper.imgcls_options = {key: (cls, owned[key]) for key, (cls, _) in options.items()}   # tests/test_options.py   # which config classes the flags come from (tests/test_options.py)
+        # which config classes the flags come from (tests/test_options.py)
+        wrapper.imgcls_options = {key: (cls, owned[key]) for key, (cls, _) in options.items()}
         (app if group is None else group).command(name, **{"cls": Command, **kwargs})(wrapper)
         return fn
     return deco
@@ -209,15 +210,22 @@ class _SigtermInterrupts:
     after_pool = True
 
     def __init__(self):
+        import threading
         self.pid = os.getpid()
         self.raised = False     # whether it raised Terminated in this process (sigterm_interrupts: one that vanished)
-        self.again = None       # unraisable's timer sending the signal again
+        self.pending = False    # a Terminated a finalizer swallowed, not raised again yet (unraisable)
+        # `pending` and the handler set, against send_again's check-and-send (re-entrant: the handler may run in
+        # the main thread while it holds it)
+        self.lock = threading.RLock()
+        self.again = None       # send_again's thread
 
     def __call__(self, signum, frame):
         import signal
 
         from imgcls.process import end_by_sigterm
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with self.lock:
+            self.pending = False
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if os.getpid() != self.pid:
             end_by_sigterm()
             return
@@ -233,17 +241,39 @@ class _SigtermInterrupts:
         """sys.unraisablehook while the handler is set: Python runs a handler at the main thread's next bytecode,
         which may be a finalizer's (a __del__, a weakref callback: torch's DataLoader iterator, a pool's executor),
         where the raised Terminated is only printed ('Exception ignored in') and the step ran on to its end, exit 0.
-        It is raised again outside it: this handler set back, the signal sent once more a moment later (from a
-        thread: sent from here, it would be raised in this hook, where it is ignored too)."""
+        It is raised again outside it: this handler set back, the signal sent again from a thread (sent from here,
+        it would be raised in this hook, where it is ignored too) until the handler runs (send_again)."""
         if isinstance(unraisable.exc_value, Terminated) and os.getpid() == self.pid:
             import signal
             import threading
-            signal.signal(signal.SIGTERM, self)
-            self.again = threading.Timer(0.01, os.kill, (self.pid, signal.SIGTERM))
-            self.again.daemon = True
-            self.again.start()
+            with self.lock:
+                self.pending = True
+                signal.signal(signal.SIGTERM, self)
+            if self.again is None or not self.again.is_alive():
+                self.again = threading.Thread(target=self.send_again, daemon=True)
+                self.again.start()
             return
         self.hook(unraisable)
+
+    def send_again(self, every_s: float = 0.05, tries: int = 600) -> None:
+        """SIGTERM to the main thread every `every_s` while a swallowed Terminated is pending: one sent once can
+        land between the main thread's last check and a sleep or a wait it then blocks in (seen: `time.sleep(8)`
+        ran to its end). The check and the send hold the lock the handler takes, so none comes after it ran."""
+        import signal
+        import threading
+        import time
+        main = threading.main_thread().ident
+        for _ in range(tries):
+            time.sleep(every_s)
+            with self.lock:
+                if not self.pending:
+                    return
+                signal.pthread_kill(main, signal.SIGTERM)
+
+    def stop(self) -> None:
+        """No signal sent again from here on (sigterm_interrupts' block ended)."""
+        with self.lock:
+            self.pending = False
 
 
 def _ignore_signal(signum, frame) -> None:
@@ -272,8 +302,7 @@ def sigterm_interrupts(what: str = "imgcls") -> Iterator[None]:
     try:
         yield
     finally:
-        if handler.again is not None:
-            handler.again.cancel()
+        handler.stop()
         if signal.getsignal(signal.SIGTERM) is handler:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if sys.unraisablehook == handler.unraisable:
