@@ -60,12 +60,14 @@ so a warm run gives a cold run's numbers; a file written without it counts as 1.
 (ModelMeta.decode_version, 1 where absent) and predict / export warn of a run trained on another. 2: a PNG's
 transparent colour key (tRNS) is flattened onto the background (68e20c8)."""
 
-SCAN_VERSION = 2
-"""Bump when probe records other scan columns (width, height, mode, format) for some unchanged file. A step that
-takes an earlier scan of unchanged files rather than read them again (manifest.reuse_scan: eda or clean run again
-into the same --out) records it beside its manifest (manifest.scan_record) and takes only a scan of this version,
-so a rerun records what a fresh scan would; one written without it counts as 1. 2: a PNG's orientation after its
-pixels (an XMP or raw EXIF text chunk) turns its recorded size as load_rgb turns it."""
+SCAN_VERSION = 3
+"""Bump when probe records other scan columns (width, height, mode, format; an error for a file it read) for some
+unchanged file. A step that takes an earlier scan of unchanged files rather than read them again
+(manifest.reuse_scan: eda or clean run again into the same --out, readable rows only) records it beside its manifest
+(manifest.scan_record) and takes only a scan of this version, so a rerun records what a fresh scan would; one
+written without it counts as 1. 2: a PNG's orientation after its pixels (an XMP or raw EXIF text chunk) turns its
+recorded size as load_rgb turns it. 3: a PNG row of an unknown filter type, or an interlaced PNG short of rows,
+is unreadable."""
 
 # We bound pixel counts ourselves (--max-pixels), so a bomb is reported by path, not raised from deep inside PIL, and
 # an image over PIL's limit (raised --max-pixels) still decodes. PIL's own guard (Image.MAX_IMAGE_PIXELS, its
@@ -511,17 +513,63 @@ def _png_chunk_info(chunks: list[tuple[bytes, bytes]]) -> dict:
 
 
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_PNG_FILTERS = bytes(range(5))      # the filter types a row may name: none, sub, up, average, paeth
+# Adam7's seven passes: (first column, first row, column step, row step)
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _png_rows(ihdr: tuple) -> list[tuple[int, int, int]]:
+    """Where a PNG's rows lie in its inflated pixel data: (start, a row's bytes with its filter byte, end) of each
+    pass, one or Adam7's seven (a pass of no column or no row has no rows); [] for a colour type PIL does not open."""
+    w, h, depth, colour, _, _, interlace = ihdr
+    if colour not in _PNG_CHANNELS:
+        return []
+    bits, at, out = _PNG_CHANNELS[colour] * depth, 0, []
+    for x0, y0, dx, dy in _ADAM7 if interlace else ((0, 0, 1, 1),):
+        cols, n = (w - x0 + dx - 1) // dx, (h - y0 + dy - 1) // dy
+        if cols and n:
+            stride = 1 + (cols * bits + 7) // 8
+            out.append((at, stride, at + n * stride))
+            at += n * stride
+    return out
+
+
+def _bad_filter(buf: bytes, at: int, rows: list[tuple[int, int, int]]) -> int | None:
+    """The first filter byte not 0-4 (every decoder refuses the row) among those in `buf`, the inflated pixel data
+    from offset `at` (`rows`: _png_rows; bytes past the last row are none); None: all valid. One strided slice per
+    pass: no Python step per row."""
+    end = at + len(buf)
+    for start, stride, stop in rows:
+        if stop <= at or start >= end:
+            continue
+        first = start + -(-max(0, at - start) // stride) * stride
+        bad = buf[first - at:min(stop, end) - at:stride].translate(None, _PNG_FILTERS)
+        if bad:
+            return bad[0]
+    return None
 
 
 def _check_png_data(path, slice_bytes: int = 1 << 20) -> dict:
     """Inflate a PNG's IDAT stream without keeping it (memory stays at one slice): a zlib error, a stream that ends
-    early or one shorter than the image's rows is corrupt even when every chunk's CRC is right. Returns the info of
-    the chunks after the first IDAT that may hold an orientation (an eXIf, an EXIF or XMP text: _png_chunk_info;
-    {}: none)."""
+    early or one shorter than the image's rows (each Adam7 pass's, interlaced), a row whose filter byte is not 0-4
+    are corrupt even when every chunk's CRC is right. Returns the info of the chunks after the first IDAT that may
+    hold an orientation (an eXIf, an EXIF or XMP text: _png_chunk_info; {}: none)."""
     d = zlib.decompressobj()
     total = 0
+    rows: list[tuple[int, int, int]] = []
     ihdr = None
     late: list[tuple[bytes, bytes]] = []
+
+    def corrupt(what: str) -> ImageReadError:
+        return ImageReadError(path, f"truncated or corrupt: PNG {what}")
+
+    def inflated(buf: bytes) -> None:
+        nonlocal total
+        bad = _bad_filter(buf, total, rows) if rows and total < rows[-1][2] else None
+        if bad is not None:
+            raise corrupt(f"pixel data has a row of filter type {bad} (0 to 4 are valid)")
+        total += len(buf)
+
     with open(path, "rb") as fh:
         fh.read(8)
         while True:
@@ -532,6 +580,7 @@ def _check_png_data(path, slice_bytes: int = 1 << 20) -> dict:
             if ctype == b"IHDR":
                 ihdr = struct.unpack(">IIBBBBB", fh.read(13))
                 fh.seek(length - 13 + 4, os.SEEK_CUR)
+                rows = _png_rows(ihdr)
                 continue
             if ctype != b"IDAT":
                 if ctype == b"IEND":
@@ -547,25 +596,20 @@ def _check_png_data(path, slice_bytes: int = 1 << 20) -> dict:
             data = fh.read(length)
             fh.read(4)
             try:
-                buf = d.decompress(data, slice_bytes)
-                total += len(buf)
+                inflated(d.decompress(data, slice_bytes))
                 while d.unconsumed_tail:
-                    buf = d.decompress(d.unconsumed_tail, slice_bytes)
-                    total += len(buf)
+                    inflated(d.decompress(d.unconsumed_tail, slice_bytes))
             except zlib.error as e:
-                raise ImageReadError(path, f"truncated or corrupt: PNG pixel data does not decompress ({e})") from None
+                raise corrupt(f"pixel data does not decompress ({e})") from None
     try:
-        total += len(d.flush())
+        inflated(d.flush())
     except zlib.error as e:
-        raise ImageReadError(path, f"truncated or corrupt: PNG pixel data does not decompress ({e})") from None
+        raise corrupt(f"pixel data does not decompress ({e})") from None
     if not d.eof:
-        raise ImageReadError(path, "truncated or corrupt: PNG pixel data ends early")
-    if ihdr is not None:
-        w, h, depth, ctype, _, _, interlace = ihdr
-        if interlace == 0 and ctype in _PNG_CHANNELS:
-            need = h * (1 + (w * _PNG_CHANNELS[ctype] * depth + 7) // 8)
-            if total < need:
-                raise ImageReadError(path, f"truncated or corrupt: PNG pixel data holds {total} of {need} bytes")
+        raise corrupt("pixel data ends early")
+    need = rows[-1][2] if rows else 0
+    if total < need:
+        raise corrupt(f"pixel data holds {total} of {need} bytes")
     return _png_chunk_info(late)
 
 

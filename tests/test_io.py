@@ -391,6 +391,85 @@ def test_a_png_whose_pixels_are_whole_is_readable_whatever_follows_them(tmp_path
         imgio.load_rgb(tmp_path / "cut.png")
 
 
+def _png_of_rows(path, w: int, h: int, rows: list[bytes], interlace: int = 0) -> Path:
+    """An RGB 8-bit PNG of w x h whose inflated pixel data is `rows` (each row its filter byte, then its bytes): a
+    file no writer makes (a bad filter byte, rows missing, Adam7's passes laid out by hand)."""
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, interlace))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + ihdr + chunk(b"IDAT", zlib.compress(b"".join(rows))) + chunk(b"IEND", b""))
+    return path
+
+
+def _adam7_rows(w: int, h: int, seed: int = 0) -> list[bytes]:
+    """The rows of an 8-bit RGB image's seven Adam7 passes (filter type none, random pixels), pass after pass."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+                           (0, 1, 1, 2)):
+        cols, n = len(range(x0, w, dx)), len(range(y0, h, dy))
+        rows += [b"\x00" + rng.integers(0, 256, cols * 3, dtype=np.uint8).tobytes() for _ in range(n if cols else 0)]
+    return rows
+
+
+def test_a_png_row_of_an_unknown_filter_type_is_unreadable_in_the_scan(tmp_path):
+    """Each PNG row starts with its filter type, 0 to 4. A row of another (7: a flipped bit) passed the scan, which
+    inflated the pixel data without reading the rows, and then failed every loader: eda and clean counted the image
+    readable, train skipped it with a warning in the middle of its epochs. The scan reads each row's filter byte
+    (each Adam7 pass's rows, interlaced) and names the image unreadable, as a loader would fail; an interlaced PNG
+    short of its last pass's rows is as corrupt as a plain one short of its last rows."""
+    rng = np.random.default_rng(0)
+    w, h = 30, 20
+    rows = [bytes([k % 5]) + rng.integers(0, 256, w * 3, dtype=np.uint8).tobytes() for k in range(h)]
+    interlaced = _adam7_rows(w, h)
+    good = {"plain.png": _png_of_rows(tmp_path / "plain.png", w, h, rows),
+            "adam7.png": _png_of_rows(tmp_path / "adam7.png", w, h, interlaced, interlace=1)}
+    for name, p in good.items():
+        assert imgio.probe(p)["error"] == "", name
+        assert imgio._check_png_data(p, slice_bytes=7) == {}, name       # rows cut across slices
+        assert imgio.load_rgb(p).size == (w, h), name
+    bad = [rows[:5] + [b"\x07" + rows[5][1:]] + rows[6:], rows[:-1] + [b"\xff" + rows[-1][1:]]]
+    bad_adam7 = interlaced[:-3] + [b"\x05" + interlaced[-3][1:]] + interlaced[-2:]   # a row of the last pass
+    cases = [(_png_of_rows(tmp_path / "f7.png", w, h, bad[0]), 7),
+             (_png_of_rows(tmp_path / "f255.png", w, h, bad[1]), 255),
+             (_png_of_rows(tmp_path / "f5_adam7.png", w, h, bad_adam7, interlace=1), 5)]
+    for p, kind in cases:
+        said = f"truncated or corrupt: PNG pixel data has a row of filter type {kind} (0 to 4 are valid)"
+        assert imgio.probe(p)["error"] == said, p.name
+        with pytest.raises(imgio.ImageReadError, match=re.escape(said)):
+            imgio._check_png_data(p, slice_bytes=7)
+        with pytest.raises(imgio.ImageReadError):
+            imgio.load_rgb(p)
+    short = _png_of_rows(tmp_path / "short_adam7.png", w, h, interlaced[:-2], interlace=1)
+    need = sum(map(len, interlaced))
+    assert imgio.probe(short)["error"] == (f"truncated or corrupt: PNG pixel data holds {need - 2 * (1 + w * 3)} of "
+                                           f"{need} bytes")
+
+
+def test_a_rerun_does_not_take_an_older_scans_readable_record_of_a_png_row_of_an_unknown_filter_type(tmp_path):
+    """eda or clean run again into the same --out take an earlier scan's readable rows (manifest.reuse_scan): a scan
+    from before the scan read the rows' filter bytes recorded such a PNG readable, and the rerun kept it so. The
+    scan version (io.SCAN_VERSION) is another: every image is scanned again."""
+    import json
+
+    from imgcls import manifest as mf
+    from imgcls.fsutil import file_stamp
+    (tmp_path / "raw" / "a").mkdir(parents=True)
+    w, h = 12, 4
+    rows = [b"\x00" + bytes(w * 3)] * h
+    p = _png_of_rows(tmp_path / "raw" / "a" / "x.png", w, h, rows)
+    old = mf.scan_images(mf.load(tmp_path / "raw", scan=False))
+    _png_of_rows(p, w, h, rows[:1] + [b"\x07" + rows[1][1:]] + rows[2:])
+    old.loc[0, ["bytes", "mtime"]] = file_stamp(p)       # as the older scan recorded the file as it is now
+    mf.write(old, tmp_path / "manifest.csv")
+    (tmp_path / "summary.json").write_text(json.dumps({"scan_version": 2}))
+    again = mf.reuse_scan(mf.load(tmp_path / "raw", scan=False), tmp_path / "manifest.csv", tmp_path / "summary.json")
+    assert mf.scan_images(again, require=False)["error"].tolist() == [
+        "truncated or corrupt: PNG pixel data has a row of filter type 7 (0 to 4 are valid)"]
+
+
 def test_a_malformed_exif_tag_is_skipped_quietly(tmp_path):
     """Phone and scraped photos often carry EXIF whose tags point past its end: Pillow's parser warned
     'Truncated File Read' / 'Tag data larger than file. Skipping tag 306' from every step that read one (eda, clean,
