@@ -60,14 +60,15 @@ so a warm run gives a cold run's numbers; a file written without it counts as 1.
 (ModelMeta.decode_version, 1 where absent) and predict / export warn of a run trained on another. 2: a PNG's
 transparent colour key (tRNS) is flattened onto the background (68e20c8)."""
 
-SCAN_VERSION = 3
+SCAN_VERSION = 4
 """Bump when probe records other scan columns (width, height, mode, format; an error for a file it read) for some
 unchanged file. A step that takes an earlier scan of unchanged files rather than read them again
 (manifest.reuse_scan: eda or clean run again into the same --out, readable rows only) records it beside its manifest
 (manifest.scan_record) and takes only a scan of this version, so a rerun records what a fresh scan would; one
 written without it counts as 1. 2: a PNG's orientation after its pixels (an XMP or raw EXIF text chunk) turns its
 recorded size as load_rgb turns it. 3: a PNG row of an unknown filter type, or an interlaced PNG short of rows,
-is unreadable."""
+is unreadable. 4: so is a PNG whose IDAT chunks another chunk splits, an IDAT before the IHDR, an interlace method
+other than 0 and 1."""
 
 # We bound pixel counts ourselves (--max-pixels), so a bomb is reported by path, not raised from deep inside PIL, and
 # an image over PIL's limit (raised --max-pixels) still decodes. PIL's own guard (Image.MAX_IMAGE_PIXELS, its
@@ -551,13 +552,18 @@ def _bad_filter(buf: bytes, at: int, rows: list[tuple[int, int, int]]) -> int | 
 
 def _check_png_data(path, slice_bytes: int = 1 << 20) -> dict:
     """Inflate a PNG's IDAT stream without keeping it (memory stays at one slice): a zlib error, a stream that ends
-    early or one shorter than the image's rows (each Adam7 pass's, interlaced), a row whose filter byte is not 0-4
-    are corrupt even when every chunk's CRC is right. Returns the info of the chunks after the first IDAT that may
-    hold an orientation (an eXIf, an EXIF or XMP text: _png_chunk_info; {}: none)."""
+    early or one shorter than the image's rows (each Adam7 pass's, interlaced), a row whose filter byte is not 0-4,
+    an IDAT before the header or after another chunk that ended the first IDATs (PIL's pixel data ends there), an
+    interlace method other than 0 and 1 are corrupt even when every chunk's CRC is right. Returns the info of the
+    chunks after the first IDAT that may hold an orientation (an eXIf, an EXIF or XMP text: _png_chunk_info; {}:
+    none)."""
     d = zlib.decompressobj()
     total = 0
     rows: list[tuple[int, int, int]] = []
     ihdr = None
+    after = None        # the chunk that ended the run of IDATs
+    seen = False        # an IDAT read
+    split = False       # an IDAT after it, not read (PIL does not read it)
     late: list[tuple[bytes, bytes]] = []
 
     def corrupt(what: str) -> ImageReadError:
@@ -580,17 +586,28 @@ def _check_png_data(path, slice_bytes: int = 1 << 20) -> dict:
             if ctype == b"IHDR":
                 ihdr = struct.unpack(">IIBBBBB", fh.read(13))
                 fh.seek(length - 13 + 4, os.SEEK_CUR)
+                if ihdr[6] > 1:
+                    raise corrupt(f"header names interlace method {ihdr[6]} (0: none, 1: Adam7)")
                 rows = _png_rows(ihdr)
                 continue
             if ctype != b"IDAT":
                 if ctype == b"IEND":
                     break
+                if seen and after is None:
+                    after = ctype.decode("latin-1")
                 if total and ctype in _PNG_META_CHUNKS:
                     data = fh.read(length)
                     fh.seek(4, os.SEEK_CUR)
                     if ctype == b"eXIf" or data.startswith(_PNG_ORIENTATION_KEYS):
                         late.append((ctype, data))
                     continue
+                fh.seek(length + 4, os.SEEK_CUR)
+                continue
+            if ihdr is None:
+                raise corrupt("pixel data (IDAT) before its header (IHDR)")
+            seen = True
+            if after is not None:
+                split = True
                 fh.seek(length + 4, os.SEEK_CUR)
                 continue
             data = fh.read(length)
@@ -606,7 +623,8 @@ def _check_png_data(path, slice_bytes: int = 1 << 20) -> dict:
     except zlib.error as e:
         raise corrupt(f"pixel data does not decompress ({e})") from None
     if not d.eof:
-        raise corrupt("pixel data ends early")
+        raise corrupt(f"pixel data is split by a {after} chunk (the IDAT chunks must follow one another)" if split
+                      else "pixel data ends early")
     need = rows[-1][2] if rows else 0
     if total < need:
         raise corrupt(f"pixel data holds {total} of {need} bytes")

@@ -448,6 +448,36 @@ def test_a_png_row_of_an_unknown_filter_type_is_unreadable_in_the_scan(tmp_path)
                                            f"{need} bytes")
 
 
+def test_a_png_whose_chunks_pil_does_not_read_as_pixels_is_unreadable_in_the_scan(tmp_path):
+    """The scan inflated every IDAT chunk of a PNG wherever it lay, while PIL's loader reads the first run of them
+    only, after the header, and decodes interlace methods 0 and 1 only: a PNG whose IDAT data another chunk splits
+    (a tool that inserts its text chunk at a fixed offset), an IDAT before the IHDR, or an interlace method of 2
+    passed the scan and then failed every loader. Each is unreadable in the scan, by what is wrong; the IDATs of a
+    stream that ended before another chunk are no pixels of it (PIL does not read them either)."""
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    w, h = 12, 5
+    z = zlib.compress(b"".join(b"\x00" + bytes(range(w * 3)) for _ in range(h)))
+    ihdr = chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+    text, end = chunk(b"tEXt", b"Comment\x00x"), chunk(b"IEND", b"")
+    cases = {"split.png": (ihdr + chunk(b"IDAT", z[:20]) + text + chunk(b"IDAT", z[20:]) + end,
+                           "PNG pixel data is split by a tEXt chunk (the IDAT chunks must follow one another)"),
+             "header_last.png": (chunk(b"IDAT", z) + ihdr + end, "PNG pixel data (IDAT) before its header (IHDR)"),
+             "interlace2.png": (ihdr[:20] + b"\x02" + ihdr[21:-4] + struct.pack(">I", zlib.crc32(ihdr[4:20] + b"\x02"))
+                                + chunk(b"IDAT", z) + end, "PNG header names interlace method 2 (0: none, 1: Adam7)")}
+    for name, (data, said) in cases.items():
+        p = tmp_path / name
+        p.write_bytes(b"\x89PNG\r\n\x1a\n" + data)
+        assert imgio.probe(p)["error"] == "truncated or corrupt: " + said, name
+        with pytest.raises(imgio.ImageReadError):
+            imgio.load_rgb(p)
+    whole = tmp_path / "whole_then_junk.png"
+    whole.write_bytes(b"\x89PNG\r\n\x1a\n" + ihdr + chunk(b"IDAT", z) + text + chunk(b"IDAT", b"junk") + end)
+    assert imgio.probe(whole)["error"] == "" and imgio.load_rgb(whole).size == (w, h)
+
+
 def test_a_rerun_does_not_take_an_older_scans_readable_record_of_a_png_row_of_an_unknown_filter_type(tmp_path):
     """eda or clean run again into the same --out take an earlier scan's readable rows (manifest.reuse_scan): a scan
     from before the scan read the rows' filter bytes recorded such a PNG readable, and the rerun kept it so. The
