@@ -1084,6 +1084,38 @@ def test_ctrl_c_says_the_journal_keeps_the_finished_images_and_the_rerun_skips_t
     assert summary(out)["up_to_date"] == 2 and len(manifest(out)) == 5
 
 
+def test_a_ctrl_c_after_the_last_image_says_every_image_is_finished(tmp_path, monkeypatch):
+    """A Ctrl-C after the last image was written (as the bar or the journal closes) said the rerun 'skips them and
+    processes the other 0 images'. It says that every image is finished and that the rerun only writes the run's
+    files; the rerun processes no image and writes them."""
+    import contextlib
+
+    import imgcls.preprocess.run as pp_run
+    src = make_image_folder(tmp_path / "raw", {"a": 3}, size=(40, 30))
+    out = tmp_path / "p"
+    real_bar = pp_run.progress_bar
+
+    @contextlib.contextmanager
+    def stopped_as_it_ends(*a, **kw):
+        with real_bar(*a, **kw) as advance:
+            yield advance
+        raise KeyboardInterrupt
+    monkeypatch.setattr(pp_run, "progress_bar", stopped_as_it_ends)
+    r = runner.invoke(app, ["preprocess", str(src), "--out", str(out), "--size", "24", "--workers", "1", "-q"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 130 and "Traceback" not in r.output, r.output
+    assert said == (f"interrupted after the last image: every image is finished (3 images in {out}, its resume "
+                    f"journal .preprocess_journal.jsonl); the same imgcls preprocess command again (Python: the "
+                    f"same run_preprocess call) processes none again, it only writes manifest.csv, preprocess.json "
+                    f"and report.html"), r.output
+    monkeypatch.setattr(pp_run, "progress_bar", real_bar)
+    real, calls = pp_run.process_image, []
+    monkeypatch.setattr(pp_run, "process_image", lambda *a, **kw: (calls.append(a[0]), real(*a, **kw))[1])
+    r = runner.invoke(app, ["preprocess", str(src), "--out", str(out), "--size", "24", "--workers", "1", "-q"])
+    assert r.exit_code == 0 and calls == [], (r.output, calls)
+    assert summary(out)["up_to_date"] == 3 and len(manifest(out)) == 3 and (out / "report.html").is_file()
+
+
 def test_a_second_preprocess_into_the_same_out_waits_for_the_first(tmp_path, monkeypatch):
     """Two scripts preprocessing into one --out at once (data/processed, the default): the second swept the first
     one's image being written (its temporary file) as a killed run's, and the first failed with a FileNotFoundError

@@ -180,10 +180,18 @@ def _preprocess_into(out: Path, src, df: pd.DataFrame, cfg: PreprocessConfig, wo
             from imgcls.options import python_too
             kept = sum(1 for r in records.values() if r["written"])
             rerun = python_too("the same imgcls preprocess command again", "the same run_preprocess call")
-            rest = plural(skipped + len(todo) - kept, 'image')
-            interrupted(f"interrupted: {out} keeps the {plural(kept, 'image')} finished so far (its resume journal "
-                        f"{JOURNAL}); {rerun} skips them and processes the other {rest}" if kept else
-                        f"interrupted: {out} holds no finished image yet; {rerun} processes the {rest}")
+            left = skipped + len(todo) - kept
+            if not left:        # stopped after the last image was written: only what the run writes after it
+                files = ((["the oversampled copies"] if cfg.oversample_settings() is not None else [])
+                         + [mf.MANIFEST_NAME, SETTINGS_FILE] + ([REPORT_HTML] if report else []))
+                interrupted(f"interrupted after the last image: every image is finished ({plural(kept, 'image')} in "
+                            f"{out}, its resume journal {JOURNAL}); {rerun} processes none again, it only writes "
+                            f"{', '.join(files[:-1])} and {files[-1]}")
+            else:
+                rest = plural(left, 'image')
+                interrupted(f"interrupted: {out} keeps the {plural(kept, 'image')} finished so far (its resume "
+                            f"journal {JOURNAL}); {rerun} skips them and processes the other {rest}" if kept else
+                            f"interrupted: {out} holds no finished image yet; {rerun} processes the {rest}")
         raise
     dropped = [i for i, r in sorted(records.items()) if r["error"] == NO_FACE_DROPPED]
     wrote = any(r["written"] for r in records.values())
