@@ -237,7 +237,7 @@ def test_mixup_copies_do_not_join_their_class_into_one_unit(tmp_path, folds):
     copy = df["augmented_from"] != ""
     df.loc[copy, "augmented_from"] = [f"b/{x:03d}.png|b/{y:03d}.png" for x, y in pairs]
     df.loc[0, "error"] = "not an image"         # a row left out before the draw besides the copies left out after it
-    out, summary, leaks, _ = sp.make_split(df, cfg(val=0.25, folds=folds))
+    out, summary, leaks, _ = sp.make_split(df, cfg(folds=folds) if folds else cfg(val=0.25))
     assert leaks.empty
     # the shares are of the class's 6 images, each its own unit (the copies neither weighed nor joining them)
     b = [r for r in summary["balance"]["worst"] if r["class"] == "b"]
@@ -991,6 +991,18 @@ def test_device_cuda_without_one_is_refused_before_the_scan(tmp_path, monkeypatc
     embedding pass began, after the read and scan of every image. Now first, one line, exit 2, nothing written."""
     src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(12, 12))
     assert_cuda_refused_before_read(monkeypatch, ["split", src, "--cache-dir", tmp_path / "cache"], tmp_path / "s.csv")
+
+
+@pytest.mark.parametrize("kw, said", [({"val": 1.5}, "--val must be in [0, 1) (got 1.5)"),
+                                       ({"val": 0.6, "test": 0.4}, "--val 0.6 + --test 0.4 leave nothing to train on"),
+                                       ({"folds": 1}, "--folds must be >= 2 (got 1)")])
+def test_make_split_refuses_a_config_in_the_command_line_s_words(kw, said):
+    """make_split (the split as a library call) checked its fractions only in the draw's plan, in words of its own
+    (--val is a fraction in [0, 1), got 1.5), and --folds not at all: SplitConfig.validate is the one check, as for
+    run_split and the command line."""
+    with pytest.raises(UserError) as e:
+        sp.make_split(profile_table(20), cfg(**kw))
+    assert said in str(e.value), str(e.value)
 
 
 def test_the_source_layout_is_detected_once(tmp_path, monkeypatch):

@@ -26,12 +26,8 @@ LINKS_FIX = "check --group-col and the near-duplicate definition: " + python_too
 
 
 def fraction_plan(test: float, val: float) -> tuple[int, int, int]:
-    """(n_splits, test folds, val folds) of one StratifiedGroupKFold giving the requested fractions (to 1/20)."""
-    for name, v in (("--test", test), ("--val", val)):
-        if not 0 <= v < 1:
-            raise UserError(f"{name} is a fraction in [0, 1), got {v}")
-    if test + val >= 1:
-        raise UserError(f"--val {val} + --test {test} leave nothing to train on; keep their sum below 1")
+    """(n_splits, test folds, val folds) of one StratifiedGroupKFold giving the requested fractions (to 1/20); the
+    fractions as SplitConfig.validate accepts them (each in [0, 1), their sum below 1)."""
     ft, fv = Fraction(test).limit_denominator(MAX_DENOMINATOR), Fraction(val).limit_denominator(MAX_DENOMINATOR)
     n = math.lcm(ft.denominator, fv.denominator)
     if n > MAX_DENOMINATOR:

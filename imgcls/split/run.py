@@ -99,6 +99,7 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
 
     df must be a loaded manifest (absolute roots, scanned). Row order of the result = canonical order
     (root, path), so the output does not depend on the input's row order."""
+    cfg.validate()      # a Python caller's config as the command line's (its fractions: assign.fraction_plan's)
     _check_stratify(df, cfg)
     notes: list[str] = []
     if "split" in df.columns and (df["split"].fillna("").astype(str) != "").any():
