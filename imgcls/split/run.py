@@ -412,8 +412,9 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
         # before the scan and the near-duplicate pass: the balance targets (_requested_shares) have no val to set
         raise UserError(f"--val {cfg.val}: {file} is a k-fold table (each fold validates in turn), so --fix measures "
                         f"its balance over its folds; drop --val")
+    recorded = _recorded(file) if fix else {}      # what its split recorded, read once: the --fix's targets
     if fix and shares and not has_folds(df):
-        _check_typed_shares(cfg, file, typed)      # before the scan: a typed --val with the recorded --test
+        _check_typed_shares(cfg, file, typed, recorded)      # before the scan: a typed --val with the recorded --test
     # a column the file lacks: refused, not replaced; --group-col none: no column, the file's `group` kept as written
     group_col = "" if cfg.group_col == mf.NO_GROUPS else _resolve_group_col(df, cfg, "manifest")
     df = _nfc_keys(df, cfg, group_col)
@@ -455,10 +456,10 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
         cfg.folds = max(2, len(fold_ids(fixed)))       # the folds it has: a gap (0, 2, 3) is no empty fold
     else:
         cfg.folds = None
-    inferred = _requested_shares(cfg, file, fixed, typed)
+    inferred = _requested_shares(cfg, file, fixed, typed, recorded)
     # units kept in train before a draw (kept_in_train) leave the shares, as for a new split (its units too)
     summary = summarize(fixed, cfg, notes, remaining, balance_units(fixed, group_col, near),
-                        class_col=class_column(fixed, _stratify_of(cfg, file)))
+                        class_col=class_column(fixed, _stratify_of(cfg, recorded)))
     if inferred:        # its config's val / test are these observed shares, which a later --check does not take
         summary["balance_targets_inferred"] = inferred
     fixed = mf.as_written(fixed)    # what is returned is the table written, in its column order
@@ -466,21 +467,21 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     return fixed
 
 
-def _requested_shares(cfg: SplitConfig, file: Path, table: pd.DataFrame, given) -> list[str]:
+def _requested_shares(cfg: SplitConfig, file: Path, table: pd.DataFrame, given, recorded: dict) -> list[str]:
     """Set `cfg`'s val / test (the balance table's targets) to the shares the checked table's split asked for: each
-    typed (`given`: --val / --test), else recorded by split in the summary beside `file` (its config), else the
-    table's own share of the rows it splits, said in one line: a split's own table measured against its observed
+    typed (`given`: --val / --test), else recorded by split in the summary beside `file` (`recorded`: _recorded),
+    else the table's own share of the rows it splits, said in one line: a split's own table measured against its observed
     0.79 / 0.21 read a 1.7% gap as 0.7%. Returns the names set to the table's own shares: a --fix records them
     (balance_targets_inferred) beside its config's val / test, which are those shares, not any asked for."""
     used = sides(table) != ""
     names = ("test",) if cfg.folds else ("val", "test")     # a k-fold table's val is its fold 0
-    recorded = _recorded_shares(file, [k for k in names if k not in given])
+    asked = _recorded_shares(recorded, [k for k in names if k not in given])
     inferred, own = [], []
     for k in names:
         if k in given:
             continue
-        if k in recorded:
-            setattr(cfg, k, recorded[k])
+        if k in asked:
+            setattr(cfg, k, asked[k])
         else:
             setattr(cfg, k, float((table.loc[used, "split"] == k).mean()))
             own.append(k)
@@ -494,44 +495,50 @@ def _requested_shares(cfg: SplitConfig, file: Path, table: pd.DataFrame, given) 
     return own
 
 
-def _recorded_shares(file: Path, names) -> dict[str, float]:
-    """The shares among `names` (val, test) that the split of `file` asked for, as recorded in the summary beside it
-    (its config: test always, val for a holdout); not those an earlier --fix recorded as the table's own
-    (balance_targets_inferred)."""
+def _recorded(file: Path) -> dict:
+    """The settings the split of `file` recorded (the config of the summary beside it; {} where none), read once by
+    `--check FILE --fix`: the shares it asked for (_recorded_shares), its stratify columns (_stratify_of). Not the
+    val / test an earlier --fix recorded as the table's own shares (balance_targets_inferred): none asked for."""
     summary = read_yaml(split_outputs(file)["summary"])
     made = summary.get("config")
-    made = made if isinstance(made, dict) else {}
+    made = dict(made) if isinstance(made, dict) else {}
     guessed = summary.get("balance_targets_inferred")
-    guessed = set(guessed) if isinstance(guessed, list) else set()
+    for k in [k for k in ("val", "test") if isinstance(guessed, list) and k in guessed]:
+        made.pop(k, None)
+    return made
+
+
+def _recorded_shares(recorded: dict, names) -> dict[str, float]:
+    """The shares among `names` (val, test) that a split asked for, as `recorded` (_recorded: test always, val for a
+    holdout)."""
     shares = {}
     for k in names:
-        value = made.get(k)
-        if k not in guessed and isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1:
+        value = recorded.get(k)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1:
             shares[k] = float(value)
     return shares
 
 
-def _check_typed_shares(cfg: SplitConfig, file: Path, typed) -> None:
+def _check_typed_shares(cfg: SplitConfig, file: Path, typed, recorded: dict) -> None:
     """A typed --val (--test) of `--check FILE --fix` of a holdout table, with the --test (--val) its split recorded
     (_requested_shares' targets): their sum below 1, said before the scan and the near-duplicate pass."""
-    recorded = _recorded_shares(file, [k for k in ("val", "test") if k not in typed])
-    if not recorded:
+    asked = _recorded_shares(recorded, [k for k in ("val", "test") if k not in typed])
+    if not asked:
         return
-    total = sum(recorded.values()) + sum(getattr(cfg, k) for k in ("val", "test") if k in typed)
+    total = sum(asked.values()) + sum(getattr(cfg, k) for k in ("val", "test") if k in typed)
     if total >= 1:
         raise UserError(" + ".join(f"--{k} {getattr(cfg, k)}" for k in ("val", "test") if k in typed)
-                        + " + the " + " + ".join(f"--{k} {v:g}" for k, v in recorded.items())
+                        + " + the " + " + ".join(f"--{k} {v:g}" for k, v in asked.items())
                         + f" that {file}'s split recorded leave nothing to train on; keep their sum below 1 "
-                          f"(or type {' '.join(f'--{k} F' for k in recorded)} too)")
+                          f"(or type {' '.join(f'--{k} F' for k in asked)} too)")
 
 
-def _stratify_of(cfg: SplitConfig, file: Path) -> list[str]:
+def _stratify_of(cfg: SplitConfig, recorded: dict) -> list[str]:
     """The stratify columns whose classes run_check balances (split.labels.class_column): those typed, else those the
-    checked table's split recorded (its summary beside it), so `--check` of a table split by --stratify artist
+    checked table's split recorded (`recorded`: _recorded), so `--check` of a table split by --stratify artist
     balances artists without --stratify typed again."""
     typed = [c for c in cfg.stratify if c != "label"]
     if typed:
         return typed
-    made = read_yaml(split_outputs(file)["summary"]).get("config")
-    recorded = made.get("stratify") if isinstance(made, dict) else None
-    return [c for c in recorded if isinstance(c, str)] if isinstance(recorded, list) else []
+    made = recorded.get("stratify")
+    return [c for c in made if isinstance(c, str)] if isinstance(made, list) else []
