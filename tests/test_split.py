@@ -534,6 +534,30 @@ def test_check_fix_balance_of_a_table_split_by_another_column(tmp_path):
         assert bal["n_classes"] == 2 and {r["class"] for r in bal["worst"]} == {"a", "b"}, (name, bal)
 
 
+def test_check_fix_takes_the_stratify_columns_typed_else_recorded_and_records_them(tmp_path, monkeypatch):
+    """`--check bad.csv --fix` of a table split by --stratify artist (label empty) balanced artists but recorded
+    stratify [label] in its summary, so a --fix of its fixed table balanced one class ''; a typed --stratify label
+    took the recorded artist instead, and a typed column the table lacks was dropped unsaid. The columns typed are
+    used (a label column with no labels and a missing column refused before the scan), else those recorded, and
+    the fixed summary records them."""
+    df0 = mf.load(make_image_folder(tmp_path / "raw", {"a": 20, "b": 20}, size=(12, 12)), announce=False)
+    d, *_ = sp.make_split(df0.assign(artist=df0["label"], label=""), cfg(val=0.2, stratify=("artist",)))
+    mf.write(d, tmp_path / "bad.csv")
+    (tmp_path / "bad_summary.json").write_text(json.dumps({"config": {"stratify": ["artist"]}}))
+    sp.run_check(tmp_path / "bad.csv", tmp_path / "f.csv", cfg(), fix=True)
+    sp.run_check(tmp_path / "f.csv", tmp_path / "g.csv", cfg(), fix=True)
+    for name in ("f", "g"):
+        summary = json.loads((tmp_path / f"{name}_summary.json").read_text())
+        assert summary["config"]["stratify"] == ["artist"], (name, summary["config"])
+        assert {r["class"] for r in summary["balance"]["worst"]} == {"a", "b"}, (name, summary["balance"])
+    monkeypatch.setattr(mf, "scan_images", lambda *a, **k: pytest.fail("scanned before the refusal"))
+    for given, says in ((("label",), "--stratify label: "), (("nope",), "--stratify column 'nope' is not in")):
+        with pytest.raises(UserError, match=says):
+            sp.run_check(tmp_path / "bad.csv", tmp_path / "h.csv", cfg(stratify=given), fix=True,
+                         given={"stratify"})
+    assert not (tmp_path / "h.csv").exists()
+
+
 def test_check_fix_measures_the_balance_against_the_shares_the_split_asked_for(tmp_path):
     """`split SRC --val 0.2; split --check splits.csv --fix --out f.csv` measured the class shares against the
     table's own observed shares (0.79 / 0.21), not the 0.8 / 0.2 asked: the same table read a 1.7% gap when made and

@@ -415,6 +415,8 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     recorded = _recorded(file) if fix else {}      # what its split recorded, read once: the --fix's targets
     if fix and shares and not has_folds(df):
         _check_typed_shares(cfg, file, typed, recorded)      # before the scan: a typed --val with the recorded --test
+    if fix:     # the columns its balance and report read, and its summary records: typed, else recorded
+        cfg.stratify = _stratify_of(cfg, df, file, typed, recorded)
     # a column the file lacks: refused, not replaced; --group-col none: no column, the file's `group` kept as written
     group_col = "" if cfg.group_col == mf.NO_GROUPS else _resolve_group_col(df, cfg, "manifest")
     df = _nfc_keys(df, cfg, group_col)
@@ -459,7 +461,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     inferred = _requested_shares(cfg, file, fixed, typed, recorded)
     # units kept in train before a draw (kept_in_train) leave the shares, as for a new split (its units too)
     summary = summarize(fixed, cfg, notes, remaining, balance_units(fixed, group_col, near),
-                        class_col=class_column(fixed, _stratify_of(cfg, recorded)))
+                        class_col=class_column(fixed, cfg.stratify))
     if inferred:        # its config's val / test are these observed shares, which a later --check does not take
         summary["balance_targets_inferred"] = inferred
     fixed = mf.as_written(fixed)    # what is returned is the table written, in its column order
@@ -533,12 +535,17 @@ def _check_typed_shares(cfg: SplitConfig, file: Path, typed, recorded: dict) -> 
                           f"(or type {' '.join(f'--{k} F' for k in asked)} too)")
 
 
-def _stratify_of(cfg: SplitConfig, recorded: dict) -> list[str]:
-    """The stratify columns whose classes run_check balances (split.labels.class_column): those typed, else those the
-    checked table's split recorded (`recorded`: _recorded), so `--check` of a table split by --stratify artist
-    balances artists without --stratify typed again."""
-    typed = [c for c in cfg.stratify if c != "label"]
-    if typed:
-        return typed
-    made = recorded.get("stratify")
-    return [c for c in made if isinstance(c, str)] if isinstance(made, list) else []
+def _stratify_of(cfg: SplitConfig, table: pd.DataFrame, file: Path, typed, recorded: dict) -> tuple[str, ...]:
+    """The stratify columns whose classes `--check FILE --fix` balances (split.labels.class_column), reports and
+    records: those typed (--stratify label typed took the recorded artist; a column `table` lacks was dropped
+    unsaid: each refused in one line), else those the checked table's split recorded (`recorded`: _recorded), so
+    `--check` of a table split by --stratify artist balances artists without --stratify typed again, and so does
+    a --check of its fixed table."""
+    if "stratify" not in typed:
+        made = recorded.get("stratify")
+        return tuple(c for c in made if isinstance(c, str)) if isinstance(made, list) else tuple(cfg.stratify)
+    _check_stratify(table, cfg)
+    if "label" in cfg.stratify and (table["label"].fillna("").astype(str) == "").all():
+        raise UserError(f"--stratify label: {file} has no labels to balance; give the column its classes are in "
+                        f"(e.g. --stratify artist), or drop --stratify to take the columns its split recorded")
+    return tuple(cfg.stratify)
