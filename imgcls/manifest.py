@@ -538,6 +538,11 @@ def recorded_age_bands(table: str | os.PathLike) -> dict:
     if not isinstance(conf, dict) or not conf:
         conf = next((d for d in (read_yaml(table.parent / f) for f in (CLEAN_SUMMARY, PREPROCESS_SETTINGS))
                      if d.get("age_bands") is not None), {}) if table.name == MANIFEST_NAME else {}
+    return age_band_fields(conf)
+
+
+def age_band_fields(conf: dict) -> dict:
+    """The `age_bands` / `relabel_age` edges of a recorded config (a summary's), each only a list of ages."""
     return {k: [int(e) for e in conf[k]] for k in ("age_bands", "relabel_age") if isinstance(conf.get(k), list)
             and all(isinstance(e, int) and not isinstance(e, bool) for e in conf[k])}
 

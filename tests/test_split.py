@@ -2093,6 +2093,21 @@ def test_a_profile_split_s_report_names_its_class_ids(profile_folder, tmp_path, 
     assert re.search(rf"│ {c} +│ {re.escape(meaning)} +│", printed), printed      # the printed label table
 
 
+def test_check_fix_of_a_profile_table_names_and_records_its_split_s_age_bands(profile_folder, tmp_path):
+    """`split --age-bands 30,50 --relabel-age 29,49` then `--check splits.csv --fix`: the fix named the classes by the
+    default bands (>=60 for the split's >=50) and recorded those in its summary, without --relabel-age, which train
+    reads (manifest.recorded_age_bands), unsaid. It takes the recorded bands where --age-bands is not typed."""
+    import html as htmllib
+    out = tmp_path / "splits.csv"
+    sp.run_split(profile_folder, out, cfg=cfg(age_bands=(30, 50), relabel_age=(29, 49)), workers=1)
+    sp.run_check(out, tmp_path / "f.csv", cfg(), fix=True)
+    assert mf.recorded_age_bands(tmp_path / "f.csv") == {"age_bands": [30, 50], "relabel_age": [29, 49]}
+    page = htmllib.unescape((tmp_path / "f_report.html").read_text())
+    assert ">=50" in page and ">=60" not in page
+    sp.run_check(out, tmp_path / "g.csv", cfg(age_bands=(30, 60)), fix=True, given={"age_bands"})    # typed
+    assert mf.recorded_age_bands(tmp_path / "g.csv") == {"age_bands": [30, 60]}
+
+
 def test_a_holdout_class_with_fewer_groups_than_the_draw_s_parts_and_no_val_row_is_named():
     """--val 0.2 draws 5 parts: a class of 2 groups can land none in val. The notes named the single-group classes
     (no val examples) but not this one; a user saw it only as a stratification gap, then as F1 0 in train."""

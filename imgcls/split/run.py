@@ -415,8 +415,9 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     recorded = _recorded(file) if fix else {}      # what its split recorded, read once: the --fix's targets
     if fix and shares and not has_folds(df):
         _check_typed_shares(cfg, file, typed, recorded)      # before the scan: a typed --val with the recorded --test
-    if fix:     # the columns its balance and report read, and its summary records: typed, else recorded
+    if fix:     # the columns and age bands its balance and report read, and its summary records
         cfg.stratify = _stratify_of(cfg, df, file, typed, recorded)
+        _take_recorded_bands(cfg, typed, recorded)
     # a column the file lacks: refused, not replaced; --group-col none: no column, the file's `group` kept as written
     group_col = "" if cfg.group_col == mf.NO_GROUPS else _resolve_group_col(df, cfg, "manifest")
     df = _nfc_keys(df, cfg, group_col)
@@ -499,8 +500,9 @@ def _requested_shares(cfg: SplitConfig, file: Path, table: pd.DataFrame, given, 
 
 def _recorded(file: Path) -> dict:
     """The settings the split of `file` recorded (the config of the summary beside it; {} where none), read once by
-    `--check FILE --fix`: the shares it asked for (_recorded_shares), its stratify columns (_stratify_of). Not the
-    val / test an earlier --fix recorded as the table's own shares (balance_targets_inferred): none asked for."""
+    `--check FILE --fix`: the shares it asked for (_recorded_shares), its stratify columns (_stratify_of), its age
+    bands (_take_recorded_bands). Not the val / test an earlier --fix recorded as the table's own shares
+    (balance_targets_inferred): none asked for."""
     summary = read_yaml(split_outputs(file)["summary"])
     made = summary.get("config")
     made = dict(made) if isinstance(made, dict) else {}
@@ -533,6 +535,17 @@ def _check_typed_shares(cfg: SplitConfig, file: Path, typed, recorded: dict) -> 
                         + " + the " + " + ".join(f"--{k} {v:g}" for k, v in asked.items())
                         + f" that {file}'s split recorded leave nothing to train on; keep their sum below 1 "
                           f"(or type {' '.join(f'--{k} F' for k in asked)} too)")
+
+
+def _take_recorded_bands(cfg: SplitConfig, typed, recorded: dict) -> None:
+    """Without --age-bands typed, the age band edges (and --relabel-age's) its split recorded (`recorded`:
+    _recorded), set on `cfg`: --fix names a profile table's classes by them and records them, which train reads
+    (manifest.recorded_age_bands); the default bands named a `--age-bands 30,50` split's classes and replaced its
+    record, unsaid."""
+    if "age_bands" in typed:
+        return
+    for k, edges in mf.age_band_fields(recorded).items():
+        setattr(cfg, k, edges)
 
 
 def _stratify_of(cfg: SplitConfig, table: pd.DataFrame, file: Path, typed, recorded: dict) -> tuple[str, ...]:
