@@ -392,13 +392,21 @@ def as_typed(cfg: Any, names: typing.Iterable[str]) -> str:
     '--face-crop --remove-bg --size 96' ('' when none does)."""
     table = specs(cfg)
     wanted = set(names)
-    return " ".join(_typed(n, table[n][1], getattr(cfg, n)) for n in table
-                    if n in wanted and _is_set(cfg, n, table) and acts(cfg, n, table))
+    return typed_text(cfg, [n for n in table if n in wanted and _is_set(cfg, n, table) and acts(cfg, n, table)])
+
+
+def typed_text(cfg: Any, names: typing.Iterable[str]) -> str:
+    """The command-line form of the fields `names` of `cfg`, in that order, whatever their values (a flag typed at
+    its default included): '--seed 3 --stratify label --drop-ages 57,58,59'."""
+    table = specs(cfg)
+    return " ".join(_typed(n, table[n][1], getattr(cfg, n)) for n in names)
 
 
 def _typed(name: str, spec: Spec, value: Any) -> str:
-    """How the command line spells name = value, Typer's own off form of a bool declared without flags included
-    (--no-pretrained)."""
+    """How the command line spells name = value: the value in its command-line form (`to_cli`: a list as 1,1,2, not
+    the flag once per item), Typer's own off form of a bool declared without flags included (--no-pretrained)."""
+    if spec.to_cli is not None and value is not None and not isinstance(value, bool):
+        value = spec.to_cli(value)
     if value is False and not spec.flags:
         return "--no-" + name.replace("_", "-")
     return _spelling(name, spec, value)

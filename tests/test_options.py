@@ -361,6 +361,18 @@ def test_a_reset_config_option_is_named_as_typed(tmp_path, monkeypatch):
     assert "--no-pretrained of " in out and "--pretrained False" not in out, r.output
 
 
+def test_a_reset_list_option_is_named_in_its_command_line_form():
+    """A file's `head_weights: [1, 1, 2]` under --heads single does not act; the line that says it keeps its default
+    named it once per item (--head-weights 1 --head-weights 1 --head-weights 2, which the command line reads as the
+    last alone), not as typed (--head-weights 1,1,2: the field's to_cli, as split's --check refusals spell their
+    flags: options.typed_text)."""
+    from imgcls.split import SplitConfig
+    assert opts.reset_inert(TrainConfig(head_weights=[1, 1, 2])) == ["--head-weights 1,1,2"]
+    assert opts.typed_text(SplitConfig(seed=0, age_bands=[20, 40], drop_ages=[57, 58]), ["seed", "age_bands",
+                                                                                        "drop_ages"]) \
+        == "--seed 0 --age-bands 20,40 --drop-ages 57,58"
+
+
 def test_every_declared_field_has_help_and_a_panel():
     for name, (cmd, classes) in _commands().items():
         for cls, _ in classes.values():

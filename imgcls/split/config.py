@@ -11,7 +11,8 @@ from imgcls.errors import UserError
 from imgcls.image_options import max_pixels_option
 from imgcls.link_options import (CACHE_DIR_NONE, DEFAULT_EMBEDDER, dup_candidates_option, dup_method_option,
                                  dup_threshold_option, embed_precision_option)
-from imgcls.options import check, cli_fields, flag, int_list, join, option, python_too, seed_option, specs
+from imgcls.options import (check, cli_fields, flag, int_list, join, option, python_too, seed_option, specs,
+                            typed_text)
 from imgcls.profile_names import DEFAULT_AGE_BANDS, PROFILE_HEADS
 
 if TYPE_CHECKING:
@@ -186,13 +187,14 @@ def check_read_by_check(cfg: SplitConfig, typed, file, fix: bool) -> None:
     names = [n for n in cli_fields(SplitConfig) if n in set(typed)]      # in field order
     never = [n for n in names if n not in CHECK_READS and n not in CHECK_FIX_READS]
     if never:
-        raise UserError(f"{_spelled(cfg, never)}: --check {file} checks the split the table has, as it is (it splits, "
-                        f"draws, relabels and leaves out nothing), so {_it(never)} would do nothing there; drop "
-                        f"{_flags(never)}, or make a new split with imgcls split SRC {_spelled(cfg, never)}")
+        given = typed_text(cfg, never)
+        raise UserError(f"{given}: --check {file} checks the split the table has, as it is (it splits, draws, "
+                        f"relabels and leaves out nothing), so {_it(never)} would do nothing there; drop "
+                        f"{_flags(never)}, or make a new split with imgcls split SRC {given}")
     fix_only = [] if fix else [n for n in names if n in CHECK_FIX_READS]
     if fix_only:
         what = "; ".join(dict.fromkeys(CHECK_FIX_READS[n] for n in fix_only))
-        raise UserError(f"{_spelled(cfg, fix_only)}: only --check {file} --fix reads {_it(fix_only, 'it', 'them')} "
+        raise UserError(f"{typed_text(cfg, fix_only)}: only --check {file} --fix reads {_it(fix_only, 'it', 'them')} "
                         f"({what}), not the check alone; add --fix or drop {_flags(fix_only)}")
 
 
@@ -203,17 +205,6 @@ def _it(names, one: str = "it", more: str = "they") -> str:
 def _flags(names) -> str:
     table = specs(SplitConfig)
     return " ".join(flag(n, table[n][1]) for n in names)
-
-
-def _spelled(cfg: SplitConfig, names) -> str:
-    """The fields `names` as the command line gives them: --seed 3 --stratify label --drop-ages 57,58,59."""
-    table = specs(SplitConfig)
-    words = []
-    for n in names:
-        spec, value = table[n][1], getattr(cfg, n)
-        value = spec.to_cli(value) if spec.to_cli is not None and value is not None else value
-        words.append(flag(n, spec) + ("" if value is None or isinstance(value, bool) else f" {value}"))
-    return " ".join(words)
 
 
 def parse_ages(text: str | None) -> list[int]:
