@@ -37,8 +37,8 @@ from imgcls.run_names import (BEST_BY, BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV
                               metric_column, run_metric)
 from imgcls.runs_config import COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, PER_CLASS,
-                                 RESUME_MAY_CHANGE, RUN_FILE_FIX, VALIDATION, RunLock, kfold_finished, planned_classes,
-                                 nan_probability_rows, planned_folds, read_run_csv, recorded_epochs,
+                                 RESUME_MAY_CHANGE, RUN_FILE_FIX, VALIDATION, RunLock, folds_gone, kfold_finished,
+                                 planned_classes, nan_probability_rows, planned_folds, read_run_csv, recorded_epochs,
                                  train_finished)
 
 # scored_on: the rows of a run's score (an ensemble's ends with OPTIMISTIC when its weights were fitted on them)
@@ -501,12 +501,10 @@ def _fold_state(folder: Path, epochs: int | None, early_stop: bool) -> tuple[boo
 
 def _folds_gone(path: Path) -> list[str]:
     """The folds a finished k-fold set's OOF_SCORE names that are gone since: the fold's folder, or its best.pt
-    beside another fold's, as predict and ensemble refuse the set (train.rundir.check_kfold_finished); a set none
-    of whose folds has a best.pt (tune --keep removed them, deleted_by_tune) is said by them apart."""
-    from imgcls.run_names import fold_dir
-    planned = [fold_dir(path, k) for k in planned_folds(path) or []]
-    some = any((d / BEST_PT).is_file() for d in planned)
-    return [d.name for d in planned if not d.is_dir() or (some and not (d / BEST_PT).is_file())]
+    beside another fold's, as predict and ensemble refuse the set (train.rundir.folds_gone); a set none of whose
+    folds has a best.pt (tune --keep removed them, deleted_by_tune) is said by them apart."""
+    planned, gone = folds_gone(path) or ([], [])
+    return gone if len(gone) < len(planned) else [f for f in gone if not (path / f).is_dir()]
 
 
 def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, str]:

@@ -248,20 +248,29 @@ def kfold_finished(run_dir: Path) -> bool:
     return (Path(run_dir) / OOF_SCORE).is_file()
 
 
+def folds_gone(run_dir: Path, name: str = BEST_PT) -> tuple[list[str], list[str]] | None:
+    """(the fold folders a finished k-fold set's OOF_SCORE names: train writes it after the last fold, with the
+    folds it trained; those of them whose `name` checkpoint is gone since: the file or the fold's folder removed);
+    None where OOF_SCORE is not there or not readable (the set did not finish)."""
+    import json
+    run_dir = Path(run_dir)
+    try:
+        planned = [fold_dir(run_dir, k).name for k in json.loads((run_dir / OOF_SCORE).read_text()).get("folds") or []]
+    except (OSError, ValueError, AttributeError):
+        return None
+    return planned, [f for f in planned if not (run_dir / f / name).is_file()]
+
+
 def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
     """A k-fold set is used whole only once train has finished every fold: it writes OOF_SCORE (with the
     folds it trained) after the last one. An interrupted set (some folds missing or part-trained) would predict
     with fewer folds than it names, silently; one line names what is there and the fixes: `train --resume` for an
     unfinished set, and for a finished one whose fold's checkpoint was removed since (it has nothing to resume)
     the fold restored or the set trained again."""
-    import json
     have = [p.parent.name for p in checkpoints]
     record = run_dir / OOF_SCORE
-    try:
-        planned = [fold_dir(run_dir, k).name for k in json.loads(record.read_text()).get("folds") or []]
-    except (OSError, ValueError, AttributeError):
-        planned = None
-    if planned is not None and not set(planned) - set(have):
+    trained = folds_gone(run_dir, checkpoints[0].name)
+    if trained is not None and not trained[1]:
         return
     if RunLock.held(run_dir):
         # `train --resume` is refused on a run in use (`imgcls ensemble A B` while B trains): the fix is to wait.
@@ -271,10 +280,10 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
         raise UserError(f"{run_dir} is a k-fold run that imgcls train is training now ({len(have)} fold(s) with a "
                         f"checkpoint so far: {', '.join(have)}); wait for it to finish{fold}; {RUNS_TABLE} shows "
                         f"its progress")
-    if planned is not None:
+    if trained is not None:
         # the set finished (its OOF_SCORE names its folds) and a fold's checkpoint went afterwards (its folder or
         # file deleted): `train --resume` says it has nothing to resume, so that is no fix
-        gone = sorted(set(planned) - set(have))
+        planned, gone = trained[0], sorted(trained[1])
         one = len(gone) == 1
         name = checkpoints[0].name
         again = run_dir.name + "-2"
