@@ -80,6 +80,24 @@ def _members_gone(spec: Path) -> list[str]:
     return missing_members(doc, spec.parent)
 
 
+def _refused_set(folder: Path) -> str | None:
+    """Why a k-fold set is no model to predict with (find_checkpoints refuses it: a fold's checkpoint removed since
+    it finished, or stopped before its last fold), in a few words with the fix, as `imgcls runs` reads its state;
+    None where it is one."""
+    from imgcls.train.rundir import find_checkpoints, folds_gone, resume_fix
+    try:
+        find_checkpoints(folder)
+        return None
+    except UserError:
+        pass
+    from imgcls.runs import FOLD_MISSING, set_state
+    finished = folds_gone(folder) is not None
+    state, progress = set_state(folder) or ("", "")
+    what = (state or (FOLD_MISSING if finished else "unfinished")) + (f" ({progress})" if progress else "")
+    return f"{folder}, {what}: " + ("restore the fold or train the set again" if finished else
+                                    f"finish it with {resume_fix(folder)}")
+
+
 def resolve_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
                    ensembles_dir: Path = ENSEMBLES_DIR) -> EnsembleSpec:
     """The members that predict, as an EnsembleSpec (a run is a one-member soft ensemble)."""
@@ -102,15 +120,14 @@ def locate_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
         # a run imgcls train is training now (another terminal) has the newest best.pt after each epoch: it is no
         # model to submit from (half trained, or a k-fold set without its last folds), so the newest other one
         busy = sorted({folder(m) for m in marks if RunLock.held(folder(m))})
-        # an ensemble a member's checkpoint of which is gone (its run renamed, moved, deleted), or a finished k-fold
-        # set a fold's checkpoint was removed from since (runs.run_state's fold missing), predicts nothing
-        from imgcls.runs import FOLD_MISSING, fold_missing_progress
+        # an ensemble a member's checkpoint of which is gone (its run renamed, moved, deleted), a finished k-fold
+        # set a fold's checkpoint was removed from since (runs.run_state's fold missing), and one stopped before its
+        # last fold predict nothing (find_checkpoints refuses the sets)
         broken = {m.parent: f"{m.parent}, whose member{'s' if len(g) > 1 else ''} {', '.join(g)} "
                             f"{'is' if len(g) == 1 else 'are'} gone: rebuild it with {BUILD_ENSEMBLE}"
                   for m in marks if m.name == SPEC_NAME and (g := _members_gone(m))}
-        broken.update({s: f"{s}, {FOLD_MISSING} ({p}): restore the fold or train the set again"
-                       for s in sorted({folder(m) for m in marks if folder(m) != m.parent} - set(busy))
-                       if (p := fold_missing_progress(s))})
+        broken.update({s: said for s in sorted({folder(m) for m in marks if folder(m) != m.parent} - set(busy))
+                       if (said := _refused_set(s))})
         newest = _newest([m for m in marks if folder(m) not in busy and folder(m) not in broken])
         gone_said = [said for f, said in broken.items() if newest is None or max(
             m.stat().st_mtime for m in marks if folder(m) == f) > newest.stat().st_mtime]

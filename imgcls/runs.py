@@ -555,31 +555,30 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
     return (STOPPED if finished is False else ""), progress
 
 
+def _state_of(folder: Path, folds: Sequence[Path] = ()) -> tuple[str, str] | None:
+    """run_state of a folder read on its own (its config.yaml's lines said once); None where it has none (no run)."""
+    if not (folder / RUN_CONFIG).is_file():
+        return None
+    from imgcls.console import said_once
+    with said_once():
+        cfg = _read_config(folder)
+    return run_state(folder, cfg, folds)
+
+
 def stopped_progress(folder: Path) -> str | None:
     """How far a run, or one fold read alone, whose training stopped before its epochs (Ctrl-C, a crash; no train
     holds it: run_state) got: '2/6', the leaderboard's epochs cell 'stopped 2/6' (epochs_label) less its state, which
     the caller's line says; None where it finished, is not known to have stopped, or is no run. For the line that
     says a member of an ensemble is a partial run's model."""
-    if not (folder / RUN_CONFIG).is_file():
-        return None
-    from imgcls.console import said_once
-    with said_once():
-        cfg = _read_config(folder)
-    state, progress = run_state(folder, cfg)
-    return str(progress) if state == STOPPED else None
+    state = _state_of(folder)
+    return str(state[1]) if state and state[0] == STOPPED else None
 
 
-def fold_missing_progress(folder: Path) -> str | None:
-    """run_state's progress of a k-fold set in state FOLD_MISSING (finished, a fold's checkpoint or folder removed
-    since: 'folds done 1/2, fold_1 gone'), which predict and ensemble refuse; None for any other state. For
-    predict's newest-run choice, which passes such a set by and says so."""
-    if not (folder / RUN_CONFIG).is_file():
-        return None
-    from imgcls.console import said_once
-    with said_once():
-        cfg = _read_config(folder)
-    state, progress = run_state(folder, cfg, fold_dirs(folder))
-    return str(progress) if state == FOLD_MISSING else None
+def set_state(folder: Path) -> tuple[str, str] | None:
+    """run_state's (state, progress) of a k-fold set: ('stopped', 'folds done 1/2, fold_1 3/10'), ('fold missing',
+    'folds done 1/2, fold_1 gone'); None where it has no config.yaml. For predict's newest-run choice, which passes
+    by a set it refuses (train.rundir.check_kfold_finished) and says so."""
+    return _state_of(folder, fold_dirs(folder))
 
 
 def _best_epoch(history: pd.DataFrame, metric: str | None = None) -> int | None:

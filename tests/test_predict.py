@@ -3620,6 +3620,32 @@ def test_a_fold_missing_kfold_set_is_not_taken_as_the_newest(tmp_path, capsys):
         locate_source(None, runs, ensembles)
 
 
+def test_a_stopped_kfold_set_is_not_taken_as_the_newest(tmp_path, capsys):
+    """predict with no run took a k-fold set whose training stopped before its last fold (`imgcls runs`: stopped)
+    as the newest, then refused it (check_kfold_finished), while an older usable run was there. It is passed by, as
+    a fold-missing set is, and named with its resume; where nothing else is, the refusal names it."""
+    import os
+    import time
+    from imgcls.predict import locate_source
+    from imgcls.runs import read_run
+    from imgcls.train.rundir import record_plan
+    runs, ensembles = tmp_path / "runs", tmp_path / "ensembles"
+    t = time.time()
+    os.utime(make_tiny_run(runs / "A") / "best.pt", (t - 300, t - 300))
+    kf = make_tiny_run(runs / "kf", folds=2)
+    record_plan(kf, [0, 1, 2], ["a", "b", "c"])       # fold_2 never trained: stopped (Ctrl-C) before it
+    (kf / "oof_score.json").unlink()
+    assert read_run(kf).state == "stopped"
+    capsys.readouterr()
+    assert [m.run for m in locate_source(None, runs, ensembles).members] == [runs / "A"]
+    said = " ".join("".join(capsys.readouterr()).split())
+    assert f"using {runs / 'A'} (the newest run or ensemble; not {kf}, stopped (folds done " in said, said
+    assert f"): finish it with imgcls train --resume {kf} (Python: " in said, said
+    shutil.rmtree(runs / "A")
+    with pytest.raises(UserError, match=re.escape(f"(not {kf}, stopped (folds done ")):
+        locate_source(None, runs, ensembles)
+
+
 def test_a_model_whose_probabilities_are_nan_is_refused_at_its_first_batch_not_after_every_image(tmp_path,
                                                                                                monkeypatch):
     """The NaN refusal came after the model ran over every image (hours on a large test set) though its first
