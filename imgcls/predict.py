@@ -408,13 +408,14 @@ def say_unlisted_images(df: pd.DataFrame) -> None:
          f"{sh(folder)} --layout unlabeled predicts every image there)")
 
 
-def _refuse_nan_probabilities(paths: Sequence[str], probs: np.ndarray, errors: Sequence[str], name: str,
-                              rows: np.ndarray | None = None) -> None:
+def _refuse_nan_probabilities(paths: Sequence[str], probs: np.ndarray, errors: Sequence[str], spec: EnsembleSpec,
+                              members: Sequence[int], rows: np.ndarray | None = None) -> None:
     """A model whose probabilities are NaN for read images (finite weights that overflow, as a diverged run's; NaN
     weights are refused as it loads) would fill the submission with argmax's pick of NaN, the first class, at exit
-    0: refused in one line before anything is written. Rows counted as rundir counts a diverged run's. `rows`: the
-    indices of the rows `probs` holds (predict_members' first batch: it stops there, not after every image), None
-    for all of them."""
+    0: refused in one line before anything is written, naming the run, or the ensemble's `members` (indices into
+    spec.members) that gave them. Rows counted as rundir counts a diverged run's. `rows`: the indices of the rows
+    `probs` holds (predict_members' first batch of a model: it stops there, not after every image), None for all of
+    them."""
     from imgcls.train.rundir import nan_probability_mask
     rows = np.arange(len(paths)) if rows is None else np.asarray(rows)
     read = np.array([not errors[i] for i in rows], dtype=bool)
@@ -423,11 +424,15 @@ def _refuse_nan_probabilities(paths: Sequence[str], probs: np.ndarray, errors: S
     if nan.any():
         left = len(paths) - len(rows)
         first = paths[int(rows[np.flatnonzero(nan)[0]])]
-        where = f" in its first batch (e.g. {first}; stopped there, before the other {plural(left, 'image')})" \
-            if left else f" (e.g. {first})"
+        one = spec.path is None or len(members) == 1     # a run (resolve_source's one-member spec), or one member
+        names = [spec.members[i].name for i in members]
+        name = spec.name if spec.path is None else \
+            f"{', '.join(names)} ({'a member' if one else 'members'} of {spec.name})"
+        where = f" in {'its' if one else 'their'} first batch (e.g. {first}; stopped there, before the other " \
+                f"{plural(left, 'image')})" if left else f" (e.g. {first})"
         raise UserError(f"the probabilities of {name} are NaN for {int(nan.sum())} of the {int(read.sum())} images "
-                        f"read{where}: its weights overflow (the run diverged); nothing written; train it again with "
-                        f"a lower --lr")
+                        f"read{where}: {'its weights overflow (the run' if one else 'their weights overflow (the runs'}"
+                        f" diverged); nothing written; train {'it' if one else 'them'} again with a lower --lr")
 
 
 def require_one_readable(df: pd.DataFrame, errors: Sequence[str] | None, max_pixels: int | None, **say) -> None:
@@ -500,7 +505,7 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
                     scheme=None) -> Probabilities:
     """Probabilities of every member (each checkpoint of each member, with TTA) combined by the spec's method;
     an image with more than `max_pixels` pixels is reported as unreadable. Probabilities NaN for a read image are
-    refused (_refuse_nan_probabilities): at the first batch holding a read image, once every member has run it, so
+    refused (_refuse_nan_probabilities): at each model's first batch holding a read image, naming its member, so
     a diverged model stops there rather than after every image. `amp`: float16 autocast on CUDA (None:
     on there); asked for (True) on another device, where it does nothing, said in one line. `scheme`: a --combine
     profile spec's ProfileScheme where the caller made it already (profile_scheme, which may warn), else made here."""
@@ -548,9 +553,9 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
             return combine_profile(member_probs, metas, weights, scheme, [m.name for m in spec.members])
         return vote(member_probs, spec.method, weights)
 
-    checked = False        # the first batch holding a read image, run by every member: NaN probabilities refused
     t0 = time.perf_counter()
-    for gi, (key, pairs) in enumerate(groups.items()):
+    for key, pairs in groups.items():
+        checked = False    # the group's first batch holding a read image: a model's NaN probabilities refused there
         maker = ViewMaker(loaded[pairs[0][0]][pairs[0][1]].meta, tta)
         ds = _ViewDataset(paths, maker, errors, max_pixels)
         dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
@@ -564,26 +569,28 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
                 # uint8 travels to the device; normalisation happens there (as timm's CUDA prefetcher does)
                 x = maker.normalize(x.view(b * v, *x.shape[2:]).to(dev, non_blocking=True))
                 ii = idx.numpy()
+                for k, e in zip(ii, bad):
+                    if e:
+                        errs[k] = e
+                first = not checked and not all(bad)
+                checked = checked or first
                 for mi, ci in pairs:
                     lm = loaded[mi][ci]
                     with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
                         p = lm.predict_proba(x).float().view(b, v, -1)
-                    sums_tta[mi][ii] += merge_views(p, merge).cpu().numpy()
+                    merged = merge_views(p, merge).cpu().numpy()
+                    if first:   # the model's first batch: one that overflows stops here (a group before ran all)
+                        _refuse_nan_probabilities(paths, merged, errs, spec, [mi], ii)
+                    sums_tta[mi][ii] += merged
                     sums_plain[mi][ii] += p[:, 0].cpu().numpy()
-                for k, e in zip(ii, bad):
-                    if e:
-                        errs[k] = e
-                # the rows of this batch were run by every group before this last one (the same batches, in order)
-                if not checked and gi == len(groups) - 1 and not all(bad):
-                    checked = True
-                    _refuse_nan_probabilities(paths, combined([a[ii] / len(lms) for a, lms in zip(sums_tta, loaded)]),
-                                              errs, spec.name, ii)
                 advance(b)
     seconds = time.perf_counter() - t0
     member_tta = [a / len(lms) for a, lms in zip(sums_tta, loaded)]
     member_plain = [a / len(lms) for a, lms in zip(sums_plain, loaded)]
     tta_p, plain_p = combined(member_tta), combined(member_plain)
-    _refuse_nan_probabilities(paths, tta_p, errs, spec.name)     # a later batch's
+    read = ~np.array([bool(e) for e in errs])
+    nan = [mi for mi, a in enumerate(member_tta) if np.isnan(a[read]).any()]     # a later batch's
+    _refuse_nan_probabilities(paths, tta_p, errs, spec, nan or range(len(spec.members)))
     bad = np.array([bool(e) for e in errs])
     tta_p[bad] = np.nan
     plain_p[bad] = np.nan

@@ -3593,6 +3593,67 @@ def test_a_model_whose_probabilities_are_nan_is_refused_not_a_submission_of_its_
     assert not out.exists()
 
 
+@pytest.mark.parametrize("bad_first", [False, True])
+def test_the_nan_refusal_of_an_ensemble_names_the_member_and_stops_at_its_first_batch(tmp_path, monkeypatch,
+                                                                                     bad_first):
+    """Members of other image sizes run in groups, one after the other over every image; NaN probabilities were
+    checked on the ensemble's combination at the last group's first batch: the line named the ensemble as a diverged
+    run, and said 'stopped there, before the other 6 images' after an earlier group had run all 8 (where the
+    diverged member was in that group, it ran them all first). The member that gave NaN is named now, and stopped
+    at its own first batch."""
+    from imgcls import io as imgio
+    from imgcls.ensemble import EnsembleSpec, member_from_run
+    from imgcls.ensemble.spec import write_spec
+    bad = _overflowing_run(tmp_path, 8)
+    good = make_tiny_run(tmp_path / "runs" / "good", classes=("a", "b"), img_size=48)
+    members = [member_from_run(r) for r in ([bad, good] if bad_first else [good, bad])]
+    write_spec(EnsembleSpec("ens", "soft", members, ["a", "b"]), tmp_path / "ens")
+    decoded = []
+    real = imgio.load_rgb_drafts
+    monkeypatch.setattr(imgio, "load_rgb_drafts", lambda path, *a, **k: decoded.append(path) or real(path, *a, **k))
+    out = tmp_path / "p"
+    r = runner.invoke(app, ["predict", str(tmp_path / "ens"), "--data", str(tmp_path / "test"), "--out", str(out),
+                            "--workers", "0", "--batch-size", "2"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and "Traceback" not in r.output and said.count("error:") == 1, r.output
+    assert ("error: the probabilities of r1 (a member of ens) are NaN for 2 of the 2 images read in its first batch "
+            "(e.g. ") in said, said
+    assert "; stopped there, before the other 6 images): its weights overflow (the run diverged)" in said, said
+    assert len(decoded) == (2 if bad_first else 8 + 2), decoded      # the good member's group ran every image
+    assert not out.exists()
+
+
+def test_the_nan_refusal_of_a_later_batch_names_the_member(tmp_path, monkeypatch):
+    """NaN probabilities of a later batch than a member's first (images its weights overflow on) named the ensemble
+    as a diverged run: the member that gave them is named."""
+    from imgcls.ensemble import EnsembleSpec, member_from_run
+    from imgcls.ensemble.spec import write_spec
+    from imgcls.train.checkpoint import LoadedModel
+    bad = make_tiny_run(tmp_path / "runs" / "bad", classes=("a", "b"), img_size=32)
+    good = make_tiny_run(tmp_path / "runs" / "good", classes=("a", "b"), img_size=48)
+    for i in range(8):
+        make_image(tmp_path / "test" / f"{i}.png", seed=i)
+    write_spec(EnsembleSpec("ens", "soft", [member_from_run(good), member_from_run(bad)], ["a", "b"]), tmp_path / "ens")
+    real, batches = LoadedModel.predict_proba, []
+
+    def overflows_on_its_second_batch(self, x):
+        p = real(self, x)
+        if self.meta.img_size == 32:
+            batches.append(len(x))
+            if len(batches) == 2:
+                p = p * float("nan")
+        return p
+    monkeypatch.setattr(LoadedModel, "predict_proba", overflows_on_its_second_batch)
+    out = tmp_path / "p"
+    r = runner.invoke(app, ["predict", str(tmp_path / "ens"), "--data", str(tmp_path / "test"), "--out", str(out),
+                            "--workers", "0", "--batch-size", "2"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and "Traceback" not in r.output and said.count("error:") == 1, r.output
+    assert "error: the probabilities of bad (a member of ens) are NaN for 2 of the 8 images read (e.g. " in said, said
+    assert "its weights overflow (the run diverged); nothing written; train it again with a lower --lr" in said, said
+    assert not out.exists()
+
+
 def test_a_fold_missing_kfold_set_is_not_taken_as_the_newest(tmp_path, capsys):
     """predict with no run took a finished k-fold set a fold was removed from since (`imgcls runs`: fold missing) as
     the newest, then refused it (check_kfold_finished), while a newer usable run was there. It is passed by, as an
