@@ -572,6 +572,15 @@ class TrainConfig:
             replace(TrainConfig.load(path), **{k: now for k, (_, now) in changed.items()}).save(path)
         return changed
 
+    @classmethod
+    def _run_records(cls, run_dir) -> dict:
+        """{path: mapping} of a run's config.yaml and each of its folds' (record_data's and record_folder's to
+        rewrite), every one read (a damaged one: one line) before any is written."""
+        run_dir = Path(run_dir)
+        return {path: cls.read_mapping(path)
+                for path in (run_dir / RUN_CONFIG,
+                             *(d / RUN_CONFIG for d in fold_dirs(run_dir) if (d / RUN_CONFIG).is_file()))}
+
     def record_data(self, run_dir) -> list:
         """Make a resumed run's config.yaml, and each of its folds', name the data this session reads (self.src,
         anchored) where they name other data: a data set moved (another disk, another machine) and given again with
@@ -581,12 +590,8 @@ class TrainConfig:
         stay as they ran. Returns the data the rewritten records named (each once, the run's first), [] where none
         was rewritten."""
         from imgcls.fsutil import write_text
-        run_dir = Path(run_dir)
         earlier = []
-        records = {path: self.read_mapping(path)       # every record read (a damaged one: one line) before any write
-                   for path in (run_dir / RUN_CONFIG,
-                                *(d / RUN_CONFIG for d in fold_dirs(run_dir) if (d / RUN_CONFIG).is_file()))}
-        for path, d in records.items():
+        for path, d in self._run_records(run_dir).items():
             if d.get("src") == self.src:
                 continue
             if d.get("src") not in earlier:
@@ -603,11 +608,8 @@ class TrainConfig:
         the run folder as --resume named it (absolute, its symlinks kept: self.out is the real folder's)."""
         from imgcls.fsutil import write_text
         from imgcls.run_names import names_folder
-        run_dir = Path(run_dir)
         earlier = []
-        records = {path: self.read_mapping(path)
-                   for path in (run_dir / RUN_CONFIG,
-                                *(d / RUN_CONFIG for d in fold_dirs(run_dir) if (d / RUN_CONFIG).is_file()))}
+        records = self._run_records(run_dir)
         now = Path(self.out).resolve()
         # the folder of runs as the resume reached it too: outputs a symlink (to a larger disk) is no move
         reached = [Path(typed_at).parent] if typed_at is not None else []
