@@ -2446,6 +2446,48 @@ def test_unreadable_image_is_dropped_without_copying_the_cache(two_class, tmp_pa
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def _table_with(tmp_path, column, values) -> tuple[Path, list[Path]]:
+    """A CSV of 6 images of classes a and b with `column` = values[i] for the i-th image of each class; returns it
+    and the images in its rows' order."""
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32))
+    files = [p for c in ("a", "b") for p in sorted((raw / c).iterdir())]
+    table = pd.DataFrame({"path": [f"raw/{p.parent.name}/{p.name}" for p in files],
+                          "label": [p.parent.name for p in files], column: values * 2})
+    table.to_csv(tmp_path / "table.csv", index=False)
+    return tmp_path / "table.csv", files
+
+
+SIDES_UNREADABLE = [
+    ("split", ["val", "val", "train", "train", "train", "train"], None,
+     "no validation images: the split column's 4 val images are all unreadable"),
+    ("fold", [1, 1, 0, 0, 2, 2], "all", "no validation images in fold 1: fold 1's 4 images are all unreadable")]
+
+
+def _break_side(files, values) -> None:
+    """The images of _table_with's rows of split 'val' / fold 1 made unreadable."""
+    for i, p in enumerate(files):
+        if str(values[i % 6]) in ("val", "1"):
+            p.write_bytes(b"not an image")
+
+
+@pytest.mark.parametrize("column, values, folds, said", SIDES_UNREADABLE)
+def test_a_split_side_whose_images_are_all_unreadable_is_refused_not_drawn_anew(tmp_path, column, values, folds,
+                                                                                said):
+    """A split table whose val rows the scan found all unreadable trained on a random --val-split draw of its train
+    rows (said only as 'no split column with val rows'), and a fold all of whose images were unreadable was left
+    out of --folds all unsaid: the table's own side is refused in one line naming its images and the fix, before the
+    run folder is made."""
+    from imgcls.errors import UserError
+    table, files = _table_with(tmp_path, column, values)
+    _break_side(files, values)
+    with pytest.raises(UserError) as e:
+        run_train(TrainConfig(src=str(table), epochs=1, folds=folds, out=str(tmp_path / "runs"), **TINY))
+    text = str(e.value)
+    assert text.startswith(said + " (e.g. ") and "not an image" in text, text
+    assert "replace those files, or split the readable images again: imgcls split" in text, text
+    assert not (tmp_path / "runs").exists()
+
+
 def test_an_unfinished_folds_all_set_says_how_many_folds_it_plans(tmp_path):
     """`imgcls runs` showed a `train --folds all` set interrupted before its last fold as `folds done 2`, a bare
     count beside every other row's done/set (config.yaml records `all`; the data's fold ids were read nowhere until

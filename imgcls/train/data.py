@@ -427,13 +427,14 @@ def warn_unreadable(path, why: str) -> None:
 # Which rows train, which validate
 # ---------------------------------------------------------------------------------------------------------------
 
-def usable_rows(df: pd.DataFrame, target: str = "label") -> tuple[pd.DataFrame, dict[str, int]]:
+def usable_rows(df: pd.DataFrame, target: str = "label", readable: bool = True
+                ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Readable rows that clean kept, that have a `target` value (the label, or train --target's attribute) and
     that split did not leave out (its drop_reason: --drop-ages, no value of a stratify column); with how many rows
     each rule left out, in that order ({'no label': n, 'unreadable': n, 'dropped by clean': n, 'left out by
-    split': n}, zeros omitted)."""
+    split': n}, zeros omitted). `readable` False: unreadable rows kept (their `error` as recorded)."""
     rules = [(f"no {target}" if target != "label" else "unlabeled", df[target].fillna("").astype(str) != ""),
-             ("unreadable", df["error"].fillna("").astype(str) == ""),
+             ("unreadable", df["error"].fillna("").astype(str).eq("") | (not readable)),
              ("dropped by clean", pd.Series(mf.kept(df), index=df.index))]
     if "drop_reason" in df.columns:     # a split table's rows split left out (clean's and unreadable ones above)
         rules.append(("left out by split (drop_reason)", df["drop_reason"].fillna("").astype(str) == ""))

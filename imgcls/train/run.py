@@ -121,11 +121,15 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
     if hint:                            # a competition CSV whose classes are in a column of another name (artist)
         raise UserError(f"{src} has no labels (no column label, class or target); {hint}")
     labelled_kept = df[(df[cfg.target].fillna("").astype(str) != "").to_numpy() & mf.kept(df)]
-    df, left_out = tdata.usable_rows(df, cfg.target)
+    table, (df, left_out) = df, tdata.usable_rows(df, cfg.target)
     if not len(df) and left_out.get("unreadable"):
         # every row to train on unreadable (a split table older than a preprocess rerun: its files gone) is that
         # line, not 'needs at least 2 classes ... check the labels'
         mf.require_readable(labelled_kept, of=" to train on")
+    if left_out.get("unreadable"):      # a side of the table's split all unreadable: that line, not a random draw
+        pool = tdata.usable_rows(table, cfg.target, readable=False)[0]
+        check_unreadable_sides(cfg, pool, pool["error"].fillna("").astype(str).to_numpy(), src=src, study=study,
+                               searched=searched)
     if say_skipped and left_out:
         info(f"{plural(n_all - len(df), 'row')} skipped: " + ", ".join(f"{n} {why}" for why, n in left_out.items()))
     meta = _heads_meta(df, cfg)
@@ -152,6 +156,39 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
         check_sides(cfg, df, fold, *tdata.assign_split(df, fold, cfg.val_split, cfg.seed, by=by, drawn=drawn,
                                                        say=False), study=study)
     return df, meta, folds, draws
+
+
+def check_unreadable_sides(cfg: TrainConfig, df: pd.DataFrame, errors: np.ndarray, src: str | None = None,
+                           study: str | None = None, searched: tuple = ()) -> None:
+    """The refusal of a side the table itself names (its split column's train or val rows, a fold of --folds)
+    whose every image is unreadable: left out, a split column without val rows was a random --val-split draw made
+    unasked, a fold without them 'check the split'. `df`: the rows to train on but for their images; `errors`: each
+    one's reason, '' where it can be read. `src`, `study`, `searched`: _split_first's."""
+    from imgcls import manifest as mf
+    from imgcls.errors import UserError
+    from imgcls.train import data as tdata
+    from imgcls.train.config import parse_folds
+    if cfg.folds:
+        have = tdata.fold_ids(df)
+        folds = [f for f in parse_folds(cfg.folds) or have if f in have]    # one not there: check_data's line
+    elif tdata.has_val_split(df):
+        folds = [None]
+    else:
+        return          # a random --val-split draw is made of the readable rows
+    bad = errors != ""
+    for fold in folds:
+        train, val = tdata._assign_split(df, fold, cfg.val_split, cfg.seed)
+        for side, rows in (("training", train), ("validation", val)):
+            if not rows.any() or not bad[rows].all():
+                continue
+            first = int(np.flatnonzero(rows)[0])
+            n = int(rows.sum())
+            named = (f"the split column's {n} {'val' if side == 'validation' else 'train'} images" if fold is None
+                     else f"fold {fold}'s {n} images" if side == "validation" else f"the other folds' {n} images")
+            split, again = _split_first(cfg, df, folds=bool(cfg.folds), src=src, study=study, searched=searched)
+            raise UserError(f"no {side} images{' in fold ' + str(fold) if fold is not None else ''}: {named} are "
+                            f"all unreadable (e.g. {mf.image_paths(df.iloc[[first]])[0]}: {errors[first]}); "
+                            f"replace those files, or split the readable images again: {split}, then {again}")
 
 
 def check_sides(cfg: TrainConfig, df: pd.DataFrame, fold: int | None, train: np.ndarray, val: np.ndarray,
