@@ -2488,6 +2488,51 @@ def test_a_split_side_whose_images_are_all_unreadable_is_refused_not_drawn_anew(
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("column, values, folds, said", SIDES_UNREADABLE)
+def test_a_split_side_whose_images_broke_since_the_scan_is_refused_not_drawn_anew(tmp_path, monkeypatch, column,
+                                                                                 values, folds, said):
+    """The same side read at the scan and broken before the images were decoded: the split table trained on a random
+    draw of the images left (the rows kept were drawn again), a fold of k-fold was refused as "no validation images
+    in fold 1; check the split". The line says the images are unreadable now, and the fix."""
+    from imgcls.errors import UserError
+    from imgcls.train import data as tdata
+    table, files = _table_with(tmp_path, column, values)
+    real_decode = tdata.decode_cache
+
+    def decode_breaking(paths, *a, **kw):
+        _break_side(files, values)
+        return real_decode(paths, *a, **kw)
+    monkeypatch.setattr(tdata, "decode_cache", decode_breaking)
+    with pytest.raises(UserError) as e:
+        run_train(TrainConfig(src=str(table), epochs=1, folds=folds, out=str(tmp_path / "runs"), **TINY))
+    text = str(e.value)
+    assert text.startswith(said + " now (read at the scan, broken or deleted since) (e.g. "), text
+    assert "replace those files, or split the readable images again: imgcls split" in text, text
+
+
+def test_a_draw_left_with_no_side_by_images_broken_since_the_scan_names_them(tmp_path, monkeypatch):
+    """Images that broke after the scan (found as the cache was decoded) left the --val-split draw of the rows kept
+    with no validation image, which train refused as "no validation images; check the split" (and named the CSV's
+    group column): the line names the images unreadable now and the fix."""
+    from imgcls.errors import UserError
+    from imgcls.train import data as tdata
+    table, files = _table_with(tmp_path, "group", ["g", "g", "", "", "", ""])
+    real_decode = tdata.decode_cache
+
+    def decode_breaking(paths, *a, **kw):
+        for i, p in enumerate(files):
+            if i % 6 >= 2:
+                p.write_bytes(b"not an image")
+        return real_decode(paths, *a, **kw)
+    monkeypatch.setattr(tdata, "decode_cache", decode_breaking)
+    with pytest.raises(UserError) as e:
+        run_train(TrainConfig(src=str(table), epochs=1, out=str(tmp_path / "runs"), **TINY))
+    text = str(e.value)
+    assert text.startswith("no validation images once the 8 image(s) unreadable since the scan (broken or deleted; "
+                           "e.g. "), text
+    assert text.endswith("not an image (unrecognised format)) are left out; replace those files"), text
+
+
 def test_an_unfinished_folds_all_set_says_how_many_folds_it_plans(tmp_path):
     """`imgcls runs` showed a `train --folds all` set interrupted before its last fold as `folds done 2`, a bare
     count beside every other row's done/set (config.yaml records `all`; the data's fold ids were read nowhere until

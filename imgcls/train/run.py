@@ -159,11 +159,12 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
 
 
 def check_unreadable_sides(cfg: TrainConfig, df: pd.DataFrame, errors: np.ndarray, src: str | None = None,
-                           study: str | None = None, searched: tuple = ()) -> None:
+                           study: str | None = None, searched: tuple = (), since_scan: bool = False) -> None:
     """The refusal of a side the table itself names (its split column's train or val rows, a fold of --folds)
     whose every image is unreadable: left out, a split column without val rows was a random --val-split draw made
     unasked, a fold without them 'check the split'. `df`: the rows to train on but for their images; `errors`: each
-    one's reason, '' where it can be read. `src`, `study`, `searched`: _split_first's."""
+    one's reason, '' where it can be read; `since_scan`: found as the images were decoded (read at the scan).
+    `src`, `study`, `searched`: _split_first's."""
     from imgcls import manifest as mf
     from imgcls.errors import UserError
     from imgcls.train import data as tdata
@@ -187,19 +188,25 @@ def check_unreadable_sides(cfg: TrainConfig, df: pd.DataFrame, errors: np.ndarra
                      else f"fold {fold}'s {n} images" if side == "validation" else f"the other folds' {n} images")
             split, again = _split_first(cfg, df, folds=bool(cfg.folds), src=src, study=study, searched=searched)
             raise UserError(f"no {side} images{' in fold ' + str(fold) if fold is not None else ''}: {named} are "
-                            f"all unreadable (e.g. {mf.image_paths(df.iloc[[first]])[0]}: {errors[first]}); "
-                            f"replace those files, or split the readable images again: {split}, then {again}")
+                            f"all unreadable{' now (read at the scan, broken or deleted since)' if since_scan else ''}"
+                            f" (e.g. {mf.image_paths(df.iloc[[first]])[0]}: {errors[first]}); replace those files, "
+                            f"or split the readable images again: {split}, then {again}")
 
 
 def check_sides(cfg: TrainConfig, df: pd.DataFrame, fold: int | None, train: np.ndarray, val: np.ndarray,
-                study: str | None = None) -> None:
+                study: str | None = None, lost: str = "") -> None:
     """The refusal of a fold (None: the run) that trains or validates on no image (train.data.assign_split's
-    masks `train`, `val` of `df`); `study`: tune's --study, whose fix _no_groups_split names."""
+    masks `train`, `val` of `df`); `study`: tune's --study, whose fix _no_groups_split names; `lost`: the images
+    left out of `df` as they were decoded, which the line then names as the cause."""
     from imgcls import manifest as mf
     from imgcls.errors import UserError
     from imgcls.train import data as tdata
     if train.any() and val.any():
         return
+    if lost:
+        raise UserError(f"no {'training' if not train.any() else 'validation'} images"
+                        f"{' in fold ' + str(fold) if fold is not None else ''} once {lost} are left out; replace "
+                        f"those files")
     refusal = UserError(f"no {'training' if not train.any() else 'validation'} images"
                         f"{' in fold ' + str(fold) if fold is not None else ''}; check the split")
     # a CSV's `group` column of another meaning (a super-class), read as the groups unasked, kept a --val-split draw
@@ -790,11 +797,11 @@ def _record_finished(cfg: TrainConfig, run_dir: Path, record: TrainConfig, dist,
 
 
 def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds, resume,
-                 stop_after, callbacks=None, study: str | None = None, draws: list | None = None) -> Path:
+                 stop_after, callbacks=None, study: str | None = None, *, draws: list) -> Path:
     """Every fold of the run (one run without folds): the shared decoded-image cache, train_run per fold, the
     out-of-fold score. `study`: tune's --study, which a fix's command names (_no_groups_split). `draws`: each
     fold's draw of `df` made already (check_data's; a resume's random --val-split draw checked by
-    check_resumed_draw), used unless the decoding left rows out (then drawn again on the rows kept)."""
+    check_resumed_draw), used unless the decoding left rows out (then drawn again on the rows kept and checked)."""
     from dataclasses import replace
 
     from imgcls import manifest as mf
@@ -856,12 +863,21 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
         for i in bad:
             tdata.warn_unreadable(paths[i], errors[i])
         if bad:
+            # a side of the table's split whose images all broke since the scan: that line, not a random draw
+            check_unreadable_sides(cfg, df, np.array(errors), study=study, since_scan=True)
+            lost = (f"the {len(bad)} image(s) unreadable since the scan (broken or deleted; e.g. {paths[bad[0]]}: "
+                    f"{errors[bad[0]]})")
             # the cache stays as decoded (images[ok] was a second copy of it in RAM, of a memmap too): the usable
             # rows read theirs through `keep`
             ok = np.array([not e for e in errors])
             keep = np.flatnonzero(ok)
             df, targets, final = df[ok].reset_index(drop=True), targets[ok], final[ok]
             paths = [p for p, o in zip(paths, ok) if o]
+            # each fold drawn again on the rows kept, every side checked before the first fold trains
+            draws = [tdata._assign_split(df, fold, cfg.val_split, cfg.seed, meta.target) for fold in folds]
+            for fold, drawn in zip(folds, draws):
+                check_sides(cfg, df, fold, *tdata.assign_split(df, fold, cfg.val_split, cfg.seed, by=meta.target,
+                                                               drawn=drawn, say=False), study, lost=lost)
         if dist.main:
             what = f"decoded-image cache: {len(paths)} images at {size}px ({images.nbytes / 2**20:.0f} MiB)"
             how = (f"({io_workers} decoding process{'es' if io_workers > 1 else ''}, before the first step)"
@@ -897,9 +913,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
                                                                   of_folds=some))
     for k, fold in enumerate(folds):
         train_mask, val_mask = tdata.assign_split(df, fold, cfg.val_split, cfg.seed, by=meta.target,
-                                                  drawn=draws[k] if draws is not None and keep is None else None)
-        # check_data refused an empty side before the long work: one here lost its images as they were decoded
-        check_sides(cfg, df, fold, train_mask, val_mask, study)
+                                                  drawn=draws[k])
         fd = FoldData(np.flatnonzero(train_mask), np.flatnonzero(val_mask), targets, final, df, images, paths,
                       image_rows=keep, never_validated=never)
         fold_dir = run_dir if fold is None else run_names.fold_dir(run_dir, fold)
