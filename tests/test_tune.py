@@ -121,7 +121,9 @@ def test_durations_and_options():
         with pytest.raises(UserError, match=flag):
             TuneConfig(**{"study": "s", **kw}).validate()
     # the train's own name / out would be replaced by every trial's OUT/STUDY/trial_NNNN: refused, naming tune's out
-    for kw, named in [({"name": "x"}, "name='x'"), ({"out": "elsewhere"}, "out='elsewhere'")]:
+    # an exist_ok would do nothing: every trial trains into a new folder (tune's command has no --exist-ok)
+    for kw, named in [({"name": "x"}, "name='x'"), ({"out": "elsewhere"}, "out='elsewhere'"),
+                      ({"exist_ok": True}, "exist_ok=True")]:
         with pytest.raises(UserError, match=rf"TrainConfig\({named}\).*tune's own out= \(--out, now outputs/tune\)"):
             TuneConfig(study="s", train=TrainConfig(**kw)).validate()
     TuneConfig(study="s", train=TrainConfig(out=TrainConfig.out)).validate()     # the default, as the CLI passes it
@@ -1493,9 +1495,9 @@ def test_run_tune_from_a_runs_config_yaml_starts_as_imgcls_tune_config_does(data
     monkeypatch.setattr(tune_mod, "_search", lambda cfg, *a, **k: seen.append(cfg) or tmp_path / "tune" / "s")
     conf = tmp_path / "r1" / "config.yaml"
     conf.parent.mkdir()
-    TrainConfig(**TINY, src=str(data), epochs=1, name="r1", out=str(tmp_path / "runs")).save(conf)
+    TrainConfig(**TINY, src=str(data), epochs=1, name="r1", out=str(tmp_path / "runs"), exist_ok=True).save(conf)
     base = TrainConfig.resolve({}, config=conf)
-    assert base.name == "r1"
+    assert base.name == "r1" and base.exist_ok
     tc = TuneConfig(study="s", space=str(space), out=str(tmp_path / "tune"), config=str(conf), train=base)
     tune_mod.run_tune(tc)
     r = CliRunner().invoke(app, ["tune", "--study", "s", "--space", str(space), "--out", str(tmp_path / "tune"),
@@ -1503,6 +1505,7 @@ def test_run_tune_from_a_runs_config_yaml_starts_as_imgcls_tune_config_does(data
     assert r.exit_code == 0, r.output
     assert len(seen) == 2 and seen[0].train == seen[1].train, (seen[0].train, seen[1].train)
     assert seen[0].train.name is None and seen[0].train.out == TrainConfig.out and seen[0].train.lr == base.lr
+    assert seen[0].train.exist_ok is False      # the run's --exist-ok set aside too: each trial's folder is new
     assert tc.train.name == "r1"        # the caller's config as given
     with pytest.raises(UserError, match=r"TrainConfig\(name='mine'\)"):
         tune_mod.run_tune(TuneConfig(study="s", space=str(space), out=str(tmp_path / "tune"), config=str(conf),

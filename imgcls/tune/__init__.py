@@ -47,6 +47,9 @@ __all__ = ["TuneConfig", "run_tune", "SAMPLERS", "PRUNERS"]
 # the search options a study records (user attr "search") and resumes with where a command leaves them unset; another
 # one typed is this command's (a sampler or pruner changes how trials are drawn or stopped, not what they score)
 RESUMED_SEARCH = ("sampler", "pruner", "prune_startup", "prune_warmup")
+# train's options of its run folder, which tune sets for each trial (OUT/STUDY/trial_NNNN, a new folder): a caller's
+# is refused (TuneConfig.validate), a --config file's set aside
+RUN_FOLDER_OPTIONS = ("name", "out", "exist_ok")
 TRIALS_RECORD = "trials"        # the study's user attribute: its --trials, the total a resume runs to
 
 
@@ -127,12 +130,13 @@ class TuneConfig:
             raise UserError(f"{python_too('--trial-plots', 'trial_plots=True')} with "
                             f"{python_too('--no-plots', 'TrainConfig(plots=False)')}: --no-plots draws no figure at "
                             f"all; give one of them")
-        # each trial's run folder is OUT/STUDY/trial_NNNN: a train name / out would be silently replaced
-        given = [f"{k}={getattr(self.train, k)!r}" for k in set_options(self.train, ("name", "out"))]
+        # each trial's run folder is OUT/STUDY/trial_NNNN, a new one: a train name / out would be silently
+        # replaced, an exist_ok would do nothing (tune's command has no --exist-ok)
+        given = [f"{k}={getattr(self.train, k)!r}" for k in set_options(self.train, RUN_FOLDER_OPTIONS)]
         if given:
             raise UserError(f"TuneConfig(train=TrainConfig({', '.join(given)})): each trial's run folder is "
-                            f"OUT/STUDY/trial_NNNN; leave the train's name / out unset and give tune's own out= "
-                            f"(--out, now {self.out}) for where the trials go"
+                            f"OUT/STUDY/trial_NNNN, a new one; leave the train's name / out / exist_ok unset and give "
+                            f"tune's own out= (--out, now {self.out}) for where the trials go"
                             + ("" if self.config else "; a config.yaml read by TrainConfig.resolve(config=FILE) "
                                "gives its run's: pass TuneConfig(config=FILE) too, and they are set aside"))
 
@@ -1138,12 +1142,12 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
 
 
 def _set_aside_the_configs_run_folder(cfg: TuneConfig, recorded: dict) -> None:
-    """The train's name / out that are cfg.config's own (a run's config.yaml records its folder, and
-    TrainConfig.resolve(config=FILE) reads them) go back to their defaults: each trial's folder is
+    """The train's name / out / exist_ok that are cfg.config's own (a run's config.yaml records its folder, and
+    TrainConfig.resolve(config=FILE) reads them) go back to their defaults: each trial's folder is a new
     OUT/STUDY/trial_NNNN, and they are no caller's choice to refuse (TuneConfig.validate refuses one given).
     `imgcls tune --config RUN/config.yaml` and its Python form alike; run_tune's copy only. `recorded`:
     cfg.config's values, {} without one."""
-    for name in ("name", "out"):
+    for name in RUN_FOLDER_OPTIONS:
         value = getattr(cfg.train, name)
         if value is not None and name in recorded and str(value) == str(recorded[name]):
             setattr(cfg.train, name, getattr(TrainConfig, name))
@@ -1153,11 +1157,12 @@ def _set_by_the_caller(cfg: TuneConfig, recorded: dict) -> frozenset:
     """A Python caller's typed train options (TuneConfig.typed None): those of cfg.train set to other than their
     defaults, as `imgcls tune`'s typed flags are (so train=TrainConfig(lr=0.005) under a space over lr is refused as
     --lr 0.005 is, not replaced by every draw), less the values cfg.config gives (a --config value is no flag: named
-    as replaced) and the options tune sets itself (the data, train's name / out). Train's sampler, which no tune flag
-    sets (tune's --sampler is Optuna's), is among them: set and varied by the space, it is refused as train's.
+    as replaced) and the options tune sets itself (the data, train's name / out / exist_ok). Train's sampler, which
+    no tune flag sets (tune's --sampler is Optuna's), is among them: set and varied by the space, it is refused as
+    train's.
     `recorded`: cfg.config's values, {} without one."""
     from imgcls.options import cli_fields, set_options
-    names = [n for n in cli_fields(TrainConfig) if n not in ("name", "out")]
+    names = [n for n in cli_fields(TrainConfig) if n not in RUN_FOLDER_OPTIONS]
     return frozenset(n for n in set_options(cfg.train, names)
                      if not (n in recorded and getattr(cfg.train, n) == recorded[n]))
 
