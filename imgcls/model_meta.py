@@ -25,6 +25,12 @@ MAX_CLASSES = 100_000            # final classes (a product decode's table has t
 MAX_HEADS = 16
 
 
+def product_class(indices) -> str:
+    """A product decode's class as its classes spell it: the heads' class indices joined ('1_0' for mask 1,
+    gender 0); train names the classes so, product_truth the rows' true ones."""
+    return "_".join(str(int(i)) for i in indices)
+
+
 @dataclass(frozen=True)
 class Head:
     name: str
@@ -98,7 +104,7 @@ class ModelMeta:
 
     def product_truth(self, frame):
         """A product decode's true class of each row of `frame` (a DataFrame) as its classes spell it: the heads'
-        columns joined, as train made its classes ('1_0' for heads mask, gender; '' where a row lacks one); None
+        columns joined (product_class), as train made its classes ('1_0' for heads mask, gender; '' where a row lacks one); None
         for the other decodes, whose truth is the `target` column, and for a frame without every head column."""
         if self.decode != "product" or any(h.name not in frame.columns for h in self.heads):
             return None
@@ -106,7 +112,7 @@ class ModelMeta:
         parts = [pd.to_numeric(frame[h.name], errors="coerce") for h in self.heads]
         whole = pd.concat([(v == v.round()) & v.notna() for v in parts], axis=1).all(axis=1)
         rows = zip(*(v.tolist() for v in parts))
-        return pd.Series(["_".join(str(int(x)) for x in row) if ok else "" for row, ok in zip(rows, whole.tolist())],
+        return pd.Series([product_class(row) if ok else "" for row, ok in zip(rows, whole.tolist())],
                          index=frame.index, dtype=object)
 
     def decode_table(self) -> list[tuple[int, ...]]:

@@ -463,6 +463,12 @@ class TrainConfig:
         if reset and say:
             info(f"{', '.join(reset)} of {source} would not act with these options: left at the default")
 
+    @property
+    def class_column(self) -> str:
+        """The column the run's final classes are values of: --target for one head, label for --heads multi (whose
+        classes its heads decode to): what a --val-split draw stratifies on, ModelMeta.target records."""
+        return self.target if self.heads == "single" else "label"
+
     def oversample_target(self, data_oversampled: bool = False) -> str | int | None:
         """The --oversample target train uses (imgcls.oversample.parse_target; None: each image once per epoch).
         auto is median unless the classes are already rebalanced: by --sampler weighted, --class-weights auto, or

@@ -66,7 +66,8 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
     import itertools
     heads = [{"name": c, "classes": [str(i) for i in range(k)]} for c, k in zip(cols, sizes)]
     table = list(itertools.product(*(range(k) for k in sizes)))
-    classes = ["_".join(h["classes"][i] for h, i in zip(heads, t)) for t in table]
+    from imgcls.model_meta import product_class
+    classes = [product_class(t) for t in table]
     lookup = {t: i for i, t in enumerate(table)}
     return heads, "product", classes, y, np.array([lookup[tuple(r)] for r in y])
 
@@ -150,7 +151,7 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
                                                                f"all {len(have)} folds" if count else ""))
     # what each fold trains and validates on, as it will draw them (its lines are said then): a side with no image
     # is refused here, before the weights are loaded and the images decoded, not as the first fold starts
-    by = cfg.target if cfg.heads == "single" else "label"
+    by = cfg.class_column
     draws = [tdata._assign_split(df, fold, cfg.val_split, cfg.seed, by) for fold in folds]
     for fold, drawn in zip(folds, draws):
         check_sides(cfg, df, fold, *tdata.assign_split(df, fold, cfg.val_split, cfg.seed, by=by, drawn=drawn,
@@ -213,7 +214,7 @@ def check_sides(cfg: TrainConfig, df: pd.DataFrame, fold: int | None, train: np.
     # on one side (split --group-col none reads no groups): said where the same draw without them has both sides,
     # not of a fold or split column's empty side, which groups have no part in
     if fold is None and not tdata.has_val_split(df) and "group" in df.columns:
-        by = cfg.target if cfg.heads == "single" else "label"
+        by = cfg.class_column
         t, v = tdata.assign_split(df.assign(group=""), None, cfg.val_split, cfg.seed, by=by, say=False)
         if t.any() and v.any():
             with mf.guessed_groups_named(df, _no_groups_split(cfg, study)):
@@ -606,7 +607,7 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
         {"model": cfg.model, "classes": classes, "heads": heads, "decode": decode, "branch": cfg.branch,
          "img_size": img_size, "mean": [float(m) for m in dc["mean"]], "std": [float(s) for s in dc["std"]],
          "interpolation": cfg.interpolation, "resize_mode": cfg.resize_mode, "drop_rate": float(cfg.drop_rate),
-         "target": cfg.target if cfg.heads == "single" else "label",
+         "target": cfg.class_column,
          "preprocess": preprocess_applied(df),       # predict compares its test images' with it
          "letterbox": letterboxed(df),               # predict pads its test images to squares so too
          "age_bands": _age_bands(df, cfg.src, heads, decode),   # ensemble --combine profile compares them
