@@ -2533,6 +2533,23 @@ def test_a_draw_left_with_no_side_by_images_broken_since_the_scan_names_them(tmp
     assert text.endswith("not an image (unrecognised format)) are left out; replace those files"), text
 
 
+def test_a_draw_left_with_no_side_by_images_unreadable_at_the_scan_names_them(tmp_path):
+    """The --val-split draw of the table as read (checked before the scan) had both sides, the draw of the rows the
+    scan could read had no validation image: the second said "no validation images; check the split" and blamed the
+    CSV's group column, though the unreadable images emptied it (their draw had both sides). It names them now."""
+    from imgcls.errors import UserError
+    table, files = _table_with(tmp_path, "group", ["g", "g", "", "", "", ""])
+    for i, p in enumerate(files):
+        if i % 6 >= 2:
+            p.write_bytes(b"not an image")
+    with pytest.raises(UserError) as e:
+        run_train(TrainConfig(src=str(table), epochs=1, out=str(tmp_path / "runs"), **TINY))
+    text = str(e.value)
+    assert text.startswith("no validation images once the 8 unreadable image(s) (e.g. "), text
+    assert text.endswith("not an image (unrecognised format)) are left out; replace those files"), text
+    assert not (tmp_path / "runs").exists()
+
+
 def test_an_unfinished_folds_all_set_says_how_many_folds_it_plans(tmp_path):
     """`imgcls runs` showed a `train --folds all` set interrupted before its last fold as `folds done 2`, a bare
     count beside every other row's done/set (config.yaml records `all`; the data's fold ids were read nowhere until

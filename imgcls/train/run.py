@@ -154,8 +154,17 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
     by = cfg.class_column
     draws = [tdata._assign_split(df, fold, cfg.val_split, cfg.seed, by) for fold in folds]
     for fold, drawn in zip(folds, draws):
-        check_sides(cfg, df, fold, *tdata.assign_split(df, fold, cfg.val_split, cfg.seed, by=by, drawn=drawn,
-                                                       say=False), study=study)
+        train, val = tdata.assign_split(df, fold, cfg.val_split, cfg.seed, by=by, drawn=drawn, say=False)
+        lost = ""
+        if not (train.any() and val.any()) and left_out.get("unreadable") and fold is None \
+                and not tdata.has_val_split(df):
+            # the draw of the table as read had both sides (its check before the scan): where the draw of the rows
+            # with their unreadable images has them too, those images emptied the side, not the split
+            if all(side.any() for side in tdata._assign_split(pool, None, cfg.val_split, cfg.seed, by)):
+                gone = pool[pool["error"].fillna("").astype(str) != ""]
+                lost = (f"the {len(gone)} unreadable image(s) (e.g. {mf.image_paths(gone.iloc[:1])[0]}: "
+                        f"{gone['error'].iloc[0]})")
+        check_sides(cfg, df, fold, train, val, study=study, lost=lost)
     return df, meta, folds, draws
 
 
