@@ -104,8 +104,9 @@ class ModelMeta:
 
     def product_truth(self, frame):
         """A product decode's true class of each row of `frame` (a DataFrame) as its classes spell it: the heads'
-        columns joined (product_class), as train made its classes ('1_0' for heads mask, gender; '' where a row lacks one); None
-        for the other decodes, whose truth is the `target` column, and for a frame without every head column."""
+        columns joined (product_class), as train made its classes ('1_0' for heads mask, gender; '' where a row
+        lacks one); None for the other decodes, whose truth is the `target` column, and for a frame without every
+        head column."""
         if self.decode != "product" or any(h.name not in frame.columns for h in self.heads):
             return None
         import pandas as pd
