@@ -2521,6 +2521,18 @@ def test_a_study_resumed_on_data_with_other_rows_is_refused_before_any_trial_and
         rows_digest(TrainConfig(src=str(tmp_path / "t" / "refold.csv"), folds="all"))
 
 
+def test_the_other_rows_refusal_names_the_data_as_typed(data, tmp_path, space, monkeypatch):
+    """The refusal of a study resumed on data with other rows named SRC by its absolute path (the anchored option),
+    while every other line of tune names the data as the user typed it. It names it as typed too."""
+    monkeypatch.chdir(tmp_path)
+    run_tune(tune_cfg(Path("raw"), tmp_path, space, trials=1))
+    other = shutil.copytree(data, tmp_path / "other")
+    sorted((other / "a").iterdir())[0].unlink()                      # one row fewer
+    with pytest.raises(UserError, match=r"^study 's': the data other holds other rows than .*/raw, the data it "
+                                        r"was started on \(19 rows here, 20 then; "):
+        run_tune(tune_cfg(Path("other"), tmp_path, space, trials=2))
+
+
 @pytest.mark.timeout(120)
 def test_tune_s_data_check_does_not_count_rows_recorded_unreadable_whose_files_are_back(tmp_path):
     """tune's check of the table before its study opens (its images not scanned) counted the rows the manifest

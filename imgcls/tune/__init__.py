@@ -279,16 +279,17 @@ def _opening_lock(url: str):
         yield
 
 
-def open_study(cfg: TuneConfig, space, url: str, rows: dict | None = None):
+def open_study(cfg: TuneConfig, space, url: str, rows: dict | None = None, named: str | None = None):
     """Create the study, or load it (resume / another process). The first process draws from --seed; a process
     that joins or resumes a study draws from its own stream, so parallel processes do not repeat each other.
     `rows`: rows_digest of the data the trials train and score on, recorded by a new study and compared with the
-    study's record by one that exists."""
+    study's record by one that exists. `named`: the data as the user named it, which a refusal says (cfg.train.src,
+    anchored, when not known)."""
     with _opening_lock(url):
-        return _open_study(cfg, space, url, rows)
+        return _open_study(cfg, space, url, rows, named)
 
 
-def _open_study(cfg: TuneConfig, space, url: str, rows: dict | None = None):
+def _open_study(cfg: TuneConfig, space, url: str, rows: dict | None = None, named: str | None = None):
     from imgcls.console import loading
     with loading("optuna"):        # seconds of import before the study's first line
         import optuna
@@ -318,7 +319,7 @@ def _open_study(cfg: TuneConfig, space, url: str, rows: dict | None = None):
                       {k for k in attrs["space"] if attrs["space"][k] != space.as_dict().get(k, attrs["space"][k])})
         raise UserError(f"study '{cfg.study}' was started with another search space (differs in: "
                         f"{', '.join(diff)}); give the same --space to resume it, or {ANOTHER_STUDY}")
-    _check_rows(cfg, attrs, rows)
+    _check_rows(cfg, attrs, rows, named)
     base = attrs.get("base_config")
     if base is not None:      # the fixed options every trial starts from (the space's values replace theirs)
         from imgcls.options import describe_changes
@@ -373,17 +374,17 @@ def rows_digest(train: TrainConfig, df: pd.DataFrame | None = None) -> dict | No
     return {"digest": hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest(), "rows": len(table)}
 
 
-def _check_rows(cfg: TuneConfig, attrs: dict, rows: dict | None) -> None:
+def _check_rows(cfg: TuneConfig, attrs: dict, rows: dict | None, named: str | None = None) -> None:
     """A study resumed or joined trains and scores its new trials on the rows its earlier ones had (their values
     are compared with each other): a SRC whose rows (rows_digest: paths, classes, split / fold) differ from the
     study's record is refused in one line, before any trial; a copy of the data elsewhere has the same rows. A study
-    started before the record (none) is not checked."""
+    started before the record (none) is not checked. `named`: SRC as the user named it, which the line says."""
     recorded = attrs.get("rows")
     if not isinstance(recorded, dict) or rows is None or recorded.get("digest") == rows["digest"]:
         return
     started = (attrs.get("base_config") or {}).get("src")
     counts = f"{rows['rows']} rows here, {recorded.get('rows')} then; " if recorded.get("rows") != rows["rows"] else ""
-    raise UserError(f"study '{cfg.study}': the data {cfg.train.src} holds other rows than "
+    raise UserError(f"study '{cfg.study}': the data {named or cfg.train.src} holds other rows than "
                     + (f"{started}, the data it was started on" if started and started != cfg.train.src else
                        "the data it was started on")
                     + f" ({counts}paths, classes or split / fold columns differ): its new trials would be scored "
@@ -1237,7 +1238,7 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
     from imgcls.tune import report
 
     try:
-        study, created = open_study(cfg, space, url, rows)
+        study, created = open_study(cfg, space, url, rows, named)
     except Exception:
         # refused (another --metric, --space or fixed options than the study in --storage has) or not opened: a
         # folder this command made, holding only its trials.csv header, is removed again, as _discard_new_study
