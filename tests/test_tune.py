@@ -2705,6 +2705,25 @@ def test_a_fix_of_a_study_whose_space_draws_target_types_no_target(data, tmp_pat
     assert r.exit_code == 2 and "space key 'target' (artist): --folds needs a `fold` column" in said, r.output
     assert "imgcls tune data/splits.csv --folds all --study s-split (Python" in said, r.output
     assert "--target" not in said.split("first and tune on its table")[1] and "target=" not in said, r.output
+    # its split stratifies on every target the space draws (the trials train on either), not on artist alone
+    assert (f"run imgcls split {tmp_path / 't.csv'} --folds 5 --stratify artist,label (Python: run_split("
+            f"'{tmp_path / 't.csv'}', cfg=SplitConfig(folds=5, stratify=['artist', 'label']))) first") in said, said
+
+
+def test_a_study_whose_space_draws_target_names_one_split_in_every_trial(data, tmp_path, capsys):
+    """Each trial of a space drawing `target` (artist or label) on a table with no split column warned with a split
+    stratified on its own draw: `--stratify artist` in one trial, none in the next, two fixes for one study. Every
+    trial names the split stratified on every target the space draws."""
+    rows = pd.DataFrame({"path": [str(p) for p in sorted(data.rglob("*.png"))]})
+    rows["label"] = [Path(p).parent.name for p in rows["path"]]
+    rows["artist"] = [f"x{i % 2}" for i in range(len(rows))]
+    rows.to_csv(tmp_path / "t.csv", index=False)
+    (tmp_path / "space.yaml").write_text("target: {choice: [artist, label]}\n")
+    capsys.readouterr()
+    run_tune(tune_cfg(tmp_path / "t.csv", tmp_path, tmp_path / "space.yaml", sampler="grid"))
+    err = " ".join(capsys.readouterr().err.split())
+    fixes = re.findall(r"for a leak-free split: (imgcls split \S+( --stratify \S+)?) \(Python", err)
+    assert len(fixes) == 1 and fixes[0][1] == " --stratify artist,label", (fixes, err)
 
 
 def test_no_split_column_warning_names_tune_with_the_study(data, tmp_path, space, capsys):

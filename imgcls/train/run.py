@@ -74,7 +74,7 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
 
 def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say_skipped: bool = False,
                src: str | None = None, scanned: bool = True, study: str | None = None,
-               searched: tuple = ()) -> tuple[pd.DataFrame, tuple, list[int | None], list[tuple]]:
+               searched: dict | None = None) -> tuple[pd.DataFrame, tuple, list[int | None], list[tuple]]:
     """train's refusals of the data table `df` (manifest.load's, of cfg.src) with these options, before any image is
     decoded: its split / fold values, the --target column, its labels (none, a competition CSV's classes in a
     column of another name, fewer than 2 classes, every row unreadable), --heads multi's columns, --folds. Run by
@@ -232,7 +232,7 @@ def check_sides(cfg: TrainConfig, df: pd.DataFrame, fold: int | None, train: np.
 
 
 def say_data_notes(cfg: TrainConfig, df: pd.DataFrame, src: str, study: str | None = None,
-                   searched: tuple = ()) -> None:
+                   searched: dict | None = None) -> None:
     """The lines on what validates and the data's warnings (no split column, a leak between the split's sides, a
     class of one image, an unused --val-split) of the usable rows `df` (check_data's) with these options; `src`:
     the data as the user named it. Said by each run as its images are scanned, and by tune before its study opens,
@@ -270,15 +270,17 @@ def say_data_notes(cfg: TrainConfig, df: pd.DataFrame, src: str, study: str | No
 
 
 def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = None,
-                 study: str | None = None, searched: tuple = ()) -> tuple[str, str]:
+                 study: str | None = None, searched: dict | None = None) -> tuple[str, str]:
     """The `imgcls split` command that splits this run's data, and the `imgcls train` one that trains on its
     table, as typed, each with its Python call (options.python_too): a bare `imgcls split` reads only the
     pipeline's default input (not a train.csv given here), and a --target column (DACON's artist) is what split
     stratifies on and the table keeps for train. `folds`: a 5-fold split, all of whose folds train. `src`: the data
     as the user named it (cfg.src, made absolute for config.yaml, when not known). `study`: tune's --study, the
     second command then `imgcls tune` on the split's table of a new study, STUDY-split (STUDY itself resumed on other
-    rows than its trials scored on is refused, tune._check_rows). `searched`: the options the study's space draws:
-    the --target a trial drew is not typed in that command (tune refuses a typed option its space varies)."""
+    rows than its trials scored on is refused, tune._check_rows). `searched`: the options the study's space draws,
+    each with its values (tune.space.Space.drawn): the --target a trial drew is not typed in that command (tune
+    refuses a typed option its space varies), and the split stratifies on every target the space draws, not on
+    the one this trial (or tune's check before its study) drew: one split, the same fix in every trial."""
     from imgcls.console import sh
     from imgcls.options import python_too
     from imgcls.pipeline import PIPELINE, has_default_input
@@ -294,10 +296,13 @@ def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = No
         src = Path(src)
         splits = out = str(src.with_name(f"{src.stem}_{'folds' if folds else 'val'}{src.suffix}"))
     label = cfg.target == "label"
+    searched = searched or {}
+    strata = [str(t) for t in searched.get("target", [cfg.target])]
+    by_label = strata == ["label"]      # split's default
     split = " ".join(x for x in ("imgcls split", "" if again else sh(src), "--folds 5" if folds else "",
                                  f"--out {sh(out)}" if out else "") if x) \
-        + ("" if label else f" --stratify {sh(cfg.target)}")
-    split_cfg = ", ".join(x for x in ("folds=5" if folds else "", "" if label else f"stratify=[{cfg.target!r}]") if x)
+        + ("" if by_label else f" --stratify {sh(','.join(strata))}")
+    split_cfg = ", ".join(x for x in ("folds=5" if folds else "", "" if by_label else f"stratify={strata!r}") if x)
     split_args = ", ".join(x for x in ("" if again else repr(str(src)), repr(out) if out else "",
                                        f"cfg=SplitConfig({split_cfg})" if split_cfg else "") if x)
     step = "train" if study is None else "tune"
@@ -460,7 +465,7 @@ def _given_over_record(cfg: TrainConfig, resume, typed) -> tuple[TrainConfig, Tr
 
 
 def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: int | None = None,
-              callbacks=None, track_group: str | None = None, typed=None, searched: tuple = ()) -> Path:
+              callbacks=None, track_group: str | None = None, typed=None, searched: dict | None = None) -> Path:
     """Train (every fold with folds='all'); returns the run folder. `resume`: a run folder to continue, as
     `imgcls train --resume RUN` does: the options of `cfg` set to other than their defaults (and those `typed`) are
     laid over the run's config.yaml, as that command's flags are; the rest are the recorded ones
@@ -470,7 +475,7 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
     out of run_train after the finished epochs' last.pt / metrics.csv are written. `track_group`: a name several
     run_train calls share for cfg.tracker (tune's study: MLflow nests them under one parent run, W&B groups them;
     the data's warnings then name `imgcls tune --study` that study as their fix, not `imgcls train`; `searched`:
-    the options its space draws, which that fix does not type).
+    the options its space draws, each with its values, which that fix does not type).
     --deterministic switches torch's deterministic algorithms on for the run only (restored afterwards).
     `typed`: the options the user gave (TrainConfig.resolve's overrides; the CLI's flags): one given at its default
     where it would not act is refused too (imgcls.options.check_typed).
@@ -505,7 +510,7 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
 
 
 def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, callbacks=None,
-               track_group: str | None = None, searched: tuple = ()) -> Path:
+               track_group: str | None = None, searched: dict | None = None) -> Path:
     """run_train's work once _check_up_front passed; `resumed`: what it returned for a resume (the run folder, its
     record, the config it continues with and the folder as --resume named it), None for a new run."""
     import torch

@@ -609,7 +609,7 @@ class _Objective:
                 # the data as named, which run_train's lines say as train's (its config.yaml records it anchored)
                 run_train(TrainConfig.from_dict({**d, "src": self.named or d["src"],
                                                  "plots": d["plots"] and self.cfg.trial_plots}),
-                          track_group=self.cfg.study, searched=tuple(p.name for p in self.space.params),
+                          track_group=self.cfg.study, searched=self.space.drawn(),
                           callbacks=[*self.callbacks, TrialReporter(trial, self.cfg.metric, self.deadline)])
             trained = True
             nan_loss = diverged(run_dir)    # its metrics are argmax's first class: no objective
@@ -979,7 +979,7 @@ def _check_data(base: TrainConfig, space, study_dir: Path, study: str | None = N
     for target in keys["target"].candidates() if "target" in keys else [base.target]:
         try:
             usable = check_data(dataclasses.replace(base, target=target), df, scanned=False, src=src,
-                                study=study, searched=tuple(keys))[0]
+                                study=study, searched=space.drawn())[0]
         except UserError as e:
             if "target" not in keys:
                 raise

@@ -134,6 +134,10 @@ class Space:
     def names(self) -> list[str]:
         return [p.name for p in self.params]
 
+    def drawn(self) -> dict:
+        """Each key with the values checked when the space is read (Param.candidates): train's `searched`."""
+        return {p.name: p.candidates() for p in self.params}
+
 
 def default_space_text() -> str:
     return DEFAULT_SPACE.read_text(encoding="utf-8")
