@@ -2702,12 +2702,41 @@ def test_a_fix_of_a_study_whose_space_draws_target_types_no_target(data, tmp_pat
                                  "--img-size", "32", "--epochs", "1",
                                  "--out", str(tmp_path / "tune"), "--trials", "1", "--workers", "0", "--folds", "all"])
     said = " ".join(r.output.split())
-    assert r.exit_code == 2 and "space key 'target' (artist): --folds needs a `fold` column" in said, r.output
+    # every target the space draws lacks the fold column alike: said as train says it, not as the space key's
+    assert r.exit_code == 2 and said.startswith("error: --folds needs a `fold` column"), r.output
     assert "imgcls tune data/splits.csv --folds all --study s-split (Python" in said, r.output
     assert "--target" not in said.split("first and tune on its table")[1] and "target=" not in said, r.output
     # its split stratifies on every target the space draws (the trials train on either), not on artist alone
     assert (f"run imgcls split {tmp_path / 't.csv'} --folds 5 --stratify artist,label (Python: run_split("
             f"'{tmp_path / 't.csv'}', cfg=SplitConfig(folds=5, stratify=['artist', 'label']))) first") in said, said
+
+
+@pytest.mark.parametrize("split, extra, words", [
+    ("val", [], "no training images; check the split"),
+    (None, ["--folds", "0"], "no training images in fold 0; check the split"),
+    ("artist", [], "space key 'target' (artist): no training images; check the split")])
+def test_a_side_every_searched_target_lacks_is_not_blamed_on_the_space_key(data, tmp_path, split, extra, words):
+    """A table whose rows are all validation rows (or all of fold 0) has no training image whatever target a trial
+    draws, yet tune's check before the study named `space key 'target' (artist)` as the cause. The refusal every
+    target the space draws has alike is train's line; one a single target has (artist's training rows unlabelled)
+    still names the space key."""
+    rows = pd.DataFrame({"path": [str(p) for p in sorted(data.rglob("*.png"))]})
+    rows["label"] = [Path(p).parent.name for p in rows["path"]]
+    rows["artist"] = [f"x{i % 2}" for i in range(len(rows))]
+    rows["split"] = "val" if split == "val" else ["val" if i % 2 else "train" for i in range(len(rows))]
+    if split is None:
+        rows["fold"] = 0
+    elif split == "artist":         # artists only on the validation rows (two of them)
+        rows["artist"] = [f"x{i // 2 % 2}" if i % 2 else "" for i in range(len(rows))]
+    rows.to_csv(tmp_path / "t.csv", index=False)
+    (tmp_path / "space.yaml").write_text(SPACE + "target: {choice: [artist, label]}\n")
+    r = CliRunner().invoke(app, ["tune", str(tmp_path / "t.csv"), "--study", "s",
+                                 "--space", str(tmp_path / "space.yaml"), "--model", "test_resnet", "--no-pretrained",
+                                 "--img-size", "32", "--epochs", "1", "--out", str(tmp_path / "tune"), "--trials", "1",
+                                 "--workers", "0", *extra])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and said == f"error: {words}", r.output
+    assert not (tmp_path / "tune").exists()
 
 
 def test_a_study_whose_space_draws_target_names_one_split_in_every_trial(data, tmp_path, capsys):

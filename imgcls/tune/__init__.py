@@ -963,7 +963,8 @@ def _check_data(base: TrainConfig, space, study_dir: Path, study: str | None = N
     an output folder under the data's folders (the study's), made once before the study opens: one line, not the
     first trial's error (in a resumed study each trial failed on it and the next ran). Returns the table as read
     (no image scanned; check_data's checks leave it as it is), which rows_digest digests, and its usable rows (None
-    where the space draws --target: each target's rows are its own), whose warnings _check_up_front says.
+    where the space draws --target: each target's rows are its own), whose warnings _check_up_front says. A
+    refusal of one target the space draws names that space key; one every target has alike is said as train's.
     `study`: tune's --study, which a fix's command names (`imgcls tune SPLITS --study S-split`; None: train's).
     `src`: the data as the user named it, which the lines say (base.src, anchored, when not known)."""
     import dataclasses
@@ -976,14 +977,23 @@ def _check_data(base: TrainConfig, space, study_dir: Path, study: str | None = N
     with quiet_for(True):
         df = mf.load(base.src, mf.LayoutOptions(), scan=False, announce=False, max_pixels=base.max_pixels)
     check_output_location(study_dir, *mf.input_folders(df))
-    for target in keys["target"].candidates() if "target" in keys else [base.target]:
+    targets = keys["target"].candidates() if "target" in keys else [base.target]
+    refused = {}
+    for target in targets:
         try:
             usable = check_data(dataclasses.replace(base, target=target), df, scanned=False, src=src,
                                 study=study, searched=space.drawn())[0]
         except UserError as e:
             if "target" not in keys:
                 raise
-            raise type(e)(f"space key 'target' ({option_text(target)}): {e}") from None
+            refused[target] = e
+    if refused:
+        target, e = next(iter(refused.items()))
+        # every target the space draws refused alike (a side with no image, no fold column): the data's or the
+        # fixed options' fault, said as train says it, not the space key's
+        if len(refused) == len(set(targets)) and len({str(x) for x in refused.values()}) == 1:
+            raise e
+        raise type(e)(f"space key 'target' ({option_text(target)}): {e}") from None
     return df, (usable if "target" not in keys else None)
 
 
