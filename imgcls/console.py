@@ -89,7 +89,8 @@ def refuse_torchrun(command: str) -> None:
     their library entries run in whichever processes a torchrun script calls them (rank 0 predicting after a DDP
     train), but run_tune, whose processes' trials would train as one DDP run. The one place that says why each
     command refuses and what to run instead: a command with a reason of its own (tune, with its Python half) is in
-    the table below, every other one gets the common reason."""
+    the table below, every other one gets the common reason, and so does a flag's other job (`imgcls tune
+    --show-space`, which prints the space: no study; cli.common.command's modes)."""
     if not under_torchrun():
         return
     from imgcls.errors import UserError

@@ -69,14 +69,16 @@ def test_tune_cli_refuses_before_reading_its_config(tmp_path, monkeypatch):
 @pytest.mark.timeout(60)
 def test_tune_show_space_refuses_torchrun_said_once_per_machine(monkeypatch):
     """`imgcls tune --show-space` printed the space and returned before run_tune's refusal: under torchrun every
-    process printed it. The command line refuses tune before any work, --show-space too, with tune's own reason
-    (console.refuse_torchrun), said once per machine; as one process it prints the space."""
+    process printed it. The command line refuses tune before any work, --show-space too, said once per machine; as
+    one process it prints the space. --show-space opens no study: its refusal is every one-process command's (each
+    process would print it), not tune's study workers and --storage, which gave it a fix of no use."""
     from imgcls.tune.space import default_space_text
     call = ["tune", "--show-space"]
     assert_said_once_per_machine(monkeypatch, [call])
     said = refusal(monkeypatch, call)
-    assert said.startswith("error: imgcls tune does not run under torchrun (each of its processes would join the "
-                           "study") and "--storage" in said and "(Python:" in said, said
+    assert said == ("error: imgcls tune --show-space does not run under torchrun (each of its 2 processes would do "
+                    "all of the work; only imgcls train and imgcls clean share theirs among them); run it as one "
+                    "process: the same imgcls tune --show-space command without torchrun"), said
     monkeypatch.setenv("WORLD_SIZE", "1")
     r = CliRunner().invoke(app, call)
     assert r.exit_code == 0 and r.output == default_space_text()

@@ -140,7 +140,7 @@ app = typer.Typer(cls=_OneLineErrors, add_completion=False, no_args_is_help=True
 
 
 def command(name: str | None = None, *, options: dict | None = None, group: typer.Typer | None = None,
-            **kwargs) -> Callable:
+            modes: tuple[str, ...] = (), **kwargs) -> Callable:
     """Register a command on `app` (`group`: on that sub-app, e.g. `imgcls models`, named by its info.name); a
     UserError becomes one red line and exit code 2 (no traceback), Ctrl-C or SIGTERM one `interrupted:` line.
 
@@ -148,7 +148,9 @@ def command(name: str | None = None, *, options: dict | None = None, group: type
     its declarations (imgcls.options: defaults, choices, ranges, help, panel) and appended to the function's own
     parameters; the function receives `cfg=imgcls.options.Given(...)` (the values, and which were typed).
     `(Config, ("a", "b"))` instead of a class: only those fields. A name taken by the function's own parameters or
-    by an earlier class is not that class's flag: it keeps its default (the command passes it on if it must)."""
+    by an earlier class is not that class's flag: it keeps its default (the command passes it on if it must).
+    `modes`: the function's own flags that make it another job (tune's show_space: print the space and exit),
+    named with the command in its torchrun refusal, which then gives the common reason, not the command's own."""
     options = {key: (v if isinstance(v, tuple) else (v, None)) for key, v in (options or {}).items()}
 
     def deco(fn: Callable) -> Callable:
@@ -179,7 +181,8 @@ def command(name: str | None = None, *, options: dict | None = None, group: type
                 from imgcls.fsutil import check_file_name_encoding
                 check_file_name_encoding()  # every command reads or writes file names
                 if what not in TORCHRUN_COMMANDS:
-                    refuse_torchrun(what)   # each torchrun process would run it whole, into the same output
+                    # each torchrun process would run it whole, into the same output
+                    refuse_torchrun(" ".join([what, *("--" + m.replace("_", "-") for m in modes if kw.get(m))]))
                 if options:
                     ctx = kw.pop(CTX, None)   # flags typed on the command line (compared by name: typer vendors click)
                     given = set() if ctx is None else {

@@ -37,7 +37,9 @@ EPILOG = f"""Examples:
 TRIAL_FLAGS = tuple(n for n in cli_fields(TrainConfig) if n not in ("out", "sampler", "name", "metric", "exist_ok"))
 
 
-@command("tune", epilog=EPILOG, options={"cfg": TuneConfig, "train": (TrainConfig, TRIAL_FLAGS)})
+# --show-space prints the space, no study: under torchrun it is refused as every one-process command is
+@command("tune", epilog=EPILOG, options={"cfg": TuneConfig, "train": (TrainConfig, TRIAL_FLAGS)},
+         modes=("show_space",))
 def tune(src: OptSrc = None,
          show_space: Annotated[bool, typer.Option("--show-space", help="Print the default search space and exit.",
                                                   rich_help_panel=SEARCH)] = False,
