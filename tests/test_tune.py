@@ -1517,6 +1517,35 @@ def test_run_tune_from_a_runs_config_yaml_starts_as_imgcls_tune_config_does(data
         tune_mod.run_tune(TuneConfig(study="s", space=str(space), out=str(tmp_path / "tune"), train=base))
 
 
+def test_the_config_file_is_read_once_and_a_python_caller_s_options_are_laid_over_it(data, tmp_path, space,
+                                                                                     monkeypatch):
+    """`imgcls tune --config FILE` read FILE in the command (TrainConfig.resolve) and again in run_tune (its values,
+    for the options the space replaces), and run_tune(TuneConfig(config=FILE, train=TrainConfig(batch_size=4)))
+    trained with none of FILE's options while naming them as replaced. run_tune reads it, once, for both: the
+    caller's options (the flags typed) laid over its values, as `--config FILE --batch-size 4`. (The search itself
+    is not run.)"""
+    import imgcls.tune as tune_mod
+    seen = []
+    monkeypatch.setattr(tune_mod, "_search", lambda cfg, *a, **k: seen.append(cfg) or tmp_path / "tune" / "s")
+    conf = tmp_path / "best_config.yaml"
+    TrainConfig(**{**TINY, "lr": 0.003}, src=str(data), epochs=1).save(conf)
+    reads = []
+    read_text = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: (reads.append(self) if self == conf else None)
+                        or read_text(self, *a, **k))
+    r = CliRunner().invoke(app, ["tune", "--study", "s", "--space", str(space), "--out", str(tmp_path / "tune"),
+                                 "--config", str(conf), "--batch-size", "4"])
+    assert r.exit_code == 0 and len(reads) == 1, (reads, r.output)
+    run_tune(TuneConfig(study="s", space=str(space), out=str(tmp_path / "tune"), config=str(conf),
+                        train=TrainConfig(batch_size=4)))
+    run_tune(TuneConfig(study="s", space=str(space), out=str(tmp_path / "tune"), config=str(conf),
+                        train=TrainConfig.resolve({"batch_size": 4}, config=conf)))    # the file read by the caller
+    assert len(seen) == 3 and seen[0].train == seen[1].train == seen[2].train, [c.train for c in seen]
+    assert seen[1].train.model == "test_resnet" and seen[1].train.batch_size == 4 and seen[1].typed == {"batch_size"}
+    with pytest.raises(UserError, match=r"config file .*missing.yaml does not exist"):    # not read as no options
+        run_tune(TuneConfig(study="s", space=str(space), out=str(tmp_path / "tune"), config=str(tmp_path /
+                                                                                            "missing.yaml")))
+
 def test_a_python_callers_fixed_option_the_space_varies_is_refused_as_the_typed_flag_is(data, tmp_path, space,
                                                                                          monkeypatch):
     """`imgcls tune --lr 0.005` with a space over lr is refused (each trial's draw replaces it: it acts nowhere),

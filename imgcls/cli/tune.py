@@ -56,8 +56,9 @@ def tune(src: OptSrc = None,
     overrides = train.explicit()
     if src is not None:
         overrides["src"] = str(src)
-    # run_tune checks it with the space, and sets aside the --config file's name / out (a run's config.yaml's)
-    base = TrainConfig.resolve(overrides, config=config, validate=False)
+    # the --config file is run_tune's to read (once), as a Python caller's: it lays these flags over the file's
+    # values, checks them with the space, and sets aside the file's name / out (a run's config.yaml's)
+    base = TrainConfig.from_dict(overrides) if config else TrainConfig.resolve(overrides, validate=False)
     tc = cfg.build(train=base, typed=frozenset(train.given), search_typed=frozenset(cfg.given),
                    config=str(config) if config else None)
     # Ctrl-C: the running trial is recorded interrupted (rerun when the study resumes), run_tune says its

@@ -655,32 +655,41 @@ class TrainConfig:
         return d
 
     @classmethod
-    def load(cls, path) -> "TrainConfig":
+    def load(cls, path, written: dict | None = None) -> "TrainConfig":
+        """`written`: the file's mapping where the caller read it already (read_mapping, read_config)."""
         path = Path(path)
-        d = cls.read_mapping(path)
+        d = cls.read_mapping(path) if written is None else written
         try:
             return cls.from_dict(cls._older_record(d))
         except UserError as e:
             raise UserError(f"{path}: {e}") from None
 
     @classmethod
+    def read_config(cls, config: str | Path) -> dict:
+        """A --config file's mapping as written, its one read (resolve's, or run_tune's, which passes it to resolve
+        as `written`): another step's record or a folder refused in one line."""
+        cls._refuse_not_a_config(config)
+        return cls.read_mapping(Path(config))
+
+    @classmethod
     def resolve(cls, overrides: dict | None = None, config: str | Path | None = None,
                 resume: str | Path | None = None, validate: bool = True,
-                record: "TrainConfig | None" = None) -> "TrainConfig":
+                record: "TrainConfig | None" = None, written: dict | None = None) -> "TrainConfig":
         """The run's options: a --resume run's config.yaml, else a --config file, else the defaults; `overrides`
         (the flags given) replace what they name; an option of the file that acts only with a value a flag
         changed (its smoothing under --loss ce) keeps its default, and says so. Checked before it is returned
         (`validate` False: imgcls tune, which checks its fixed options together with its search space). `record`:
-        the resumed run's config.yaml where the caller read it already (run_train: read once)."""
+        the resumed run's config.yaml where the caller read it already (run_train: read once); `written`: the
+        --config file's mapping so (read_config; run_tune: read once)."""
         overrides = dict(overrides or {})
         refuse_config_with_resume(config, resume)
         if resume is not None:
             d = (record if record is not None else cls.load(resume_record(resume))).to_dict()
         elif config is not None:
-            cls._refuse_not_a_config(config)
+            written = cls.read_config(config) if written is None else written
             # a run's record of how it ran (another machine's weights file, workers, AMP) is no option of the run
             # started from it: train records its own (tune's study would fix it for every trial)
-            d = {**cls.load(config).to_dict(), **dict.fromkeys(cls.RECORDS)}
+            d = {**cls.load(config, written).to_dict(), **dict.fromkeys(cls.RECORDS)}
         else:
             d = {}
         if overrides.get("init_from") and resume is None and config is None:

@@ -96,8 +96,10 @@ class TuneConfig:
     keep: str = option("best-3", panel=STUDY,
                        help="best-K: only the K best trials keep their checkpoints; all: every trial keeps them.")
     config: str | None = option(None, cli=False,
-                                help="The --config file `train` was read from: the options of it the space varies "
-                                     "are named, as each trial's draw replaces their values.")
+                                help="A train config file (--config: a run's config.yaml, a study's "
+                                     "best_config.yaml), read once by run_tune: `train`'s own options are laid "
+                                     "over its values as train's flags are (_lay_over_the_config); the options of "
+                                     "it the space varies are named, as each trial's draw replaces their values.")
     typed: frozenset | None = option(None, cli=False,
                                      help="The fixed train options typed on the command line: one that would act in "
                                           "no trial is refused even at its default value, as imgcls train refuses "
@@ -1123,11 +1125,13 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     from imgcls.console import refuse_torchrun
     refuse_torchrun("imgcls tune")     # its why and fix (the command line refuses it too: cli.common.command)
     cfg = copy.deepcopy(cfg)
-    from imgcls.outputs import read_yaml
-    recorded = read_yaml(Path(cfg.config)) if cfg.config else {}     # the --config file's values, read once here
-    _set_aside_the_configs_run_folder(cfg, recorded)
+    # the --config file's values, read once here (the command line passes its path, as a Python caller does)
+    recorded = TrainConfig.read_config(cfg.config) if cfg.config else {}
     if cfg.typed is None:
         cfg.typed = _set_by_the_caller(cfg, recorded)
+    if cfg.config:
+        _lay_over_the_config(cfg, recorded)
+    _set_aside_the_configs_run_folder(cfg, recorded)
     from imgcls.console import said_once
     # train's lines said once for the study: the data's warnings, said by _check_data before the study opens, and
     # each trial's set-up lines (_search)
@@ -1152,9 +1156,21 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
             optuna.logging.set_verbosity(verbosity)
 
 
+def _lay_over_the_config(cfg: TuneConfig, recorded: dict) -> None:
+    """cfg.train's own options laid over cfg.config's values (`recorded`: its mapping, run_tune's one read of it),
+    as imgcls train lays its flags over its --config (TrainConfig.resolve): those typed (cfg.typed, even at their
+    defaults) and every one set to other than its default (the data, a Python caller's; a train read from the file
+    itself, TrainConfig.resolve(config=FILE), gives the file's own values again). The command line and a Python
+    caller alike: TuneConfig(config=FILE, train=TrainConfig(lr=0.005)) is `imgcls tune --config FILE --lr 0.005`."""
+    from imgcls.options import set_options
+    given = dict.fromkeys([*cfg.typed, *set_options(cfg.train)])
+    cfg.train = TrainConfig.resolve({n: getattr(cfg.train, n) for n in given}, config=cfg.config, written=recorded,
+                                    validate=False)
+
+
 def _set_aside_the_configs_run_folder(cfg: TuneConfig, recorded: dict) -> None:
     """The train's name / out / exist_ok that are cfg.config's own (a run's config.yaml records its folder, and
-    TrainConfig.resolve(config=FILE) reads them) go back to their defaults: each trial's folder is a new
+    _lay_over_the_config takes them) go back to their defaults: each trial's folder is a new
     OUT/STUDY/trial_NNNN, and they are no caller's choice to refuse (TuneConfig.validate refuses one given).
     `imgcls tune --config RUN/config.yaml` and its Python form alike; run_tune's copy only. `recorded`:
     cfg.config's values, {} without one."""
