@@ -473,8 +473,8 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
 def _requested_shares(cfg: SplitConfig, file: Path, table: pd.DataFrame, given, recorded: dict) -> list[str]:
     """Set `cfg`'s val / test (the balance table's targets) to the shares the checked table's split asked for: each
     typed (`given`: --val / --test), else recorded by split in the summary beside `file` (`recorded`: _recorded),
-    else the table's own share of the rows it splits, said in one line: a split's own table measured against its observed
-    0.79 / 0.21 read a 1.7% gap as 0.7%. Returns the names set to the table's own shares: a --fix records them
+    else the table's own share of the rows it splits, said in one line: a split's own table measured against its
+    observed 0.79 / 0.21 read a 1.7% gap as 0.7%. Returns the names set to the table's own shares: a --fix records them
     (balance_targets_inferred) beside its config's val / test, which are those shares, not any asked for."""
     used = sides(table) != ""
     names = ("test",) if cfg.folds else ("val", "test")     # a k-fold table's val is its fold 0
