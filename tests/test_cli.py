@@ -719,6 +719,43 @@ def test_a_sigterm_handled_inside_a_finalizer_still_stops_the_step():
     assert "went on" not in err and "Exception ignored" not in err and "Traceback" not in err, r.stderr
 
 
+def test_a_forked_child_ends_by_sigterm_though_a_thread_held_the_handler_s_lock_at_the_fork():
+    """A child forked (a DataLoader's worker, a pool's) while send_again's thread held the handler's lock inherits
+    the lock held by a thread it does not have: its SIGTERM (the pool's terminate, `timeout`'s to the group) waited
+    for it for ever in the inherited handler, a worker left running. The child ends by SIGTERM at once."""
+    import signal
+    script = (
+        "import os, signal, sys, threading, time\n"
+        "from imgcls.cli.common import sigterm_interrupts\n"
+        "with sigterm_interrupts('imgcls demo'):\n"
+        "    handler, held, free = signal.getsignal(signal.SIGTERM), threading.Event(), threading.Event()\n"
+        "    def hold():\n"
+        "        with handler.lock:\n"
+        "            held.set()\n"
+        "            free.wait()\n"
+        "    threading.Thread(target=hold, daemon=True).start()\n"
+        "    held.wait()\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        time.sleep(30)\n"
+        "        os._exit(0)\n"
+        "    free.set()\n"
+        "    time.sleep(0.5)\n"
+        "    os.kill(pid, signal.SIGTERM)\n"
+        "    for _ in range(200):\n"
+        "        done, status = os.waitpid(pid, os.WNOHANG)\n"
+        "        if done:\n"
+        "            print('child', os.waitstatus_to_exitcode(status))\n"
+        "            break\n"
+        "        time.sleep(0.05)\n"
+        "    else:\n"
+        "        os.kill(pid, signal.SIGKILL)\n"
+        "        print('child still running')\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "300"}
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and r.stdout.split() == ["child", str(-signal.SIGTERM)], (r.stdout, r.stderr)
+
+
 def test_a_sigterm_whose_interruption_vanished_still_ends_the_process_by_sigterm():
     """The handler's Terminated can vanish without a trace: Python code that C calls (a lookup that clears every
     error, as PyObject_HasAttr does in 3.11) ran the handler, or unraisable's timer was outrun by the step's end. A

@@ -226,12 +226,12 @@ class _SigtermInterrupts:
         import signal
 
         from imgcls.process import end_by_sigterm
+        if os.getpid() != self.pid:     # before the lock: a child forked while send_again held it never gets it
+            end_by_sigterm()
+            return
         with self.lock:
             self.pending = False
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        if os.getpid() != self.pid:
-            end_by_sigterm()
-            return
         if callable(signal.getsignal(signal.SIGCHLD)):
             # torch's DataLoader handler: the workers the same SIGTERM ended (`timeout` signals the whole process
             # group) raised its RuntimeError 'DataLoader worker (pid N) is killed by signal: Terminated' over this
