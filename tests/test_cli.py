@@ -719,6 +719,44 @@ def test_a_sigterm_handled_inside_a_finalizer_still_stops_the_step():
     assert "went on" not in err and "Exception ignored" not in err and "Traceback" not in err, r.stderr
 
 
+def test_a_sigterm_that_comes_while_a_swallowed_one_is_armed_again_still_stops_the_step():
+    """unraisable arms a swallowed Terminated again (the handler set back, send_again's thread started): a SIGTERM
+    in the middle of that (send_again's next one while a second finalizer swallowed one, a second `kill`) ran the
+    handler inside the hook, where its Terminated is lost too ('Exception ignored in sys.unraisablehook'), and
+    nothing sent it again: the step ran on to its end. It is armed again and stops the step."""
+    import signal
+    import time
+    script = (
+        "import gc, os, signal, sys, threading, time, typer\n"
+        "from imgcls.cli.common import one_line_errors, sigterm_interrupts\n"
+        "start = threading.Thread.start\n"
+        "def start_after_a_sigterm(thread):\n"    # a SIGTERM as the hook starts send_again's thread
+        "    threading.Thread.start = start\n"
+        "    signal.raise_signal(signal.SIGTERM)\n"
+        "    start(thread)\n"
+        "class Finalized:\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        sum(range(100000))\n"
+        "try:\n"
+        "    with one_line_errors('imgcls demo'), sigterm_interrupts('imgcls demo'):\n"
+        "        threading.Thread.start = start_after_a_sigterm\n"
+        "        Finalized()\n"
+        "        gc.collect()\n"
+        "        time.sleep(30)\n"
+        "        print('the step went on to its end', file=sys.stderr)\n"
+        "except typer.Exit as e:\n"
+        "    sys.exit(e.exit_code)\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "300"}
+    began = time.monotonic()
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    err = " ".join(r.stderr.split())
+    assert r.returncode == -signal.SIGTERM, (r.returncode, r.stderr)
+    assert "interrupted: imgcls demo stopped before it finished (SIGTERM)" in err, r.stderr
+    assert time.monotonic() - began < 25, r.stderr
+    assert "went on" not in err and "Exception ignored" not in err and "Traceback" not in err, r.stderr
+
+
 def test_a_forked_child_ends_by_sigterm_though_a_thread_held_the_handler_s_lock_at_the_fork():
     """A child forked (a DataLoader's worker, a pool's) while send_again's thread held the handler's lock inherits
     the lock held by a thread it does not have: its SIGTERM (the pool's terminate, `timeout`'s to the group) waited

@@ -245,18 +245,27 @@ class _SigtermInterrupts:
         which may be a finalizer's (a __del__, a weakref callback: torch's DataLoader iterator, a pool's executor),
         where the raised Terminated is only printed ('Exception ignored in') and the step ran on to its end, exit 0.
         It is raised again outside it: this handler set back, the signal sent again from a thread (sent from here,
-        it would be raised in this hook, where it is ignored too) until the handler runs (send_again)."""
+        it would be raised in this hook, where it is ignored too) until the handler runs (send_again). A SIGTERM
+        that runs the handler here, once it is set back (send_again's, a second `kill`), is armed again alike."""
         if isinstance(unraisable.exc_value, Terminated) and os.getpid() == self.pid:
-            import signal
-            import threading
-            with self.lock:
-                self.pending = True
-                signal.signal(signal.SIGTERM, self)
-            if self.again is None or not self.again.is_alive():
-                self.again = threading.Thread(target=self.send_again, daemon=True)
-                self.again.start()
-            return
+            while True:
+                try:
+                    self.arm()
+                    return
+                except Terminated:
+                    pass
         self.hook(unraisable)
+
+    def arm(self) -> None:
+        """A swallowed Terminated pending: the handler set back, send_again's thread running."""
+        import signal
+        import threading
+        with self.lock:
+            self.pending = True
+            signal.signal(signal.SIGTERM, self)
+        if self.again is None or not self.again.is_alive():
+            self.again = threading.Thread(target=self.send_again, daemon=True)
+            self.again.start()
 
     def send_again(self, every_s: float = 0.05, tries: int = 600) -> None:
         """SIGTERM to the main thread every `every_s` while a swallowed Terminated is pending: one sent once can
