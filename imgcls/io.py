@@ -60,7 +60,7 @@ so a warm run gives a cold run's numbers; a file written without it counts as 1.
 (ModelMeta.decode_version, 1 where absent) and predict / export warn of a run trained on another. 2: a PNG's
 transparent colour key (tRNS) is flattened onto the background (68e20c8)."""
 
-SCAN_VERSION = 4
+SCAN_VERSION = 5
 """Bump when probe records other scan columns (width, height, mode, format; an error for a file it read) for some
 unchanged file. A step that takes an earlier scan of unchanged files rather than read them again
 (manifest.reuse_scan: eda or clean run again into the same --out, readable rows only) records it beside its manifest
@@ -68,7 +68,7 @@ unchanged file. A step that takes an earlier scan of unchanged files rather than
 written without it counts as 1. 2: a PNG's orientation after its pixels (an XMP or raw EXIF text chunk) turns its
 recorded size as load_rgb turns it. 3: a PNG row of an unknown filter type, or an interlaced PNG short of rows,
 is unreadable. 4: so is a PNG whose IDAT chunks another chunk splits, an IDAT before the IHDR, an interlace method
-other than 0 and 1."""
+other than 0 and 1. 5: so is a PNG whose IDAT chunks run straight into an fdAT out of sequence."""
 
 # We bound pixel counts ourselves (--max-pixels), so a bomb is reported by path, not raised from deep inside PIL, and
 # an image over PIL's limit (raised --max-pixels) still decodes. PIL's own guard (Image.MAX_IMAGE_PIXELS, its
@@ -554,9 +554,9 @@ def _check_png_data(path, slice_bytes: int = 1 << 20) -> dict:
     """Inflate a PNG's IDAT stream without keeping it (memory stays at one slice): a zlib error, a stream that ends
     early or one shorter than the image's rows (each Adam7 pass's, interlaced), a row whose filter byte is not 0-4,
     an IDAT before the header or after another chunk that ended the first IDATs (PIL's pixel data ends there), an
-    interlace method other than 0 and 1 are corrupt even when every chunk's CRC is right. Returns the info of the
-    chunks after the first IDAT that may hold an orientation (an eXIf, an EXIF or XMP text: _png_chunk_info; {}:
-    none)."""
+    fdAT straight after them out of its APNG sequence (PIL reads it as pixel data), an interlace method other than
+    0 and 1 are corrupt even when every chunk's CRC is right. Returns the info of the chunks after the first IDAT
+    that may hold an orientation (an eXIf, an EXIF or XMP text: _png_chunk_info; {}: none)."""
     d = zlib.decompressobj()
     total = 0
     rows: list[tuple[int, int, int]] = []
@@ -564,6 +564,7 @@ def _check_png_data(path, slice_bytes: int = 1 << 20) -> dict:
     after = None        # the chunk that ended the run of IDATs
     seen = False        # an IDAT read
     split = False       # an IDAT after it, not read (PIL does not read it)
+    frame = None        # the sequence number of the last APNG frame header (fcTL) before the IDATs
     late: list[tuple[bytes, bytes]] = []
 
     def corrupt(what: str) -> ImageReadError:
@@ -593,8 +594,20 @@ def _check_png_data(path, slice_bytes: int = 1 << 20) -> dict:
             if ctype != b"IDAT":
                 if ctype == b"IEND":
                     break
+                if ctype == b"fcTL" and not seen and length >= 4:
+                    frame = struct.unpack(">I", fh.read(4))[0]
+                    fh.seek(length, os.SEEK_CUR)
+                    continue
                 if seen and after is None:
                     after = ctype.decode("latin-1")
+                    if ctype == b"fdAT":
+                        # PIL's loader reads it as more pixel data, and fails where its number does not follow the
+                        # last fcTL's (none: every number)
+                        seq = fh.read(min(length, 4))
+                        fh.seek(-len(seq), os.SEEK_CUR)
+                        if frame is None or len(seq) < 4 or struct.unpack(">I", seq)[0] != frame + 1:
+                            raise corrupt("pixel data (IDAT) runs straight into an APNG frame's data (fdAT) out of "
+                                          "its sequence (its own fcTL header missing)")
                 if total and ctype in _PNG_META_CHUNKS:
                     data = fh.read(length)
                     fh.seek(4, os.SEEK_CUR)

@@ -478,6 +478,39 @@ def test_a_png_whose_chunks_pil_does_not_read_as_pixels_is_unreadable_in_the_sca
     assert imgio.probe(whole)["error"] == "" and imgio.load_rgb(whole).size == (w, h)
 
 
+def test_a_png_whose_pixel_data_runs_into_an_apng_frame_s_data_is_unreadable_in_the_scan(tmp_path):
+    """PIL's loader reads an fdAT chunk (an APNG frame's data) straight after the IDATs as more of the image's
+    pixel data, and fails on one whose sequence number does not follow the last fcTL's (the frame header; none
+    before it: 'APNG contains frame sequence errors'): the scan, which stopped at it, recorded the file readable and
+    every step failed to load it. It is unreadable in the scan; one in sequence, and an APNG whose frames each
+    follow their own fcTL, load and are readable as before."""
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    w, h = 12, 5
+    z = zlib.compress(b"".join(b"\x00" + bytes(range(w * 3)) for _ in range(h)))
+    ihdr = chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+    fctl = chunk(b"fcTL", struct.pack(">IIIIIHHBB", 0, w, h, 0, 0, 1, 10, 0, 0))
+    said = "truncated or corrupt: PNG pixel data (IDAT) runs straight into an APNG frame's data (fdAT) out of its " \
+           "sequence (its own fcTL header missing)"
+    for name, head, seq, error in (("no_fctl.png", b"", 1, said), ("out_of_sequence.png", fctl, 5, said),
+                                   ("in_sequence.png", fctl, 1, "")):
+        p = tmp_path / name
+        p.write_bytes(b"\x89PNG\r\n\x1a\n" + ihdr + head + chunk(b"IDAT", z)
+                      + chunk(b"fdAT", struct.pack(">I", seq) + z) + chunk(b"IEND", b""))
+        assert imgio.probe(p)["error"] == error, name
+        if error:
+            with pytest.raises(imgio.ImageReadError):
+                imgio.load_rgb(p)
+        else:
+            assert imgio.load_rgb(p).size == (w, h)
+    frames = [Image.new("RGB", (w, h), c) for c in ("red", "green", "blue")]
+    for default_image in (False, True):
+        frames[0].save(tmp_path / "a.png", save_all=True, append_images=frames[1:], default_image=default_image)
+        assert imgio.probe(tmp_path / "a.png")["error"] == "" and imgio.load_rgb(tmp_path / "a.png").size == (w, h)
+
+
 def test_a_rerun_does_not_take_an_older_scans_readable_record_of_a_png_row_of_an_unknown_filter_type(tmp_path):
     """eda or clean run again into the same --out take an earlier scan's readable rows (manifest.reuse_scan): a scan
     from before the scan read the rows' filter bytes recorded such a PNG readable, and the rerun kept it so. The
