@@ -67,8 +67,8 @@ unchanged file. A step that takes an earlier scan of unchanged files rather than
 (manifest.scan_record) and takes only a scan of this version, so a rerun records what a fresh scan would; one
 written without it counts as 1. 2: a PNG's orientation after its pixels (an XMP or raw EXIF text chunk) turns its
 recorded size as load_rgb turns it. 3: a PNG row of an unknown filter type, or an interlaced PNG short of rows,
-is unreadable. 4: so is a PNG whose IDAT chunks another chunk splits, an IDAT before the IHDR, an interlace method
-other than 0 and 1. 5: so is a PNG whose IDAT chunks run straight into an fdAT out of sequence."""
+is unreadable. 4: so is a PNG whose IDAT chunks another chunk splits, an IDAT before the IHDR. 5: so is a PNG
+whose IDAT chunks run straight into an fdAT out of sequence."""
 
 # We bound pixel counts ourselves (--max-pixels), so a bomb is reported by path, not raised from deep inside PIL, and
 # an image over PIL's limit (raised --max-pixels) still decodes. PIL's own guard (Image.MAX_IMAGE_PIXELS, its
@@ -554,9 +554,10 @@ def _check_png_data(path, slice_bytes: int = 1 << 20) -> dict:
     """Inflate a PNG's IDAT stream without keeping it (memory stays at one slice): a zlib error, a stream that ends
     early or one shorter than the image's rows (each Adam7 pass's, interlaced), a row whose filter byte is not 0-4,
     an IDAT before the header or after another chunk that ended the first IDATs (PIL's pixel data ends there), an
-    fdAT straight after them out of its APNG sequence (PIL reads it as pixel data), an interlace method other than
-    0 and 1 are corrupt even when every chunk's CRC is right. Returns the info of the chunks after the first IDAT
-    that may hold an orientation (an eXIf, an EXIF or XMP text: _png_chunk_info; {}: none)."""
+    fdAT straight after them out of its APNG sequence (PIL reads it as pixel data) are corrupt even when every
+    chunk's CRC is right (an interlace method other than 0 is read as Adam7's rows, as PIL reads it). Returns the
+    info of the chunks after the first IDAT that may hold an orientation (an eXIf, an EXIF or XMP text:
+    _png_chunk_info; {}: none)."""
     d = zlib.decompressobj()
     total = 0
     rows: list[tuple[int, int, int]] = []
@@ -587,8 +588,6 @@ def _check_png_data(path, slice_bytes: int = 1 << 20) -> dict:
             if ctype == b"IHDR":
                 ihdr = struct.unpack(">IIBBBBB", fh.read(13))
                 fh.seek(length - 13 + 4, os.SEEK_CUR)
-                if ihdr[6] > 1:
-                    raise corrupt(f"header names interlace method {ihdr[6]} (0: none, 1: Adam7)")
                 rows = _png_rows(ihdr)
                 continue
             if ctype != b"IDAT":

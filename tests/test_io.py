@@ -450,10 +450,11 @@ def test_a_png_row_of_an_unknown_filter_type_is_unreadable_in_the_scan(tmp_path)
 
 def test_a_png_whose_chunks_pil_does_not_read_as_pixels_is_unreadable_in_the_scan(tmp_path):
     """The scan inflated every IDAT chunk of a PNG wherever it lay, while PIL's loader reads the first run of them
-    only, after the header, and decodes interlace methods 0 and 1 only: a PNG whose IDAT data another chunk splits
-    (a tool that inserts its text chunk at a fixed offset), an IDAT before the IHDR, or an interlace method of 2
-    passed the scan and then failed every loader. Each is unreadable in the scan, by what is wrong; the IDATs of a
-    stream that ended before another chunk are no pixels of it (PIL does not read them either)."""
+    only, after the header: a PNG whose IDAT data another chunk splits (a tool that inserts its text chunk at a
+    fixed offset) or an IDAT before the IHDR passed the scan and then failed every loader. Each is unreadable in the
+    scan, by what is wrong; the IDATs of a stream that ended before another chunk are no pixels of it (PIL does not
+    read them either). PIL reads an interlace method other than 0 (2: none the format defines) as Adam7: so does
+    the scan (it refused one PIL loads), and plain rows under it are unreadable by their rows."""
     import zlib
 
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -466,7 +467,8 @@ def test_a_png_whose_chunks_pil_does_not_read_as_pixels_is_unreadable_in_the_sca
                            "PNG pixel data is split by a tEXt chunk (the IDAT chunks must follow one another)"),
              "header_last.png": (chunk(b"IDAT", z) + ihdr + end, "PNG pixel data (IDAT) before its header (IHDR)"),
              "interlace2.png": (ihdr[:20] + b"\x02" + ihdr[21:-4] + struct.pack(">I", zlib.crc32(ihdr[4:20] + b"\x02"))
-                                + chunk(b"IDAT", z) + end, "PNG header names interlace method 2 (0: none, 1: Adam7)")}
+                                + chunk(b"IDAT", z) + end,
+                                "PNG pixel data has a row of filter type 6 (0 to 4 are valid)")}
     for name, (data, said) in cases.items():
         p = tmp_path / name
         p.write_bytes(b"\x89PNG\r\n\x1a\n" + data)
@@ -476,6 +478,8 @@ def test_a_png_whose_chunks_pil_does_not_read_as_pixels_is_unreadable_in_the_sca
     whole = tmp_path / "whole_then_junk.png"
     whole.write_bytes(b"\x89PNG\r\n\x1a\n" + ihdr + chunk(b"IDAT", z) + text + chunk(b"IDAT", b"junk") + end)
     assert imgio.probe(whole)["error"] == "" and imgio.load_rgb(whole).size == (w, h)
+    adam7 = _png_of_rows(tmp_path / "adam7_as_2.png", w, h, _adam7_rows(w, h), interlace=2)
+    assert imgio.probe(adam7)["error"] == "" and imgio.load_rgb(adam7).size == (w, h)
 
 
 def test_a_png_whose_pixel_data_runs_into_an_apng_frame_s_data_is_unreadable_in_the_scan(tmp_path):
