@@ -593,16 +593,24 @@ def test_sigterm_says_ctrl_c_s_line_and_still_ends_by_sigterm(step, tmp_path):
     happened or that a rerun completes the step. Now every command says Ctrl-C's `interrupted:` line, then the
     process still ends by SIGTERM (exit 143 to a shell)."""
     import signal
-    argv, working = _sigterm_case(step, tmp_path)
-    code, err = _sigterm_once_working(tmp_path, argv, working)
-    said = " ".join(err.split())
-    assert code == -signal.SIGTERM, (code, err)
-    assert "Traceback" not in err, err
-    if f"interrupted: imgcls {step} took its SIGTERM only as it ended: its work is complete" in said:
-        return      # its Terminated vanished where C code ran the handler (test_a_sigterm_whose_interruption_vanished)
+    for attempt in (tmp_path / "first", tmp_path / "again"):
+        attempt.mkdir()
+        argv, working = _sigterm_case(step, attempt)
+        code, err = _sigterm_once_working(attempt, argv, working)
+        said = " ".join(err.split())
+        assert code == -signal.SIGTERM, (code, err)
+        assert "Traceback" not in err, err
+        # its Terminated vanished where C code ran the handler (test_a_sigterm_whose_interruption_vanished): seen
+        # once in ~10 loaded runs of ensemble; once more, where it must not
+        vanished = f"interrupted: imgcls {step} took its SIGTERM only as it ended: its work is complete" in said
+        if not vanished:
+            break
+    assert not vanished, err
+    tmp_path = attempt
     if step == "preprocess":    # its own line: what its resume journal keeps
         assert "interrupted: p keeps the" in said and "finished so far (its resume journal" in said \
-            or "interrupted: p holds no finished image yet; the same imgcls preprocess command again" in said, err
+            or "interrupted: p holds no finished image yet; the same imgcls preprocess command again" in said \
+            or "interrupted after the last image: every image is finished (360 images in p" in said, err
     elif step == "eda":         # its files are written whole at its end
         from imgcls.console import nothing_written
         assert f"interrupted: imgcls eda stopped before it finished (SIGTERM); {nothing_written('e')}" in said, err
