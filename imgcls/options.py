@@ -273,19 +273,23 @@ def _keywords_named(*named: tuple[str, Spec]) -> typing.Iterator[None]:
         raise
 
 
-def check_value(name: str, value: Any, spec: Spec, kind: str | None = None) -> None:
-    """One field: a choice among its choices, a number within its range (None passes: 'not set'). `kind`
-    (check() reads it from the field's declared type, _kind): 'int' refuses a float (epochs=1.5 passed the range
-    check and broke training with a TypeError after the data was read), 'list' a string (stratify='label' was read
-    as the columns 'l', 'a', 'b', ...): a Python caller's wrong type is one line, as the command line's. A field
-    whose flag is another word than its keyword (--samples: samples_per_class) is followed by its keyword."""
+def check_value(name: str, value: Any, spec: Spec, kind: str | None = None, takes_none: bool = True) -> None:
+    """One field: a choice among its choices, a number within its range (None passes: 'not set', where
+    `takes_none`: the field's declared type has None, _takes_none). `kind` (check() reads it from the field's
+    declared type, _kind): 'int' refuses a float (epochs=1.5 passed the range check and broke training with a
+    TypeError after the data was read), 'list' a string (stratify='label' was read as the columns 'l', 'a', 'b',
+    ...): a Python caller's wrong type is one line, as the command line's. A field whose flag is another word than
+    its keyword (--samples: samples_per_class) is followed by its keyword."""
     with _keywords_named((name, spec)):
-        _check_value(name, value, spec, kind)
+        _check_value(name, value, spec, kind, takes_none)
 
 
-def _check_value(name: str, value: Any, spec: Spec, kind: str | None = None) -> None:
+def _check_value(name: str, value: Any, spec: Spec, kind: str | None = None, takes_none: bool = True) -> None:
     """check_value's checks."""
     if value is None:
+        if not takes_none:     # epochs=None, a config.yaml's `aug: null`: a TypeError once the data was read
+            raise UserError(f"{flag(name, spec)} cannot be None; give {_wanted(spec, kind)}, or leave it out for "
+                            f"its default")
         return
     opt = flag(name, spec)
     if kind == "list" and isinstance(value, str):
@@ -295,7 +299,7 @@ def _check_value(name: str, value: Any, spec: Spec, kind: str | None = None) -> 
         raise UserError(f"{opt} must be a whole number{' ' + range_text(spec) if ranged else ''} (got {value!r})")
     if spec.choices is not None and isinstance(value, list):    # a repeatable option: each value is a choice
         for v in value:
-            _check_value(name, v, spec)
+            _check_value(name, v, spec, takes_none=False)
         return
     if spec.choices is not None and value not in spec.choices:
         raise UserError(f"unknown {opt} '{value}'; use one of: {', '.join(map(str, spec.choices))}")
@@ -314,7 +318,7 @@ def check(cfg: Any, names: typing.Iterable[str] | None = None, acting_later: typ
     whose space value is --loss label-smoothing); they are not refused for their needs here."""
     table = specs(cfg)
     for name in (table if names is None else names):
-        check_value(name, getattr(cfg, name), table[name][1], _kind(type(cfg), name))
+        check_value(name, getattr(cfg, name), table[name][1], _kind(type(cfg), name), _takes_none(type(cfg), name))
     for name in (table if names is None else names):
         if name not in acting_later:
             check_acts(cfg, name, table)
@@ -347,8 +351,8 @@ def check_arguments(step: str, required: typing.Collection[str] = (), **given: t
 
 @functools.lru_cache(maxsize=None)
 def _kind(cls, name: str) -> str | None:
-    """'int' for a field declared int (int | None too), 'list' for a list / tuple / Sequence, else None (a type
-    this module cannot resolve included: it is then not checked)."""
+    """'int' for a field declared int (int | None too), 'bool' for a bool, 'list' for a list / tuple / Sequence,
+    else None (a type this module cannot resolve included: it is then not checked)."""
     try:
         hint = _field_type(cls, name)
     except Exception:       # a name the config's module imports only for type checkers
@@ -358,9 +362,29 @@ def _kind(cls, name: str) -> str | None:
         hint = rest[0] if len(rest) == 1 else hint
     if hint is int:
         return "int"
+    if hint is bool:
+        return "bool"
     if hint in (list, tuple) or typing.get_origin(hint) in (list, tuple, collections.abc.Sequence):
         return "list"
     return None
+
+
+def _takes_none(cls, name: str) -> bool:
+    """Whether a field's declared type has None (str | None: 'not set'); a type this module cannot resolve: yes."""
+    try:
+        hint = _type_hints(cls)[name]
+    except Exception:       # a name the config's module imports only for type checkers
+        return True
+    return hint is Any or type(None) in typing.get_args(hint)
+
+
+def _wanted(spec: Spec, kind: str | None) -> str:
+    """What a field takes, for a refusal of None: 'one of: a, b', 'a whole number >= 1', 'True or False'."""
+    if spec.choices is not None:
+        return f"one of: {', '.join(map(str, spec.choices))}" + (" (a list of them)" if kind == "list" else "")
+    if spec.lo is not None or spec.hi is not None:
+        return f"a {'whole ' if kind == 'int' else ''}number {range_text(spec)}"
+    return {"list": "a list", "bool": "True or False"}.get(kind, "a value")
 
 
 def _is_set(cfg: Any, name: str, table: dict) -> bool:
@@ -534,7 +558,7 @@ def check_typed(cfg: Any, typed: typing.Iterable[str]) -> None:
     table = specs(cfg)
     typed = [name for name in typed if name in table]
     for name in typed:      # a bad value is named first, as check() does
-        check_value(name, getattr(cfg, name), table[name][1])
+        check_value(name, getattr(cfg, name), table[name][1], takes_none=_takes_none(type(cfg), name))
     for name in typed:
         if typed_asks(getattr(cfg, name)):
             check_acts(cfg, name, table, typed=True)

@@ -759,6 +759,17 @@ def test_every_step_s_config_argument_of_another_type_is_a_type_error_naming_it(
     ("split", lambda: {"stratify": "label"}, "--stratify takes a list of values, not the string 'label' "
                                              "(Python: stratify=[...])"),
     ("train", lambda: {"tracker": "tensorboard"}, "--tracker takes a list of values, not the string 'tensorboard'"),
+    # None where the field takes none passed as 'not set': epochs=None, lr=None a TypeError once the data was read,
+    # model=None an AttributeError in timm, scheduler=None trained with no schedule, recorded as null
+    ("train", lambda: {"epochs": None}, "--epochs cannot be None; give a whole number >= 1, or leave it out for its "
+                                        "default"),
+    ("train", lambda: {"lr": None}, "--lr cannot be None; give a number >= 0"),
+    ("train", lambda: {"model": None}, "--model cannot be None; give a value"),
+    ("train", lambda: {"scheduler": None}, "--scheduler cannot be None; give one of: cosine, "),
+    ("train", lambda: {"hflip": None}, "--hflip cannot be None; give True or False"),
+    ("train", lambda: {"tracker": [None]}, "--tracker cannot be None; give one of: tensorboard"),
+    ("split", lambda: {"val": None}, "--val cannot be None; give a number in [0, 1)"),
+    ("eda", lambda: {"seed": None}, "--seed cannot be None"),
 ])
 def test_a_python_callers_value_of_the_wrong_type_is_one_line_before_any_work(step, make, msg, image_folder,
                                                                               tmp_path, monkeypatch):
@@ -786,6 +797,17 @@ def test_whole_numbers_and_lists_of_the_right_type_pass():
     SplitConfig(folds=3, stratify=("label",), drop_ages=[57, 58]).validate()
     assert opts._kind(TrainConfig, "workers") == "int" and opts._kind(SplitConfig, "relabel_age") == "list"
     assert opts._kind(TrainConfig, "lr") is None
+    TrainConfig(img_size=None, folds=None, oversample=None, amp=None, workers=None).validate(registry=False)
+
+
+def test_a_config_yaml_null_where_the_option_takes_none_is_one_line(tmp_path):
+    """`epochs: null` in a config.yaml was read as not set and broke training with a TypeError after the data was
+    read; now the command's one line, exit 2."""
+    (tmp_path / "c.yaml").write_text("epochs: null\n")
+    r = runner.invoke(app, ["train", SAMPLE, "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "runs"),
+                            "--no-pretrained"])
+    assert r.exit_code == 2 and "--epochs cannot be None" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "runs").exists(), r.output
 
 
 @pytest.mark.parametrize("flags,msg", [
