@@ -96,7 +96,13 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     having written nothing."""
     check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
     check(ExportConfig(opset=opset, atol=atol))
-    from imgcls.train.rundir import find_checkpoints
+    from imgcls.train.rundir import check_which, find_checkpoints
+    check_which("export_onnx", which)
+    # keywords no flag sets: batch=0, batch=-1 or seed=None was a traceback in numpy or torch once the model loaded
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise UserError(f"export_onnx's batch must be a whole number >= 1 (got {batch!r})")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise UserError(f"export_onnx's seed must be a whole number (got {seed!r})")
     run = Path(run)
     ckpts = find_checkpoints(run, which)
     default = (run if run.is_dir() else run.parent) / "onnx"

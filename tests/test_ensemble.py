@@ -1269,3 +1269,16 @@ def test_members_of_one_name_are_named_apart_by_their_folders(tmp_path, monkeypa
     members = [member_from_run(p) for p in ("tune/s1/trial_0000", "tune/s2/trial_0000")]
     unique_member_names(members)
     assert [m.name for m in members] == ["s1.trial_0000", "s2.trial_0000"]
+
+
+def test_build_ensemble_s_which_of_another_value_is_one_line_before_any_run_is_read(tmp_path, monkeypatch):
+    """which='latest' (a keyword no flag sets) raised find_checkpoints' ValueError, naming that function, once the
+    runs were read; now build_ensemble's one line, before any member is read."""
+    import imgcls.ensemble.build as eb
+    from imgcls.ensemble import build_ensemble
+    monkeypatch.setattr(eb, "member_from_run", lambda *a, **k: pytest.fail("a run read before the check"))
+    for which, shown in (("latest", "'latest'"), (None, "None")):
+        with pytest.raises(UserError) as e:
+            build_ensemble([tmp_path / "a", tmp_path / "b"], which=which, out=tmp_path / "ens")
+        assert str(e.value) == f"build_ensemble's which must be one of: best, last (got {shown})"
+    assert not (tmp_path / "ens").exists()

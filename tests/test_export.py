@@ -471,3 +471,24 @@ def test_a_checkpoint_whose_own_probabilities_are_nan_is_told_to_retrain_not_to_
     assert f"{run / 'best.pt'}'s own (torch) probabilities are NaN for 4 of the 4 check inputs" in line, res.output
     assert "train it again with a lower --lr" in line and "try another --opset" not in line, res.output
     assert not (run / "onnx").exists()
+
+
+@pytest.mark.parametrize("kw,msg", [
+    ({"which": "latest"}, "export_onnx's which must be one of: best, last (got 'latest')"),
+    ({"batch": 0}, "export_onnx's batch must be a whole number >= 1 (got 0)"),
+    ({"batch": -1}, "export_onnx's batch must be a whole number >= 1 (got -1)"),
+    ({"seed": None}, "export_onnx's seed must be a whole number (got None)"),
+])
+def test_a_python_callers_bad_keyword_with_no_flag_is_one_line_before_the_model_loads(kw, msg, tmp_path,
+                                                                                      monkeypatch):
+    """export_onnx's keywords no flag sets were not checked: which='latest' raised find_checkpoints' ValueError,
+    batch=0 numpy's 'zero-size array' and batch=-1 torch's 'negative dimension' after the model was loaded."""
+    import imgcls.train.checkpoint as ckpt
+    from imgcls.errors import UserError
+    from imgcls.export import export_onnx
+    run = make_tiny_run(tmp_path / "runs" / "single")
+    monkeypatch.setattr(ckpt, "load_model", lambda *a, **k: pytest.fail("model loaded before the keywords' check"))
+    with pytest.raises(UserError) as e:
+        export_onnx(run, tmp_path / "onnx", **kw)
+    assert str(e.value) == msg
+    assert not (tmp_path / "onnx").exists()

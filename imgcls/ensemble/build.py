@@ -53,6 +53,8 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
         raise TypeError(f"build_ensemble's runs must be a list of run folders (got the path {str(runs)!r}); pass "
                         f"build_ensemble([{str(runs)!r}, 'outputs/runs/B'])")
     check(EnsembleConfig(method=method, weights=weights, metric=metric, combine=combine))
+    from imgcls.train.rundir import check_which
+    check_which("build_ensemble", which)
     soft_weighted = bool(weights) and method == "soft"     # said in one line once the weights are taken
     if soft_weighted:
         method = "weighted"

@@ -308,6 +308,13 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
 CHECKPOINTS = {"best": BEST_PT, "last": LAST_PT}    # find_checkpoints' `which`: the checkpoint file each names
 
 
+def check_which(step: str, which) -> None:
+    """A Python caller's `which` (export_onnx, build_ensemble: a keyword no flag sets), one line before any work:
+    which='latest' was find_checkpoints' ValueError, naming that function, once the runs were read."""
+    if not isinstance(which, str) or which not in CHECKPOINTS:
+        raise UserError(f"{step}'s which must be one of: {', '.join(CHECKPOINTS)} (got {which!r})")
+
+
 def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Path]:
     """`<run>/<which>.pt` for a plain run; `<run>/fold_<k>/<which>.pt` for each fold of a k-fold run.
     A checkpoint file given directly is returned as is."""
