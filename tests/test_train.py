@@ -94,6 +94,17 @@ def test_callbacks_not_given_as_a_list_are_refused_before_the_run_folder_is_made
         check_callbacks("run_train", fine)
 
 
+def test_a_stop_after_of_no_whole_number_of_epochs_is_refused_before_the_run_folder_is_made(two_class, tmp_path):
+    """run_train(cfg, stop_after=0) (or -1) trained an epoch and 1.5 two, unsaid; '1' was a TypeError once the run
+    folder was made and the images decoded. Each is one line naming the keyword, before any folder is made."""
+    from imgcls.errors import UserError
+    for given in (0, -1, 1.5, "1", True):
+        with pytest.raises(UserError) as e:
+            run_train(cfg_for(two_class, tmp_path), stop_after=given)
+        assert str(e.value) == f"run_train's stop_after must be a whole number >= 1 (got {given!r}), or None"
+    assert not (tmp_path / "runs").exists()
+
+
 def test_run_dir_contract_and_weights_only(two_class, tmp_path):
     run = run_train(cfg_for(two_class, tmp_path, plots=True))
     for f in ("config.yaml", "metrics.csv", "best.pt", "last.pt", "val_predictions.csv", "confusion_matrix.png",

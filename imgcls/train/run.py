@@ -491,6 +491,10 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
     check_arguments("run_train", required=("cfg",), cfg=(cfg, TrainConfig))
     check_arguments("TrainConfig", src=(cfg.src, PATH, SRC_PATH))
     check_callbacks("run_train", callbacks)
+    # stop_after=0 or -1 trained an epoch, 1.5 two, '1' was a TypeError once the run folder was made
+    if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after < 1):
+        from imgcls.errors import UserError
+        raise UserError(f"run_train's stop_after must be a whole number >= 1 (got {stop_after!r}), or None")
     cfg = copy.deepcopy(cfg)
     # under torchrun every process checks the same options and files (and gets rank 0's refusal of the run folder or
     # cache): a refusal is said once
