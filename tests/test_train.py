@@ -1864,6 +1864,30 @@ def test_ctrl_c_says_what_the_run_keeps_and_how_to_resume(two_class, tmp_path, c
     assert metrics(early)["epoch"].tolist() == [1, 2]
 
 
+def test_ctrl_c_before_the_first_epoch_says_the_same_command_is_refused_only_where_it_is(two_class, tmp_path,
+                                                                                          capsys):
+    """Stopped before its first epoch, a run said `the same command again is refused: the folder exists` of every
+    run: one named by its start time (no --name) is not refused, the same command starts another run, and a resume's
+    same command (--resume RUN) is the way on it named. It is said of a run given --name alone."""
+    from imgcls.train.callbacks import Callback
+
+    class CtrlC(Callback):
+        def on_step_end(self, step, logs):
+            raise KeyboardInterrupt
+
+    refused = "(the same command again is refused: the folder exists)"
+    for name in ("named", None):
+        with pytest.raises(KeyboardInterrupt):
+            run_train(cfg_for(two_class, tmp_path, name=name), callbacks=[CtrlC()])
+        said = " ".join(capsys.readouterr().err.split())
+        assert "interrupted before the first epoch finished" in said and (refused in said) == (name is not None), said
+    run = tmp_path / "runs" / "named"
+    with pytest.raises(KeyboardInterrupt):
+        run_train(TrainConfig.resolve(resume=run), resume=run, callbacks=[CtrlC()])
+    said = " ".join(capsys.readouterr().err.split())
+    assert "interrupted before the first epoch finished" in said and refused not in said, said
+
+
 def test_ctrl_c_while_decoding_says_resume_not_the_same_command(two_class, tmp_path, capsys, monkeypatch):
     """Ctrl-C while the decoded-image cache was built (before the first fold started) left the run folder with its
     config.yaml and said the CLI's general `run the same command again`, which `--name` then refused (the folder

@@ -689,6 +689,7 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     cfg.cache_used = cache
     cfg.gpu_aug_used = _gpu_aug_used(cfg, device.type, record if resume is not None else None)
     run_dir = resume if resume is not None else out / name
+    named = resume is None and cfg.name is not None      # --name given (cfg.name is set below)
     try:
         if resume is None:
             cfg.name = name
@@ -705,16 +706,17 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
                             resume, stop_after, callbacks, study=track_group, draws=draws)
     except KeyboardInterrupt:
         # said here, not in the fold loop: a Ctrl-C while the decoded-image cache is built (before any fold starts)
-        # leaves the claimed folder too, which the same command again refuses
+        # leaves the claimed folder too, which the same command again refuses where --name named it
         if dist.main:
             from imgcls.console import interrupted
             from imgcls.train.rundir import resume_fix
             kept = (run_dir / LAST_PT).is_file() or any((d / LAST_PT).is_file() for d in fold_dirs(run_dir))
+            # named by its start time, the same command starts another run; a resume's is the way on it names
+            taken = " (the same command again is refused: the folder exists)" if named else ""
             interrupted(f"interrupted: {run_dir} keeps the epochs finished so far ({LAST_PT}); {resume_fix(run_dir)} "
                         f"continues it" if kept else
                         f"interrupted before the first epoch finished: {run_dir} holds no finished epoch; "
-                        f"{resume_fix(run_dir)} trains it from the start (the same command again is refused: the "
-                        f"folder exists)")
+                        f"{resume_fix(run_dir)} trains it from the start{taken}")
         raise
     finally:
         if dist.main and cfg.cache_used == "disk":
