@@ -1029,6 +1029,21 @@ def test_make_split_refuses_a_config_in_the_command_line_s_words(kw, said):
     assert said in str(e.value), str(e.value)
 
 
+@pytest.mark.parametrize("kw, said", [({"val": -0.2}, "--val must be in [0, 1) (got -0.2)"),
+                                       ({"val": 1.5}, "--val must be in [0, 1) (got 1.5)"),
+                                       ({"val": 0.6, "test": 0.5}, "--val 0.6 + --test 0.5 leave nothing to train on")])
+def test_assign_and_fraction_plan_refuse_fractions_in_the_command_line_s_words(kw, said):
+    """f2c91a2 moved the fraction check out of fraction_plan into make_split's SplitConfig.validate: the exported
+    assign (a Python caller's draw) then held out nothing for --val -0.2 and failed with an IndexError for 1.5, and
+    fraction_plan(0, 1.5) planned 3 val folds of 2. Both check through SplitConfig.validate."""
+    df = profile_table(20)
+    with pytest.raises(UserError) as e:
+        sp.assign(df, np.arange(len(df)).astype(str), cfg(**kw))
+    assert said in str(e.value), str(e.value)
+    with pytest.raises(UserError, match=re.escape(said)):
+        sp.fraction_plan(kw.get("test", 0.0), kw["val"])
+
+
 def test_the_source_layout_is_detected_once(tmp_path, monkeypatch):
     """split reads a competition CSV's layout where manifest.load reads the CSV (layout_read), not a second time by
     detect_layout: every detection of a CSV file reads the whole file for its header."""

@@ -27,7 +27,8 @@ LINKS_FIX = "check --group-col and the near-duplicate definition: " + python_too
 
 def fraction_plan(test: float, val: float) -> tuple[int, int, int]:
     """(n_splits, test folds, val folds) of one StratifiedGroupKFold giving the requested fractions (to 1/20); the
-    fractions as SplitConfig.validate accepts them (each in [0, 1), their sum below 1)."""
+    fractions checked by SplitConfig.validate (each in [0, 1), their sum below 1: a Python caller's too)."""
+    SplitConfig(val=val, test=test).validate()
     ft, fv = Fraction(test).limit_denominator(MAX_DENOMINATOR), Fraction(val).limit_denominator(MAX_DENOMINATOR)
     n = math.lcm(ft.denominator, fv.denominator)
     if n > MAX_DENOMINATOR:
@@ -259,6 +260,7 @@ DOMINANT_NOTE = ("class(es) are mostly one linked unit (more than half of the cl
 def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """(split, fold or None, warnings) for the rows drawn (the included originals of df, in canonical order; the
     copies follow them: follow_sources)."""
+    cfg.validate()      # a Python caller's config as make_split's (--val -0.2 held out nothing, 1.5 an IndexError)
     n = len(df)
     strata = strata_of(df, cfg)
     labels = df["label"].astype(str).to_numpy() if "label" in df.columns else np.full(n, "")
