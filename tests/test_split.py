@@ -2123,6 +2123,26 @@ def test_check_fix_of_a_profile_table_names_and_records_its_split_s_age_bands(pr
     assert mf.recorded_age_bands(tmp_path / "g.csv") == {"age_bands": [30, 60]}
 
 
+def test_check_fix_says_when_its_age_bands_do_not_put_the_rows_in_their_age_band(profile_folder, tmp_path, capsys):
+    """`--check splits.csv --fix` of a `--age-bands 30,50` table with no split summary beside it (or with
+    --age-bands 30,60 typed) named its classes by 30,60 in its report and recorded them, which train reads, unsaid:
+    the rows (age 58 in band 2) tell they were not made with them. One line says so; the recorded bands, none."""
+    out = tmp_path / "splits.csv"
+    sp.run_split(profile_folder, out, cfg=cfg(age_bands=(30, 50)), workers=1)
+    assert {58, 60, 65} & set(pd.read_csv(out)["age"])         # ages the two bands put apart
+    capsys.readouterr()
+    sp.run_check(out, tmp_path / "f.csv", cfg(), fix=True)
+    assert "are not in the age_band" not in " ".join("".join(capsys.readouterr()).split())
+    sp.run_check(out, tmp_path / "g.csv", cfg(age_bands=(30, 60)), fix=True, given={"age_bands"})
+    said = " ".join("".join(capsys.readouterr()).split())
+    assert f"of {out} are not in the age_band the bands 30,60 (typed) give them (e.g. age " in said, said
+    shutil.copy(out, tmp_path / "bare.csv")
+    sp.run_check(tmp_path / "bare.csv", tmp_path / "h.csv", cfg(), fix=True)
+    said = " ".join("".join(capsys.readouterr()).split())
+    assert "the bands 30,60 (the default: no split summary beside it records its split's) give them" in said, said
+    assert said.count("are not in the age_band") == 1 and "give --age-bands with the edges it was split by" in said
+
+
 def test_a_holdout_class_with_fewer_groups_than_the_draw_s_parts_and_no_val_row_is_named():
     """--val 0.2 draws 5 parts: a class of 2 groups can land none in val. The notes named the single-group classes
     (no val examples) but not this one; a user saw it only as a stratification gap, then as F1 0 in train."""

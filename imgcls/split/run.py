@@ -418,6 +418,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     if fix:     # the columns and age bands its balance and report read, and its summary records
         cfg.stratify = _stratify_of(cfg, df, file, typed, recorded)
         _take_recorded_bands(cfg, typed, recorded)
+        _check_bands_fit(cfg, df, file, typed, recorded)
     # a column the file lacks: refused, not replaced; --group-col none: no column, the file's `group` kept as written
     group_col = "" if cfg.group_col == mf.NO_GROUPS else _resolve_group_col(df, cfg, "manifest")
     df = _nfc_keys(df, cfg, group_col)
@@ -546,6 +547,29 @@ def _take_recorded_bands(cfg: SplitConfig, typed, recorded: dict) -> None:
         return
     for k, edges in mf.age_band_fields(recorded).items():
         setattr(cfg, k, edges)
+
+
+def _check_bands_fit(cfg: SplitConfig, table: pd.DataFrame, file: Path, typed, recorded: dict) -> None:
+    """One line where the age band edges `--check FILE --fix` names a profile table's classes by and records (typed,
+    else recorded, else the default: _take_recorded_bands) do not put its rows in the age_band they have: a table
+    with no split summary beside it (or bands typed other than its split's) was named and recorded by bands its
+    classes were not made with, unsaid. --relabel-age's edges where recorded (they put the rows in bands)."""
+    if not {"age", "age_band"} <= set(table.columns):
+        return
+    age, band = (pd.to_numeric(table[c], errors="coerce") for c in ("age", "age_band"))
+    rows = age.notna() & band.notna()
+    edges = [int(e) for e in (cfg.relabel_age or cfg.age_bands)]
+    age, band = age[rows].to_numpy(), band[rows].to_numpy()
+    off = np.flatnonzero((age[:, None] >= np.array(edges)).sum(axis=1) != band)     # profiles.age_band, per row
+    if not len(off):
+        return
+    a, b = age[off[0]], band[off[0]]
+    why = "typed" if "age_bands" in typed else "its split recorded" if mf.age_band_fields(recorded) else \
+        "the default: no split summary beside it records its split's"
+    warn(f"--check: {len(off)} row(s) of {file} are not in the age_band the bands {','.join(map(str, edges))} "
+         f"({why}) give them (e.g. age {a:g} in band {b:g}, not {profiles.age_band(a, edges)}), and the fixed "
+         f"table's report and summary (which train reads) name its classes by those bands; give --age-bands with "
+         f"the edges it was split by")
 
 
 def _stratify_of(cfg: SplitConfig, table: pd.DataFrame, file: Path, typed, recorded: dict) -> tuple[str, ...]:
