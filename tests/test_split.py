@@ -2123,6 +2123,19 @@ def test_check_fix_of_a_profile_table_names_and_records_its_split_s_age_bands(pr
     assert mf.recorded_age_bands(tmp_path / "g.csv") == {"age_bands": [30, 60]}
 
 
+def test_check_fix_with_the_recorded_age_bands_typed_keeps_the_recorded_relabel_age(profile_folder, tmp_path, capsys):
+    """`split --age-bands 30,50 --relabel-age 25,45` then `--check splits.csv --fix --age-bands 30,50` (the bands
+    typed again): the fix recorded no --relabel-age, so its summary's bands put the moved rows (ages 25, 45) out of
+    their age_band for train; typed as recorded, the recorded --relabel-age is kept."""
+    out = tmp_path / "splits.csv"
+    sp.run_split(profile_folder, out, cfg=cfg(age_bands=(30, 50), relabel_age=(25, 45)), workers=1)
+    assert {25, 45} & set(pd.read_csv(out)["age"])         # rows --relabel-age moved
+    capsys.readouterr()
+    sp.run_check(out, tmp_path / "f.csv", cfg(age_bands=(30, 50)), fix=True, given={"age_bands"})
+    assert mf.recorded_age_bands(tmp_path / "f.csv") == {"age_bands": [30, 50], "relabel_age": [25, 45]}
+    assert "are not in the age_band" not in " ".join("".join(capsys.readouterr()).split())
+
+
 def test_check_fix_says_when_its_age_bands_do_not_put_the_rows_in_their_age_band(profile_folder, tmp_path, capsys):
     """`--check splits.csv --fix` of a `--age-bands 30,50` table with no split summary beside it (or with
     --age-bands 30,60 typed) named its classes by 30,60 in its report and recorded them, which train reads, unsaid:

@@ -542,10 +542,11 @@ def _take_recorded_bands(cfg: SplitConfig, typed, recorded: dict) -> None:
     """Without --age-bands typed, the age band edges (and --relabel-age's) its split recorded (`recorded`:
     _recorded), set on `cfg`: --fix names a profile table's classes by them and records them, which train reads
     (manifest.recorded_age_bands); the default bands named a `--age-bands 30,50` split's classes and replaced its
-    record, unsaid."""
-    if "age_bands" in typed:
+    record, unsaid. --age-bands typed as recorded keeps the recorded --relabel-age (which put its rows in them)."""
+    found = mf.age_band_fields(recorded)
+    if "age_bands" in typed and found.get("age_bands") != [int(e) for e in cfg.age_bands]:
         return
-    for k, edges in mf.age_band_fields(recorded).items():
+    for k, edges in found.items():
         setattr(cfg, k, edges)
 
 
