@@ -555,7 +555,7 @@ def _check_bands_fit(cfg: SplitConfig, table: pd.DataFrame, file: Path, typed, r
     else recorded, else the default: _take_recorded_bands) do not put its rows in the age_band they have: a table
     with no split summary beside it (or bands typed other than its split's) was named and recorded by bands its
     classes were not made with, unsaid. --relabel-age's edges where recorded (they put the rows in bands)."""
-    if not {"age", "age_band"} <= set(table.columns):
+    if not is_profile_table(table) or "age_band" not in table.columns:     # --age-bands refused on other tables
         return
     age, band = (pd.to_numeric(table[c], errors="coerce") for c in ("age", "age_band"))
     rows = age.notna() & band.notna()
