@@ -133,9 +133,11 @@ def locate_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
             m.stat().st_mtime for m in marks if folder(m) == f) > newest.stat().st_mtime]
         if newest is None:
             training = f" ({', '.join(map(str, busy))} being trained now: wait for it to finish)" if busy else ""
-            raise UserError(f"no run given and none under {runs_dir} or {ensembles_dir}{training}"
-                            + "".join(f" (not {g})" for g in gone_said) + "; train first "
-                            f"with {python_too('imgcls train', 'run_train(TrainConfig())')}, or pass a run folder")
+            usable = " usable" if busy or gone_said else ""      # some are there: each passed by is named
+            raise UserError(f"no run given and none{usable} under {runs_dir} or {ensembles_dir}{training}"
+                            + "".join(f" (not {g})" for g in gone_said) + ("; or train another" if usable else
+                                                                             "; train first")
+                            + f" with {python_too('imgcls train', 'run_train(TrainConfig())')}, or pass a run folder")
         src = folder(newest)
         newer = [str(b) for b in busy if max(m.stat().st_mtime for m in marks if folder(m) == b)
                  > newest.stat().st_mtime]

@@ -3703,8 +3703,11 @@ def test_a_stopped_kfold_set_is_not_taken_as_the_newest(tmp_path, capsys):
     assert f"using {runs / 'A'} (the newest run or ensemble; not {kf}, stopped (folds done " in said, said
     assert f"): finish it with imgcls train --resume {kf} (Python: " in said, said
     shutil.rmtree(runs / "A")
-    with pytest.raises(UserError, match=re.escape(f"(not {kf}, stopped (folds done ")):
+    with pytest.raises(UserError, match=re.escape(f"(not {kf}, stopped (folds done ")) as e:
         locate_source(None, runs, ensembles)
+    # every one there passed by: none usable (not none there), the fixes named, or another trained
+    assert f"no run given and none usable under {runs} or {ensembles} (not {kf}, " in str(e.value), e.value
+    assert "; or train another with imgcls train (Python: " in str(e.value) and "train first" not in str(e.value)
 
 
 def test_a_model_whose_probabilities_are_nan_is_refused_at_its_first_batch_not_after_every_image(tmp_path,
