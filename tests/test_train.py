@@ -2706,6 +2706,25 @@ def test_no_validation_images_of_a_csvs_group_column_names_group_col_none(tmp_pa
     assert "--group-col none" in said and "group_col='none'" in said, said
 
 
+def test_the_group_column_fix_names_the_data_as_typed_and_its_target(tmp_path, monkeypatch):
+    """The --group-col none fix above named the data by its absolute path (cfg.src, anchored), not as typed, and split
+    it on `label` with train on data/splits.csv without the --target the run trained on: it is now _split_first's
+    pair of commands, with --stratify and --target of a run on another column."""
+    from imgcls.errors import UserError
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6})
+    rows = [{"path": f"raw/{c}/{p.name}", "label": c, "kind": c, "group": "g"}
+            for c in ("a", "b") for p in sorted((raw / c).iterdir())]
+    pd.DataFrame(rows).to_csv(tmp_path / "grp.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError) as e:
+        run_train(TrainConfig(src="grp.csv", epochs=1, target="kind", out="runs", **TINY))
+    said = str(e.value)
+    assert str(tmp_path) not in said, said
+    assert "imgcls split grp.csv --stratify kind --group-col none" in said, said
+    assert "SplitConfig(stratify=['kind'], group_col='none')" in said, said
+    assert "then imgcls train data/splits.csv --target kind" in said, said
+
+
 def test_a_fold_with_no_training_images_is_refused_before_the_long_work(tmp_path, monkeypatch):
     """train's "no training images in fold 0" (every row of the table in fold 0) was said as the first fold started:
     after the starting weights were loaded, the run folder made and every image decoded into the cache. It is now
@@ -2774,7 +2793,7 @@ def test_no_validation_images_in_a_tune_trial_names_tune_on_the_split_table(tmp_
         run_train(TrainConfig(src=str(tmp_path / "train.csv"), epochs=1, out=str(tmp_path / "runs"), **TINY),
                   track_group="S")
     said = str(e.value)
-    assert "--group-col none splits without them; then imgcls tune data/splits.csv --study S-split" in said, said
+    assert "--group-col none (Python: " in said and "then imgcls tune data/splits.csv --study S-split" in said, said
     assert "imgcls train" not in said, said
 
 

@@ -164,7 +164,7 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
                 gone = pool[pool["error"].fillna("").astype(str) != ""]
                 lost = (f"the {len(gone)} unreadable image(s) (e.g. {mf.image_paths(gone.iloc[:1])[0]}: "
                         f"{gone['error'].iloc[0]})")
-        check_sides(cfg, df, fold, train, val, study=study, lost=lost)
+        check_sides(cfg, df, fold, train, val, study=study, lost=lost, src=src, searched=searched)
     return df, meta, folds, draws
 
 
@@ -204,10 +204,11 @@ def check_unreadable_sides(cfg: TrainConfig, df: pd.DataFrame, errors: np.ndarra
 
 
 def check_sides(cfg: TrainConfig, df: pd.DataFrame, fold: int | None, train: np.ndarray, val: np.ndarray,
-                study: str | None = None, lost: str = "") -> None:
+                study: str | None = None, lost: str = "", src: str | None = None,
+                searched: dict | None = None) -> None:
     """The refusal of a fold (None: the run) that trains or validates on no image (train.data.assign_split's
-    masks `train`, `val` of `df`); `study`: tune's --study, whose fix _no_groups_split names; `lost`: the images
-    left out of `df` as they were decoded, which the line then names as the cause."""
+    masks `train`, `val` of `df`); `lost`: the images left out of `df` as they were decoded, which the line then
+    names as the cause. `src`, `study`, `searched`: _split_first's, for the fix _no_groups_split names."""
     from imgcls import manifest as mf
     from imgcls.errors import UserError
     from imgcls.train import data as tdata
@@ -226,7 +227,7 @@ def check_sides(cfg: TrainConfig, df: pd.DataFrame, fold: int | None, train: np.
         by = cfg.class_column
         t, v = tdata.assign_split(df.assign(group=""), None, cfg.val_split, cfg.seed, by=by, say=False)
         if t.any() and v.any():
-            with mf.guessed_groups_named(df, _no_groups_split(cfg, study)):
+            with mf.guessed_groups_named(df, _no_groups_split(cfg, df, src, study, searched)):
                 raise refusal
     raise refusal
 
@@ -270,7 +271,8 @@ def say_data_notes(cfg: TrainConfig, df: pd.DataFrame, src: str, study: str | No
 
 
 def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = None,
-                 study: str | None = None, searched: dict | None = None) -> tuple[str, str]:
+                 study: str | None = None, searched: dict | None = None,
+                 no_groups: bool = False) -> tuple[str, str]:
     """The `imgcls split` command that splits this run's data, and the `imgcls train` one that trains on its
     table, as typed, each with its Python call (options.python_too): a bare `imgcls split` reads only the
     pipeline's default input (not a train.csv given here), and a --target column (DACON's artist) is what split
@@ -280,7 +282,8 @@ def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = No
     rows than its trials scored on is refused, tune._check_rows). `searched`: the options the study's space draws,
     each with its values (tune.space.Space.drawn): the --target a trial drew is not typed in that command (tune
     refuses a typed option its space varies), and the split stratifies on every target the space draws, not on
-    the one this trial (or tune's check before its study) drew: one split, the same fix in every trial."""
+    the one this trial (or tune's check before its study) drew: one split, the same fix in every trial.
+    `no_groups`: the split reads no groups (--group-col none: a CSV's `group` of another meaning, _no_groups_split)."""
     from imgcls.console import sh
     from imgcls.options import python_too
     from imgcls.pipeline import PIPELINE, has_default_input
@@ -301,8 +304,9 @@ def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = No
     by_label = strata == ["label"]      # split's default
     split = " ".join(x for x in ("imgcls split", "" if again else sh(src), "--folds 5" if folds else "",
                                  f"--out {sh(out)}" if out else "") if x) \
-        + ("" if by_label else f" --stratify {sh(','.join(strata))}")
-    split_cfg = ", ".join(x for x in ("folds=5" if folds else "", "" if by_label else f"stratify={strata!r}") if x)
+        + ("" if by_label else f" --stratify {sh(','.join(strata))}") + (" --group-col none" if no_groups else "")
+    split_cfg = ", ".join(x for x in ("folds=5" if folds else "", "" if by_label else f"stratify={strata!r}",
+                                      "group_col='none'" if no_groups else "") if x)
     split_args = ", ".join(x for x in ("" if again else repr(str(src)), repr(out) if out else "",
                                        f"cfg=SplitConfig({split_cfg})" if split_cfg else "") if x)
     step = "train" if study is None else "tune"
@@ -318,17 +322,12 @@ def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = No
     return (python_too(split, f"run_split({split_args})"), python_too(train, call))
 
 
-def _no_groups_split(cfg: TrainConfig, study: str | None = None) -> str:
+def _no_groups_split(cfg: TrainConfig, df, src: str | None = None, study: str | None = None,
+                     searched: dict | None = None) -> str:
     """The way out of a competition CSV's `group` column read as the groups (train reads it as given): split it with
-    --group-col none and train on that table; `study`: tune's --study, whose trial tunes on it in a new study,
-    STUDY-split, as _split_first's fix."""
-    from imgcls.console import sh
-    from imgcls.options import python_too
-    from imgcls.pipeline import PIPELINE
-    splits = dict(PIPELINE)["splits"]
-    then = f"imgcls train {sh(splits)}" if study is None else f"imgcls tune {sh(splits)} --study {sh(study + '-split')}"
-    return python_too(f"imgcls split {sh(cfg.src)} --group-col none splits without them; then {then}",
-                      f"run_split({str(cfg.src)!r}, cfg=SplitConfig(group_col='none'))")
+    --group-col none and train on that table (_split_first's commands, of these arguments)."""
+    split, train = _split_first(cfg, df, src=src, study=study, searched=searched, no_groups=True)
+    return f"split without them: {split}, then {train}"
 
 
 def _age_bands(df: pd.DataFrame, src, heads: list[dict], decode: str) -> list[int] | None:
