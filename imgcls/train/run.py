@@ -131,6 +131,9 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
         pool = tdata.usable_rows(table, cfg.target, readable=False)[0]
         check_unreadable_sides(cfg, pool, pool["error"].fillna("").astype(str).to_numpy(), src=src, study=study,
                                searched=searched)
+    # the table's val rows all left out (unlabeled, clean's keep=false): that line, not a random draw said as 'no split
+    # column with val rows'
+    check_left_out_val(cfg, table, df, src=src, study=study, searched=searched)
     if say_skipped and left_out:
         info(f"{plural(n_all - len(df), 'row')} skipped: " + ", ".join(f"{n} {why}" for why, n in left_out.items()))
     meta = _heads_meta(df, cfg)
@@ -201,6 +204,26 @@ def check_unreadable_sides(cfg: TrainConfig, df: pd.DataFrame, errors: np.ndarra
                             f"all unreadable{' now (read at the scan, broken or deleted since)' if since_scan else ''}"
                             f" (e.g. {mf.image_paths(df.iloc[[first]])[0]}: {errors[first]}); replace those files, "
                             f"or split the readable images again: {split}, then {again}")
+
+
+def check_left_out_val(cfg: TrainConfig, table: pd.DataFrame, df: pd.DataFrame, src: str | None = None,
+                       study: str | None = None, searched: dict | None = None) -> None:
+    """The refusal of the split column's val rows (without --folds) where train.data.usable_rows leaves out every one
+    (unlabeled, dropped by clean: keep=false, left out by split), as check_unreadable_sides' of val rows all
+    unreadable: left out, the split column without val rows was a random --val-split draw made unasked. `table`:
+    the rows as read; `df`: its usable rows; `src`, `study`, `searched`: _split_first's."""
+    from imgcls import manifest as mf
+    from imgcls.errors import UserError
+    from imgcls.train import data as tdata
+    if cfg.folds or not tdata.has_val_split(table) or tdata.has_val_split(df):
+        return
+    rows = table[(table["split"].fillna("").astype(str).str.lower() == "val").to_numpy()]
+    why = tdata.usable_rows(rows, cfg.target)[1]
+    label = set(why) == {"unlabeled" if cfg.target == "label" else f"no {cfg.target}"}
+    split, again = _split_first(cfg, table, src=src, study=study, searched=searched)
+    raise UserError(f"no validation images: the split column's {len(rows)} val rows are all left out ("
+                    + ", ".join(f"{n} {k}" for k, n in why.items()) + f"; e.g. {mf.image_paths(rows.iloc[:1])[0]})"
+                    f"; {'label them, or ' if label else ''}split the usable images again: {split}, then {again}")
 
 
 def check_sides(cfg: TrainConfig, df: pd.DataFrame, fold: int | None, train: np.ndarray, val: np.ndarray,
