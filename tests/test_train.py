@@ -2744,6 +2744,26 @@ def test_the_group_column_fix_names_the_data_as_typed_and_its_target(tmp_path, m
     assert "then imgcls train data/splits.csv --target kind" in said, said
 
 
+def test_no_validation_images_of_a_draw_the_exact_copies_emptied_names_them(tmp_path):
+    """A folder whose every class is copies of one picture (the scan's sha256 links them, one unit per class, which
+    the --val-split draw keeps in train) was refused as "no validation images; check the split": no split column to
+    check. The line now names the copies, the rule, and the fix; without the copies' links the draw has both sides."""
+    import shutil
+
+    from imgcls.errors import UserError
+    raw = make_image_folder(tmp_path / "raw", {"a": 1, "b": 1})
+    for c in ("a", "b"):
+        one = next((raw / c).iterdir())
+        for i in range(5):
+            shutil.copy(one, raw / c / f"copy{i}{one.suffix}")
+    with pytest.raises(UserError) as e:
+        run_train(TrainConfig(src=str(raw), epochs=1, out=str(tmp_path / "runs"), **TINY))
+    said = str(e.value)
+    assert said.startswith("no validation images: the 12 images are 2 distinct pictures (exact copies"), said
+    assert said.endswith("add distinct images of each class (a copy of a training image validates nothing)"), said
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_fold_with_no_training_images_is_refused_before_the_long_work(tmp_path, monkeypatch):
     """train's "no training images in fold 0" (every row of the table in fold 0) was said as the first fold started:
     after the starting weights were loaded, the run folder made and every image decoded into the cache. It is now

@@ -252,6 +252,17 @@ def check_sides(cfg: TrainConfig, df: pd.DataFrame, fold: int | None, train: np.
         if t.any() and v.any():
             with mf.guessed_groups_named(df, _no_groups_split(cfg, df, src, study, searched)):
                 raise refusal
+    # exact copies (the scan's sha256) go to one side whole, at least one unit of each class to train: a class all
+    # copies of one picture never validates; said where the same draw without those links has both sides
+    hashes = mf.content_hashes(df)
+    if fold is None and not tdata.has_val_split(df) and pd.Series(hashes[hashes != ""]).duplicated().any():
+        t, v = tdata.assign_split(df.assign(sha256=""), None, cfg.val_split, cfg.seed, by=cfg.class_column, say=False)
+        if t.any() and v.any():
+            distinct = len(set(hashes[hashes != ""])) + int((hashes == "").sum())
+            raise UserError(f"no {'training' if not train.any() else 'validation'} images: the {len(df)} images are "
+                            f"{distinct} distinct pictures (exact copies: the same sha256), and a --val-split draw "
+                            f"keeps copies on one side whole and at least one unit of each class in train; add "
+                            f"distinct images of each class (a copy of a training image validates nothing)")
     raise refusal
 
 
