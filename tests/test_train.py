@@ -2564,6 +2564,31 @@ def test_a_split_side_whose_images_broke_since_the_scan_is_refused_not_drawn_ane
     assert "replace those files, or split the readable images again: imgcls split" in text, text
 
 
+def test_a_side_broken_since_the_scan_names_the_data_as_typed_and_types_no_searched_target(tmp_path, monkeypatch):
+    """The refusal of a fold whose images broke after the scan named the data by its absolute path (config.yaml's,
+    anchored) in its split fix, and typed the --target a tune study's space draws (its trial's `searched` was not
+    passed on), while the same refusal at the scan names it as typed and stratifies on every target drawn."""
+    from imgcls.errors import UserError
+    from imgcls.train import data as tdata
+    values = [1, 1, 0, 0, 2, 2]
+    table, files = _table_with(tmp_path, "fold", values)
+    pd.read_csv(table).assign(artist=["x", "y"] * 6).to_csv(table, index=False)
+    real_decode = tdata.decode_cache
+
+    def decode_breaking(paths, *a, **kw):
+        _break_side(files, values)
+        return real_decode(paths, *a, **kw)
+    monkeypatch.setattr(tdata, "decode_cache", decode_breaking)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError) as e:
+        run_train(TrainConfig(src="table.csv", target="artist", epochs=1, folds="all", out="runs", **TINY),
+                  searched={"target": ["artist", "label"]})
+    text = str(e.value)
+    assert "split the readable images again: imgcls split table.csv --folds 5 --stratify artist,label (Python: " \
+           in text, text
+    assert "then imgcls train data/splits.csv --folds all (Python: " in text and "--target" not in text, text
+
+
 def test_a_draw_left_with_no_side_by_images_broken_since_the_scan_names_them(tmp_path, monkeypatch):
     """Images that broke after the scan (found as the cache was decoded) left the --val-split draw of the rows kept
     with no validation image, which train refused as "no validation images; check the split" (and named the CSV's

@@ -172,7 +172,7 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
 
 
 def check_unreadable_sides(cfg: TrainConfig, df: pd.DataFrame, errors: np.ndarray, src: str | None = None,
-                           study: str | None = None, searched: tuple = (), since_scan: bool = False) -> None:
+                           study: str | None = None, searched: dict | None = None, since_scan: bool = False) -> None:
     """The refusal of a side the table itself names (its split column's train or val rows, a fold of --folds)
     whose every image is unreadable: left out, a split column without val rows was a random --val-split draw made
     unasked, a fold without them 'check the split'. `df`: the rows to train on but for their images; `errors`: each
@@ -736,7 +736,8 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
             record_plan(run_dir, [f for f in folds if f is not None], classes)
         dist.barrier()
         return _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds,
-                            resume, stop_after, callbacks, study=track_group, draws=draws)
+                            resume, stop_after, callbacks, study=track_group, draws=draws, src=src_named,
+                            searched=searched)
     except KeyboardInterrupt:
         # said here, not in the fold loop: a Ctrl-C while the decoded-image cache is built (before any fold starts)
         # leaves the claimed folder too, which the same command again refuses where --name named it
@@ -851,11 +852,13 @@ def _record_finished(cfg: TrainConfig, run_dir: Path, record: TrainConfig, dist,
 
 
 def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds, resume,
-                 stop_after, callbacks=None, study: str | None = None, *, draws: list) -> Path:
+                 stop_after, callbacks=None, study: str | None = None, *, draws: list, src: str | None = None,
+                 searched: dict | None = None) -> Path:
     """Every fold of the run (one run without folds): the shared decoded-image cache, train_run per fold, the
     out-of-fold score. `study`: tune's --study, which a fix's command names (_no_groups_split). `draws`: each
     fold's draw of `df` made already (check_data's; a resume's random --val-split draw checked by
-    check_resumed_draw), used unless the decoding left rows out (then drawn again on the rows kept and checked)."""
+    check_resumed_draw), used unless the decoding left rows out (then drawn again on the rows kept and checked).
+    `src`, `searched`: check_data's, which a side broken since the scan names as its refusal does."""
     from dataclasses import replace
 
     from imgcls import manifest as mf
@@ -918,7 +921,8 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
             tdata.warn_unreadable(paths[i], errors[i])
         if bad:
             # a side of the table's split whose images all broke since the scan: that line, not a random draw
-            check_unreadable_sides(cfg, df, np.array(errors), study=study, since_scan=True)
+            check_unreadable_sides(cfg, df, np.array(errors), src=src, study=study, searched=searched,
+                                   since_scan=True)
             lost = (f"the {len(bad)} image(s) unreadable since the scan (broken or deleted; e.g. {paths[bad[0]]}: "
                     f"{errors[bad[0]]})")
             # the cache stays as decoded (images[ok] was a second copy of it in RAM, of a memmap too): the usable
