@@ -2768,6 +2768,23 @@ def test_a_side_every_searched_target_lacks_is_not_blamed_on_the_space_key(data,
     assert not (tmp_path / "tune").exists()
 
 
+def test_a_refusal_of_a_space_of_one_target_names_the_space_key(data, tmp_path):
+    """A space whose target is a choice of one column (artist, empty on every row) was refused as train refuses a
+    typed --target ("check the --target column", no space key named): "alike for every target" held for the one
+    target checked. The space's key and value are named, as before every target was checked."""
+    rows = pd.DataFrame({"path": [str(p) for p in sorted(data.rglob("*.png"))]})
+    rows["label"] = [Path(p).parent.name for p in rows["path"]]
+    rows["artist"] = ""
+    rows.to_csv(tmp_path / "t.csv", index=False)
+    (tmp_path / "space.yaml").write_text(SPACE + "target: {choice: [artist]}\n")
+    r = CliRunner().invoke(app, ["tune", str(tmp_path / "t.csv"), "--study", "s",
+                                 "--space", str(tmp_path / "space.yaml"), "--model", "test_resnet", "--no-pretrained",
+                                 "--img-size", "32", "--epochs", "1", "--out", str(tmp_path / "tune"), "--trials", "1",
+                                 "--workers", "0"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and said.startswith("error: space key 'target' (artist): "), r.output
+
+
 def test_a_study_whose_space_draws_target_names_one_split_in_every_trial(data, tmp_path, capsys):
     """Each trial of a space drawing `target` (artist or label) on a table with no split column warned with a split
     stratified on its own draw: `--stratify artist` in one trial, none in the next, two fixes for one study. Every

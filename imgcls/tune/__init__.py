@@ -992,8 +992,8 @@ def _check_data(base: TrainConfig, space, study_dir: Path, study: str | None = N
     if refused:
         target, e = next(iter(refused.items()))
         # every target the space draws refused alike (a side with no image, no fold column): the data's or the
-        # fixed options' fault, said as train says it, not the space key's
-        if len(refused) == len(set(targets)) and len({str(x) for x in refused.values()}) == 1:
+        # fixed options' fault, said as train says it, not the space key's; a space of one target is its cause
+        if len(refused) == len(set(targets)) > 1 and len({str(x) for x in refused.values()}) == 1:
             raise e
         raise type(e)(f"space key 'target' ({option_text(target)}): {e}") from None
     return df, (usable if "target" not in keys else None)
