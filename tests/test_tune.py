@@ -1546,6 +1546,26 @@ def test_the_config_file_is_read_once_and_a_python_caller_s_options_are_laid_ove
         run_tune(TuneConfig(study="s", space=str(space), out=str(tmp_path / "tune"), config=str(tmp_path /
                                                                                             "missing.yaml")))
 
+def test_a_train_read_from_the_config_file_keeps_an_option_it_set_to_the_default(data, tmp_path, space,
+                                                                                 monkeypatch):
+    """run_tune laid a train read from the --config file (TrainConfig.resolve({...}, config=FILE), the form the
+    README gave) over the file again, as it lays a bare TrainConfig's options: an option it set back to its default
+    (batch_size=32 over the file's 8) was not 'set', so each trial trained with the file's 8, while `--config FILE
+    --batch-size 32` trains with 32. Such a train is taken as it is. (The search itself is not run.)"""
+    import imgcls.tune as tune_mod
+    seen = []
+    monkeypatch.setattr(tune_mod, "_search", lambda cfg, *a, **k: seen.append(cfg) or tmp_path / "tune" / "s")
+    conf = tmp_path / "best_config.yaml"
+    TrainConfig(**{**TINY, "batch_size": 8}, src=str(data), epochs=1).save(conf)
+    r = CliRunner().invoke(app, ["tune", "--study", "s", "--space", str(space), "--out", str(tmp_path / "tune"),
+                                 "--config", str(conf), "--batch-size", str(TrainConfig.batch_size)])
+    assert r.exit_code == 0, r.output
+    run_tune(TuneConfig(study="s", space=str(space), out=str(tmp_path / "tune"), config=str(conf),
+                        train=TrainConfig.resolve({"batch_size": TrainConfig.batch_size}, config=conf)))
+    assert [c.train.batch_size for c in seen] == [TrainConfig.batch_size] * 2, [c.train for c in seen]
+    assert seen[0].train == seen[1].train, [c.train for c in seen]
+
+
 def test_a_python_callers_fixed_option_the_space_varies_is_refused_as_the_typed_flag_is(data, tmp_path, space,
                                                                                          monkeypatch):
     """`imgcls tune --lr 0.005` with a space over lr is refused (each trial's draw replaces it: it acts nowhere),

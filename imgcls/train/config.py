@@ -664,6 +664,12 @@ class TrainConfig:
         except UserError as e:
             raise UserError(f"{path}: {e}") from None
 
+    def read_from(self, config: str | Path) -> bool:
+        """Whether resolve read this config from the --config file `config`, its overrides laid over it already
+        (imgcls tune takes such a train as it is: an override at its default is no 'set' option to lay over the file
+        again). Not kept by dataclasses.replace."""
+        return getattr(self, "_config", None) == Path(config).resolve()
+
     @classmethod
     def read_config(cls, config: str | Path) -> dict:
         """A --config file's mapping as written, its one read (resolve's, or run_tune's, which passes it to resolve
@@ -698,6 +704,8 @@ class TrainConfig:
         cfg = cls.from_dict(d)
         if resume is not None or config is not None:     # a resumed run's line is said by resume_config
             cfg._reset_inert(overrides, str(config), say=resume is None)
+        if config is not None:
+            cfg._config = Path(config).resolve()        # read_from's
         if validate:
             cfg.validate()
             check_typed(cfg, overrides)     # a flag typed at its default that would not act (--momentum 0.9, adamw)

@@ -1129,7 +1129,7 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     recorded = TrainConfig.read_config(cfg.config) if cfg.config else {}
     if cfg.typed is None:
         cfg.typed = _set_by_the_caller(cfg, recorded)
-    if cfg.config:
+    if cfg.config and not cfg.train.read_from(cfg.config):      # a train read from it: its options laid already
         _lay_over_the_config(cfg, recorded)
     _set_aside_the_configs_run_folder(cfg, recorded)
     from imgcls.console import said_once
@@ -1160,7 +1160,7 @@ def _lay_over_the_config(cfg: TuneConfig, recorded: dict) -> None:
     """cfg.train's own options laid over cfg.config's values (`recorded`: its mapping, run_tune's one read of it),
     as imgcls train lays its flags over its --config (TrainConfig.resolve): those typed (cfg.typed, even at their
     defaults) and every one set to other than its default (the data, a Python caller's; a train read from the file
-    itself, TrainConfig.resolve(config=FILE), gives the file's own values again). The command line and a Python
+    itself, TrainConfig.resolve(config=FILE), is not laid again: TrainConfig.read_from). The command line and a Python
     caller alike: TuneConfig(config=FILE, train=TrainConfig(lr=0.005)) is `imgcls tune --config FILE --lr 0.005`."""
     from imgcls.options import set_options
     given = dict.fromkeys([*cfg.typed, *set_options(cfg.train)])
