@@ -2787,6 +2787,20 @@ def test_no_validation_images_of_a_draw_the_exact_copies_emptied_names_them(tmp_
     assert said.startswith("no validation images: the 12 images are 2 distinct pictures (exact copies"), said
     assert said.endswith("add distinct images of each class (a copy of a training image validates nothing)"), said
     assert not (tmp_path / "runs").exists()
+def test_the_group_col_none_fix_names_the_data_as_typed(tmp_path, monkeypatch):
+    """The --group-col none way out named the CSV by its absolute path (config.yaml's, anchored) while every other
+    line of train names the data as typed: `imgcls split train.csv --group-col none`."""
+    from imgcls.errors import UserError
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6})
+    rows = [{"path": f"raw/{c}/{p.name}", "label": c, "group": "shoes" if c == "a" else "clothes"}
+            for c in ("a", "b") for p in sorted((raw / c).iterdir())]
+    pd.DataFrame(rows).to_csv(tmp_path / "train.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError) as e:
+        run_train(TrainConfig(src="train.csv", epochs=1, out=str(tmp_path / "runs"), **TINY))
+    said = str(e.value)
+    assert "(split without them: imgcls split train.csv --group-col none (Python: " in said, said
+    assert "run_split('train.csv', cfg=SplitConfig(group_col='none'))" in said, said
 
 
 def test_a_fold_with_no_training_images_is_refused_before_the_long_work(tmp_path, monkeypatch):
