@@ -1170,7 +1170,8 @@ def _lay_over_the_config(cfg: TuneConfig, recorded: dict) -> None:
 
 def _set_aside_the_configs_run_folder(cfg: TuneConfig, recorded: dict) -> None:
     """The train's name / out / exist_ok that are cfg.config's own (a run's config.yaml records its folder, and
-    _lay_over_the_config takes them) go back to their defaults: each trial's folder is a new
+    _lay_over_the_config, or a caller's TrainConfig.resolve(config=FILE), takes them) go back to their defaults: each
+    trial's folder is a new
     OUT/STUDY/trial_NNNN, and they are no caller's choice to refuse (TuneConfig.validate refuses one given).
     `imgcls tune --config RUN/config.yaml` and its Python form alike; run_tune's copy only. `recorded`:
     cfg.config's values, {} without one."""
