@@ -919,6 +919,14 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
         bad = [i for i, e in enumerate(errors) if e]
         for i in bad:
             tdata.warn_unreadable(paths[i], errors[i])
+        if dist.main:   # before a refusal of what decoding lost: the run's log says the cache was made
+            what = (f"decoded-image cache: {len(paths) - len(bad)} images at {size}px "
+                    f"({images.nbytes / 2**20:.0f} MiB)")
+            how = (f"({io_workers} decoding process{'es' if io_workers > 1 else ''}, before the first step)"
+                   + (f", one memmap shared by the {dist.world} processes" if shared is not None else ""))
+            # keyed without its time: tune's trials decode the same images, said once (console.said_once)
+            RunLog(run_dir / TRAIN_LOG, echo=not False)(f"{what} in {time.perf_counter() - t0:.1f}s {how}",
+                                                          key=f"{what} {how}")
         if bad:
             # a side of the table's split whose images all broke since the scan: that line, not a random draw
             check_unreadable_sides(cfg, df, np.array(errors), src=src, study=study, searched=searched,
@@ -935,14 +943,8 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
             draws = [tdata._assign_split(df, fold, cfg.val_split, cfg.seed, meta.target) for fold in folds]
             for fold, drawn in zip(folds, draws):
                 check_sides(cfg, df, fold, *tdata.assign_split(df, fold, cfg.val_split, cfg.seed, by=meta.target,
-                                                               drawn=drawn, say=False), study, lost=lost)
-        if dist.main:
-            what = f"decoded-image cache: {len(paths)} images at {size}px ({images.nbytes / 2**20:.0f} MiB)"
-            how = (f"({io_workers} decoding process{'es' if io_workers > 1 else ''}, before the first step)"
-                   + (f", one memmap shared by the {dist.world} processes" if shared is not None else ""))
-            # keyed without its time: tune's trials decode the same images, said once (console.said_once)
-            RunLog(run_dir / TRAIN_LOG, echo=not False)(f"{what} in {time.perf_counter() - t0:.1f}s {how}",
-                                                          key=f"{what} {how}")
+                                                               drawn=drawn, say=False), study, lost=lost,
+                            src=src, searched=searched)
     if fill is None:            # squash / crop from the cache: measured on the decoded images themselves
         fill = tdata.resolve_fill(cfg.fill, paths, img_size, cfg.interpolation, images=images, rows=keep)
     meta = replace(meta, fill=fill[0])
