@@ -38,8 +38,8 @@ from imgcls.run_names import (BEST_BY, BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV
 from imgcls.runs_config import COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, PER_CLASS,
                                  RESUME_MAY_CHANGE, RUN_FILE_FIX, VALIDATION, RunLock, folds_gone, kfold_finished,
-                                 planned_classes, nan_probability_rows, planned_folds, read_run_csv, recorded_epochs,
-                                 train_finished)
+                                 oof_unreadable, planned_classes, nan_probability_rows, planned_folds, read_run_csv,
+                                 recorded_epochs, train_finished)
 
 # scored_on: the rows of a run's score (an ensemble's ends with OPTIMISTIC when its weights were fitted on them)
 OPTIMISTIC = "weights fitted on these rows (optimistic)"
@@ -535,7 +535,9 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
         part = next((f"{name} {p}" for name, f, p in states if not f), "")     # stopped, or not known to have
         # finished: its epochs as a single run's cell reads them ('4/10', '?/6')
         gone = _folds_gone(path) if finished else []
-        progress += f", {part}" if part else (f", {', '.join(gone)} gone" if gone else "")
+        unreadable = None if finished else oof_unreadable(path)     # no record it finished: train --resume writes it
+        progress += f", {part}" if part else (f", {', '.join(gone)} gone" if gone else
+                                              f", {unreadable}" if unreadable else "")
     else:
         (finished, progress), gone = _fold_state(path, epochs, early_stop), []
     if RunLock.held(path):

@@ -3710,6 +3710,32 @@ def test_a_stopped_kfold_set_is_not_taken_as_the_newest(tmp_path, capsys):
     assert "; or train another with imgcls train (Python: " in str(e.value) and "train first" not in str(e.value)
 
 
+@pytest.mark.parametrize("record, why", [("{not json", "not JSON"), ("{}", "names no folds")])
+def test_a_kfold_set_whose_oof_score_is_unreadable_reads_one_way_in_runs_and_predict(tmp_path, record, why):
+    """A set whose every fold finished but whose oof_score.json is corrupt or names no folds: `imgcls runs` showed it
+    finished (the file was there), predict said `oof_score.json missing` and a bare predict `unfinished (folds done
+    2/2)` (a file naming no folds was taken whole). One reading: not finished, the file named with what is wrong."""
+    from imgcls.predict import locate_source
+    from imgcls.runs import read_run
+    from imgcls.train.rundir import find_checkpoints, record_plan
+    runs = tmp_path / "runs"
+    kf = make_tiny_run(runs / "kf", classes=("a", "b"), folds=2)
+    record_plan(kf, [0, 1], ["a", "b"])
+    for f in ("fold_0", "fold_1"):
+        mark_training(kf / f, 3, 3, 3, finished=True)
+    (kf / "oof_score.json").write_text(record)
+    run = read_run(kf)
+    bad = f"oof_score.json unreadable ({why})"
+    assert (run.state, run.progress) == ("stopped", f"folds done 2/2, {bad}"), (run.state, run.progress)
+    with pytest.raises(UserError) as e:
+        find_checkpoints(kf)
+    assert f"fold_0, fold_1; {bad}, which imgcls train --resume writes again); finish it with imgcls train " \
+           f"--resume {kf}" in str(e.value), e.value
+    with pytest.raises(UserError, match=re.escape(f"(not {kf}, stopped (folds done 2/2, {bad}): finish it with "
+                                                  f"imgcls train --resume {kf}")):
+        locate_source(None, runs, tmp_path / "ensembles")
+
+
 def test_a_model_whose_probabilities_are_nan_is_refused_at_its_first_batch_not_after_every_image(tmp_path,
                                                                                                monkeypatch):
     """The NaN refusal came after the model ran over every image (hours on a large test set) though its first

@@ -2649,6 +2649,24 @@ def test_an_unfinished_folds_all_set_says_how_many_folds_it_plans(tmp_path):
     assert read_run(run).progress == "folds done 2/3"
 
 
+def test_resume_writes_again_an_unreadable_oof_score_of_a_set_whose_folds_finished(tmp_path):
+    """predict refuses a set whose oof_score.json is corrupt or names no folds and says `train --resume` writes it
+    again; resume said `already finished, nothing to resume` (the file was there). The file is no record that the
+    set finished: resume reads its finished folds' predictions back and writes it."""
+    from imgcls import manifest as mf
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "splits.csv")
+    run = run_train(cfg_for(tmp_path / "splits.csv", tmp_path, name="kf", epochs=1, folds="all"))
+    score = json.loads((run / "oof_score.json").read_text())
+    for bad in ("{not json", "{}"):
+        (run / "oof_score.json").write_text(bad)
+        r = CliRunner().invoke(app, ["train", "--resume", str(run)])
+        assert r.exit_code == 0 and "nothing to resume" not in r.output, r.output
+        assert json.loads((run / "oof_score.json").read_text()) == score
+        assert len(find_checkpoints(run)) == 2
+
+
 def test_a_single_run_records_its_classes_as_it_starts(two_class, tmp_path):
     """`imgcls runs` showed a single run's task as a bare `label` until its first epoch validated (only a k-fold set
     recorded its classes as it started): every run writes plan.json before training, so a run stopped in its first

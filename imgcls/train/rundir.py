@@ -232,32 +232,52 @@ def planned_folds(run_dir: str | os.PathLike) -> list | None:
     """The folds a k-fold set trains, as train recorded them: its OOF_SCORE (written after the last fold), else its
     plan (written as it starts, _plan); None where neither names them (a single run, a set trained before
     FOLDS_PLANNED)."""
-    import json
-    try:
-        folds = json.loads((Path(run_dir) / OOF_SCORE).read_text()).get("folds")
-    except (OSError, ValueError, AttributeError):
-        folds = None
-    if not (isinstance(folds, list) and folds):
+    folds = _oof_folds(run_dir)[0]
+    if not folds:
         folds = _plan(run_dir).get("folds")
     return folds if isinstance(folds, list) and folds else None
 
 
+def _oof_folds(run_dir: str | os.PathLike) -> tuple[list[int] | None, str]:
+    """(the folds a k-fold set's OOF_SCORE names, '') where it names them; else (None, why not: '' where it is not
+    there, else what is wrong with it: not JSON, names no folds)."""
+    import json
+    path = Path(run_dir) / OOF_SCORE
+    if not path.is_file():
+        return None, ""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        return None, "not JSON" if isinstance(e, ValueError) else (e.strerror or str(e))
+    folds = doc.get("folds") if isinstance(doc, dict) else None
+    if not (isinstance(folds, list) and folds and all(isinstance(k, int) and not isinstance(k, bool) for k in folds)):
+        return None, "names no folds"
+    return folds, ""
+
+
+def oof_unreadable(run_dir: str | os.PathLike) -> str | None:
+    """'oof_score.json unreadable (not JSON)' where a k-fold set's OOF_SCORE is there but names no folds it
+    trained, which reads as a set not finished (kfold_finished): `train --resume` writes it again from its finished
+    folds; None where it is not there or readable."""
+    why = _oof_folds(run_dir)[1]
+    return f"{OOF_SCORE} unreadable ({why})" if why else None
+
+
 def kfold_finished(run_dir: Path) -> bool:
-    """Whether a k-fold set trained its last fold (its OOF_SCORE is written then; a fold that never started has no
-    last.pt to ask)."""
-    return (Path(run_dir) / OOF_SCORE).is_file()
+    """Whether a k-fold set trained its last fold: its OOF_SCORE, written then, names the folds it trained (a fold
+    that never started has no last.pt to ask); an unreadable one (oof_unreadable) is no such record."""
+    return _oof_folds(run_dir)[0] is not None
 
 
 def folds_gone(run_dir: Path, name: str = BEST_PT) -> tuple[list[str], list[str]] | None:
     """(the fold folders a finished k-fold set's OOF_SCORE names: train writes it after the last fold, with the
     folds it trained; those of them whose `name` checkpoint is gone since: the file or the fold's folder removed);
-    None where OOF_SCORE is not there or not readable (the set did not finish)."""
-    import json
+    None where OOF_SCORE is not there or names no folds (kfold_finished: the set did not finish)."""
     run_dir = Path(run_dir)
-    try:
-        planned = [fold_dir(run_dir, k).name for k in json.loads((run_dir / OOF_SCORE).read_text()).get("folds") or []]
-    except (OSError, ValueError, AttributeError):
+    folds = _oof_folds(run_dir)[0]
+    if folds is None:
         return None
+    planned = [fold_dir(run_dir, k).name for k in folds]
     return planned, [f for f in planned if not (run_dir / f / name).is_file()]
 
 
@@ -298,7 +318,9 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
     # stopped before its end: the plan train wrote as the set started names what is missing
     planned = [fold_dir(run_dir, k).name for k in planned_folds(run_dir) or []] or None
     gone = sorted(set(planned or ()) - set(have))
+    unreadable = oof_unreadable(run_dir)
     missing = f"{', '.join(gone)} missing" if gone else \
+        f"{unreadable}, which imgcls train --resume writes again" if unreadable else \
         f"{record.name} missing: training stopped before its last fold"
     raise UserError(f"{run_dir} is an unfinished k-fold run ({len(have)} fold(s) with a checkpoint: "
                     f"{', '.join(have)}; {missing}); finish it with {resume_fix(run_dir)}, or give one "
