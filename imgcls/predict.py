@@ -411,13 +411,14 @@ def say_unlisted_images(df: pd.DataFrame) -> None:
 
 
 def _refuse_nan_probabilities(paths: Sequence[str], probs: np.ndarray, errors: Sequence[str], spec: EnsembleSpec,
-                              members: Sequence[int], rows: np.ndarray | None = None) -> None:
+                              members: Sequence[int], rows: np.ndarray | None = None,
+                              folds: dict[int, set[int]] | None = None) -> None:
     """A model whose probabilities are NaN for read images (finite weights that overflow, as a diverged run's; NaN
     weights are refused as it loads) would fill the submission with argmax's pick of NaN, the first class, at exit
     0: refused in one line before anything is written, naming the run, or the ensemble's `members` (indices into
-    spec.members) that gave them. Rows counted as rundir counts a diverged run's. `rows`: the indices of the rows
-    `probs` holds (predict_members' first batch of a model: it stops there, not after every image), None for all of
-    them."""
+    spec.members) that gave them, and of a k-fold set the folds (`folds`: {member: indices into its checkpoints}).
+    Rows counted as rundir counts a diverged run's. `rows`: the indices of the rows `probs` holds (predict_members'
+    first batch of a model: it stops there, not after every image), None for all of them."""
     from imgcls.train.rundir import nan_probability_mask
     rows = np.arange(len(paths)) if rows is None else np.asarray(rows)
     read = np.array([not errors[i] for i in rows], dtype=bool)
@@ -426,15 +427,21 @@ def _refuse_nan_probabilities(paths: Sequence[str], probs: np.ndarray, errors: S
     if nan.any():
         left = len(paths) - len(rows)
         first = paths[int(rows[np.flatnonzero(nan)[0]])]
-        one = spec.path is None or len(members) == 1     # a run (resolve_source's one-member spec), or one member
-        names = [spec.members[i].name for i in members]
-        name = spec.name if spec.path is None else \
-            f"{', '.join(names)} ({'a member' if one else 'members'} of {spec.name})"
+        # a k-fold set's folds by their folders (fold_1 (runs/kf/fold_1) of kf), as an ensemble's members by name
+        cks = {i: [spec.members[i].checkpoints[c].parent for c in sorted((folds or {}).get(i, ()))]
+               if len(spec.members[i].checkpoints) > 1 else [] for i in members}
+        names = [", ".join(f"{d.name} ({d})" for d in cks[i]) + f" of {spec.members[i].name}" if cks[i] else
+                 spec.members[i].name for i in members]
+        one = sum(len(c) or 1 for c in cks.values()) == 1
+        name = ", ".join(names) if spec.path is None else \
+            f"{', '.join(names)} ({'a member' if len(members) == 1 else 'members'} of {spec.name})"
         where = f" in {'its' if one else 'their'} first batch (e.g. {first}; stopped there, before the other " \
                 f"{plural(left, 'image')})" if left else f" (e.g. {first})"
+        what = ("fold" if all(cks.values()) else "run") + ("" if one else "s")
+        again = ", ".join(spec.members[i].name for i in members) if any(cks.values()) else "it" if one else "them"
         raise UserError(f"the probabilities of {name} are NaN for {int(nan.sum())} of the {int(read.sum())} images "
-                        f"read{where}: {'its weights overflow (the run' if one else 'their weights overflow (the runs'}"
-                        f" diverged); nothing written; train {'it' if one else 'them'} again with a lower --lr")
+                        f"read{where}: {'its' if one else 'their'} weights overflow (the {what} diverged); nothing "
+                        f"written; train {again} again with a lower --lr")
 
 
 def require_one_readable(df: pd.DataFrame, errors: Sequence[str] | None, max_pixels: int | None, **say) -> None:
@@ -555,6 +562,7 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
             return combine_profile(member_probs, metas, weights, scheme, [m.name for m in spec.members])
         return vote(member_probs, spec.method, weights)
 
+    overflowed: dict[int, set[int]] = {}    # {member: its checkpoints} whose probabilities went NaN for a read image
     t0 = time.perf_counter()
     for key, pairs in groups.items():
         checked = False    # the group's first batch holding a read image: a model's NaN probabilities refused there
@@ -576,13 +584,16 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
                         errs[k] = e
                 first = not checked and not all(bad)
                 checked = checked or first
+                read = ~np.array([bool(e) for e in bad])
                 for mi, ci in pairs:
                     lm = loaded[mi][ci]
                     with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
                         p = lm.predict_proba(x).float().view(b, v, -1)
                     merged = merge_views(p, merge).cpu().numpy()
                     if first:   # the model's first batch: one that overflows stops here (a group before ran all)
-                        _refuse_nan_probabilities(paths, merged, errs, spec, [mi], ii)
+                        _refuse_nan_probabilities(paths, merged, errs, spec, [mi], ii, {mi: {ci}})
+                    elif not np.isfinite(merged[read]).all():      # a later batch's: refused after the last
+                        overflowed.setdefault(mi, set()).add(ci)
                     sums_tta[mi][ii] += merged
                     sums_plain[mi][ii] += p[:, 0].cpu().numpy()
                 advance(b)
@@ -592,7 +603,7 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
     tta_p, plain_p = combined(member_tta), combined(member_plain)
     read = ~np.array([bool(e) for e in errs])
     nan = [mi for mi, a in enumerate(member_tta) if np.isnan(a[read]).any()]     # a later batch's
-    _refuse_nan_probabilities(paths, tta_p, errs, spec, nan or range(len(spec.members)))
+    _refuse_nan_probabilities(paths, tta_p, errs, spec, nan or range(len(spec.members)), folds=overflowed)
     bad = np.array([bool(e) for e in errs])
     tta_p[bad] = np.nan
     plain_p[bad] = np.nan

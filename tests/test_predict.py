@@ -3654,6 +3654,62 @@ def test_the_nan_refusal_of_a_later_batch_names_the_member(tmp_path, monkeypatch
     assert not out.exists()
 
 
+def test_the_nan_refusal_of_a_kfold_set_names_the_fold(tmp_path, monkeypatch):
+    """A k-fold set one fold of which overflows: the NaN refusal named the whole set (`kf ... the run diverged`),
+    alone or as an ensemble's member, at its first batch or a later one. The fold is named, by its folder."""
+    from imgcls.ensemble import EnsembleSpec, member_from_run
+    from imgcls.ensemble.spec import write_spec
+    from imgcls.train import checkpoint
+    from imgcls.train.checkpoint import LoadedModel
+    kf = make_tiny_run(tmp_path / "runs" / "kf", classes=("a", "b"), folds=2)
+    obj = torch.load(kf / "fold_1" / "best.pt", weights_only=False)
+    obj["state_dict"]["classifier.weight"] *= 1e37
+    torch.save(obj, kf / "fold_1" / "best.pt")
+    good = make_tiny_run(tmp_path / "runs" / "good", classes=("a", "b"), img_size=48)
+    for i in range(6):
+        make_image(tmp_path / "test" / f"{i}.png", seed=i)
+    write_spec(EnsembleSpec("ens", "soft", [member_from_run(good), member_from_run(kf)], ["a", "b"]), tmp_path / "ens")
+
+    def refusal(src):
+        r = runner.invoke(app, ["predict", str(src), "--data", str(tmp_path / "test"), "--out", str(tmp_path / "p"),
+                                "--workers", "0", "--batch-size", "2"])
+        said = " ".join(r.output.split())
+        assert r.exit_code == 2 and "Traceback" not in r.output and said.count("error:") == 1, r.output
+        assert not (tmp_path / "p").exists()
+        return said
+    fold = f"fold_1 ({kf / 'fold_1'}) of kf"
+    tail = "its weights overflow (the fold diverged); nothing written; train kf again with a lower --lr"
+    said = refusal(kf)
+    assert f"error: the probabilities of {fold} are NaN for 2 of the 2 images read in its first batch" in said, said
+    assert tail in said, said
+    said = refusal(tmp_path / "ens")
+    assert f"error: the probabilities of {fold} (a member of ens) are NaN for 2 of the 2 images read in its " \
+           f"first batch" in said, said
+    assert tail in said, said
+    # fold_1's weights as trained, its second batch's probabilities NaN: named after the last image
+    obj["state_dict"]["classifier.weight"] /= 1e37
+    torch.save(obj, kf / "fold_1" / "best.pt")
+    real_load, real, batches = checkpoint.load_model, LoadedModel.predict_proba, []
+
+    def load_model(path, *a, **k):
+        lm = real_load(path, *a, **k)
+        lm.fold = Path(path).parent.name
+        return lm
+
+    def overflows_on_its_second_batch(self, x):
+        p = real(self, x)
+        if getattr(self, "fold", "") == "fold_1":
+            batches.append(len(x))
+            if len(batches) == 2:
+                p = p * float("nan")
+        return p
+    monkeypatch.setattr(checkpoint, "load_model", load_model)
+    monkeypatch.setattr(LoadedModel, "predict_proba", overflows_on_its_second_batch)
+    said = refusal(kf)
+    assert f"error: the probabilities of {fold} are NaN for 2 of the 6 images read (e.g. " in said, said
+    assert tail in said, said
+
+
 def test_a_fold_missing_kfold_set_is_not_taken_as_the_newest(tmp_path, capsys):
     """predict with no run took a finished k-fold set a fold was removed from since (`imgcls runs`: fold missing) as
     the newest, then refused it (check_kfold_finished), while a newer usable run was there. It is passed by, as an
