@@ -2542,6 +2542,20 @@ def test_split_val_rows_all_left_out_are_refused_not_drawn_anew(tmp_path, column
     assert not (tmp_path / "runs").exists()
 
 
+def test_split_val_rows_left_out_with_one_class_usable_says_the_class_count(tmp_path):
+    """A split table whose usable rows hold one class (class a unlabeled, and the val rows) was refused as its val
+    rows all left out, whose fix (split the usable images again) met 'at least 2 classes' next: that line first."""
+    from imgcls.errors import UserError
+    table, _ = _table_with(tmp_path, "split", ["val", "val", "train", "train", "train", "train"])
+    df = pd.read_csv(table, keep_default_na=False)
+    df["label"] = df["label"].astype(object)
+    df.loc[(df["split"] == "val") | (df["label"] == "a"), "label"] = ""
+    df.to_csv(table, index=False)
+    with pytest.raises(UserError, match="^training needs at least 2 classes, column 'label' has 1"):
+        run_train(TrainConfig(src=str(table), epochs=1, out=str(tmp_path / "runs"), **TINY))
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("column, values, folds, said", SIDES_UNREADABLE)
 def test_a_split_side_whose_images_broke_since_the_scan_is_refused_not_drawn_anew(tmp_path, monkeypatch, column,
                                                                                  values, folds, said):

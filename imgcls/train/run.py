@@ -131,12 +131,12 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
         pool = tdata.usable_rows(table, cfg.target, readable=False)[0]
         check_unreadable_sides(cfg, pool, pool["error"].fillna("").astype(str).to_numpy(), src=src, study=study,
                                searched=searched)
-    # the table's val rows all left out (unlabeled, clean's keep=false): that line, not a random draw said as 'no split
-    # column with val rows'
-    check_left_out_val(cfg, table, df, src=src, study=study, searched=searched)
     if say_skipped and left_out:
         info(f"{plural(n_all - len(df), 'row')} skipped: " + ", ".join(f"{n} {why}" for why, n in left_out.items()))
     meta = _heads_meta(df, cfg)
+    # the table's val rows all left out (unlabeled, clean's keep=false): that line, not a random draw said as 'no split
+    # column with val rows'; after _heads_meta's, whose 'at least 2 classes' its fix (split again) would meet next
+    check_left_out_val(cfg, table, df, src=src, study=study, searched=searched)
     folds: list[int | None] = [None]
     if cfg.folds:
         have = tdata.fold_ids(df)
