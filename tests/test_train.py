@@ -1888,6 +1888,23 @@ def test_ctrl_c_before_the_first_epoch_says_the_same_command_is_refused_only_whe
     assert "interrupted before the first epoch finished" in said and refused not in said, said
 
 
+def test_ctrl_c_before_the_first_epoch_of_an_exist_ok_run_does_not_say_the_same_command_is_refused(two_class,
+                                                                                                   tmp_path, capsys):
+    """`--name X --exist-ok` stopped before its first epoch said `the same command again is refused: the folder
+    exists`, yet the same command trains into the folder again (it holds no finished epoch): not said of it."""
+    from imgcls.train.callbacks import Callback
+
+    class CtrlC(Callback):
+        def on_step_end(self, step, logs):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_train(cfg_for(two_class, tmp_path, name="named", exist_ok=True), callbacks=[CtrlC()])
+    said = " ".join(capsys.readouterr().err.split())
+    assert "interrupted before the first epoch finished" in said and "is refused" not in said, said
+    assert run_train(cfg_for(two_class, tmp_path, name="named", exist_ok=True, epochs=1)).name == "named"
+
+
 def test_ctrl_c_while_decoding_says_resume_not_the_same_command(two_class, tmp_path, capsys, monkeypatch):
     """Ctrl-C while the decoded-image cache was built (before the first fold started) left the run folder with its
     config.yaml and said the CLI's general `run the same command again`, which `--name` then refused (the folder

@@ -722,7 +722,8 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     cfg.cache_used = cache
     cfg.gpu_aug_used = _gpu_aug_used(cfg, device.type, record if resume is not None else None)
     run_dir = resume if resume is not None else out / name
-    named = resume is None and cfg.name is not None      # --name given (cfg.name is set below)
+    # --name given (cfg.name is set below) without --exist-ok, which trains into the folder again
+    named = resume is None and cfg.name is not None and not cfg.exist_ok
     try:
         if resume is None:
             cfg.name = name
@@ -745,7 +746,8 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
             from imgcls.console import interrupted
             from imgcls.train.rundir import resume_fix
             kept = (run_dir / LAST_PT).is_file() or any((d / LAST_PT).is_file() for d in fold_dirs(run_dir))
-            # named by its start time, the same command starts another run; a resume's is the way on it names
+            # named by its start time, the same command starts another run; with --exist-ok it trains into the
+            # folder again; a resume's is the way on it names
             taken = " (the same command again is refused: the folder exists)" if named else ""
             interrupted(f"interrupted: {run_dir} keeps the epochs finished so far ({LAST_PT}); {resume_fix(run_dir)} "
                         f"continues it" if kept else
