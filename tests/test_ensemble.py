@@ -1282,3 +1282,23 @@ def test_build_ensemble_s_which_of_another_value_is_one_line_before_any_run_is_r
             build_ensemble([tmp_path / "a", tmp_path / "b"], which=which, out=tmp_path / "ens")
         assert str(e.value) == f"build_ensemble's which must be one of: best, last (got {shown})"
     assert not (tmp_path / "ens").exists()
+
+
+def test_build_ensemble_takes_its_weights_as_a_list_of_numbers(tmp_path):
+    """build_ensemble(runs, weights=[0.3, 0.7]) was refused ("--weights takes auto or comma-separated numbers ...
+    (got '[0.3, 0.7]')"): it took only the text '0.3,0.7', while TrainConfig.head_weights takes a list. A list or
+    tuple of numbers is those weights; a list of anything else is one line giving the Python form."""
+    from imgcls.ensemble import build_ensemble
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows)
+    r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows)
+    typed = build_ensemble([r1, r2], method="weighted", weights="0.3,0.7", out=tmp_path / "typed")
+    for i, given in enumerate(([0.3, 0.7], (0.3, np.float64(0.7)), [3, 7])):
+        spec = build_ensemble([r1, r2], method="weighted", weights=given, out=tmp_path / f"list{i}")
+        assert spec.weights == pytest.approx(typed.weights) and spec.method == "weighted", spec.weights
+    assert typed.weights == pytest.approx([0.3, 0.7])
+    with pytest.raises(UserError) as e:
+        build_ensemble([r1, r2], method="weighted", weights=["a", "b"], out=tmp_path / "bad")
+    assert str(e.value) == ("--weights takes auto or comma-separated numbers, e.g. 0.6,0.4 (Python: weights=[0.6, "
+                            "0.4]) (got ['a', 'b'])")
+    assert not (tmp_path / "bad").exists()

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls.console import all_placed, info, interruption_leaves, loading, status, warn
-from imgcls.ensemble.config import EnsembleConfig
+from imgcls.ensemble.config import EnsembleConfig, weights_text
 from imgcls.ensemble.spec import (SCORED_ROWS_FILES, EnsembleSpec, check_same_classes, ensemble_folder,
                                   member_folders, member_from_run, read_oof, scored_rows,
                                   unique_member_names)
@@ -42,16 +42,19 @@ def _warn_one_run(spec: EnsembleSpec, runs: Sequence[str | os.PathLike]) -> None
 
 
 def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConfig.method,
-                   weights: str | None = EnsembleConfig.weights, out: str | os.PathLike | None = None,
-                   name: str | None = None, metric: str | None = EnsembleConfig.metric,
+                   weights: str | Sequence[float] | None = EnsembleConfig.weights,
+                   out: str | os.PathLike | None = None, name: str | None = None,
+                   metric: str | None = EnsembleConfig.metric,
                    which: str = "best", combine: str = EnsembleConfig.combine) -> EnsembleSpec:
     """Score members on their validation predictions, fit or take weights, write the ensemble folder; returns the
     EnsembleSpec written (spec.path: its spec.yaml, what run_predict takes; members with their weights; scores).
-    Weights given with method soft make it weighted. `combine="profile"`: see the module doc."""
+    `weights`: 'auto', 'w1,w2,...' or a list of numbers; given with method soft they make it weighted.
+    `combine="profile"`: see the module doc."""
     check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
     if isinstance(runs, (str, os.PathLike)):     # one path's characters are not run folders
         raise TypeError(f"build_ensemble's runs must be a list of run folders (got the path {str(runs)!r}); pass "
                         f"build_ensemble([{str(runs)!r}, 'outputs/runs/B'])")
+    weights = weights_text(weights)      # a list of numbers: its --weights text
     check(EnsembleConfig(method=method, weights=weights, metric=metric, combine=combine))
     from imgcls.train.rundir import check_which
     check_which("build_ensemble", which)
