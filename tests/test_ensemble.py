@@ -1302,3 +1302,25 @@ def test_build_ensemble_takes_its_weights_as_a_list_of_numbers(tmp_path):
     assert str(e.value) == ("--weights takes auto or comma-separated numbers, e.g. 0.6,0.4 (Python: weights=[0.6, "
                             "0.4]) (got ['a', 'b'])")
     assert not (tmp_path / "bad").exists()
+
+
+def test_build_ensemble_returns_its_paths_absolute_and_the_cli_prints_its_folder_as_named(tmp_path, monkeypatch):
+    """build_ensemble with relative runs and out returned an EnsembleSpec whose spec.path and members' paths were
+    relative to the working folder (run_predict's are absolute): a notebook that changed folder lost them. They are
+    absolute; `imgcls ensemble` still prints the folder as --out named it (the default one too)."""
+    from imgcls.ensemble import build_ensemble
+    rows = _val_rows(tmp_path / "data")
+    make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows)
+    make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows)
+    monkeypatch.chdir(tmp_path)
+    spec = build_ensemble(["runs/effnet", "runs/resnet"], out="ens")
+    assert spec.path == tmp_path / "ens" / "spec.yaml"
+    assert [m.run for m in spec.members] == [tmp_path / "runs" / "effnet", tmp_path / "runs" / "resnet"]
+    assert all(c.is_absolute() for m in spec.members for c in m.checkpoints)
+    monkeypatch.chdir(tmp_path / "runs")
+    assert spec.path.is_file() and all(c.is_file() for m in spec.members for c in m.checkpoints)
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["ensemble", "runs/effnet", "runs/resnet", "--out", "ens2", "-q"])
+    assert r.exit_code == 0 and r.stdout == "ens2\n", (r.stdout, r.stderr)
+    r = CliRunner().invoke(app, ["ensemble", "runs/effnet", "runs/resnet", "-q"])
+    assert r.exit_code == 0 and r.stdout == "outputs/ensembles/soft-effnet+resnet\n", (r.stdout, r.stderr)

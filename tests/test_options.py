@@ -303,7 +303,8 @@ def test_flags_given_override_a_config_file_and_defaults_do_not(tmp_path, monkey
     """Only the flags typed on the command line replace the file's values (a flag left at its default does not)."""
     import imgcls.train.run as train_mod
     seen = []
-    monkeypatch.setattr(train_mod, "_run_train", lambda cfg, *a: seen.append(cfg))     # run_train checks
+    # run_train checks; the run is not trained (the run folder returned, as train's)
+    monkeypatch.setattr(train_mod, "_run_train", lambda cfg, *a: seen.append(cfg) or Path(cfg.out) / "run")
     TrainConfig(model="resnet10t", epochs=3, lr=0.01, heads="multi", head_columns=["a", "b"]).save(
         tmp_path / "c.yaml")
     r = runner.invoke(app, ["train", SAMPLE, "--config", str(tmp_path / "c.yaml"), "--epochs", "7", "--head-weights", "1,2"])
@@ -319,7 +320,8 @@ def test_a_config_option_the_flags_leave_without_its_need_keeps_its_default(tmp_
     option was declared inert); a typed flag that would not act is refused."""
     import imgcls.train.run as train_mod
     seen = []
-    monkeypatch.setattr(train_mod, "_run_train", lambda cfg, *a: seen.append(cfg))     # run_train checks
+    # run_train checks; the run is not trained (the run folder returned, as train's)
+    monkeypatch.setattr(train_mod, "_run_train", lambda cfg, *a: seen.append(cfg) or Path(cfg.out) / "run")
     TrainConfig(loss="label-smoothing", smoothing=0.05, lr=0.01).save(tmp_path / "c.yaml")
     r = runner.invoke(app, ["train", SAMPLE, "--config", str(tmp_path / "c.yaml"), "--loss", "ce"])
     assert r.exit_code == 0, r.output
@@ -351,7 +353,8 @@ def test_a_reset_config_option_is_named_as_typed(tmp_path, monkeypatch):
     it as a user types it (--no-pretrained), not as a Python value (--pretrained False)."""
     import imgcls.train.run as train_mod
     seen = []
-    monkeypatch.setattr(train_mod, "_run_train", lambda cfg, *a: seen.append(cfg))     # run_train checks
+    # run_train checks; the run is not trained (the run folder returned, as train's)
+    monkeypatch.setattr(train_mod, "_run_train", lambda cfg, *a: seen.append(cfg) or Path(cfg.out) / "run")
     # found before the run, with a torch.save file's first bytes (its contents: _run_train's, patched here)
     (tmp_path / "w.pt").write_bytes(b"PK\x03\x04")
     (tmp_path / "old.yaml").write_text(f"pretrained: false\nweights: {tmp_path / 'w.pt'}\n")

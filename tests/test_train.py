@@ -1169,6 +1169,21 @@ def test_train_prints_its_run_folder_on_stdout_for_a_script_quiet_or_not(two_cla
         assert r.stdout == f"{run}\n", (r.stdout, r.stderr)
 
 
+def test_run_train_returns_its_run_folder_absolute_and_the_cli_prints_it_as_named(two_class, tmp_path,
+                                                                                     monkeypatch):
+    """run_train with a relative out returned the run folder relative to the working folder (run_predict's paths are
+    absolute): a notebook that changed folder lost it. It is absolute; the command line still prints it as --out /
+    --resume named it."""
+    monkeypatch.chdir(tmp_path)
+    run = run_train(cfg_for(two_class, tmp_path, out="runs", epochs=1))
+    assert run == tmp_path / "runs" / "run" and run.is_absolute(), run
+    monkeypatch.chdir(two_class)
+    assert (run / "config.yaml").is_file()
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["train", "--resume", "runs/run", "-q"])
+    assert r.exit_code == 0 and r.stdout == "runs/run\n", (r.stdout, r.stderr)
+
+
 def test_cli_config_override_and_errors(two_class, tmp_path, monkeypatch):
     r = CliRunner().invoke(app, ["train", str(two_class), "--model", "test_resnet", "--img-size", "32", "--epochs", "1",
                                  "--workers", "0", "--val-split", "0.3", "--out", str(tmp_path / "runs"),

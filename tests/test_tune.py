@@ -1193,6 +1193,17 @@ def test_tune_passes_no_plots_to_its_trials():
 
 
 @pytest.mark.timeout(120)
+def test_run_tune_returns_its_study_folder_absolute(data, tmp_path, space, monkeypatch):
+    """run_tune with a relative out returned the study folder relative to the working folder (run_predict's paths
+    are absolute): a notebook that changed folder lost it. It is absolute."""
+    monkeypatch.chdir(tmp_path)
+    study_dir = run_tune(tune_cfg(data, tmp_path, space, trials=1, out="tune"))
+    assert study_dir == tmp_path / "tune" / "s" and study_dir.is_absolute(), study_dir
+    monkeypatch.chdir(data)
+    assert (study_dir / "trials.csv").is_file()
+
+
+@pytest.mark.timeout(120)
 def test_trials_draw_figures_only_with_trial_plots(data, tmp_path, space, capsys):
     """Every trial drew curves.png and the confusion PNGs unless --no-plots: about a second a trial on figures
     nobody looks at (Ultralytics' tuner trains its trials with plots=False). TuneConfig.trial_plots (--trial-plots)

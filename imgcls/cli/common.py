@@ -377,6 +377,12 @@ def _is_argument(p: inspect.Parameter) -> bool:
     return any(isinstance(m, typer.models.ArgumentInfo) for m in getattr(p.annotation, "__metadata__", ()))
 
 
+def as_named(path: Path, named: Path) -> Path:
+    """A folder a step returned (absolute: run_train's, build_ensemble's) as the command line named it (`named`: a
+    relative --out kept relative), where both are the same path; else the one returned."""
+    return Path(named) if os.path.abspath(named) == os.path.abspath(path) else Path(path)
+
+
 
 
 # Parameters that are not a config field (paths, --quiet); every other flag is built from a config dataclass's

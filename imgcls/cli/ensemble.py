@@ -6,8 +6,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from imgcls.cli.common import Quiet, command
-from imgcls.ensemble.config import EnsembleConfig
+from imgcls.cli.common import Quiet, as_named, command
+from imgcls.ensemble.config import ENSEMBLES_DIR, EnsembleConfig
 from imgcls.options import Given
 
 
@@ -34,4 +34,6 @@ def ensemble(runs: Annotated[List[Path], typer.Argument(help="Run folders (a k-f
     from imgcls.ensemble import build_ensemble
     spec = build_ensemble(runs, out=out, name=name, **cfg.keywords())
     from imgcls.console import print_output
-    print_output(spec.path.parent)      # the ensemble folder on stdout, --quiet or not: what `imgcls predict` takes
+    # the ensemble folder on stdout, --quiet or not: what `imgcls predict` takes; named as --out named it
+    # (build_ensemble returns it absolute)
+    print_output(as_named(spec.path.parent, Path(out) if out is not None else ENSEMBLES_DIR / spec.name))

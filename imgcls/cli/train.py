@@ -6,10 +6,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgcls.cli.common import OptSrc, Quiet, command
+from imgcls.cli.common import OptSrc, Quiet, as_named, command
 from imgcls.options import Given
 from imgcls.run_names import LAST_PT, RUN_CONFIG
-from imgcls.train.config import OUTPUT, TrainConfig, refuse_config_with_resume
+from imgcls.train.config import OUTPUT, TrainConfig, refuse_config_with_resume, resume_folder
 
 EPILOG = """Examples:
 
@@ -53,4 +53,6 @@ def train(src: OptSrc = None,
     # (`timeout 3600 imgcls train`): Ctrl-C's line (the run folder, --resume), exit 143 (command(): sigterm_interrupts)
     run = run_train(resolved, resume=resume, typed=overrides)
     from imgcls.console import print_output
-    print_output(run)       # the run folder on stdout, --quiet or not: RUN=$(imgcls train -q ...) in a script
+    # the run folder on stdout, --quiet or not: RUN=$(imgcls train -q ...) in a script; named as --out / --resume
+    # named it (run_train returns it absolute)
+    print_output(as_named(run, resume_folder(resume) if resume is not None else Path(resolved.out) / run.name))

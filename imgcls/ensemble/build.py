@@ -13,7 +13,7 @@ from imgcls.console import all_placed, info, interruption_leaves, loading, statu
 from imgcls.ensemble.config import EnsembleConfig, weights_text
 from imgcls.ensemble.spec import (SCORED_ROWS_FILES, EnsembleSpec, check_same_classes, ensemble_folder,
                                   member_folders, member_from_run, read_oof, scored_rows,
-                                  unique_member_names)
+                                  unique_member_names, with_absolute_paths)
 from imgcls.ensemble.files import write_ensemble_files
 from imgcls.ensemble.table import print_scores
 from imgcls.ensemble.profile import build_profile, member_meta
@@ -47,7 +47,8 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
                    metric: str | None = EnsembleConfig.metric,
                    which: str = "best", combine: str = EnsembleConfig.combine) -> EnsembleSpec:
     """Score members on their validation predictions, fit or take weights, write the ensemble folder; returns the
-    EnsembleSpec written (spec.path: its spec.yaml, what run_predict takes; members with their weights; scores).
+    EnsembleSpec written (spec.path: its spec.yaml, what run_predict takes; members with their weights; scores;
+    its paths absolute, as run_train's run folder).
     `weights`: 'auto', 'w1,w2,...' or a list of numbers; given with method soft they make it weighted.
     `combine="profile"`: see the module doc."""
     check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
@@ -102,7 +103,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
                                                            REPORT_HTML, *confusion_png_names())],
                        placing=out / "ensemble")
     if combine == "profile":
-        return build_profile(members, method, weights, out, name, out_typed)
+        return with_absolute_paths(build_profile(members, method, weights, out, name, out_typed))
     classes = check_same_classes(members)
     n_cls = len(classes)
     cidx = {c: i for i, c in enumerate(classes)}
@@ -215,4 +216,4 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
         if missing:
             info(missing)
         info(f"wrote {spec.path} and {out / REPORT_HTML} (use: {predict_fix(out)})")
-    return spec
+    return with_absolute_paths(spec)

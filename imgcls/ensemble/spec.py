@@ -71,6 +71,17 @@ class EnsembleSpec:
         return replace(self, members=[m for m in self.members if m.weight > 0])
 
 
+def with_absolute_paths(spec: EnsembleSpec) -> EnsembleSpec:
+    """`spec` with its spec file's and its members' paths absolute (os.path.abspath: symlinks kept as named), as
+    build_ensemble returns it: a relative one meant the folder it ran from, lost to a notebook that changes folder
+    (run_predict's summary names them so)."""
+    for m in spec.members:
+        m.run, m.checkpoints = Path(os.path.abspath(m.run)), [Path(os.path.abspath(c)) for c in m.checkpoints]
+    if spec.path is not None:
+        spec.path = Path(os.path.abspath(spec.path))
+    return spec
+
+
 def member_folders(members: Sequence[Member]) -> set[Path]:
     """The members' run folders and the folders of their checkpoints (a k-fold run's fold_* folders)."""
     found = set()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -499,7 +500,8 @@ def _given_over_record(cfg: TrainConfig, resume, typed) -> tuple[TrainConfig, Tr
 
 def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: int | None = None,
               callbacks=None, track_group: str | None = None, typed=None, searched: dict | None = None) -> Path:
-    """Train (every fold with folds='all'); returns the run folder. `resume`: a run folder to continue, as
+    """Train (every fold with folds='all'); returns the run folder, absolute (os.path.abspath: a notebook that
+    changes folder keeps it, as run_predict's summary names its files). `resume`: a run folder to continue, as
     `imgcls train --resume RUN` does: the options of `cfg` set to other than their defaults (and those `typed`) are
     laid over the run's config.yaml, as that command's flags are; the rest are the recorded ones
     (run_train(TrainConfig(), resume=RUN) continues the run as it was recorded).
@@ -540,7 +542,7 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
         state = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
                  torch.backends.cudnn.benchmark)
         try:
-            return _run_train(cfg, resumed, stop_after, callbacks, track_group, searched)
+            return Path(os.path.abspath(_run_train(cfg, resumed, stop_after, callbacks, track_group, searched)))
         finally:
             torch.use_deterministic_algorithms(state[0], warn_only=state[1])
             torch.backends.cudnn.benchmark = state[2]

@@ -1110,11 +1110,12 @@ def _resume_trials(cfg: TuneConfig, attrs: dict) -> None:
 
 
 def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
-    """Run (or resume, or join) the study; returns its folder <out>/<study>/ holding trial_NNNN/ run folders,
-    best_config.yaml, trials.csv and report.html. `callbacks`: train callbacks given to every trial's run_train
-    (e.g. a tracker). Ctrl-C: the files are written for the trials so far, the `interrupted:` line says how to
-    resume the study, then KeyboardInterrupt propagates. The caller's `cfg` (and its `train`) is left as given: the
-    data and options the study resolves (the default input, a resumed study's own) go into a copy."""
+    """Run (or resume, or join) the study; returns its folder <out>/<study>/, absolute (as run_train's run folder),
+    holding trial_NNNN/ run folders, best_config.yaml, trials.csv and report.html. `callbacks`: train callbacks
+    given to every trial's run_train (e.g. a tracker). Ctrl-C: the files are written for the trials so far, the
+    `interrupted:` line says how to resume the study, then KeyboardInterrupt propagates. The caller's `cfg` (and its
+    `train`) is left as given: the data and options the study resolves (the default input, a resumed study's own)
+    go into a copy."""
     from imgcls.fsutil import check_file_name_encoding
     check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
     import copy
@@ -1146,7 +1147,7 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
         verbosity = optuna.logging.get_verbosity()
         optuna.logging.set_verbosity(optuna.logging.ERROR)   # tune prints its own line per trial
         try:
-            return _search(cfg, space, url, study_dir, callbacks, made, fresh, rows, named)
+            return Path(os.path.abspath(_search(cfg, space, url, study_dir, callbacks, made, fresh, rows, named)))
         except KeyboardInterrupt:
             from imgcls.console import interrupted     # the study's line, as run_train says the run's
             interrupted(f"interrupted: {TRIALS_CSV} / {REPORT_HTML} written for the trials so far in {study_dir}; "
