@@ -288,8 +288,9 @@ def _check_value(name: str, value: Any, spec: Spec, kind: str | None = None, tak
     """check_value's checks."""
     if value is None:
         if not takes_none:     # epochs=None, a config.yaml's `aug: null`: a TypeError once the data was read
-            raise UserError(f"{flag(name, spec)} cannot be None; give {_wanted(spec, kind)}, or leave it out for "
-                            f"its default")
+            # a field no flag sets (cli=False: SplitConfig's extra) by its keyword, not a --extra there is not
+            who = flag(name, spec) if spec.cli else f"{name}="
+            raise UserError(f"{who} cannot be None; give {_wanted(spec, kind)}, or leave it out for its default")
         return
     opt = flag(name, spec)
     if kind == "list" and isinstance(value, str):

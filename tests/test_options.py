@@ -773,6 +773,8 @@ def test_every_step_s_config_argument_of_another_type_is_a_type_error_naming_it(
     ("train", lambda: {"tracker": [None]}, "--tracker cannot be None; give one of: tensorboard"),
     ("split", lambda: {"val": None}, "--val cannot be None; give a number in [0, 1)"),
     ("eda", lambda: {"seed": None}, "--seed cannot be None"),
+    # a field no flag sets was named by a flag there is not (--extra)
+    ("split", lambda: {"extra": None}, "extra= cannot be None; give a value, or leave it out for its default"),
 ])
 def test_a_python_callers_value_of_the_wrong_type_is_one_line_before_any_work(step, make, msg, image_folder,
                                                                               tmp_path, monkeypatch):
