@@ -352,7 +352,12 @@ def work(monkeypatch):
     it with the same call on a smaller input in the same test (a wall-clock bound fails on a loaded, shared 2-core
     machine). Pandas operations are NDFrame.__finalize__ calls (one per frame or series made), counted over the last
     run: a pandas call per group makes them grow with the groups. CPU seconds are this process's (other processes'
-    load left out; time.process_time), the least of `runs` runs, each after a garbage collection."""
+    load left out; time.process_time), the least of `runs` runs, each after a garbage collection and with the
+    collector off, as timeit does: a full collection walks every object of the process (torch's, the earlier
+    tests'), so it lands in one run and not the other and grew a linear call's 5x rows to 12x CPU.
+    work.pair(small, large, runs=3) -> (small's, large's): the two calls measured in turn, run after run, so that a
+    load that comes or goes mid-test slows both (measured one after the other, a quiet small run against a loaded
+    large one read ~1.4x more growth)."""
     import gc
     import time
 
@@ -365,16 +370,32 @@ def work(monkeypatch):
         return finalize(self, *a, **k)
     monkeypatch.setattr(pdg.NDFrame, "__finalize__", counted)
 
-    def measure(fn, runs: int = 2):
-        best = result = None
-        for _ in range(runs):
-            gc.collect()
-            made[0] = 0
+    def once(fn):
+        gc.collect()
+        made[0] = 0
+        gc.disable()
+        try:
             t = time.process_time()
             result = fn()
-            cpu = time.process_time() - t
-            best = cpu if best is None else min(best, cpu)
-        return made[0], best, result
+            return made[0], time.process_time() - t, result
+        finally:
+            gc.enable()
+
+    def least(a, b):
+        return b if a is None else (b[0], min(a[1], b[1]), b[2])
+
+    def measure(fn, runs: int = 2):
+        best = None
+        for _ in range(runs):
+            best = least(best, once(fn))
+        return best
+
+    def pair(small, large, runs: int = 3):
+        a = b = None
+        for _ in range(runs):
+            a, b = least(a, once(small)), least(b, once(large))
+        return a, b
+    measure.pair = pair
     return measure
 
 
