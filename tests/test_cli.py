@@ -699,32 +699,7 @@ def test_a_sigterm_handled_inside_a_finalizer_still_stops_the_step():
     end and exited 0 (seen once each on `timeout -s TERM 2 imgcls preprocess ... --oversample-aug mixup` and
     `timeout -s TERM 4 imgcls train ... --folds all`). The interruption is raised again outside the finalizer: the
     step stops, says its `interrupted:` line and ends by SIGTERM."""
-    import signal
-    script = (
-        "import gc, os, signal, sys, time, typer\n"
-        "from imgcls.cli.common import one_line_errors, sigterm_interrupts\n"
-        "class Finalized:\n"
-        "    def __del__(self):\n"
-        "        os.kill(os.getpid(), signal.SIGTERM)\n"
-        "        sum(range(100000))\n"
-        "try:\n"
-        "    with one_line_errors('imgcls demo'), sigterm_interrupts():\n"
-        "        Finalized()\n"
-        "        gc.collect()\n"
-        "        time.sleep(30)\n"   # the signal sent again ends it at once
-        "        print('the step went on to its end', file=sys.stderr)\n"
-        "except typer.Exit as e:\n"
-        "    sys.exit(e.exit_code)\n")
-    import time
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "300"}
-    began = time.monotonic()
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
-    err = " ".join(r.stderr.split())
-    assert r.returncode == -signal.SIGTERM, (r.returncode, r.stderr)
-    assert "interrupted: imgcls demo stopped before it finished (SIGTERM)" in err, r.stderr
-    # the main thread's sleep cut short (the signal sent to the process went to the timer's thread: 30 s)
-    assert time.monotonic() - began < 25, r.stderr
-    assert "went on" not in err and "Exception ignored" not in err and "Traceback" not in err, r.stderr
+    _a_finalizer_swallows_the_sigterm_and_the_step_still_stops()
 
 
 def test_a_sigterm_that_comes_while_a_swallowed_one_is_armed_again_still_stops_the_step():
@@ -732,26 +707,36 @@ def test_a_sigterm_that_comes_while_a_swallowed_one_is_armed_again_still_stops_t
     in the middle of that (send_again's next one while a second finalizer swallowed one, a second `kill`) ran the
     handler inside the hook, where its Terminated is lost too ('Exception ignored in sys.unraisablehook'), and
     nothing sent it again: the step ran on to its end. It is armed again and stops the step."""
+    _a_finalizer_swallows_the_sigterm_and_the_step_still_stops(
+        before="import threading\n"
+               "start = threading.Thread.start\n"
+               "def start_after_a_sigterm(thread):\n"    # a SIGTERM as the hook starts send_again's thread
+               "    threading.Thread.start = start\n"
+               "    signal.raise_signal(signal.SIGTERM)\n"
+               "    start(thread)\n",
+        first="        threading.Thread.start = start_after_a_sigterm\n")
+
+
+def _a_finalizer_swallows_the_sigterm_and_the_step_still_stops(before: str = "", first: str = "") -> None:
+    """A step (one_line_errors and sigterm_interrupts, as command() wraps a command's body) whose finalizer sends
+    SIGTERM and swallows the Terminated its handler raises there, then sleeps 30 s (`before`: lines run first;
+    `first`: the step's own first line): it must end by SIGTERM with its line, its sleep cut short."""
     import signal
     import time
     script = (
-        "import gc, os, signal, sys, threading, time, typer\n"
+        "import gc, os, signal, sys, time, typer\n"
         "from imgcls.cli.common import one_line_errors, sigterm_interrupts\n"
-        "start = threading.Thread.start\n"
-        "def start_after_a_sigterm(thread):\n"    # a SIGTERM as the hook starts send_again's thread
-        "    threading.Thread.start = start\n"
-        "    signal.raise_signal(signal.SIGTERM)\n"
-        "    start(thread)\n"
+        + before +
         "class Finalized:\n"
         "    def __del__(self):\n"
         "        os.kill(os.getpid(), signal.SIGTERM)\n"
         "        sum(range(100000))\n"
         "try:\n"
         "    with one_line_errors('imgcls demo'), sigterm_interrupts('imgcls demo'):\n"
-        "        threading.Thread.start = start_after_a_sigterm\n"
+        + first +
         "        Finalized()\n"
         "        gc.collect()\n"
-        "        time.sleep(30)\n"
+        "        time.sleep(30)\n"   # the signal sent again ends it at once
         "        print('the step went on to its end', file=sys.stderr)\n"
         "except typer.Exit as e:\n"
         "    sys.exit(e.exit_code)\n")
@@ -761,6 +746,7 @@ def test_a_sigterm_that_comes_while_a_swallowed_one_is_armed_again_still_stops_t
     err = " ".join(r.stderr.split())
     assert r.returncode == -signal.SIGTERM, (r.returncode, r.stderr)
     assert "interrupted: imgcls demo stopped before it finished (SIGTERM)" in err, r.stderr
+    # the main thread's sleep cut short (the signal sent to the process went to the timer's thread: 30 s)
     assert time.monotonic() - began < 25, r.stderr
     assert "went on" not in err and "Exception ignored" not in err and "Traceback" not in err, r.stderr
 
