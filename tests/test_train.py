@@ -2574,6 +2574,27 @@ def test_split_val_rows_all_left_out_are_refused_not_drawn_anew(tmp_path, column
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("kw, typed, python", [
+    ({}, " --heads multi (Python", ", heads='multi')"),
+    ({"head_columns": ["mask", "gender"]}, " --heads multi --head-columns mask,gender (Python",
+     ", heads='multi', head_columns=['mask', 'gender'])")])
+def test_split_val_rows_left_out_of_a_multi_head_run_say_its_heads_in_the_fix(tmp_path, kw, typed, python):
+    """The fix of a --heads multi run's val rows all left out trained the split's table on one head (label): its
+    train command dropped --heads multi (and --head-columns), as --target it carries."""
+    from imgcls.errors import UserError
+    from imgcls.split import run_split
+    src = make_profiles(tmp_path / "profiles", n_profiles=8)
+    table = tmp_path / "splits.csv"
+    run_split(str(src), str(table))
+    df = pd.read_csv(table, keep_default_na=False)
+    df.assign(keep=df["split"] != "val").to_csv(table, index=False)
+    with pytest.raises(UserError, match="val rows are all left out") as e:
+        run_train(TrainConfig(src=str(table), epochs=1, out=str(tmp_path / "runs"), heads="multi", **kw, **TINY))
+    then = str(e.value).split(", then ")[1]
+    assert then.startswith(f"imgcls train {tmp_path / 'splits_val.csv'}{typed}"), then
+    assert then.endswith(f"(src={str(tmp_path / 'splits_val.csv')!r}{python}))"), then
+
+
 def test_split_val_rows_left_out_with_one_class_usable_says_the_class_count(tmp_path):
     """A split table whose usable rows hold one class (class a unlabeled, and the val rows) was refused as its val
     rows all left out, whose fix (split the usable images again) met 'at least 2 classes' next: that line first."""

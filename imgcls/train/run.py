@@ -322,6 +322,7 @@ def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = No
     from imgcls.console import sh
     from imgcls.options import python_too
     from imgcls.pipeline import PIPELINE, has_default_input
+    from imgcls.profile_names import PROFILE_HEADS
     src = cfg.src if src is None else src
     splits = dict(PIPELINE)["splits"]
     # a split's table (a CSV with a split column) is split again from the default input, never from itself; where
@@ -348,10 +349,16 @@ def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = No
     # another study: `--study STUDY` on the split's table is refused, its rows not the ones STUDY's trials scored on
     study = None if study is None else f"{study}-split"
     typed = not label and "target" not in searched
+    # --heads multi (and its columns) as typed: the table's heads, as --target is its one column
+    multi = cfg.heads != "single" and "heads" not in searched
+    cols = multi and cfg.head_columns != list(PROFILE_HEADS) and "head_columns" not in searched
     train = f"imgcls {step} {sh(splits)}" + (f" --target {sh(cfg.target)}" if typed else "") + \
+        (f" --heads {cfg.heads}" if multi else "") + \
+        (f" --head-columns {sh(','.join(cfg.head_columns))}" if cols else "") + \
         (" --folds all" if folds else "") + ("" if study is None else f" --study {sh(study)}")
     train_args = "".join((f"src={splits!r}", f", target={cfg.target!r}" if typed else "",
-                          ", folds='all'" if folds else ""))
+                          f", heads={cfg.heads!r}" if multi else "",
+                          f", head_columns={cfg.head_columns!r}" if cols else "", ", folds='all'" if folds else ""))
     call = f"run_train(TrainConfig({train_args}))" if study is None else \
         f"run_tune(TuneConfig(study={study!r}, train=TrainConfig({train_args})))"
     return (python_too(split, f"run_split({split_args})"), python_too(train, call))
