@@ -642,6 +642,9 @@ def test_typed_weights_parse_or_fail_in_one_line():
     assert parse_weights("3,1", 2).tolist() == [0.75, 0.25]
     with pytest.raises(UserError, match=r"--weights takes auto or .* \(got '0.5,x'\)"):
         parse_weights("0.5,x", 2, "auto or comma-separated numbers, e.g. 0.6,0.4")
+    for text in ("nan,1", "1,inf"):     # floats to Python, yet every member's weight was nan (or 0 beside inf)
+        with pytest.raises(UserError, match=rf"^--weights takes comma-separated numbers, .* \(got '{text}'\)$"):
+            parse_weights(text, 2)
     with pytest.raises(UserError, match="2 value\\(s\\) for 3 member"):
         parse_weights("1,2", 3)
 

@@ -35,6 +35,8 @@ def parse_weights(text: str, n: int, example: str = "comma-separated numbers, e.
     """`--weights w1,w2,...` typed by a user -> normalised weights for `n` members (one line when it does not parse)."""
     try:
         values = [float(x) for x in str(text).split(",")]
+        if not np.isfinite(values).all():       # nan, inf parse as floats, yet weigh every member nan
+            raise ValueError
     except ValueError:
         raise UserError(f"--weights takes {example} (got '{text}')") from None
     return normalise_weights(values, n)
