@@ -1296,7 +1296,8 @@ def test_build_ensemble_takes_its_weights_as_a_list_of_numbers(tmp_path):
     r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows)
     r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows)
     typed = build_ensemble([r1, r2], method="weighted", weights="0.3,0.7", out=tmp_path / "typed")
-    for i, given in enumerate(([0.3, 0.7], (0.3, np.float64(0.7)), [3, 7])):
+    # an array too (fit_weights' own): the check of the text read its truth value, a ValueError
+    for i, given in enumerate(([0.3, 0.7], (0.3, np.float64(0.7)), [3, 7], np.array([0.3, 0.7]))):
         spec = build_ensemble([r1, r2], method="weighted", weights=given, out=tmp_path / f"list{i}")
         assert spec.weights == pytest.approx(typed.weights) and spec.method == "weighted", spec.weights
     assert typed.weights == pytest.approx([0.3, 0.7])

@@ -49,15 +49,17 @@ class EnsembleConfig:
 
 
 def weights_text(weights):
-    """build_ensemble's `weights` as --weights spells it: a Python caller's list or tuple of numbers ([0.3, 0.7],
-    as TrainConfig.head_weights takes its weights) is '0.3,0.7', the same weights; anything else as given."""
-    if not isinstance(weights, (list, tuple)):
+    """build_ensemble's `weights` as --weights spells it: a Python caller's list, tuple or array of numbers
+    ([0.3, 0.7], as TrainConfig.head_weights takes its weights; fit_weights' array) is '0.3,0.7', the same weights;
+    anything else as given."""
+    if isinstance(weights, (str, bytes)) or not hasattr(weights, "__iter__"):
         return weights
     import numbers
-    if not all(isinstance(w, numbers.Real) and not isinstance(w, bool) for w in weights):
+    values = list(weights)
+    if not all(isinstance(w, numbers.Real) and not isinstance(w, bool) for w in values):
         raise UserError(python_too("--weights takes auto or comma-separated numbers, e.g. 0.6,0.4",
                                    "weights=[0.6, 0.4]") + f" (got {weights!r})")
-    return ",".join(str(w) for w in weights)
+    return ",".join(str(w) for w in values)
 
 
 ENSEMBLES_DIR = Path("outputs/ensembles")
