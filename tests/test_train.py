@@ -1182,6 +1182,11 @@ def test_run_train_returns_its_run_folder_absolute_and_the_cli_prints_it_as_name
     monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(app, ["train", "--resume", "runs/run", "-q"])
     assert r.exit_code == 0 and r.stdout == "runs/run\n", (r.stdout, r.stderr)
+    # a new run's folder too, as its relative --out named it (a script's RUN=$(imgcls train -q ...))
+    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "test_resnet", "--img-size", "32", "--epochs", "1",
+                                 "--workers", "0", "--val-split", "0.3", "--out", "./runs2/", "--name", "n",
+                                 "--no-pretrained", "--batch-size", "8", "--no-plots", "--device", "cpu", "-q"])
+    assert r.exit_code == 0 and r.stdout == "runs2/n\n", (r.stdout, r.stderr)
 
 
 def test_cli_config_override_and_errors(two_class, tmp_path, monkeypatch):
