@@ -2877,6 +2877,13 @@ def test_no_validation_images_of_a_draw_the_exact_copies_emptied_names_them(tmp_
     assert said.startswith("no validation images: the 12 images are 2 distinct pictures (exact copies"), said
     assert said.endswith("add distinct images of each class (a copy of a training image validates nothing)"), said
     assert not (tmp_path / "runs").exists()
+    from imgcls import manifest as mf
+    from imgcls.train.run import check_data
+    one = mf.load(str(raw), mf.LayoutOptions()).assign(sha256="x")     # one picture under both labels
+    with pytest.raises(UserError, match=r"the 12 images are 1 distinct picture \(exact copies"):
+        check_data(TrainConfig(src=str(raw), **TINY), one, src=str(raw), scanned=True)
+
+
 def test_the_group_col_none_fix_names_the_data_as_typed(tmp_path, monkeypatch):
     """The --group-col none way out named the CSV by its absolute path (config.yaml's, anchored) while every other
     line of train names the data as typed: `imgcls split train.csv --group-col none`."""

@@ -259,11 +259,12 @@ def check_sides(cfg: TrainConfig, df: pd.DataFrame, fold: int | None, train: np.
     if fold is None and not tdata.has_val_split(df) and pd.Series(hashes[hashes != ""]).duplicated().any():
         t, v = tdata.assign_split(df.assign(sha256=""), None, cfg.val_split, cfg.seed, by=cfg.class_column, say=False)
         if t.any() and v.any():
+            from imgcls.console import plural
             distinct = len(set(hashes[hashes != ""])) + int((hashes == "").sum())
             raise UserError(f"no {'training' if not train.any() else 'validation'} images: the {len(df)} images are "
-                            f"{distinct} distinct pictures (exact copies: the same sha256), and a --val-split draw "
-                            f"keeps copies on one side whole and at least one unit of each class in train; add "
-                            f"distinct images of each class (a copy of a training image validates nothing)")
+                            f"{plural(distinct, 'distinct picture')} (exact copies: the same sha256), and a "
+                            f"--val-split draw keeps copies on one side whole and at least one unit of each class in "
+                            f"train; add distinct images of each class (a copy of a training image validates nothing)")
     raise refusal
 
 
