@@ -425,7 +425,7 @@ def _refuse_nan_probabilities(paths: Sequence[str], probs: np.ndarray, errors: S
     nan = nan_probability_mask(pd.DataFrame(probs, columns=[f"p_{i}" for i in range(probs.shape[1])]))
     nan &= read
     if nan.any():
-        left = len(paths) - len(rows)
+        left = len(paths) - (int(rows.max()) + 1)     # the images after this batch: its model ran none of them
         first = paths[int(rows[np.flatnonzero(nan)[0]])]
         # a k-fold set's folds by their folders (fold_1 (runs/kf/fold_1) of kf), as an ensemble's members by name
         cks = {i: [spec.members[i].checkpoints[c].parent for c in sorted((folds or {}).get(i, ()))]

@@ -3810,3 +3810,8 @@ def test_a_model_whose_probabilities_are_nan_is_refused_at_its_first_batch_not_a
     assert "; stopped there, before the other 6 images): its weights overflow" in said, said
     assert len(decoded) == 2, decoded
     assert not out.exists()
+    for i in (0, 1):    # a first batch none of whose images reads: the images not run are those after the second
+        (tmp_path / "test" / f"{i}.png").write_bytes(b"not an image")
+    r = runner.invoke(app, ["predict", str(run), "--data", str(tmp_path / "test"), "--out", str(out), "--workers",
+                            "0", "--batch-size", "2"])
+    assert "; stopped there, before the other 4 images): its weights overflow" in " ".join(r.output.split()), r.output
