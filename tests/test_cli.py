@@ -717,6 +717,31 @@ def test_a_sigterm_that_comes_while_a_swallowed_one_is_armed_again_still_stops_t
         first="        threading.Thread.start = start_after_a_sigterm\n")
 
 
+def test_a_sigterm_handled_as_the_block_ends_still_sets_the_hook_and_handler_back():
+    """send_again's signal can run the handler in sigterm_interrupts' own clean-up (its stop()): the Terminated cut
+    the clean-up short, and sys.unraisablehook (a notebook's, CliRunner's process) kept the block's hook, the SIGTERM
+    handler the block's handler. Both are set back however the clean-up ends."""
+    import signal
+
+    from imgcls.cli.common import _SigtermInterrupts, sigterm_interrupts
+    from imgcls.process import Terminated
+    hook, before = sys.unraisablehook, signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    real = _SigtermInterrupts.stop
+    try:
+        def stopped_by_the_handler(self):
+            real(self)
+            raise Terminated
+        _SigtermInterrupts.stop = stopped_by_the_handler
+        with pytest.raises(Terminated):
+            with sigterm_interrupts("imgcls demo"):
+                assert isinstance(signal.getsignal(signal.SIGTERM), _SigtermInterrupts)
+        assert sys.unraisablehook is hook and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        _SigtermInterrupts.stop = real
+        sys.unraisablehook = hook
+        signal.signal(signal.SIGTERM, before)
+
+
 def _a_finalizer_swallows_the_sigterm_and_the_step_still_stops(before: str = "", first: str = "") -> None:
     """A step (one_line_errors and sigterm_interrupts, as command() wraps a command's body) whose finalizer sends
     SIGTERM and swallows the Terminated its handler raises there, then sleeps 30 s (`before`: lines run first;

@@ -314,15 +314,17 @@ def sigterm_interrupts(what: str = "imgcls") -> Iterator[None]:
     try:
         yield
     finally:
-        handler.stop()
-        if signal.getsignal(signal.SIGTERM) is handler:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        if sys.unraisablehook == handler.unraisable:
-            sys.unraisablehook = handler.hook
+        try:
+            handler.stop()      # a signal sent again before it may run the handler here: the rest still runs
+        finally:
+            if sys.unraisablehook == handler.unraisable:
+                sys.unraisablehook = handler.hook
+            if signal.getsignal(signal.SIGTERM) is handler:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if handler.raised:
         # the step ran to its end over a Terminated it raised: one cleared where Python code called from C ran the
-        # handler (a lookup that swallows every error), or unraisable's timer outrun by the step's end (a CI run of
-        # `kill PID` on ensemble exited 0). The step finished: said so, and the process still ends by SIGTERM
+        # handler (a lookup that swallows every error), or send_again's signal outrun by the step's end (a CI run
+        # of `kill PID` on ensemble exited 0). The step finished: said so, and the process still ends by SIGTERM
         from imgcls.console import interrupted
         interrupted(f"interrupted: {what} took its SIGTERM only as it ended: its work is complete, "
                     f"nothing needs to run again")
