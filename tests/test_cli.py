@@ -815,7 +815,7 @@ def test_a_forked_child_ends_by_sigterm_though_a_thread_held_the_handler_s_lock_
 
 def test_a_sigterm_whose_interruption_vanished_still_ends_the_process_by_sigterm():
     """The handler's Terminated can vanish without a trace: Python code that C calls (a lookup that clears every
-    error, as PyObject_HasAttr does in 3.11) ran the handler, or unraisable's timer was outrun by the step's end. A
+    error, as PyObject_HasAttr does in 3.11) ran the handler, or send_again's signal was outrun by the step's end. A
     CI run of `kill PID` on `imgcls ensemble` at work then printed its `wrote` line and exited 0, as if no SIGTERM
     came. The step that ran to its end says that it took the SIGTERM only then and that its work is complete, and
     the process still ends by SIGTERM (exit 143 to a shell)."""
