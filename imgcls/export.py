@@ -21,7 +21,7 @@ from pathlib import Path
 from imgcls.console import info
 from imgcls.errors import UserError
 from imgcls.fsutil import check_file_name_encoding, check_writable, write_json
-from imgcls.options import check, option, shown
+from imgcls.options import check, option, shown, whole_number
 from imgcls.outputs import EXPORT_SUMMARY, output_set, refuse_other_output, refuse_users_files, replacing_line
 from imgcls.run_names import fold_set
 
@@ -95,14 +95,17 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     under "files" one record per ONNX file: its path and onnxruntime-vs-torch parity). Raises when parity fails,
     having written nothing."""
     check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
-    check(ExportConfig(opset=opset, atol=atol))
+    opts = ExportConfig(opset=opset, atol=atol)
+    check(opts)
+    opset, atol = opts.opset, opts.atol     # as check stores them: plain numbers (np.int64 opset) in export.json
     from imgcls.train.rundir import check_which, find_checkpoints
     check_which("export_onnx", which)
     # keywords no flag sets: batch=0, batch=-1 or seed=None was a traceback in numpy or torch once the model loaded
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+    if whole_number(batch) is None or batch < 1:
         raise UserError(f"export_onnx's batch must be a whole number >= 1 (got {batch!r})")
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if whole_number(seed) is None:
         raise UserError(f"export_onnx's seed must be a whole number (got {seed!r})")
+    batch, seed = whole_number(batch), whole_number(seed)
     run = Path(run)
     ckpts = find_checkpoints(run, which)
     default = (run if run.is_dir() else run.parent) / "onnx"

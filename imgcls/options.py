@@ -17,6 +17,7 @@ import collections.abc
 import dataclasses
 import functools
 import inspect
+import numbers
 import os
 import types
 import typing
@@ -273,6 +274,25 @@ def _keywords_named(*named: tuple[str, Spec]) -> typing.Iterator[None]:
         raise
 
 
+def whole_number(value: Any) -> int | None:
+    """`value` as a plain int where it is a whole number: an int or another integral type (numpy's np.int64, as a
+    notebook's np.arange gives), not a bool nor a float however whole (2.0); else None: what a keyword no field
+    declares takes (run_train's stop_after, export_onnx's batch); check's int fields as plain_number stores them."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return None
+    return int(value)
+
+
+def plain_number(value: Any) -> Any:
+    """A number of another type (numpy's np.int64, np.float32, np.float64) as the plain int / float it is:
+    config.yaml's yaml.safe_dump refuses those, write_json wrote an np.int64 as a string; anything else (bools
+    included) as given."""
+    if type(value) in (int, float) or isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return value
+    whole = whole_number(value)
+    return float(value) if whole is None else whole
+
+
 def check_value(name: str, value: Any, spec: Spec, kind: str | None = None, takes_none: bool = True) -> None:
     """One field: a choice among its choices, a number within its range (None passes: 'not set', where
     `takes_none`: the field's declared type has None, _takes_none). `kind` (check() reads it from the field's
@@ -295,7 +315,7 @@ def _check_value(name: str, value: Any, spec: Spec, kind: str | None = None, tak
     opt = flag(name, spec)
     if kind == "list" and isinstance(value, str):
         raise UserError(python_too(f"{opt} takes a list of values, not the string {value!r}", f"{name}=[...]"))
-    if kind == "int" and isinstance(value, float):
+    if kind == "int" and isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):  # 2.0: not whole
         ranged = spec.lo is not None or spec.hi is not None
         raise UserError(f"{opt} must be a whole number{' ' + range_text(spec) if ranged else ''} (got {value!r})")
     if spec.choices is not None and isinstance(value, list):    # a repeatable option: each value is a choice
@@ -305,7 +325,7 @@ def _check_value(name: str, value: Any, spec: Spec, kind: str | None = None, tak
     if spec.choices is not None and value not in spec.choices:
         raise UserError(f"unknown {opt} '{value}'; use one of: {', '.join(map(str, spec.choices))}")
     if spec.lo is not None or spec.hi is not None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise UserError(f"{opt} must be a number {range_text(spec)} (got {value!r})")
         if value != value or not in_range(value, spec):   # NaN is in no range
             raise UserError(f"{opt} must be {range_text(spec)} (got {value})")
@@ -316,10 +336,14 @@ def _check_value(name: str, value: Any, spec: Spec, kind: str | None = None, tak
 def check(cfg: Any, names: typing.Iterable[str] | None = None, acting_later: typing.Collection[str] = ()) -> None:
     """Every declared option of `cfg` (or only `names`): choices and ranges, one line naming the first bad one.
     `acting_later`: fields whose `needs` values set later meet (imgcls tune: a fixed --smoothing acts in the trials
-    whose space value is --loss label-smoothing); they are not refused for their needs here."""
+    whose space value is --loss label-smoothing); they are not refused for their needs here. A number of another
+    type (a notebook's np.int64, np.float32) is stored as the plain int / float it is (plain_number)."""
     table = specs(cfg)
     for name in (table if names is None else names):
-        check_value(name, getattr(cfg, name), table[name][1], _kind(type(cfg), name), _takes_none(type(cfg), name))
+        value = getattr(cfg, name)
+        check_value(name, value, table[name][1], _kind(type(cfg), name), _takes_none(type(cfg), name))
+        if plain_number(value) is not value:
+            setattr(cfg, name, plain_number(value))
     for name in (table if names is None else names):
         if name not in acting_later:
             check_acts(cfg, name, table)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,23 @@ def test_onnx_export_single_head_matches_torch(tmp_path):
     x = torch.randn(3, 3, 32, 32)
     got = ort.InferenceSession(rec["onnx"]).run(None, {"input": x.numpy()})[0]
     assert np.abs(got - lm.predict_proba(x).numpy()).max() < 1e-4
+
+
+def test_a_notebooks_numpy_numbers_export_and_are_recorded_plain(tmp_path):
+    """export_onnx(..., batch=np.int64(8)) was refused as no whole number, opset=np.int64(17) and atol=np.float32 as
+    no number; each is the number it is, and export.json records them plain (an np.int64 as given was "17").
+    batch=2.0 is still no whole number."""
+    from imgcls.errors import UserError
+    from imgcls.export import export_onnx
+    run = make_tiny_run(tmp_path / "runs" / "single")
+    summary = export_onnx(run, tmp_path / "onnx", opset=np.int64(17), atol=np.float32(1e-3), batch=np.int64(3),
+                          seed=np.int64(1))
+    on_disk = json.loads((tmp_path / "onnx" / "export.json").read_text())
+    assert on_disk["opset"] == 17 and on_disk["atol"] == pytest.approx(1e-3) and on_disk["files"][0]["parity_ok"]
+    assert type(summary["opset"]) is int and type(summary["atol"]) is float
+    for given in (2.0, np.float64(2.0)):
+        with pytest.raises(UserError, match=re.escape(f"batch must be a whole number >= 1 (got {given!r})")):
+            export_onnx(run, tmp_path / "onnx2", batch=given)
 
 
 def test_export_of_a_run_trained_on_another_decoding_says_so(tmp_path):

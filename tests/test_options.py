@@ -805,6 +805,29 @@ def test_whole_numbers_and_lists_of_the_right_type_pass():
     TrainConfig(img_size=None, folds=None, oversample=None, amp=None, workers=None).validate(registry=False)
 
 
+def test_numpy_numbers_pass_as_plain_ones_and_whole_valued_floats_stay_refused(tmp_path):
+    """A notebook's `for e in np.arange(1, 4): TrainConfig(epochs=e)` was refused (--epochs must be a number >= 1
+    (got np.int64(1))), lr=np.float32(0.001) too; lr=np.float64(0.001) passed and config.yaml's yaml.safe_dump
+    refused it. Each is checked as the number it is and stored plain; 2.0 is no whole number, of any float type."""
+    import yaml
+    assert [opts.whole_number(v) for v in (np.int64(3), np.uint8(3), 3, True, 2.0, np.float64(2.0), "3", None)] \
+        == [3, 3, 3, None, None, None, None, None]
+    assert type(opts.whole_number(np.int64(3))) is int
+    cfg = TrainConfig(epochs=np.int64(2), seed=np.int32(7), lr=np.float32(0.5), weight_decay=np.float64(0.25),
+                      oversample=np.int64(30))
+    cfg.validate(registry=False)
+    assert [(type(getattr(cfg, n)), getattr(cfg, n)) for n in ("epochs", "seed", "lr", "weight_decay", "oversample")] \
+        == [(int, 2), (int, 7), (float, 0.5), (float, 0.25), (int, 30)]
+    cfg.save(tmp_path / "config.yaml")
+    text = (tmp_path / "config.yaml").read_text()
+    assert "!!" not in text and yaml.safe_load(text)["epochs"] == 2 and yaml.safe_load(text)["lr"] == 0.5
+    for whole in (2.0, np.float64(2.0), np.float32(2.0)):
+        with pytest.raises(UserError, match=re.escape(f"--epochs must be a whole number >= 1 (got {whole!r})")):
+            TrainConfig(epochs=whole).validate(registry=False)
+    with pytest.raises(UserError, match=re.escape("--epochs must be >= 1 (got 0)")):
+        TrainConfig(epochs=np.int64(0)).validate(registry=False)
+
+
 def test_a_config_yaml_null_where_the_option_takes_none_is_one_line(tmp_path):
     """`epochs: null` in a config.yaml was read as not set and broke training with a TypeError after the data was
     read; now the command's one line, exit 2."""

@@ -105,6 +105,23 @@ def test_a_stop_after_of_no_whole_number_of_epochs_is_refused_before_the_run_fol
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_notebooks_numpy_numbers_train_and_are_recorded_plain(two_class, tmp_path):
+    """`for e in np.arange(1, 4): run_train(TrainConfig(..., epochs=e))` and stop_after=np.int64(1) were refused as
+    no whole number; lr=np.float64 passed and config.yaml could not be written. Each is the number it is, and the
+    caller's cfg is left as given; stop_after=1.0 is still no whole number."""
+    cfg = cfg_for(two_class, tmp_path, epochs=np.arange(2, 3)[0], lr=np.float64(0.01), seed=np.int32(3))
+    run = run_train(cfg, stop_after=np.int64(1))
+    assert len(metrics(run)) == 1 and type(cfg.epochs) is np.int64
+    text = (run / "config.yaml").read_text()
+    assert "!!" not in text
+    rec = TrainConfig.load(run / "config.yaml")
+    assert (rec.epochs, rec.lr, rec.seed) == (2, 0.01, 3) and type(rec.epochs) is int and type(rec.lr) is float
+    from imgcls.errors import UserError
+    for given in (1.0, np.float64(1.0)):
+        with pytest.raises(UserError, match=re.escape(f"stop_after must be a whole number >= 1 (got {given!r})")):
+            run_train(cfg_for(two_class, tmp_path, name="other"), stop_after=given)
+
+
 def test_run_dir_contract_and_weights_only(two_class, tmp_path):
     run = run_train(cfg_for(two_class, tmp_path, plots=True))
     for f in ("config.yaml", "metrics.csv", "best.pt", "last.pt", "val_predictions.csv", "confusion_matrix.png",
