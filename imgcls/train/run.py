@@ -166,8 +166,7 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
             # with their unreadable images has them too, those images emptied the side, not the split
             if all(side.any() for side in tdata._assign_split(pool, None, cfg.val_split, cfg.seed, by)):
                 gone = pool[pool["error"].fillna("").astype(str) != ""]
-                lost = (f"the {len(gone)} unreadable image(s) (e.g. {mf.image_paths(gone.iloc[:1])[0]}: "
-                        f"{gone['error'].iloc[0]})")
+                lost = _lost_images(len(gone), mf.image_paths(gone.iloc[:1])[0], gone["error"].iloc[0])
         check_sides(cfg, df, fold, train, val, study=study, lost=lost, src=src, searched=searched)
     return df, meta, folds, draws
 
@@ -225,6 +224,13 @@ def check_left_out_val(cfg: TrainConfig, table: pd.DataFrame, df: pd.DataFrame, 
     raise UserError(f"no validation images: the split column's {len(rows)} val rows are all left out ("
                     + ", ".join(f"{n} {k}" for k, n in why.items()) + f"; e.g. {mf.image_paths(rows.iloc[:1])[0]})"
                     f"; {'label them, or ' if label else ''}split the usable images again: {split}, then {again}")
+
+
+def _lost_images(n: int, path: str, error: str, since_scan: bool = False) -> str:
+    """check_sides' `lost`: the `n` images left out as unreadable, one of them (`path`) with its `error`;
+    `since_scan`: found as the images were decoded (read at the scan), else by the scan."""
+    return (f"the {n} {'image(s) unreadable since the scan' if since_scan else 'unreadable image(s)'} ("
+            f"{'broken or deleted; ' if since_scan else ''}e.g. {path}: {error})")
 
 
 def check_sides(cfg: TrainConfig, df: pd.DataFrame, fold: int | None, train: np.ndarray, val: np.ndarray,
@@ -945,8 +951,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
             # a side of the table's split whose images all broke since the scan: that line, not a random draw
             check_unreadable_sides(cfg, df, np.array(errors), src=src, study=study, searched=searched,
                                    since_scan=True)
-            lost = (f"the {len(bad)} image(s) unreadable since the scan (broken or deleted; e.g. {paths[bad[0]]}: "
-                    f"{errors[bad[0]]})")
+            lost = _lost_images(len(bad), paths[bad[0]], errors[bad[0]], since_scan=True)
             # the cache stays as decoded (images[ok] was a second copy of it in RAM, of a memmap too): the usable
             # rows read theirs through `keep`
             ok = np.array([not e for e in errors])
