@@ -217,7 +217,7 @@ def check_left_out_val(cfg: TrainConfig, table: pd.DataFrame, df: pd.DataFrame, 
     from imgcls.train import data as tdata
     if cfg.folds or not tdata.has_val_split(table) or tdata.has_val_split(df):
         return
-    rows = table[(table["split"].fillna("").astype(str).str.lower() == "val").to_numpy()]
+    rows = table[tdata._assign_split(table, None, cfg.val_split, cfg.seed)[1]]       # the split column's val rows
     why = tdata.usable_rows(rows, cfg.target)[1]
     label = set(why) == {"unlabeled" if cfg.target == "label" else f"no {cfg.target}"}
     split, again = _split_first(cfg, table, src=src, study=study, searched=searched)
