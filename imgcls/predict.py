@@ -84,14 +84,16 @@ def _refused_set(folder: Path) -> str | None:
     """Why a k-fold set is no model to predict with (find_checkpoints refuses it: a fold's checkpoint removed since
     it finished, or stopped before its last fold), in a few words with the fix, as `imgcls runs` reads its state;
     None where it is one."""
-    from imgcls.train.rundir import find_checkpoints, folds_gone, resume_fix
+    from imgcls.train.rundir import find_checkpoints, kfold_finished, resume_fix
     try:
         find_checkpoints(folder)
         return None
     except UserError:
         pass
     from imgcls.runs import FOLD_MISSING, set_state
-    finished = folds_gone(folder) is not None
+    finished = kfold_finished(folder)       # check_kfold_finished's: nothing to resume, or folds to train
+    # state blank where run_state names none (every fold the set's record names lost its best.pt, the folders kept,
+    # while another fold has one): said from `finished`, as check_kfold_finished refused it
     state, progress = set_state(folder) or ("", "")
     what = (state or (FOLD_MISSING if finished else "unfinished")) + (f" ({progress})" if progress else "")
     return f"{folder}, {what}: " + ("restore the fold or train the set again" if finished else

@@ -3737,6 +3737,22 @@ def test_a_fold_missing_kfold_set_is_not_taken_as_the_newest(tmp_path, capsys):
         locate_source(None, runs, ensembles)
 
 
+def test_a_finished_kfold_set_without_a_runs_state_is_refused_as_fold_missing(tmp_path):
+    """A finished k-fold set every fold of whose record lost its best.pt (the folders kept) beside a fold that has
+    one: `imgcls runs` names no state (runs._folds_gone), find_checkpoints refuses it as finished: predict's newest
+    choice says it is fold missing with that fix, not train --resume (which has nothing to resume)."""
+    from imgcls.predict import _refused_set
+    from imgcls.runs import set_state
+    kf = make_tiny_run(tmp_path / "runs" / "kf", folds=2)
+    shutil.copytree(kf / "fold_1", kf / "fold_2")
+    for k in (0, 1):
+        (kf / f"fold_{k}" / "best.pt").unlink()
+    assert set_state(kf)[0] == ""
+    said = _refused_set(kf)
+    assert said.startswith(f"{kf}, fold missing (") and said.endswith("): restore the fold or train the set again"), \
+        said
+
+
 def test_a_stopped_kfold_set_is_not_taken_as_the_newest(tmp_path, capsys):
     """predict with no run took a k-fold set whose training stopped before its last fold (`imgcls runs`: stopped)
     as the newest, then refused it (check_kfold_finished), while an older usable run was there. It is passed by, as
