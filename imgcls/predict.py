@@ -421,11 +421,10 @@ def _refuse_nan_probabilities(paths: Sequence[str], probs: np.ndarray, errors: S
     spec.members) that gave them, and of a k-fold set the folds (`folds`: {member: indices into its checkpoints}).
     Rows counted as rundir counts a diverged run's. `rows`: the indices of the rows `probs` holds (predict_members'
     first batch of a model: it stops there, not after every image), None for all of them."""
-    from imgcls.train.rundir import nan_probability_mask
+    from imgcls.train.rundir import nan_rows
     rows = np.arange(len(paths)) if rows is None else np.asarray(rows)
     read = np.array([not errors[i] for i in rows], dtype=bool)
-    nan = nan_probability_mask(pd.DataFrame(probs, columns=[f"p_{i}" for i in range(probs.shape[1])]))
-    nan &= read
+    nan = nan_rows(probs) & read
     if nan.any():
         left = len(paths) - (int(rows.max()) + 1)     # the images after this batch: its model ran none of them
         first = paths[int(rows[np.flatnonzero(nan)[0]])]
@@ -523,6 +522,7 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
     import torch
     from imgcls.device import device_name, resolve_device
     from imgcls.train.checkpoint import load_model
+    from imgcls.train.rundir import nan_rows
     from imgcls.tta import ViewMaker, merge_views
 
     dev = resolve_device(device)
@@ -594,7 +594,7 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
                     merged = merge_views(p, merge).cpu().numpy()
                     if first:   # the model's first batch: one that overflows stops here (a group before ran all)
                         _refuse_nan_probabilities(paths, merged, errs, spec, [mi], ii, {mi: {ci}})
-                    elif not np.isfinite(merged[read]).all():      # a later batch's: refused after the last
+                    elif nan_rows(merged[read]).any():      # a later batch's: refused after the last
                         overflowed.setdefault(mi, set()).add(ci)
                     sums_tta[mi][ii] += merged
                     sums_plain[mi][ii] += p[:, 0].cpu().numpy()
@@ -604,7 +604,7 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
     member_plain = [a / len(lms) for a, lms in zip(sums_plain, loaded)]
     tta_p, plain_p = combined(member_tta), combined(member_plain)
     read = ~np.array([bool(e) for e in errs])
-    nan = [mi for mi, a in enumerate(member_tta) if np.isnan(a[read]).any()]     # a later batch's
+    nan = [mi for mi, a in enumerate(member_tta) if nan_rows(a[read]).any()]     # a later batch's
     _refuse_nan_probabilities(paths, tta_p, errs, spec, nan or range(len(spec.members)), folds=overflowed)
     bad = np.array([bool(e) for e in errs])
     tta_p[bad] = np.nan

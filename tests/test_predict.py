@@ -3623,9 +3623,11 @@ def test_the_nan_refusal_of_an_ensemble_names_the_member_and_stops_at_its_first_
     assert not out.exists()
 
 
-def test_the_nan_refusal_of_a_later_batch_names_the_member(tmp_path, monkeypatch):
+@pytest.mark.parametrize("bad_value", ["nan", "inf"])
+def test_the_nan_refusal_of_a_later_batch_names_the_member(tmp_path, monkeypatch, bad_value):
     """NaN probabilities of a later batch than a member's first (images its weights overflow on) named the ensemble
-    as a diverged run: the member that gave them is named."""
+    as a diverged run: the member that gave them is named. Infinite ones named every member (the batch's check was
+    np.isfinite, the members' after the last np.isnan): one test, rundir.nan_rows, for both."""
     from imgcls.ensemble import EnsembleSpec, member_from_run
     from imgcls.ensemble.spec import write_spec
     from imgcls.train.checkpoint import LoadedModel
@@ -3641,7 +3643,7 @@ def test_the_nan_refusal_of_a_later_batch_names_the_member(tmp_path, monkeypatch
         if self.meta.img_size == 32:
             batches.append(len(x))
             if len(batches) == 2:
-                p = p * float("nan")
+                p = p + float(bad_value)
         return p
     monkeypatch.setattr(LoadedModel, "predict_proba", overflows_on_its_second_batch)
     out = tmp_path / "p"

@@ -618,8 +618,14 @@ def nan_probability_mask(preds):
     cols = [c for c in preds.columns if str(c).startswith("p_")]
     if not cols:
         return np.zeros(len(preds), dtype=bool)
-    probs = preds[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    return (~np.isfinite(probs)).any(axis=1)
+    return nan_rows(preds[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float))
+
+
+def nan_rows(probs):
+    """Which rows of probabilities [N, C] hold none (NaN, or infinite): nan_probability_mask's test, of an array
+    (predict's of each batch and member)."""
+    import numpy as np
+    return (~np.isfinite(np.asarray(probs, dtype=float))).any(axis=1)
 
 
 def nan_probability_rows(preds) -> int:
