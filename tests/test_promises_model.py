@@ -152,7 +152,7 @@ def _claim(args):
     from imgcls.train.rundir import claim_run_dir
     barrier.wait()
     try:
-        return str(claim_run_dir(Path(out), name, "test_resnet"))
+        return str(claim_run_dir(Path(out), name, "test_resnet")[0])
     except UserError as e:
         return f"error: {e}"
 
@@ -210,7 +210,7 @@ def test_a_run_folder_on_a_file_system_without_locks_trains_unlocked_saying_so(t
 
 def test_default_run_names_are_unique(tmp_path):
     from imgcls.train.rundir import claim_run_dir
-    dirs = {claim_run_dir(tmp_path, None, "test_resnet") for _ in range(3)}
+    dirs = {claim_run_dir(tmp_path, None, "test_resnet")[0] for _ in range(3)}
     assert len(dirs) == 3 and all(d.is_dir() and d.parent == tmp_path for d in dirs)
 
 

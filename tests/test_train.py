@@ -2653,6 +2653,36 @@ def test_a_split_side_whose_images_broke_since_the_scan_is_refused_not_drawn_ane
     assert "replace those files, or split the readable images again: imgcls split" in text, text
 
 
+@pytest.mark.parametrize("there", [False, True])
+def test_a_side_broken_since_the_scan_leaves_no_run_folder_made_for_it(tmp_path, monkeypatch, there):
+    """A side of the split broken after the scan is refused as the images decode, after the run folder was made: the
+    folder stayed with config.yaml, plan.json and train.log (an unfinished run to `imgcls runs`), and the same
+    command, once the files were replaced, was refused as the folder existed. The folder made for the run goes (and
+    the --out made with it); a folder --exist-ok trained into stays."""
+    from imgcls.errors import UserError
+    from imgcls.train import data as tdata
+    values = ["val", "val", "train", "train", "train", "train"]
+    table, files = _table_with(tmp_path, "split", values)
+    saved = {p: p.read_bytes() for p in files}
+    real_decode = tdata.decode_cache
+
+    def decode_breaking(paths, *a, **kw):
+        _break_side(files, values)
+        return real_decode(paths, *a, **kw)
+    monkeypatch.setattr(tdata, "decode_cache", decode_breaking)
+    runs = tmp_path / "runs"
+    if there:
+        (runs / "X").mkdir(parents=True)
+    cfg = dict(src=str(table), epochs=1, out=str(runs), name="X", exist_ok=there, **TINY)
+    with pytest.raises(UserError, match="unreadable now"):
+        run_train(TrainConfig(**cfg))
+    assert (runs / "X").is_dir() == there and runs.exists() == there
+    monkeypatch.setattr(tdata, "decode_cache", real_decode)
+    for p, b in saved.items():
+        p.write_bytes(b)
+    assert (run_train(TrainConfig(**cfg)) / "last.pt").is_file()
+
+
 def test_a_side_broken_since_the_scan_names_the_data_as_typed_and_types_no_searched_target(tmp_path, monkeypatch):
     """The refusal of a fold whose images broke after the scan named the data by its absolute path (config.yaml's,
     anchored) in its split fix, and typed the --target a tune study's space draws (its trial's `searched` was not

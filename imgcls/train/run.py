@@ -579,7 +579,7 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     from imgcls.preprocess.outputs import applied as preprocess_applied, letterboxed
     from imgcls.train import data as tdata
     from imgcls.train.dist import init_distributed
-    from imgcls.train.rundir import RunLock, check_run_name, claim_run_dir, finished, record_plan
+    from imgcls.train.rundir import RunLock, check_run_name, claim_run_dir, finished, record_plan, unclaim_run_dir
     from imgcls.weights import data_config
 
     dist = init_distributed(cfg.device)
@@ -718,6 +718,7 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     # rank 0 claims the run folder (an atomic mkdir, then an exclusive lock held until the run ends); the other
     # processes learn its name, or the one-line error that stops them all
     lock, err, name, cache = None, None, None, cfg.cache
+    made: list = []         # the folders claim_run_dir made, which a refusal before the first epoch removes
     if dist.main:
         try:
             # the decoded-image cache checked against memory and disk before the run folder is made: the one memmap
@@ -726,7 +727,8 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
             cache = tdata.plan_cache(cfg.cache, len(df), img_size, Path(tempfile.gettempdir()) if dist.on else
                                      resume if resume is not None else out, shared=dist.on,
                                      crop_from=cfg.crop_from)
-            run_dir = resume if resume is not None else claim_run_dir(out, cfg.name, cfg.model, cfg.exist_ok)
+            run_dir, made = (resume, []) if resume is not None else \
+                claim_run_dir(out, cfg.name, cfg.model, cfg.exist_ok)
             check_output_location(run_dir, *mf.input_folders(df), images=mf.image_paths(df))
             lock = RunLock(run_dir, resuming=resume is not None).__enter__()
             name = run_dir.name
@@ -757,6 +759,10 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
         return _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds,
                             resume, stop_after, callbacks, study=track_group, draws=draws, src=src_named,
                             searched=searched)
+    except UserError:
+        if dist.main:       # a refusal before the first epoch trained (a side broken since the scan): no folder left
+            unclaim_run_dir(made)
+        raise
     except KeyboardInterrupt:
         # said here, not in the fold loop: a Ctrl-C while the decoded-image cache is built (before any fold starts)
         # leaves the claimed folder too, which the same command again refuses where --name named it

@@ -4,6 +4,7 @@
 - `claim_run_dir`: `out/name` made with an atomic mkdir, so two `imgcls train` started at once can never share a
   folder: the default name (time-model) takes the next free `-2`, `-3`... suffix; a given `--name` that exists is an
   error unless `--exist-ok` (and even then a folder holding a run's checkpoints is never trained over: `--resume` it).
+- `unclaim_run_dir`: a run refused before its first epoch trained removes the folder claim_run_dir made for it.
 - `RunLock`: an exclusive `flock` on the run folder itself for the run's duration (a resume of a run that is still
   training fails in one line). The kernel drops the lock when the process ends, `kill -9` included: no lock file
   is left behind to clean.
@@ -60,9 +61,13 @@ def _fold_files(run_dir: Path, name: str) -> list[Path]:
     return [d / name for d in fold_dirs(run_dir) if (d / name).is_file()]
 
 
-def claim_run_dir(out: Path, name: str | None, model: str, exist_ok: bool = False) -> Path:
-    """Create the run folder exclusively and return it (see the module doc). A given `name` was checked by
-    check_run_name (run_train does it first, before torch is imported)."""
+def claim_run_dir(out: Path, name: str | None, model: str, exist_ok: bool = False) -> tuple[Path, list[Path]]:
+    """Create the run folder exclusively (see the module doc); returns it and the folders this call made, for
+    unclaim_run_dir (fsutil.folders_to_make's list, deepest first: the run folder, then `out` and those above it
+    that were not there; [] where --exist-ok took a folder that was). A given `name` was checked by check_run_name
+    (run_train does it first, before torch is imported)."""
+    from imgcls.fsutil import folders_to_make
+    made = folders_to_make(out)
     out.mkdir(parents=True, exist_ok=True)
     if name is None:
         base = new_run_name(model)
@@ -70,18 +75,33 @@ def claim_run_dir(out: Path, name: str | None, model: str, exist_ok: bool = Fals
             run_dir = out / (base if k == 1 else f"{base}-{k}")
             try:
                 run_dir.mkdir()
-                return run_dir
+                return run_dir, [run_dir, *made]
             except FileExistsError:
                 continue
         raise UserError(f"no free run name {base}-N under {out}; pass --name")
     run_dir = out / name
     try:
         run_dir.mkdir()
-        return run_dir
+        return run_dir, [run_dir, *made]
     except FileExistsError:
         pass
     check_run_dir_free(out, name, exist_ok)
-    return run_dir
+    return run_dir, []
+
+
+def unclaim_run_dir(made: list[Path]) -> None:
+    """A run refused before its first epoch trained (images broken since the scan, found as they decode): the run
+    folder claim_run_dir made (`made`, its list) goes with the files the run wrote there, and the folders above it
+    it made where left empty, so the same command is not refused on 'already exists' once the fault is fixed. One
+    holding an epoch's weights (best.pt or last.pt: a k-fold set's trained fold), or one it did not make ([]:
+    --exist-ok, --resume), stays."""
+    import shutil
+
+    from imgcls.fsutil import remove_made
+    if not made or any((d / f).exists() for d in (made[0], *fold_dirs(made[0])) for f in (BEST_PT, LAST_PT)):
+        return
+    shutil.rmtree(made[0], ignore_errors=True)
+    remove_made(made[1:])
 
 
 def check_run_dir_free(out: Path, name: str, exist_ok: bool = False) -> None:
