@@ -1305,6 +1305,26 @@ def test_an_out_inside_the_data_folder_is_refused_before_the_images_are_scanned(
     assert len(r.output.strip().splitlines()) == 2 and not (two_class / "runs").exists(), r.output
 
 
+def test_an_out_in_the_real_folder_of_a_symlinked_class_folder_makes_nothing_there(tmp_path):
+    """sym/cat -> raw/cat, `train sym --out raw/cat --name X`: refused (the run folder inside an input image's real
+    folder) only after the run folder was made, so an empty raw/cat/X was left in the user's images (and the same
+    command said 'already exists'). Refused before the images are scanned, nothing made."""
+    raw = make_image_folder(tmp_path / "raw", {"cat": 5, "dog": 5}, size=(32, 32))
+    sym = tmp_path / "sym"
+    sym.mkdir()
+    for c in ("cat", "dog"):
+        (sym / c).symlink_to(raw / c, target_is_directory=True)
+    before = sorted(p.relative_to(raw) for p in raw.rglob("*"))
+    for out in (raw / "cat", raw / "dog" / "runs"):
+        r = CliRunner().invoke(app, ["train", str(sym), "--model", "test_resnet", "--no-pretrained", "--out", str(out),
+                                     "--name", "X", "--device", "cpu", "--workers", "0"])
+        assert r.exit_code == 2 and r.output.rstrip().splitlines()[-1].startswith(
+            f"error: output {out} is inside the input folder {raw / out.relative_to(raw).parts[0]} (the real folder "
+            f"of {sym / out.relative_to(raw).parts[0]}); choose --out outside it"), r.output
+        assert "scanning images" not in r.output, r.output
+    assert sorted(p.relative_to(raw) for p in raw.rglob("*")) == before
+
+
 @pytest.mark.parametrize("case", ["no label column", "no such --target", "--folds without a fold column"])
 def test_a_data_table_train_refuses_is_refused_before_the_images_are_scanned(two_class, tmp_path, case):
     """A table train refuses (no label column, a --target that is no column, --folds without a fold column) was

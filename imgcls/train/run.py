@@ -650,9 +650,10 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     # layout 'folder'`), not as config.yaml records it
     df = mf.load(src_named, mf.LayoutOptions(), scan=False, announce=dist.main)
     out = Path(cfg.out)
-    # an --out under the data's folders and the table's faults (no labels, --target, --folds, ...): refused before
-    # every image is scanned (minutes on a large set); checked again below on the rows that can be read
-    check_output_location(out, *mf.input_folders(df))
+    # an --out under the data's folders (the real folder of a symlinked one too: the run folder's mkdir would write
+    # there) and the table's faults (no labels, --target, --folds, ...): refused before every image is scanned
+    # (minutes on a large set); checked again below on the rows that can be read
+    check_output_location(out, *mf.input_folders(df), images=mf.image_paths(df), owns=False)
     check_data(cfg, df, say_target=dist.main, src=src_named, scanned=False, study=track_group, searched=searched)
     df = mf.scan_images(df, workers=io_workers, max_pixels=cfg.max_pixels)
     if resume is not None:       # the data the run trained on, not another folder's of the same relative name
