@@ -222,13 +222,15 @@ def test_torchrun_shared_cache_removed_when_the_run_fails(one_launch):
     """The decoded-image memmap every process maps ($TMPDIR/imgcls-cache-*.npy and its .errors.json) goes however
     the run ends, not only on success (it was removed at the run's successful end): here fold 0 has no validation
     image left once its images, broken after the manifest's scan, fail to decode (one line, exit 2; one_launch's
-    fourth call, in the processes of the runs before it), after the cache was built and mapped (its line in the
-    run's train.log: a refusal that moved before the cache would test nothing here, as the --head-weights count
-    mismatch this test used did once it was refused up front)."""
+    fourth call, in the processes of the runs before it), after the cache was built and mapped (the images found
+    unreadable as they decoded into it, said: a refusal that moved before the cache would test nothing here, as the
+    --head-weights count mismatch this test used did once it was refused up front). The run folder the refusal
+    came after goes with it (its train.log held the cache's line)."""
     tmp_path, ranks, _, _, _ = one_launch
     said = _stopped_by_torchrun(ranks, 3)
     assert "no validation images in fold 0" in said and said.count("skipped unreadable image") == 2, said
-    assert "one memmap shared by the 2 processes" in (tmp_path / "runs" / "lost_val" / "train.log").read_text()
+    assert "are all unreadable now (read at the scan, broken or deleted since)" in said, said
+    assert not (tmp_path / "runs" / "lost_val").exists()       # refused before any epoch: rundir.unclaim_run_dir
     assert list((tmp_path / "tmpdir").glob("imgcls-cache-*")) == []      # torchrun's TMPDIR
 
 
