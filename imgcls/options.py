@@ -277,16 +277,22 @@ def _keywords_named(*named: tuple[str, Spec]) -> typing.Iterator[None]:
 def whole_number(value: Any) -> int | None:
     """`value` as a plain int where it is a whole number: an int or another integral type (numpy's np.int64, as a
     notebook's np.arange gives), not a bool nor a float however whole (2.0); else None: what a keyword no field
-    declares takes (run_train's stop_after, export_onnx's batch); check's int fields as plain_number stores them."""
+    declares takes (run_train's stop_after, export_onnx's batch); check's int fields as plain_value stores them."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         return None
     return int(value)
 
 
-def plain_number(value: Any) -> Any:
-    """A number of another type (numpy's np.int64, np.float32, np.float64) as the plain int / float it is:
-    config.yaml's yaml.safe_dump refuses those, write_json wrote an np.int64 as a string; anything else (bools
-    included) as given."""
+def plain_value(value: Any) -> Any:
+    """A number of another type (numpy's np.int64, np.float32, np.float64) as the plain int / float it is, a numpy
+    bool (np.bool_) as a bool, in a list or tuple too (head_weights=[np.float64(1), ...]): config.yaml's
+    yaml.safe_dump refuses those, write_json wrote an np.int64 as a string; anything else as given (the same
+    object where nothing in it changed)."""
+    if isinstance(value, (list, tuple)):
+        items = [plain_value(v) for v in value]
+        return value if all(a is b for a, b in zip(items, value)) else type(value)(items)
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        return value.item()         # a numpy scalar: np.bool_ is no numbers.Number
     if type(value) in (int, float) or isinstance(value, bool) or not isinstance(value, numbers.Real):
         return value
     whole = whole_number(value)
@@ -337,13 +343,14 @@ def check(cfg: Any, names: typing.Iterable[str] | None = None, acting_later: typ
     """Every declared option of `cfg` (or only `names`): choices and ranges, one line naming the first bad one.
     `acting_later`: fields whose `needs` values set later meet (imgcls tune: a fixed --smoothing acts in the trials
     whose space value is --loss label-smoothing); they are not refused for their needs here. A number of another
-    type (a notebook's np.int64, np.float32) is stored as the plain int / float it is (plain_number)."""
+    type (a notebook's np.int64, np.float32, np.bool_, in a list too) is stored as the plain value it is
+    (plain_value)."""
     table = specs(cfg)
     for name in (table if names is None else names):
         value = getattr(cfg, name)
         check_value(name, value, table[name][1], _kind(type(cfg), name), _takes_none(type(cfg), name))
-        if plain_number(value) is not value:
-            setattr(cfg, name, plain_number(value))
+        if plain_value(value) is not value:
+            setattr(cfg, name, plain_value(value))
     for name in (table if names is None else names):
         if name not in acting_later:
             check_acts(cfg, name, table)

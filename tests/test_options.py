@@ -828,6 +828,21 @@ def test_numpy_numbers_pass_as_plain_ones_and_whole_valued_floats_stay_refused(t
         TrainConfig(epochs=np.int64(0)).validate(registry=False)
 
 
+def test_numpy_numbers_in_a_list_and_numpy_bools_are_stored_plain(tmp_path):
+    """head_weights=[np.float64(1), ...] and hflip=np.bool_(False) (a notebook's array, a mask's element) passed the
+    checks and then broke config.yaml's yaml.safe_dump with a RepresenterError traceback as the run folder was made:
+    each is stored as the plain value it is, the list's values too."""
+    import yaml
+    cfg = TrainConfig(heads="multi", head_weights=[np.float64(1), np.int64(1), np.float32(2)], hflip=np.bool_(False))
+    cfg.validate(registry=False)
+    assert [(type(w), w) for w in cfg.head_weights] == [(float, 1.0), (int, 1), (float, 2.0)]
+    assert cfg.hflip is False
+    cfg.save(tmp_path / "config.yaml")
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["hflip"] is False
+    plain = [1, 2.5]
+    assert opts.plain_value(plain) is plain         # nothing in it to change: the same list
+
+
 def test_a_config_yaml_null_where_the_option_takes_none_is_one_line(tmp_path):
     """`epochs: null` in a config.yaml was read as not set and broke training with a TypeError after the data was
     read; now the command's one line, exit 2."""
