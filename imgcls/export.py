@@ -194,9 +194,8 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
                 left = len(ckpts) - len(results)
                 # torch's own probabilities NaN (finite weights that overflow, as a diverged run's): no --opset
                 # helps; the rows that hold none, as rundir counts a diverged run's
-                import pandas as pd
-                from imgcls.train.rundir import nan_probability_mask
-                own = int(nan_probability_mask(pd.DataFrame(ref, columns=[f"p_{c}" for c in meta.classes])).sum())
+                from imgcls.train.rundir import nan_rows
+                own = int(nan_rows(ref).sum())
                 fix = (f"{ck}'s own (torch) probabilities are NaN for {own} of the {batch} check inputs (its "
                        f"weights overflow: the run diverged), which no --opset changes; train it again with a lower "
                        f"--lr") if own else \
