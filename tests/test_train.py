@@ -832,17 +832,11 @@ def test_a_class_with_no_validation_rows_is_named_with_how_it_counts(tmp_path, c
     """A long-tail set whose rarest class had no validation row scored it F1 0 in the val macro-F1 without a word
     (README: every class of the task counts). train.log and the terminal name the class and how it counts; the
     score itself is unchanged."""
-    from imgcls import manifest as mf
     from imgcls import metrics as mx
-    src = make_image_folder(tmp_path / "raw", {"a": 8, "b": 8, "rare": 2}, size=(40, 40))
-    df = mf.load(src)
-    df["split"] = np.where((df["label"] != "rare") & (np.arange(len(df)) % 4 == 0), "val", "train")
-    mf.write(df, tmp_path / "splits.csv")
-    run = run_train(cfg_for(tmp_path / "splits.csv", tmp_path, name="lt", epochs=1))
-    want = ("1 of 3 classes have no validation rows (rare): each counts in the macro-F1 with F1 0 (the mean is over "
-            "every class of the task)")
-    assert want in " ".join(capsys.readouterr().err.split())
-    assert want in " ".join((run / "train.log").read_text().split())
+    run = _trained_on_a_hand_made_split(tmp_path, {"a": 8, "b": 8, "rare": 2}, "lt",
+                                        lambda df: (df["label"] != "rare") & (np.arange(len(df)) % 4 == 0))
+    _said_and_logged(capsys, run, "1 of 3 classes have no validation rows (rare): each counts in the macro-F1 with "
+                                  "F1 0 (the mean is over every class of the task)")
     vp = pd.read_csv(run / "val_predictions.csv", dtype={"label": str, "pred": str})
     score = mx.macro_f1(vp["label"], vp["pred"], ["a", "b", "rare"])      # over all 3 classes, rare's F1 0
     assert metrics(run)["val_macro_f1"].iloc[-1] == pytest.approx(score)
@@ -852,14 +846,24 @@ def test_a_class_with_no_validation_rows_is_named_with_how_it_counts(tmp_path, c
 def test_a_class_with_validation_rows_and_no_training_rows_is_named(tmp_path, capsys):
     """A hand-made split (or --target age, whose values follow the people split keeps apart) put every image of a
     class in val: the model never learnt it and its validation images were always wrong, without a word."""
+    run = _trained_on_a_hand_made_split(tmp_path, {"a": 8, "b": 8, "new": 3}, "nt",
+                                        lambda df: (df["label"] == "new") | (np.arange(len(df)) % 4 == 0))
+    _said_and_logged(capsys, run, "1 of 3 classes have validation rows but no training rows (new): the model never "
+                                  "learns them, so their 3 validation images are always predicted wrong")
+
+
+def _trained_on_a_hand_made_split(tmp_path, counts: dict, name: str, in_val):
+    """A 1-epoch run on a folder of `counts` images per class whose split column puts in val the rows `in_val(df)`
+    marks (a split made by hand): its run folder."""
     from imgcls import manifest as mf
-    src = make_image_folder(tmp_path / "raw", {"a": 8, "b": 8, "new": 3}, size=(40, 40))
-    df = mf.load(src)
-    df["split"] = np.where((df["label"] == "new") | (np.arange(len(df)) % 4 == 0), "val", "train")
+    df = mf.load(make_image_folder(tmp_path / "raw", counts, size=(40, 40)))
+    df["split"] = np.where(in_val(df), "val", "train")
     mf.write(df, tmp_path / "splits.csv")
-    run = run_train(cfg_for(tmp_path / "splits.csv", tmp_path, name="nt", epochs=1))
-    want = ("1 of 3 classes have validation rows but no training rows (new): the model never learns them, so their 3 "
-            "validation images are always predicted wrong")
+    return run_train(cfg_for(tmp_path / "splits.csv", tmp_path, name=name, epochs=1))
+
+
+def _said_and_logged(capsys, run, want: str) -> None:
+    """`want` said on the terminal and kept in the run's train.log."""
     assert want in " ".join(capsys.readouterr().err.split())
     assert want in " ".join((run / "train.log").read_text().split())
 
