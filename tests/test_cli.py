@@ -742,6 +742,13 @@ def test_a_sigterm_handled_as_the_block_ends_still_sets_the_hook_and_handler_bac
         signal.signal(signal.SIGTERM, before)
 
 
+def _python_of_this_checkout(script: str) -> subprocess.CompletedProcess:
+    """`script` run by a Python of its own that imports this checkout (the signal tests' steps): its exit status,
+    stdout and stderr."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "300"}
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+
+
 def _a_finalizer_swallows_the_sigterm_and_the_step_still_stops(before: str = "", first: str = "") -> None:
     """A step (one_line_errors and sigterm_interrupts, as command() wraps a command's body) whose finalizer sends
     SIGTERM and swallows the Terminated its handler raises there, then sleeps 30 s (`before`: lines run first;
@@ -765,9 +772,8 @@ def _a_finalizer_swallows_the_sigterm_and_the_step_still_stops(before: str = "",
         "        print('the step went on to its end', file=sys.stderr)\n"
         "except typer.Exit as e:\n"
         "    sys.exit(e.exit_code)\n")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "300"}
     began = time.monotonic()
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    r = _python_of_this_checkout(script)
     err = " ".join(r.stderr.split())
     assert r.returncode == -signal.SIGTERM, (r.returncode, r.stderr)
     assert "interrupted: imgcls demo stopped before it finished (SIGTERM)" in err, r.stderr
@@ -808,8 +814,7 @@ def test_a_forked_child_ends_by_sigterm_though_a_thread_held_the_handler_s_lock_
         "    else:\n"
         "        os.kill(pid, signal.SIGKILL)\n"
         "        print('child still running')\n")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "300"}
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    r = _python_of_this_checkout(script)
     assert r.returncode == 0 and r.stdout.split() == ["child", str(-signal.SIGTERM)], (r.stdout, r.stderr)
 
 
@@ -833,8 +838,7 @@ def test_a_sigterm_whose_interruption_vanished_still_ends_the_process_by_sigterm
         "        print('the step went on to its end', file=sys.stderr)\n"
         "except typer.Exit as e:\n"
         "    sys.exit(e.exit_code)\n")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "300"}
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    r = _python_of_this_checkout(script)
     err = " ".join(r.stderr.split())
     assert r.returncode == -signal.SIGTERM, (r.returncode, r.stderr)
     assert err == "the step went on to its end interrupted: imgcls demo took its SIGTERM only as it ended: its " \
