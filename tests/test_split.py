@@ -733,6 +733,36 @@ def test_check_fix_leaves_the_callers_split_config_as_given(tmp_path):
     assert given == before and given.val == 0.2
 
 
+def test_check_fix_keeps_the_settings_its_split_recorded_but_those_the_fix_sets(profile_folder, tmp_path):
+    """`split --seed 7 --drop-ages 58` then `split --check splits.csv --fix` (in place) recorded the check's own
+    settings in the new summary: seed 0, no --drop-ages, so predict's command to make the split again dropped them,
+    and its report's Settings hid the duplicate settings of a near-duplicate split checked with --no-near-dup. The
+    fixed summary keeps what the split recorded, but for what the fix sets (--tolerance typed here)."""
+    import html as htmllib
+
+    from imgcls.options import recorded_flags
+    from imgcls.split.config import SPLIT_DEFINITION
+    table = tmp_path / "splits.csv"
+    r = runner.invoke(app, ["split", str(profile_folder), "--out", str(table), "--seed", "7", "--drop-ages", "58",
+                            "--no-near-dup", "-q"])
+    assert r.exit_code == 0, r.output
+    summary = tmp_path / "splits_summary.json"
+    made = json.loads(summary.read_text())["config"]
+    r = runner.invoke(app, ["split", "--check", str(table), "--fix", "--no-near-dup", "--tolerance", "0.5", "-q"])
+    assert r.exit_code == 0, r.output
+    fixed = json.loads(summary.read_text())["config"]
+    assert fixed == {**made, "tolerance": 0.5}, fixed
+    again = recorded_flags(sp.SplitConfig, fixed, SPLIT_DEFINITION)
+    assert " ".join(again) == "--seed 7 --drop-ages 58 --no-near-dup", again
+    made = {**made, "near_dup": True, "dup_threshold": 0.9}      # a near-duplicate split, checked without the search
+    summary.write_text(json.dumps({"config": made}))
+    r = runner.invoke(app, ["split", "--check", str(table), "--fix", "--no-near-dup", "-q"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(summary.read_text())["config"] == made
+    page = htmllib.unescape((tmp_path / "splits_report.html").read_text()).replace("\n", "")
+    assert "<td>dup_method</td><td>verified</td>" in page, page[page.find("<h2>Settings"):page.find("<h2>Sizes")]
+
+
 def test_a_unit_holding_most_of_its_class_stays_in_train(tmp_path):
     """openclipart_dirty's `shapes`: 1,359 of 1,668 drawings are one near-duplicate chain. Placed like any unit it
     went to val (or one fold) whole, leaving training 309 of the class; it now trains in every fold, said in a

@@ -2,7 +2,7 @@
 HTML report, counts CSV and plot beside the output."""
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -247,8 +247,10 @@ def write_reports(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, 
     from imgcls.split.config import PROFILE_OPTIONS
     from imgcls.split.labels import is_profile_table
     profile = is_profile_table(df)       # the settings that acted: no age options for a folder, no --no-near-dup's
+    # as recorded (a --fix records the checked split's --near-dup, not its own run's)
+    made = replace(cfg, **{k: v for k, v in summary["config"].items() if k in {f.name for f in fields(cfg)}})
     settings = sorted((k, setting_text(SplitConfig, k, v)) for k, v in summary["config"].items()
-                      if acts(cfg, k) and (profile or k not in PROFILE_OPTIONS))
+                      if acts(made, k) and (profile or k not in PROFILE_OPTIONS))
     sections = [("Settings", report.key_values(settings)),
                 ("Sizes", report.table(pd.DataFrame([{"part": k, "rows": v} for k, v in summary["parts"].items()])))]
     if summary["notes"]:

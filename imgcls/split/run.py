@@ -22,8 +22,8 @@ from imgcls.parallel import ParallelOptions, check_workers
 from imgcls.pipeline import PIPELINE, default_input
 from imgcls.split.assign import (COPY_ACROSS, assign, check_enough_units, check_placed, drawn_rows,
                                  follow_sources, strata_of)
-from imgcls.split.config import (NEW_SPLIT, LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig,
-                                 check_read_by_check, check_split_values, fold_ids, has_folds)
+from imgcls.split.config import (CHECK_FIX_RECORDS, NEW_SPLIT, LeakageError, PROFILE_ATTRIBUTES, SPLITS,
+                                 SplitConfig, check_read_by_check, check_split_values, fold_ids, has_folds)
 from imgcls.split.labels import (class_column, derive_profile_labels, drop_ages_text, dropped_by_age,
                                  exclusion_reasons, is_profile_table)
 from imgcls.split.leaks import balance_units, check_fix_fractions, check_leaks, fix_leaks, in_folds, sides
@@ -464,6 +464,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     # units kept in train before a draw (kept_in_train) leave the shares, as for a new split (its units too)
     summary = summarize(fixed, cfg, notes, remaining, balance_units(fixed, group_col, near),
                         class_col=class_column(fixed, cfg.stratify))
+    summary["config"] = _split_settings(summary["config"], recorded)
     if inferred:        # its config's val / test are these observed shares, which a later --check does not take
         summary["balance_targets_inferred"] = inferred
     fixed = mf.as_written(fixed)    # what is returned is the table written, in its column order
@@ -502,8 +503,8 @@ def _requested_shares(cfg: SplitConfig, file: Path, table: pd.DataFrame, given, 
 def _recorded(file: Path) -> dict:
     """The settings the split of `file` recorded (the config of the summary beside it; {} where none), read once by
     `--check FILE --fix`: the shares it asked for (_recorded_shares), its stratify columns (_stratify_of), its age
-    bands (_take_recorded_bands). Not the val / test an earlier --fix recorded as the table's own shares
-    (balance_targets_inferred): none asked for."""
+    bands (_take_recorded_bands), the settings the fixed table's summary keeps (_split_settings). Not the val / test
+    an earlier --fix recorded as the table's own shares (balance_targets_inferred): none asked for."""
     summary = read_yaml(split_outputs(file)["summary"])
     made = summary.get("config")
     made = dict(made) if isinstance(made, dict) else {}
@@ -511,6 +512,14 @@ def _recorded(file: Path) -> dict:
     for k in [k for k in ("val", "test") if isinstance(guessed, list) and k in guessed]:
         made.pop(k, None)
     return made
+
+
+def _split_settings(conf: dict, recorded: dict) -> dict:
+    """The settings the summary of `--check FILE --fix` records: those of its own run (`conf`: summarize's) that the
+    fix sets (CHECK_FIX_RECORDS), and every other as the checked split recorded it (`recorded`: _recorded), where it
+    did: an in-place --fix recorded the check's default --seed and no --drop-ages, so predict's command to make the
+    split again dropped the split's own."""
+    return {k: v if k in CHECK_FIX_RECORDS or k not in recorded else recorded[k] for k, v in conf.items()}
 
 
 def _recorded_shares(recorded: dict, names) -> dict[str, float]:
