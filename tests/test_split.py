@@ -558,6 +558,27 @@ def test_check_fix_takes_the_stratify_columns_typed_else_recorded_and_records_th
     assert not (tmp_path / "h.csv").exists()
 
 
+def test_check_fix_records_the_columns_the_split_drew_by_and_the_classes_its_balance_measured(profile_folder,
+                                                                                               tmp_path):
+    """`split --stratify mask,gender` then `--check splits.csv --fix --stratify gender` recorded stratify [gender] in
+    the fixed summary, as if its rows were drawn by gender, though the fix draws nothing and its balance measured the
+    labels (the table has them). The summary records the columns the split drew by (else, with no summary beside the
+    table, the one its balance measured) and, in its balance, the column whose classes it measured."""
+    table = tmp_path / "splits.csv"
+    r = runner.invoke(app, ["split", str(profile_folder), "--out", str(table), "--stratify", "mask,gender",
+                            "--no-near-dup", "-q"])
+    assert r.exit_code == 0, r.output
+    shutil.copy(table, tmp_path / "bare.csv")
+    for checked, drawn in (("splits", ["mask", "gender"]), ("bare", ["label"])):
+        out = tmp_path / f"{checked}_fixed.csv"
+        r = runner.invoke(app, ["split", "--check", str(tmp_path / f"{checked}.csv"), "--fix", "--stratify", "gender",
+                                "--no-near-dup", "--out", str(out), "-q"])
+        assert r.exit_code == 0, r.output
+        summary = json.loads((tmp_path / f"{checked}_fixed_summary.json").read_text())
+        assert summary["config"]["stratify"] == drawn, (checked, summary["config"])
+        assert summary["balance"]["class_column"] == "label", (checked, summary["balance"])
+
+
 def test_check_fix_measures_the_balance_against_the_shares_the_split_asked_for(tmp_path):
     """`split SRC --val 0.2; split --check splits.csv --fix --out f.csv` measured the class shares against the
     table's own observed shares (0.79 / 0.21), not the 0.8 / 0.2 asked: the same table read a 1.7% gap when made and

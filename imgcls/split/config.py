@@ -121,10 +121,11 @@ CHECK_FIX_READS = {"val": "its balance table's target shares", "test": "its bala
                    "stratify": "the classes its balance table measures",
                    "tolerance": "how far its repair may move a side's share, and its balance warning",
                    "age_bands": "a profile table's class meanings in its report"}
-# what the summary a `--check FILE --fix` writes records of its own run (its balance's targets, classes, age bands and
+# what the summary a `--check FILE --fix` writes records of its own run (its balance's targets, age bands and
 # tolerance; the folds the table has): every other setting (--seed, --drop-ages, the group column, the duplicate
-# settings) stays the checked split's, as the summary beside it recorded them, for the fix draws nothing
-CHECK_FIX_RECORDS = (*CHECK_FIX_READS, "relabel_age", "folds")
+# settings, --stratify: the columns its rows were drawn by) stays the checked split's, as the summary beside it
+# recorded them, for the fix draws nothing
+CHECK_FIX_RECORDS = ("val", "test", "folds", "tolerance", "age_bands", "relabel_age")
 
 
 @dataclass

@@ -87,7 +87,8 @@ def least_gap(n: int, targets: Sequence[float]) -> float:
 
 def balance(df: pd.DataFrame, cfg: SplitConfig, units: pd.Series | None = None, col: str = "label") -> dict:
     """Per-class share of each part versus its target; classes with fewer groups than parts are listed apart. The
-    classes are `col`'s values (label, or split.labels.class_column's where no row has one)."""
+    classes are `col`'s values (label, or split.labels.class_column's where no row has one), which it records
+    (class_column)."""
     part = parts_of(df)
     # rows kept in train before the draw (a class's single group, a unit holding most of a class: each said in a
     # warning) were placed on purpose: the shares are those of the rows the split was drawn from. With folds they
@@ -101,7 +102,7 @@ def balance(df: pd.DataFrame, cfg: SplitConfig, units: pd.Series | None = None, 
     used = df[keep]
     part = part[keep]
     if used.empty or col not in used.columns:
-        return {"max_deviation": None, "worst": [], "targets": {}}
+        return {"max_deviation": None, "worst": [], "targets": {}, "class_column": col}
     if cfg.folds:
         targets = {"test": cfg.test} if cfg.test else {}
         # the folds the table has (a checked table's may be numbered with a gap, 0, 2, 3), else 0..K-1
@@ -130,7 +131,7 @@ def balance(df: pd.DataFrame, cfg: SplitConfig, units: pd.Series | None = None, 
     bal = [r for r in worst if r["balanceable"]]
     # a gap no placement of the class's whole rows avoids (a small class) is not the split's fault
     over = [r for r in bal if r["deviation"] > cfg.tolerance and r["deviation"] > r["least_possible"] + 1e-4]
-    return {"max_deviation": bal[0]["deviation"] if bal else None, "worst": worst[:20],
+    return {"max_deviation": bal[0]["deviation"] if bal else None, "worst": worst[:20], "class_column": col,
             # the row the warning names: of the counted classes' rows over the tolerance by more than their whole
             # rows force (`over`, not only those among `worst`'s 20 rows; a small class at its least possible gap is
             # no miss of the draw's), the part drawn rather than train's remainder where both are as far off

@@ -415,7 +415,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     recorded = _recorded(file) if fix else {}      # what its split recorded, read once: the --fix's targets
     if fix and shares and not has_folds(df):
         _check_typed_shares(cfg, file, typed, recorded)      # before the scan: a typed --val with the recorded --test
-    if fix:     # the columns and age bands its balance and report read, and its summary records
+    if fix:     # the columns and age bands its balance and report read (its summary records the bands)
         cfg.stratify = _stratify_of(cfg, df, file, typed, recorded)
         _take_recorded_bands(cfg, typed, recorded)
         _check_bands_fit(cfg, df, file, typed, recorded)
@@ -462,9 +462,9 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
         cfg.folds = None
     inferred = _requested_shares(cfg, file, fixed, typed, recorded)
     # units kept in train before a draw (kept_in_train) leave the shares, as for a new split (its units too)
-    summary = summarize(fixed, cfg, notes, remaining, balance_units(fixed, group_col, near),
-                        class_col=class_column(fixed, cfg.stratify))
-    summary["config"] = _split_settings(summary["config"], recorded)
+    class_col = class_column(fixed, cfg.stratify)
+    summary = summarize(fixed, cfg, notes, remaining, balance_units(fixed, group_col, near), class_col=class_col)
+    summary["config"] = _split_settings(summary["config"], recorded, class_col)
     if inferred:        # its config's val / test are these observed shares, which a later --check does not take
         summary["balance_targets_inferred"] = inferred
     fixed = mf.as_written(fixed)    # what is returned is the table written, in its column order
@@ -514,12 +514,15 @@ def _recorded(file: Path) -> dict:
     return made
 
 
-def _split_settings(conf: dict, recorded: dict) -> dict:
+def _split_settings(conf: dict, recorded: dict, class_col: str) -> dict:
     """The settings the summary of `--check FILE --fix` records: those of its own run (`conf`: summarize's) that the
     fix sets (CHECK_FIX_RECORDS), and every other as the checked split recorded it (`recorded`: _recorded), where it
     did: an in-place --fix recorded the check's default --seed and no --drop-ages, so predict's command to make the
-    split again dropped the split's own."""
-    return {k: v if k in CHECK_FIX_RECORDS or k not in recorded else recorded[k] for k, v in conf.items()}
+    split again dropped the split's own. Its stratify is the columns the split drew its rows by, where recorded, else
+    the one whose classes the fix's balance measured (`class_col`, which the balance records): a typed --stratify
+    gender of a labelled table was recorded as drawn by gender, though its balance measured the labels."""
+    own = {**conf, "stratify": [class_col]}
+    return {k: v if k in CHECK_FIX_RECORDS or k not in recorded else recorded[k] for k, v in own.items()}
 
 
 def _recorded_shares(recorded: dict, names) -> dict[str, float]:
@@ -583,11 +586,11 @@ def _check_bands_fit(cfg: SplitConfig, table: pd.DataFrame, file: Path, typed, r
 
 
 def _stratify_of(cfg: SplitConfig, table: pd.DataFrame, file: Path, typed, recorded: dict) -> tuple[str, ...]:
-    """The stratify columns whose classes `--check FILE --fix` balances (split.labels.class_column), reports and
-    records: those typed (--stratify label typed took the recorded artist; a column `table` lacks was dropped
-    unsaid: each refused in one line), else those the checked table's split recorded (`recorded`: _recorded), so
-    `--check` of a table split by --stratify artist balances artists without --stratify typed again, and so does
-    a --check of its fixed table."""
+    """The stratify columns whose classes `--check FILE --fix` balances (split.labels.class_column) and reports (its
+    summary records the split's: _split_settings): those typed (--stratify label typed took the recorded artist; a
+    column `table` lacks was dropped unsaid: each refused in one line), else those the checked table's split recorded
+    (`recorded`: _recorded), so `--check` of a table split by --stratify artist balances artists without --stratify
+    typed again, and so does a --check of its fixed table."""
     if "stratify" not in typed:
         made = recorded.get("stratify")
         return tuple(c for c in made if isinstance(c, str)) if isinstance(made, list) else tuple(cfg.stratify)
