@@ -668,6 +668,15 @@ def _check_fix_refused_before_the_scan(tmp_path, monkeypatch, per_class: int, sp
     return said
 
 
+@pytest.mark.parametrize("flag", ["--stratify", "--group-col"])
+def test_check_fix_names_the_checked_file_where_a_column_is_missing(tmp_path, monkeypatch, flag):
+    """`split --check table.csv --fix --stratify nope` (or --group-col nope) said 'is not in the source', a word of a
+    new split's: the file is the checked table, named."""
+    said = _check_fix_refused_before_the_scan(tmp_path, monkeypatch, 6, [], [flag, "nope"])
+    assert "'nope' is not " in said and f"{tmp_path / 'table.csv'} (columns: " in said, said
+    assert "the source" not in said, said
+
+
 def test_check_refuses_share_and_fold_flags_that_would_do_nothing(tmp_path, monkeypatch):
     """`split --check splits.csv --val 0.3` (no --fix) ignored --val unsaid (only --fix's balance table reads it), and
     `--check --fix --folds 5` was overwritten by the table's own folds without a word. Each is refused before any
@@ -957,7 +966,8 @@ def test_cli_check_catches_planted_duplicate_and_fix_repairs_it(tmp_path):
     assert r.exit_code == 2 and "inside" in r.output and "scanned" not in r.output, r.output
     # a --group-col the file lacks (a typo of its person column) is refused, not checked by `group` instead
     r = runner.invoke(app, ["split", "--check", str(fixed), "--no-near-dup", "--group-col", "person_id"])
-    assert r.exit_code == 2 and "--group-col 'person_id' is not a column of the source" in r.output, r.output
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and f"--group-col 'person_id' is not a column of {fixed} (columns:" in said, r.output
 
 
 def test_byte_identical_images_under_two_labels_are_warned_unless_clean_settled_them(tmp_path):

@@ -37,22 +37,24 @@ CLEAN_CONFLICTS = python_too("`imgcls clean` resolves label conflicts (--conflic
                              "run_clean with CleanConfig(conflicts=...)")
 
 
-def _resolve_group_col(df: pd.DataFrame, cfg: SplitConfig, layout: str) -> str:
+def _resolve_group_col(df: pd.DataFrame, cfg: SplitConfig, layout: str, where: str = "the source") -> str:
+    """The column whose rows never cross sides; one a table lacks is refused naming `where` (the file --check reads)."""
     if cfg.group_col in (None, mf.NO_GROUPS):   # `group` (NO_GROUPS: the reader left it empty, a manifest's too)
         return "group"
     if cfg.group_col in df.columns:
         return cfg.group_col
     if layout == "csv":       # the CSV reader already put --group-col into `group`
         return "group"
-    raise UserError(f"--group-col '{cfg.group_col}' is not a column of the source (columns: "
+    raise UserError(f"--group-col '{cfg.group_col}' is not a column of {where} (columns: "
                     f"{', '.join(map(str, df.columns))}); pass an existing column, e.g. --group-col group")
 
 
-def _check_stratify(df: pd.DataFrame, cfg: SplitConfig) -> None:
+def _check_stratify(df: pd.DataFrame, cfg: SplitConfig, where: str = "the source") -> None:
+    """Each --stratify column is one of df's; else one line naming `where` (the file --check reads)."""
     for col in cfg.stratify:
         if col not in df.columns:
-            raise UserError(f"--stratify column '{col}' is not in the source (columns: "
-                            f"{', '.join(map(str, df.columns))})")
+            raise UserError(f"--stratify column '{col}' is not in {where} (columns: "
+                            f"{', '.join(map(str, df.columns))}); name columns it has")
 
 
 def _nfc_keys(df: pd.DataFrame, cfg: SplitConfig, group_col: str) -> pd.DataFrame:
@@ -420,7 +422,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
         _take_recorded_bands(cfg, typed, recorded)
         _check_bands_fit(cfg, df, file, typed, recorded)
     # a column the file lacks: refused, not replaced; --group-col none: no column, the file's `group` kept as written
-    group_col = "" if cfg.group_col == mf.NO_GROUPS else _resolve_group_col(df, cfg, "manifest")
+    group_col = "" if cfg.group_col == mf.NO_GROUPS else _resolve_group_col(df, cfg, "manifest", str(file))
     df = _nfc_keys(df, cfg, group_col)
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels)
     df = df.assign(split=df["split"].fillna("").astype(str).str.lower())     # 'Train' is train, as train reads it
@@ -594,7 +596,7 @@ def _stratify_of(cfg: SplitConfig, table: pd.DataFrame, file: Path, typed, recor
     if "stratify" not in typed:
         made = recorded.get("stratify")
         return tuple(c for c in made if isinstance(c, str)) if isinstance(made, list) else tuple(cfg.stratify)
-    _check_stratify(table, cfg)
+    _check_stratify(table, cfg, str(file))
     if "label" in cfg.stratify and (table["label"].fillna("").astype(str) == "").all():
         raise UserError(f"--stratify label: {file} has no labels to balance; give the column its classes are in "
                         f"(e.g. --stratify artist), or drop --stratify to take the columns its split recorded")
