@@ -1465,6 +1465,24 @@ def test_drop_ages_that_matches_no_one_is_warned_as_relabel_age_is():
     assert not [n for n in summary["notes"] if "--drop-ages" in n], summary["notes"]
 
 
+def test_drop_ages_naming_no_age_is_refused_saying_what_it_takes(tmp_path):
+    """`split --check s.csv --drop-ages ""` (an empty shell variable) was refused as 'no --drop-ages: ... make a new
+    split with imgcls split SRC no --drop-ages', and a new split read it as no --drop-ages, unsaid. Either is one
+    line saying what was typed and what the option takes."""
+    src = make_image_folder(tmp_path / "raw", {"cat": 6, "dog": 6}, size=(16, 16))
+    table = tmp_path / "s.csv"
+    assert runner.invoke(app, ["split", str(src), "--out", str(table), "--no-near-dup", "-q"]).exit_code == 0
+    for argv in (["--check", str(table)], [str(src), "--out", str(tmp_path / "t.csv")]):
+        for typed in ("", " , "):
+            r = runner.invoke(app, ["split", *argv, "--no-near-dup", "--drop-ages", typed])
+            said = " ".join(r.output.split())
+            assert r.exit_code == 2 and "Traceback" not in said, (argv, r.output)
+            assert f"--drop-ages '{typed}' names no age: it takes ages and ranges like 57-59" in said, said
+            assert "no --drop-ages" not in said, said
+    assert not (tmp_path / "t.csv").exists()
+    assert sp.parse_ages(None) == [] and sp.parse_ages("57-59,80") == [57, 58, 59, 80]
+
+
 def test_python_run_split_with_group_col_writes_the_table_the_cli_writes(tmp_path, monkeypatch):
     """`imgcls split --csv train.csv --group-col person` and run_split(..., SplitConfig(group_col="person")) write the
     same table: the CSV's person ids in `group` (the column split --check and later steps read), not an empty

@@ -213,9 +213,14 @@ def _flags(names) -> str:
 
 
 def parse_ages(text: str | None) -> list[int]:
-    """'57-59' -> [57, 58, 59]; '57-59,80' -> [57, 58, 59, 80]."""
-    if not text:
+    """'57-59' -> [57, 58, 59]; '57-59,80' -> [57, 58, 59, 80]; None (not given) -> []. A text naming no age (an
+    empty shell variable) is refused, saying what it takes: a new split read it as no --drop-ages unsaid, and --check
+    refused it as 'no --drop-ages'."""
+    if text is None:
         return []
+    if not text.replace(",", "").strip():
+        raise UserError(f"--drop-ages '{text}' names no age: it takes ages and ranges like 57-59 or 57-59,80; drop "
+                        f"--drop-ages to leave no age out")
     ages: set[int] = set()
     try:
         for part in text.split(","):
