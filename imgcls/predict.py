@@ -64,10 +64,6 @@ RUNS_DIR = Path(TrainConfig.out)        # where imgcls train writes by default
 # What predicts: run, checkpoint or ensemble
 # ---------------------------------------------------------------------------------------------------------------
 
-def _newest(paths: Sequence[Path]) -> Path | None:
-    return max(paths, key=lambda p: p.stat().st_mtime) if paths else None
-
-
 def _members_gone(spec: Path) -> list[str]:
     """The members of the ensemble of `spec` (its spec.yaml) whose checkpoints are gone (missing_members); [] where
     its spec is malformed: load_spec says that when it is the one chosen."""
@@ -100,6 +96,25 @@ def _refused_set(folder: Path) -> str | None:
                                     f"finish it with {resume_fix(folder)}")
 
 
+def _passed_by(folder: Path, mark: Path) -> str | None:
+    """Why predict's newest choice passes by `folder`, a run, k-fold set or ensemble (`mark`: its best.pt, a fold's
+    best.pt, or its spec.yaml), in a few words with the fix, as `imgcls runs` reads its state; None where it is a
+    model to predict with. Passed by: an ensemble a member's checkpoint of which is gone (its run renamed, moved,
+    deleted: member missing), a k-fold set find_checkpoints refuses (_refused_set: fold missing, stopped), and a run
+    whose training stopped before its epochs (stopped: its best.pt is a partial run's model; named, it is used with
+    ensemble.spec.warn_unfinished's warning)."""
+    if mark.name == SPEC_NAME:
+        gone = _members_gone(mark)
+        return (f"{folder}, whose member{'s' if len(gone) > 1 else ''} {', '.join(gone)} "
+                f"{'is' if len(gone) == 1 else 'are'} gone: rebuild it with {BUILD_ENSEMBLE}") if gone else None
+    if folder != mark.parent:
+        return _refused_set(folder)
+    from imgcls.runs import STOPPED, stopped_progress
+    from imgcls.train.rundir import resume_fix
+    stopped = stopped_progress(folder)
+    return f"{folder}, {STOPPED} ({stopped} epochs): finish it with {resume_fix(folder)}" if stopped else None
+
+
 def resolve_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
                    ensembles_dir: Path = ENSEMBLES_DIR) -> EnsembleSpec:
     """The members that predict, as an EnsembleSpec (a run is a one-member soft ensemble)."""
@@ -119,33 +134,31 @@ def locate_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
         marks = [*Path(runs_dir).glob(f"*/{BEST_PT}"),
                  *(m for m in Path(runs_dir).glob(f"*/fold_*/{BEST_PT}") if fold_set(m.parent)),
                  *Path(ensembles_dir).glob(f"*/{SPEC_NAME}")]
+        newest = {}         # each folder's newest mark: a set's is its newest fold's best.pt
+        for m in marks:
+            newest[folder(m)] = max(newest.get(folder(m), (0.0, m)), (m.stat().st_mtime, m), key=lambda t: t[0])
         # a run imgcls train is training now (another terminal) has the newest best.pt after each epoch: it is no
         # model to submit from (half trained, or a k-fold set without its last folds), so the newest other one
-        busy = sorted({folder(m) for m in marks if RunLock.held(folder(m))})
-        # an ensemble a member's checkpoint of which is gone (its run renamed, moved, deleted), a finished k-fold
-        # set a fold's checkpoint was removed from since (runs.run_state's fold missing), and one stopped before its
-        # last fold predict nothing (find_checkpoints refuses the sets)
-        broken = {m.parent: f"{m.parent}, whose member{'s' if len(g) > 1 else ''} {', '.join(g)} "
-                            f"{'is' if len(g) == 1 else 'are'} gone: rebuild it with {BUILD_ENSEMBLE}"
-                  for m in marks if m.name == SPEC_NAME and (g := _members_gone(m))}
-        broken.update({s: said for s in sorted({folder(m) for m in marks if folder(m) != m.parent} - set(busy))
-                       if (said := _refused_set(s))})
-        newest = _newest([m for m in marks if folder(m) not in busy and folder(m) not in broken])
-        gone_said = [said for f, said in broken.items() if newest is None or max(
-            m.stat().st_mtime for m in marks if folder(m) == f) > newest.stat().st_mtime]
-        if newest is None:
+        busy = sorted(f for f in newest if RunLock.held(f))
+        picked, passed = None, []       # newest first: each one newer than the one used that is passed by is named
+        for f in sorted(set(newest) - set(busy), key=lambda f: (newest[f][0], str(f)), reverse=True):
+            said = _passed_by(f, newest[f][1])
+            if said is None:
+                picked = f
+                break
+            passed.append(said)
+        if picked is None:
             training = f" ({', '.join(map(str, busy))} being trained now: wait for it to finish)" if busy else ""
-            usable = " usable" if busy or gone_said else ""      # some are there: each passed by is named
+            usable = " usable" if busy or passed else ""      # some are there: each passed by is named
             raise UserError(f"no run given and none{usable} under {runs_dir} or {ensembles_dir}{training}"
-                            + "".join(f" (not {g})" for g in gone_said) + ("; or train another" if usable else
-                                                                             "; train first")
+                            + "".join(f" (not {g})" for g in passed) + ("; or train another" if usable else
+                                                                          "; train first")
                             + f" with {python_too('imgcls train', 'run_train(TrainConfig())')}, or pass a run folder")
-        src = folder(newest)
-        newer = [str(b) for b in busy if max(m.stat().st_mtime for m in marks if folder(m) == b)
-                 > newest.stat().st_mtime]
+        src = picked
+        newer = [str(b) for b in busy if newest[b][0] > newest[picked][0]]
         info(f"using {src} (the newest run or ensemble"
              + (f"; not {', '.join(newer)}, which imgcls train is training now" if newer else "")
-             + "".join(f"; not {g}" for g in gone_said) + ")")
+             + "".join(f"; not {g}" for g in passed) + ")")
     src = Path(src)
     if not src.exists():
         raise UserError(f"{src} does not exist{did_you_mean(src, (runs_dir, ensembles_dir))}; give a run folder "

@@ -3784,6 +3784,32 @@ def test_a_stopped_kfold_set_is_not_taken_as_the_newest(tmp_path, capsys):
     assert "; or train another with imgcls train (Python: " in str(e.value) and "train first" not in str(e.value)
 
 
+def test_a_stopped_single_run_is_passed_by_as_a_stopped_kfold_set_is(tmp_path, capsys):
+    """predict with no run took a run whose training stopped before its epochs (`imgcls runs`: stopped 3/10) as the
+    newest, with a 'stopped run' warning, over an older finished run, while a stopped k-fold set is passed by. The
+    same rule now: it is passed by and named with its epochs and resume; with only stopped runs, none usable."""
+    import os
+    import time
+    from imgcls.predict import locate_source
+    runs, ensembles = tmp_path / "runs", tmp_path / "ensembles"
+    t = time.time()
+    done = mark_training(make_tiny_run(runs / "done", seed=1), done=4, epochs=4, best=3, finished=True)
+    os.utime(done / "best.pt", (t - 300, t - 300))
+    stopped = mark_training(make_tiny_run(runs / "stopped", seed=2), done=3, epochs=10, best=2)
+    capsys.readouterr()
+    assert [m.run for m in locate_source(None, runs, ensembles).members] == [done]
+    said = " ".join("".join(capsys.readouterr()).split())
+    assert (f"using {done} (the newest run or ensemble; not {stopped}, stopped (3/10 epochs): finish it with "
+            f"imgcls train --resume {stopped} (Python: ") in said, said
+    assert "partial run" not in said, said
+    shutil.rmtree(done)
+    with pytest.raises(UserError) as e:
+        locate_source(None, runs, ensembles)
+    assert f"no run given and none usable under {runs} or {ensembles} (not {stopped}, stopped (3/10 epochs): " \
+           in str(e.value), e.value
+    assert "; or train another with imgcls train (Python: " in str(e.value) and "train first" not in str(e.value)
+
+
 @pytest.mark.parametrize("record, why", [("{not json", "not JSON"), ("{}", "names no folds")])
 def test_a_kfold_set_whose_oof_score_is_unreadable_reads_one_way_in_runs_and_predict(tmp_path, record, why):
     """A set whose every fold finished but whose oof_score.json is corrupt or names no folds: `imgcls runs` showed it
