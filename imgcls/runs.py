@@ -535,9 +535,11 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
         part = next((f"{name} {p}" for name, f, p in states if not f), "")     # stopped, or not known to have
         # finished: its epochs as a single run's cell reads them ('4/10', '?/6')
         gone = _folds_gone(path) if finished else []
-        unreadable = None if finished else oof_unreadable(path)     # no record it finished: train --resume writes it
+        # its folds done, no record it finished (unreadable, or not there): train --resume writes it
+        oof_said = None if finished else oof_unreadable(path) or (f"{OOF_SCORE} missing" if planned and
+                                                                  n_done == len(planned) else None)
         progress += f", {part}" if part else (f", {', '.join(gone)} gone" if gone else
-                                              f", {unreadable}" if unreadable else "")
+                                              f", {oof_said}" if oof_said else "")
     else:
         (finished, progress), gone = _fold_state(path, epochs, early_stop), []
     if RunLock.held(path):

@@ -3836,6 +3836,33 @@ def test_a_kfold_set_whose_oof_score_is_unreadable_reads_one_way_in_runs_and_pre
         locate_source(None, runs, tmp_path / "ensembles")
 
 
+def test_a_kfold_set_whose_folds_finished_without_its_oof_score_says_so(tmp_path):
+    """A set whose every planned fold finished but whose oof_score.json is missing (killed as it was written,
+    deleted) was refused as 'training stopped before its last fold', and `imgcls runs` read 'folds done 2/2' with
+    nothing missing. Both say what is true: its folds finished, the file is missing, `train --resume` writes it."""
+    from imgcls.predict import locate_source
+    from imgcls.runs import read_run
+    from imgcls.train.rundir import find_checkpoints, record_plan
+    runs = tmp_path / "runs"
+    kf = make_tiny_run(runs / "kf", classes=("a", "b"), folds=2)
+    record_plan(kf, [0, 1], ["a", "b"])
+    for f in ("fold_0", "fold_1"):
+        mark_training(kf / f, 3, 3, 3, finished=True)
+    (kf / "oof_score.json").unlink()
+    run = read_run(kf)
+    assert (run.state, run.progress) == ("stopped", "folds done 2/2, oof_score.json missing"), (run.state,
+                                                                                               run.progress)
+    with pytest.raises(UserError) as e:
+        find_checkpoints(kf)
+    assert str(e.value).startswith(f"{kf} is a k-fold run whose folds all finished (fold_0, fold_1) but whose "
+                                   f"oof_score.json, the out-of-fold score train writes after the last fold, is "
+                                   f"missing: write it with imgcls train --resume {kf} (Python: "), e.value
+    assert "stopped before its last fold" not in str(e.value), e.value
+    with pytest.raises(UserError, match=re.escape(f"(not {kf}, stopped (folds done 2/2, oof_score.json missing): "
+                                                  f"finish it with imgcls train --resume {kf}")):
+        locate_source(None, runs, tmp_path / "ensembles")
+
+
 def test_a_model_whose_probabilities_are_nan_is_refused_at_its_first_batch_not_after_every_image(tmp_path,
                                                                                                monkeypatch):
     """The NaN refusal came after the model ran over every image (hours on a large test set) though its first

@@ -339,6 +339,12 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
     planned = [fold_dir(run_dir, k).name for k in planned_folds(run_dir) or []] or None
     gone = sorted(set(planned or ()) - set(have))
     unreadable = oof_unreadable(run_dir)
+    if planned and not gone and not unreadable and all(train_finished(run_dir / f / LAST_PT) for f in planned):
+        # every fold finished, the record of the set written after the last one is not there (the run killed as it
+        # was written, the file deleted): resume trains nothing and writes it from the folds' predictions
+        raise UserError(f"{run_dir} is a k-fold run whose folds all finished ({', '.join(planned)}) but whose "
+                        f"{record.name}, the out-of-fold score train writes after the last fold, is missing: write it "
+                        f"with {resume_fix(run_dir)}, or give one fold's folder ({checkpoints[0].parent})")
     missing = f"{', '.join(gone)} missing" if gone else \
         f"{unreadable}, which imgcls train --resume writes again" if unreadable else \
         f"{record.name} missing: training stopped before its last fold"
