@@ -43,6 +43,19 @@ def resume_fix(run_dir: str | os.PathLike, data: str | os.PathLike | None = None
                       f"run_train(TrainConfig(src={str(data)!r}), resume={str(run_dir)!r})")
 
 
+def train_again(run_dir: str | os.PathLike, name: str, src: str | os.PathLike | None = None, **typed) -> str:
+    """The command, and its Python call, that trains a new run `name` with the options `run_dir`'s config.yaml
+    records: on `src` where given (its data, typed again), and the options of `typed` ({option: what to type, a
+    placeholder such as N}) typed over them. A k-fold set's one way to train again (no fold is trained alone)."""
+    config = Path(run_dir) / RUN_CONFIG
+    given = {**({"src": str(src)} if src is not None else {}), "name": name}
+    py = ", ".join([*(f"{k!r}: {v!r}" for k, v in given.items()), *(f"{k!r}: {v}" for k, v in typed.items())])
+    data = f"{sh(src)} " if src is not None else ""
+    return python_too(f"imgcls train {data}--config {sh(config)} --name {sh(name)}"
+                      + "".join(f" --{k.replace('_', '-')} {v}" for k, v in typed.items()),
+                      f"run_train(TrainConfig.resolve({{{py}}}, config={str(config)!r}))")
+
+
 def check_run_name(name: str | None) -> None:
     if name is not None:
         check_folder_name(name, "--out", "exp1")
@@ -155,10 +168,7 @@ def train_longer(run_dir: Path) -> str:
         return "start a new run from its weights: " + python_too(
             f"imgcls train {data}--init-from {sh(run_dir)} --epochs N",
             f"run_train(TrainConfig({given}init_from={str(run_dir)!r}, epochs=N))")
-    return "start a new k-fold set with its options: " + python_too(
-        f"imgcls train --config {sh(run_dir / RUN_CONFIG)} --name {sh(run_dir.name + '-long')} --epochs N",
-        f"run_train(TrainConfig.resolve({{'name': {run_dir.name + '-long'!r}, 'epochs': N}}, "
-        f"config={str(run_dir / RUN_CONFIG)!r}))")
+    return "start a new k-fold set with its options: " + train_again(run_dir, run_dir.name + "-long", epochs="N")
 
 
 class RunLock:
@@ -326,15 +336,11 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
         planned, gone = trained[0], sorted(trained[1])
         one = len(gone) == 1
         name = checkpoints[0].name
-        again = run_dir.name + "-2"
         raise UserError(f"{run_dir} is a finished k-fold run whose {', '.join(gone)} {'has' if one else 'have'} no "
                         f"{name} (removed after it trained: its {OOF_SCORE} names {', '.join(planned)}; imgcls train "
                         f"--resume has nothing to resume); restore {'it' if one else 'them'}, train the set again "
-                        f"with its options ("
-                        + python_too(f"imgcls train --config {sh(run_dir / RUN_CONFIG)} --name {sh(again)}",
-                                     f"run_train(TrainConfig.resolve({{'name': {again!r}}}, "
-                                     f"config={str(run_dir / RUN_CONFIG)!r}))")
-                        + f"), or give one fold's folder ({checkpoints[0].parent})")
+                        f"with its options ({train_again(run_dir, run_dir.name + '-2')}), or give one fold's folder "
+                        f"({checkpoints[0].parent})")
     # stopped before its end: the plan train wrote as the set started names what is missing
     planned = [fold_dir(run_dir, k).name for k in planned_folds(run_dir) or []] or None
     gone = sorted(set(planned or ()) - set(have))
@@ -721,11 +727,8 @@ def _check_same_folds(run_dir: Path, df, src: str, validated: dict, key) -> None
         k = fold_number(fold_dir_)
         moved = [(p, now[key(r, p)]) for r, p in zip(v["root"], v["path"]) if now.get(key(r, p), k) != k]
         if moved:
-            (p, f), name = moved[0], run_dir.name + "-2"
-            new_set = python_too(
-                f"imgcls train {sh(src)} --config {sh(run_dir / RUN_CONFIG)} --name {sh(name)}",
-                f"run_train(TrainConfig.resolve({{'src': {str(src)!r}, 'name': {name!r}}}, "
-                f"config={str(run_dir / RUN_CONFIG)!r}))")
+            p, f = moved[0]
+            new_set = train_again(run_dir, run_dir.name + "-2", src)
             raise UserError(
                 f"--resume {run_dir}: its data {src} puts {len(moved)} of the {len(v)} images {fold_dir_.name} "
                 f"validated on in another fold (e.g. {p}: fold {int(f)}): the table's folds changed since the set "
