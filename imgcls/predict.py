@@ -452,10 +452,20 @@ def _refuse_nan_probabilities(paths: Sequence[str], probs: np.ndarray, errors: S
         where = f" in {'its' if one else 'their'} first batch (e.g. {first}; stopped there, before the other " \
                 f"{plural(left, 'image')})" if left else f" (e.g. {first})"
         what = ("fold" if all(cks.values()) else "run") + ("" if one else "s")
-        again = ", ".join(spec.members[i].name for i in members) if any(cks.values()) else "it" if one else "them"
         raise UserError(f"the probabilities of {name} are NaN for {int(nan.sum())} of the {int(read.sum())} images "
                         f"read{where}: {'its' if one else 'their'} weights overflow (the {what} diverged); nothing "
-                        f"written; train {again} again with a lower --lr")
+                        f"written; {_diverged_fix([(spec.members[i], cks[i]) for i in members], one)}")
+
+
+def _diverged_fix(diverged: Sequence[tuple[Member, list[Path]]], one: bool) -> str:
+    """The fix of _refuse_nan_probabilities' diverged members (each with its diverged fold folders; none for a run;
+    `one`: a single run or fold): a run trained again with a lower --lr; a k-fold set, no fold of which is trained
+    alone, trained again whole as a new set with a lower --lr (rundir.diverged_set_fix)."""
+    from imgcls.train.rundir import diverged_set_fix
+    runs = [m.name for m, folds in diverged if not folds]
+    fixes = [f"train {'it' if one else 'them'} again with a lower --lr" if len(runs) == len(diverged) else
+             f"train {', '.join(runs)} again with a lower --lr"] if runs else []
+    return "; ".join(fixes + [diverged_set_fix(m.run, m.name) for m, folds in diverged if folds])
 
 
 def require_one_readable(df: pd.DataFrame, errors: Sequence[str] | None, max_pixels: int | None, **say) -> None:

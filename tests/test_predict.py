@@ -279,6 +279,15 @@ def test_a_run_whose_loss_diverged_is_refused_in_one_line(tmp_path):
     assert " ".join(res.output.split()) == f"error: {run / 'best.pt'} holds NaN or infinite weights: the run's " \
         "loss diverged; train it again with a lower --lr", res.output
     assert not (tmp_path / "p" / "submission.csv").exists()
+    # a k-fold set's fold: no fold is trained alone, so the set again (it said 'train it again')
+    kf = make_tiny_run(tmp_path / "runs" / "kf", classes=("a", "b"), folds=2)
+    torch.save(obj, kf / "fold_1" / "best.pt")
+    res = invoke("predict", kf, "--data", tmp_path / "test", "--out", tmp_path / "p", "--workers", 0, "-q")
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert " ".join(res.output.split()) == f"error: {kf / 'fold_1' / 'best.pt'} holds NaN or infinite weights: the " \
+        f"run's loss diverged; train kf again as a new k-fold set (no fold is trained alone) with a lower --lr (its " \
+        f"0.001): imgcls train --config {kf / 'config.yaml'} --name kf-2 --lr LR (Python: run_train(TrainConfig." \
+        f"resolve({{'name': 'kf-2', 'lr': LR}}, config='{kf / 'config.yaml'}')))", res.output
 
 
 def test_a_format_naming_other_columns_than_the_sample_submission_is_refused(tmp_path, monkeypatch):
@@ -3658,7 +3667,8 @@ def test_the_nan_refusal_of_a_later_batch_names_the_member(tmp_path, monkeypatch
 
 def test_the_nan_refusal_of_a_kfold_set_names_the_fold(tmp_path, monkeypatch):
     """A k-fold set one fold of which overflows: the NaN refusal named the whole set (`kf ... the run diverged`),
-    alone or as an ensemble's member, at its first batch or a later one. The fold is named, by its folder."""
+    alone or as an ensemble's member, at its first batch or a later one. The fold is named, by its folder, and the
+    fix is the set trained again as a new one with a lower --lr (it said 'train kf again', with no command)."""
     from imgcls.ensemble import EnsembleSpec, member_from_run
     from imgcls.ensemble.spec import write_spec
     from imgcls.train import checkpoint
@@ -3680,7 +3690,11 @@ def test_the_nan_refusal_of_a_kfold_set_names_the_fold(tmp_path, monkeypatch):
         assert not (tmp_path / "p").exists()
         return said
     fold = f"fold_1 ({kf / 'fold_1'}) of kf"
-    tail = "its weights overflow (the fold diverged); nothing written; train kf again with a lower --lr"
+    # no fold is trained alone ('train kf again' named no command that does): the set again, as a new one
+    tail = (f"its weights overflow (the fold diverged); nothing written; train kf again as a new k-fold set (no fold "
+            f"is trained alone) with a lower --lr (its 0.001): imgcls train --config {kf / 'config.yaml'} --name kf-2 "
+            f"--lr LR (Python: run_train(TrainConfig.resolve({{'name': 'kf-2', 'lr': LR}}, "
+            f"config='{kf / 'config.yaml'}')))")
     said = refusal(kf)
     assert f"error: the probabilities of {fold} are NaN for 2 of the 2 images read in its first batch" in said, said
     assert tail in said, said

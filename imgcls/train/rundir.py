@@ -56,6 +56,19 @@ def train_again(run_dir: str | os.PathLike, name: str, src: str | os.PathLike | 
                       f"run_train(TrainConfig.resolve({{{py}}}, config={str(config)!r}))")
 
 
+def diverged_set_fix(set_dir: Path, name: str | None = None) -> str:
+    """The fix of a k-fold set a fold of which diverged (its weights NaN, or overflowing to NaN probabilities): no
+    fold is trained alone, so the set again whole as a new one (train_again) with a lower --lr than it recorded.
+    `name`: how the line names the set (an ensemble's member name); its folder's name by default."""
+    from imgcls.train.config import TrainConfig
+    try:
+        lr = f" (its {TrainConfig.load(Path(set_dir) / RUN_CONFIG).lr:g})"
+    except (UserError, OSError):
+        lr = ""
+    return (f"train {name or Path(set_dir).name} again as a new k-fold set (no fold is trained alone) with a lower "
+            f"--lr{lr}: {train_again(set_dir, Path(set_dir).name + '-2', lr='LR')}")
+
+
 def check_run_name(name: str | None) -> None:
     if name is not None:
         check_folder_name(name, "--out", "exp1")
