@@ -33,8 +33,8 @@ from imgcls.options import python_too
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, TRIALS_CSV, output_kind, read_yaml,
                             trial_record)
 from imgcls.run_names import (BEST_BY, BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE, PER_CLASS_CSV,
-                              RUN_CONFIG, VAL_PREDICTIONS, fold_dirs, fold_set, is_fold_dir, records_folds,
-                              metric_column, run_metric)
+                              RUN_CONFIG, VAL_PREDICTIONS, fold_dir, fold_dirs, fold_set, is_fold_dir,
+                              records_folds, metric_column, run_metric)
 from imgcls.runs_config import COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, PER_CLASS,
                                  RESUME_MAY_CHANGE, RUN_FILE_FIX, VALIDATION, RunLock, folds_gone, kfold_finished,
@@ -527,7 +527,10 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
         finished = kfold_finished(path)
         if planned is None:     # --folds all: the folds train recorded (its plan as it starts, oof_score.json)
             planned = planned_folds(path)
-        states = [(d.name, *_fold_state(d, epochs, early_stop)) for d in fold_dirs(path)]
+        # a fold folder outside the plan (copied in, left by another set's name) is no fold of it: not counted
+        named = {fold_dir(path, k).name for k in planned} if planned else None
+        stray = [d.name for d in fold_dirs(path) if named is not None and d.name not in named]
+        states = [(d.name, *_fold_state(d, epochs, early_stop)) for d in fold_dirs(path) if d.name not in stray]
         if finished:    # OOF_SCORE is written after the last fold: one not known to have finished (an --early-stop
             states = [(name, True if f is None else f, p) for name, f, p in states]    # fold's last.pt gone) did
         n_done = sum(1 for _, f, _ in states if f)
@@ -540,6 +543,7 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
                                                                   n_done == len(planned) else None)
         progress += f", {part}" if part else (f", {', '.join(gone)} gone" if gone else
                                               f", {oof_said}" if oof_said else "")
+        progress += f", {', '.join(stray)} not planned" if stray else ""
     else:
         (finished, progress), gone = _fold_state(path, epochs, early_stop), []
     if RunLock.held(path):

@@ -738,6 +738,15 @@ def test_a_finished_k_fold_set_a_fold_was_removed_from_is_fold_missing_with_no_s
     assert {r.name: r for r in find_runs(outputs)}["runs/kf"].state == "fold missing"
 
 
+def test_a_fold_folder_outside_a_sets_plan_is_not_counted_as_one_of_its_folds(outputs):
+    """A finished 2-fold set with a fold_2 folder its plan does not name (copied in by hand) read `folds done 3/2`:
+    run_state counted every fold folder against the plan. Only the planned folds count; the stray one is named."""
+    kf = outputs / "runs" / "kf"
+    shutil.copytree(kf / "fold_1", kf / "fold_2")
+    run = {r.name: r for r in find_runs(outputs)}["runs/kf"]
+    assert (run.state, run.progress) == ("", "folds done 2/2, fold_2 not planned"), (run.state, run.progress)
+
+
 def test_a_filter_nothing_matches_says_how_many_runs_exist(outputs, tmp_path):
     """`imgcls runs --filter X` with no match printed '0 run(s) under outputs', exit 0, which reads as 'there are no
     runs'; the title now says how many runs there are and that none matched (and, with matches, how many of how
