@@ -845,6 +845,32 @@ def test_a_sigterm_whose_interruption_vanished_still_ends_the_process_by_sigterm
                   "work is complete, nothing needs to run again", r.stderr
 
 
+def test_a_sigterm_whose_interruption_vanished_before_a_refusal_still_ends_the_process_by_sigterm():
+    """A step whose Terminated vanished (as above) and that then stopped on a UserError (a refusal the interruption
+    may have caused) said the error and exited 2, where every other SIGTERM'd step ends by SIGTERM: a script that
+    waits for 143 (`timeout`'s caller, a scheduler) read it as a plain refusal. It says the error line, and the
+    process ends by SIGTERM."""
+    import signal
+    script = (
+        "import os, signal, sys, time, typer\n"
+        "from imgcls.cli.common import one_line_errors, sigterm_interrupts\n"
+        "from imgcls.errors import UserError\n"
+        "try:\n"
+        "    with one_line_errors('imgcls demo'), sigterm_interrupts('imgcls demo'):\n"
+        "        try:\n"
+        "            os.kill(os.getpid(), signal.SIGTERM)\n"
+        "            time.sleep(5)\n"
+        "        except BaseException:\n"
+        "            pass\n"
+        "        raise UserError('the demo refused: fix the demo')\n"
+        "except typer.Exit as e:\n"
+        "    sys.exit(e.exit_code)\n")
+    r = _python_of_this_checkout(script)
+    err = " ".join(r.stderr.split())
+    assert r.returncode == -signal.SIGTERM, (r.returncode, r.stderr)
+    assert err == "error: the demo refused: fix the demo", r.stderr
+
+
 def test_help_examples_are_never_wrapped_at_80_columns_or_piped(monkeypatch):
     """Piped or in an 80-column terminal (`imgcls clean -h | cat`), rich folded a long example over two lines, so
     pasting the first ran half a command; each example is now one line however long, the prose still wraps."""

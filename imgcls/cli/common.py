@@ -312,15 +312,21 @@ def sigterm_interrupts(what: str = "imgcls") -> Iterator[None]:
     signal.signal(signal.SIGTERM, handler)
     sys.unraisablehook = handler.unraisable     # a Terminated a finalizer swallowed: raised again
     try:
-        yield
-    finally:
         try:
-            handler.stop()      # a signal sent again before it may run the handler here: the rest still runs
+            yield
         finally:
-            if sys.unraisablehook == handler.unraisable:
-                sys.unraisablehook = handler.hook
-            if signal.getsignal(signal.SIGTERM) is handler:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            try:
+                handler.stop()      # a signal sent again before it may run the handler here: the rest still runs
+            finally:
+                if sys.unraisablehook == handler.unraisable:
+                    sys.unraisablehook = handler.hook
+                if signal.getsignal(signal.SIGTERM) is handler:
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except UserError as e:
+        # a refusal after a Terminated that vanished (or that the step's clean-up replaced): one_line_errors says
+        # it, and the process still ends by SIGTERM
+        e.after_sigterm = e.after_sigterm or handler.raised
+        raise
     if handler.raised:
         # the step ran to its end over a Terminated it raised: one cleared where Python code called from C ran the
         # handler (a lookup that swallows every error), or send_again's signal outrun by the step's end (a CI run
@@ -347,7 +353,8 @@ def one_line_errors(what: str, quiet: bool = False) -> Iterator[None]:
     """Around a command's body (`what`: `imgcls train`), with its --quiet: a UserError is one red line and its exit
     code, no traceback; Ctrl-C is one `interrupted:` line and exit 130 (Typer exited 130 saying nothing), unless the
     step said its own (imgcls.console.interrupted: train names its run folder and the resume command). SIGTERM taken
-    as Ctrl-C (sigterm_interrupts) says it alike, then ends the process by SIGTERM (exit 143)."""
+    as Ctrl-C (sigterm_interrupts) says it alike, then ends the process by SIGTERM (exit 143), as does a UserError
+    that came after one (its line said)."""
     interrupt_said()                    # a line said outside a command (a Python caller's run) is not this one's
     what_interruption_left()
     with quiet_for(quiet, command=True):    # the quiet before it back after (a notebook's own)
@@ -361,6 +368,8 @@ def one_line_errors(what: str, quiet: bool = False) -> Iterator[None]:
                 import time
                 time.sleep(SAID_ELSEWHERE_WAIT_S)
             error(str(e))
+            if e.after_sigterm:
+                _end_by_sigterm()
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt as e:
             term = isinstance(e, Terminated)
