@@ -272,6 +272,42 @@ def test_mlflow_goes_on_in_the_same_run_when_a_run_or_k_fold_set_is_resumed(data
     assert tracker._earlier(tmp_path / "m") == m.info.run_id
 
 
+class RefuseInFirstEpoch(Callback):
+    """A refusal (UserError) at the first update, after the trackers started their runs: as images broken since
+    the scan, found as they decode, stop a run in its first epoch."""
+
+    def on_step_end(self, step, logs):
+        from imgcls.errors import UserError
+        raise UserError("the images broke since the scan")
+
+
+@pytest.mark.timeout(300)
+def test_a_refusal_in_the_first_epoch_keeps_the_folder_its_mlflow_run_names(data, tmp_path, mlflow_store, capsys):
+    """A run refused in its first epoch removed its run folder (rundir.unclaim_run_dir) after MLflow's run had
+    started: the store kept a FAILED run whose imgcls.run_dir and mlflow_run.json were gone, and the same command
+    then made a second MLflow run for the same folder. The folder stays, saying so, its record naming that MLflow
+    run (--resume goes on in it)."""
+    from mlflow.tracking import MlflowClient
+
+    from imgcls.errors import UserError
+    uri = f"sqlite:///{mlflow_store(tmp_path).resolve()}"
+    cfg = TrainConfig(src=str(data), out=str(tmp_path), name="r", epochs=1, tracker=["mlflow"], **TINY)
+    with pytest.raises(UserError, match="broke since the scan"):
+        run_train(cfg, callbacks=[RefuseInFirstEpoch()])
+    run = tmp_path / "r"
+    said = " ".join(capsys.readouterr().err.split())
+    assert (run / "mlflow_run.json").is_file() and (run / "config.yaml").is_file(), said
+    assert f"{run} stays, though no epoch finished: its MLflow run names it; imgcls train --resume {run} " \
+           f"(Python: run_train(TrainConfig(), resume='{run}')) trains it from the start in that run" in said, said
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("imgcls").experiment_id
+    [failed] = client.search_runs([experiment])
+    assert failed.info.status == "FAILED" and "broke since the scan" in failed.data.tags["imgcls.stopped"]
+    # the run --resume goes on in (test_mlflow_goes_on_in_the_same_run_when_a_run_or_k_fold_set_is_resumed)
+    from imgcls.track.common import recorded_tracker_run
+    assert recorded_tracker_run(run, "mlflow", uri) == failed.info.run_id
+
+
 def test_wandb_goes_on_in_the_same_run_when_a_run_or_k_fold_set_is_resumed(tmp_path, fake_wandb, capsys):
     """train --resume --tracker wandb started a second W&B run of the same name holding only the epochs after the
     stop (MLflow went on in its run). The run folder (each fold's, the k-fold set's) now records its W&B run in

@@ -62,6 +62,16 @@ def run_record(folder, tracker: str) -> Path:
     return Path(folder) / f"{tracker}_run.json"
 
 
+# the trackers whose run a run folder records (record_tracker_run: mlflow_tracker's and wandb_tracker's TRACKER), in
+# words: a run whose folder is removed leaves theirs naming it
+RECORDED = {"mlflow": "MLflow", "wandb": "W&B"}
+
+
+def recorded_trackers(folder) -> list[str]:
+    """The trackers (RECORDED's words) whose run `folder` records (its <tracker>_run.json)."""
+    return [words for tracker, words in RECORDED.items() if run_record(folder, tracker).is_file()]
+
+
 def record_tracker_run(folder, tracker: str, store: str, run_id: str) -> None:
     """Record that `folder` logs to the tracker's run `run_id` in `store` (MLflow: the tracking URI; W&B: the
     project), with the folder's resolved path, so a copy of the folder is not taken for it (recorded_tracker_run)."""

@@ -120,11 +120,19 @@ def unclaim_run_dir(made: list[Path]) -> None:
     folder claim_run_dir made (`made`, its list) goes with the files the run wrote there, and the folders above it
     it made where left empty, so the same command is not refused on 'already exists' once the fault is fixed. One
     holding an epoch's weights (best.pt or last.pt: a k-fold set's trained fold), or one it did not make ([]:
-    --exist-ok, --resume), stays."""
+    --exist-ok, --resume), stays; so does one whose MLflow or W&B run has started (its record there: the tracker
+    ended it as failed, and --resume goes on in it), saying so."""
     import shutil
 
     from imgcls.fsutil import remove_made
     if not made or any((d / f).exists() for d in (made[0], *fold_dirs(made[0])) for f in (BEST_PT, LAST_PT)):
+        return
+    from imgcls.track.common import recorded_trackers
+    tracked = list(dict.fromkeys(t for d in (made[0], *fold_dirs(made[0])) for t in recorded_trackers(d)))
+    if tracked:
+        from imgcls.console import info
+        info(f"{made[0]} stays, though no epoch finished: its {' and '.join(tracked)} run names it; "
+             f"{resume_fix(made[0])} trains it from the start in that run")
         return
     shutil.rmtree(made[0], ignore_errors=True)
     remove_made(made[1:])
