@@ -24,6 +24,9 @@ LAST_STATE = "last_state.json"  # beside each last.pt: its epoch and finished fl
 RUN_PLAN = "plan.json"          # every run's classes (and a k-fold set's fold numbers): train writes it as it starts
 FOLDS_PLANNED = "folds.json"    # what a k-fold set trained before RUN_PLAN wrote instead (its folds and classes): read
 OOF_SCORE = "oof_score.json"    # a k-fold set's out-of-fold score: train writes it after the set's last fold
+# the start of train.log's last line (after its time) where an exception stopped the run: a crash, not a refusal nor
+# Ctrl-C; the folder stays, and `imgcls runs` lists the run as crashed (imgcls.runs.run_state)
+CRASH_LINE = "stopped by an exception"
 
 class Metric(NamedTuple):
     """One --metric: what reads it, names it and compares by it."""

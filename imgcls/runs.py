@@ -32,9 +32,9 @@ from imgcls.errors import UserError
 from imgcls.options import python_too
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, TRIALS_CSV, output_kind, read_yaml,
                             trial_record)
-from imgcls.run_names import (BEST_BY, BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE, PER_CLASS_CSV,
-                              RUN_CONFIG, VAL_PREDICTIONS, fold_dir, fold_dirs, fold_set, is_fold_dir,
-                              records_folds, metric_column, run_metric)
+from imgcls.run_names import (BEST_BY, BEST_PT, CRASH_LINE, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE,
+                              PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG, VAL_PREDICTIONS, fold_dir, fold_dirs, fold_set,
+                              is_fold_dir, records_folds, metric_column, run_metric)
 from imgcls.runs_config import COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, PER_CLASS,
                                  RESUME_MAY_CHANGE, RUN_FILE_FIX, VALIDATION, RunLock, folds_gone, kfold_finished,
@@ -65,12 +65,13 @@ IGNORED_IN_CHANGED = ("model", "img_size", "src", "gpu_aug_used") + HOW_IT_RAN
 
 # a row that is not a finished run: a train process holds its folder's lock now (RunLock.held); Optuna pruned the
 # tune trial, or it failed (its study's trials.csv); it ended before its epochs, or a k-fold set before its last fold
-# (Ctrl-C, a crash) and nothing holds it; its loss diverged (NaN): its saved probabilities are NaN, it has no score;
+# (Ctrl-C, a kill) and nothing holds it, or an exception stopped it (a crash: its train.log's last line names it);
+# its loss diverged (NaN): its saved probabilities are NaN, it has no score;
 # a finished k-fold set a fold's checkpoint (or folder) was removed from since: predict and ensemble refuse it; an
 # ensemble a member's checkpoint of which is gone (its run renamed, moved, deleted): predict refuses it
-RUNNING, STOPPED, PRUNED, FAILED, DIVERGED = "running", "stopped", "pruned", "failed", "diverged"
+RUNNING, STOPPED, CRASHED, PRUNED, FAILED, DIVERGED = "running", "stopped", "crashed", "pruned", "failed", "diverged"
 FOLD_MISSING, MEMBER_MISSING = "fold missing", "member missing"
-STATES = (RUNNING, STOPPED, PRUNED, FAILED, DIVERGED, FOLD_MISSING, MEMBER_MISSING)
+STATES = (RUNNING, STOPPED, CRASHED, PRUNED, FAILED, DIVERGED, FOLD_MISSING, MEMBER_MISSING)
 TRIAL_STATES = {"pruned": PRUNED, "fail": FAILED}       # trials.csv's state (imgcls/tune/report.py) -> ours
 
 
@@ -560,7 +561,22 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
         return TRIAL_STATES[recorded], progress
     if recorded == "complete":
         return "", progress
-    return (STOPPED if finished is False else ""), progress
+    if finished is False:
+        return (CRASHED if _crashed(path) else STOPPED), progress
+    return "", progress
+
+
+def _crashed(folder: Path) -> bool:
+    """Whether the last line of the folder's train.log is train's for an exception that stopped it (CRASH_LINE,
+    after the line's time): a session after it (--resume) writes lines of its own."""
+    try:
+        with open(folder / TRAIN_LOG, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 4096))
+            lines = fh.read().decode("utf-8", "replace").strip().splitlines()
+    except OSError:
+        return False
+    return bool(lines) and re.match(rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d {re.escape(CRASH_LINE)}\b",
+                                    lines[-1]) is not None
 
 
 def _state_of(folder: Path, folds: Sequence[Path] = ()) -> tuple[str, str] | None:
@@ -579,7 +595,7 @@ def stopped_progress(folder: Path) -> str | None:
     the caller's line says; None where it finished, is not known to have stopped, or is no run. For the line that
     says a member of an ensemble is a partial run's model."""
     state = _state_of(folder)
-    return str(state[1]) if state and state[0] == STOPPED else None
+    return str(state[1]) if state and state[0] in (STOPPED, CRASHED) else None
 
 
 def set_state(folder: Path) -> tuple[str, str] | None:
@@ -897,7 +913,9 @@ def _board_table(title: str, caption: str, cells: list[dict], group: list | None
 STATE_NOTE = (f"epochs: done, of a finished run ('4/10, early stop': train's early stop ended it); '4/10' alone: "
               f"not known whether it finished (an early stop) or stopped (its last.pt gone); "
               f"'{STOPPED} 2/6': not finished, 2 of its 6 epochs done, and "
-              f"nothing trains it ({RUNNING}: a train holds it now; {PRUNED} / {FAILED}: a tune trial Optuna pruned / "
+              f"nothing trains it ('{CRASHED} 2/6': an exception stopped it (a crash, not Ctrl-C nor a refusal), after "
+              f"2 of its 6 epochs: its {TRAIN_LOG}'s last line names it; "
+              f"{RUNNING}: a train holds it now; {PRUNED} / {FAILED}: a tune trial Optuna pruned / "
               f"that failed; {DIVERGED}: its loss went NaN, no score; {FOLD_MISSING}: a finished k-fold set a fold was "
               f"removed from, no score, predict refuses it; {MEMBER_MISSING} a: an ensemble whose member a's "
               f"checkpoint is gone, predict refuses it); '{UNKNOWN}/6': its epochs done not known "
@@ -1201,7 +1219,8 @@ def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | o
                                         f"(scored_on, n_val); state: blank for a finished run, an ensemble, or a "
                                         f"run not known to have finished or stopped (progress 4/10 alone: an early "
                                         f"stop could have ended it, its last.pt gone; or {UNKNOWN}/6), else {STOPPED} "
-                                        f"(ended before its epochs or last fold), {RUNNING}, {PRUNED} or {FAILED} "
+                                        f"(ended before its epochs or last fold), {CRASHED} (an exception stopped "
+                                        f"it: its {TRAIN_LOG}'s last line names it), {RUNNING}, {PRUNED} or {FAILED} "
                                         f"(a tune trial); progress: epochs done / set ({UNKNOWN} where its "
                                         f"{METRICS_CSV} is malformed or gone and no {LAST_STATE} beside its "
                                         f"{LAST_PT} tells them; a k-fold set: folds done, and where the "

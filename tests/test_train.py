@@ -1925,6 +1925,30 @@ def test_ctrl_c_says_what_the_run_keeps_and_how_to_resume(two_class, tmp_path, c
     assert metrics(early)["epoch"].tolist() == [1, 2]
 
 
+def test_a_crash_before_the_first_epoch_keeps_its_folder_and_runs_lists_it_as_crashed(two_class, tmp_path):
+    """A crash (an exception, not a refusal) before the first epoch left config.yaml, plan.json and train.log, as it
+    should (the options and the set-up's lines help find the fault; --resume trains it from the start), but
+    `imgcls runs` listed it 'stopped 0/2' as it lists a Ctrl-C, and nothing in the folder said what stopped it.
+    train.log's last line names the exception, and runs lists the run 'crashed 0/2', its legend pointing there."""
+    from imgcls.train.callbacks import Callback
+
+    class Crash(Callback):
+        def on_run_start(self, info):
+            raise RuntimeError("a bug in a callback\nits second line")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_train(cfg_for(two_class, tmp_path, name="crash"), callbacks=[Crash()])
+    run = tmp_path / "runs" / "crash"
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "plan.json", "train.log"]
+    last = (run / "train.log").read_text().splitlines()[-1]
+    assert re.fullmatch(r"\S+ \S+ stopped by an exception, RuntimeError: a bug in a callback", last), last
+    r = CliRunner().invoke(app, ["runs", str(tmp_path / "runs")], env={"COLUMNS": "300"})
+    text = " ".join(r.output.split())
+    assert r.exit_code == 0 and "crashed 0/2" in text and "stopped 0/2" not in text, r.output
+    assert "'crashed 2/6': an exception stopped it (a crash, not Ctrl-C nor a refusal), after 2 of its 6 epochs: " \
+           "its train.log's last line names it" in text, r.output
+
+
 def test_ctrl_c_before_the_first_epoch_says_the_same_command_is_refused_only_where_it_is(two_class, tmp_path,
                                                                                           capsys):
     """Stopped before its first epoch, a run said `the same command again is refused: the folder exists` of every

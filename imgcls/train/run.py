@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from imgcls.run_names import (IMAGE_CACHE, LAST_PT, OOF_SCORE, PER_CLASS_CSV, RUN_CONFIG, RUN_PLAN, TRAIN_LOG,
-                              VAL_PREDICTIONS, fold_dirs)
+from imgcls.run_names import (CRASH_LINE, IMAGE_CACHE, LAST_PT, OOF_SCORE, PER_CLASS_CSV, RUN_CONFIG, RUN_PLAN,
+                              TRAIN_LOG, VAL_PREDICTIONS, fold_dirs)
 from imgcls.train.config import TrainConfig
 
 
@@ -779,6 +779,12 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
                         f"interrupted before the first epoch finished: {run_dir} holds no finished epoch; "
                         f"{resume_fix(run_dir)} trains it from the start{taken}")
         raise
+    except Exception as e:
+        # a crash (or a callback's own exception): the folder stays, its options and set-up lines there to find the
+        # fault by, and its train.log says what stopped it (imgcls runs: crashed)
+        if dist.main:
+            _log_crash(run_dir, e)
+        raise
     finally:
         if dist.main and cfg.cache_used == "disk":
             # the decoded-image memmap goes with the run however it ends (an error, Ctrl-C, a pruned tune trial):
@@ -786,6 +792,18 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
             (run_dir / IMAGE_CACHE).unlink(missing_ok=True)
         if lock is not None:
             lock.__exit__(None, None, None)
+
+
+def _log_crash(run_dir: Path, e: Exception) -> None:
+    """train.log's last line for an exception that stopped the run (CRASH_LINE, the exception's type and first
+    line); a log that cannot be written (a full disk, the crash's cause) is left as it is."""
+    from imgcls.train.progress import RunLog
+    text = str(e).strip()
+    try:
+        RunLog(run_dir / TRAIN_LOG)(f"{CRASH_LINE}, {type(e).__name__}: "
+                                    f"{text.splitlines()[0][:500] if text else 'no message'}", terminal=False)
+    except OSError:
+        pass
 
 
 def _gpu_aug_used(cfg: TrainConfig, device_type: str, record: TrainConfig | None) -> bool:
