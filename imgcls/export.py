@@ -21,7 +21,7 @@ from pathlib import Path
 from imgcls.console import info
 from imgcls.errors import UserError
 from imgcls.fsutil import check_file_name_encoding, check_writable, write_json
-from imgcls.options import check, option, shown, whole_number
+from imgcls.options import META_KEY, check, in_range, option, range_text, seed_option, shown, whole_number
 from imgcls.outputs import EXPORT_SUMMARY, output_set, refuse_other_output, refuse_users_files, replacing_line
 from imgcls.run_names import fold_set
 
@@ -103,8 +103,9 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     # keywords no flag sets: batch=0, batch=-1 or seed=None was a traceback in numpy or torch once the model loaded
     if whole_number(batch) is None or batch < 1:
         raise UserError(f"export_onnx's batch must be a whole number >= 1 (got {batch!r})")
-    if whole_number(seed) is None:
-        raise UserError(f"export_onnx's seed must be a whole number (got {seed!r})")
+    seeds = seed_option().metadata[META_KEY]    # every step's seed range (seed=-1, 2**64: torch's RuntimeError)
+    if whole_number(seed) is None or not in_range(seed, seeds):
+        raise UserError(f"export_onnx's seed must be a whole number {range_text(seeds)} (got {seed!r})")
     batch, seed = whole_number(batch), whole_number(seed)
     run = Path(run)
     ckpts = find_checkpoints(run, which)

@@ -495,7 +495,9 @@ def test_a_checkpoint_whose_own_probabilities_are_nan_is_told_to_retrain_not_to_
     ({"which": "latest"}, "export_onnx's which must be one of: best, last (got 'latest')"),
     ({"batch": 0}, "export_onnx's batch must be a whole number >= 1 (got 0)"),
     ({"batch": -1}, "export_onnx's batch must be a whole number >= 1 (got -1)"),
-    ({"seed": None}, "export_onnx's seed must be a whole number (got None)"),
+    ({"seed": None}, "export_onnx's seed must be a whole number between 0 and 4294967295 (got None)"),
+    ({"seed": -1}, "export_onnx's seed must be a whole number between 0 and 4294967295 (got -1)"),
+    ({"seed": 2**64}, f"export_onnx's seed must be a whole number between 0 and 4294967295 (got {2**64})"),
 ])
 def test_a_python_callers_bad_keyword_with_no_flag_is_one_line_before_the_model_loads(kw, msg, tmp_path,
                                                                                       monkeypatch):
