@@ -109,6 +109,24 @@ def test_space_kinds_suggest_what_they_say():
         space.grid()
 
 
+def test_a_notebooks_numpy_numbers_in_a_space_are_the_plain_values_they_are():
+    """A space built in a notebook (np.arange's np.int64, np.bool_) was refused ("choice values must be plain
+    values (got np.int64(2))", "int takes [low, high] ... integers"), an np.float64 kept as numpy; each is now the
+    plain value it is. A whole float is still no int."""
+    import numpy as np
+    space = parse_space({"epochs": {"choice": list(np.arange(2, 4))}, "img_size": {"int": [np.int64(32), np.int64(64),
+                                                                                          np.int64(16)]},
+                         "lr": {"log_uniform": [np.float64(1e-4), np.float32(1e-2)]},
+                         "hflip": {"choice": [np.bool_(True), np.bool_(False)]}})
+    d = space.as_dict()
+    assert d == {"epochs": {"choice": [2, 3]}, "img_size": {"int": [32, 64, 16]},
+                 "lr": {"log_uniform": [1e-4, pytest.approx(1e-2)]}, "hflip": {"choice": [True, False]}}
+    assert [type(v) for p in d.values() for v in next(iter(p.values()))] == [int] * 5 + [float] * 2 + [bool] * 2
+    assert yaml.safe_load(yaml.safe_dump(d)) == d
+    with pytest.raises(UserError, match="'epochs': int takes"):
+        parse_space({"epochs": {"int": [np.float64(2.0), 4]}})
+
+
 def test_durations_and_options():
     assert parse_duration("2h") == 7200 and parse_duration("1h30m") == 5400 and parse_duration("90") == 90
     assert parse_duration("1.5m") == 90

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from imgcls.errors import UserError
 from imgcls.options import (When, check_acts, check_typed, default_of, flag, need_met, needs_met, needs_of,
-                            python_too, set_options, specs, typed_asks, wanted_text)
+                            plain_value, python_too, set_options, specs, typed_asks, wanted_text, whole_number)
 from imgcls.train.config import TRAIN_OPTIONS, TrainConfig
 
 OPTIONS = specs(TrainConfig)
@@ -268,6 +268,9 @@ def _param(key: str, spec, ftype: str) -> Param:
         raise UserError(f"space key '{key}': unknown kind '{kind}'; use one of {', '.join(KINDS)}")
     if not isinstance(values, list) or not values:
         raise UserError(f"space key '{key}': {kind} takes a non-empty list, {example}")
+    # a notebook's numbers (np.arange's np.int64, np.float64, np.bool_) as the plain values they are: checked by
+    # options' one rule (whole_number) and recorded plain in the study's space
+    values = [plain_value(v) for v in values]
     base_type = ftype.replace(" | None", "").strip()
     if kind == "choice":
         if len(set(map(repr, values))) != len(values):
@@ -282,7 +285,7 @@ def _param(key: str, spec, ftype: str) -> Param:
         if kind in ("int", "log_int"):
             if base_type != "int":
                 raise UserError(f"space key '{key}' is a float option; use uniform or log_uniform")
-            if len(values) not in (2, 3) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            if len(values) not in (2, 3) or not all(whole_number(v) is not None for v in values):
                 raise UserError(f"space key '{key}': {kind} takes [low, high] or [low, high, step] integers")
             if len(values) == 3 and (values[2] < 1 or kind == "log_int"):
                 raise UserError(f"space key '{key}': the step must be >= 1 (and log_int takes no step)")
@@ -303,7 +306,7 @@ def _param(key: str, spec, ftype: str) -> Param:
 
 def _check_type(key: str, v, base_type: str) -> None:
     ok = {"str": isinstance(v, str), "bool": isinstance(v, bool),
-          "int": isinstance(v, int) and not isinstance(v, bool),
+          "int": whole_number(v) is not None,
           "float": isinstance(v, (int, float)) and not isinstance(v, bool)}.get(base_type, True)
     if not ok:
         raise UserError(f"space key '{key}' takes {base_type} values (got {v!r})")
