@@ -370,7 +370,7 @@ def plot_sample_grids(df: pd.DataFrame, out: Path, seed: int, per_class: int = S
 def run_eda(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAULT_OUT,
             opts: mf.LayoutOptions | None = None,
             seed: int = EdaConfig.seed, workers: int = ParallelOptions.workers,
-            max_pixels: int | None = DEFAULT_MAX_PIXELS,
+            max_pixels: int = DEFAULT_MAX_PIXELS,
             samples_per_class: int = EdaConfig.samples_per_class, test: str | os.PathLike | None = EdaConfig.test
             ) -> dict:
     """Scan a dataset and write plots, report.html, summary.json and the scanned manifest.csv under `out`; returns
@@ -383,8 +383,7 @@ def run_eda(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAU
     check_arguments("run_eda", opts=(opts, mf.LayoutOptions), src=(src, PATH, SRC_PATH))
     check(EdaConfig(samples_per_class=samples_per_class, seed=seed, test=None if test is None else str(test)))
     check_workers(workers)
-    if max_pixels is not None:
-        check(ImageLimits(max_pixels))
+    check(ImageLimits(max_pixels))
     src = given_input("eda", src)
     opts = opts or mf.LayoutOptions()
     out = Path(out)

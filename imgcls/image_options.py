@@ -18,13 +18,14 @@ DEFAULT_BACKGROUND = (255, 255, 255)   # what transparency is flattened on, and 
 
 
 def max_pixels_option(default: int | None = DEFAULT_MAX_PIXELS, none: str | None = None, help: str = ""):
-    """The --max-pixels declaration of every command that opens images. `default` None (with `none`, what it
+    """The --max-pixels declaration of every command that opens images; 0: no limit (what PIL's None is, which a
+    command line cannot type: a Python caller's None is refused naming it). `default` None (with `none`, what it
     means, and `help`, what it adds): a step whose limit comes from elsewhere when the flag is not given (predict:
     the run's)."""
     spec = {"none": none} if none else {}
-    return option(default, panel="Runtime", lo=1, **spec,
+    return option(default, panel="Runtime", lo=0, off=(0, "no limit"), **spec,
                   help="Images with more pixels are reported and skipped" +
-                       (f"; {help}" if help else " (PIL's bomb limit by default)."))
+                       (f" (0: no limit); {help}" if help else " (PIL's bomb limit by default; 0: no limit)."))
 
 
 @dataclass

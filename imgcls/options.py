@@ -44,7 +44,10 @@ class Spec:
     alternative also set) is refused by check() in one line, rather than silently doing nothing. `per_command`:
     (command, ((key, value), ...)) pairs, the `help` / `none` another command that offers this field shows in its
     --help where the option means something else there (tune's --tracking-uri: the study folder's store); see
-    for_command."""
+    for_command. `off`: (value, what it means), of a field whose type takes no None, the value that says what a
+    Python caller's None is taken to mean (max_pixels 0: no limit, --workers 1, --tta none): the refusal of a None
+    names it, and a run's record that holds null (such a None, before it was refused) reads as it (recorded_nulls).
+    """
     help: str
     panel: str | None = None
     choices: tuple | None = None
@@ -62,6 +65,7 @@ class Spec:
     needs: tuple = ()
     conflicts: str | None = None
     per_command: tuple = ()
+    off: tuple = ()
 
 
 PER_COMMAND_KEYS = ("help", "none")     # what a command may say of a shared option in its own words
@@ -411,12 +415,28 @@ def _takes_none(cls, name: str) -> bool:
 
 
 def _wanted(spec: Spec, kind: str | None) -> str:
-    """What a field takes, for a refusal of None: 'one of: a, b', 'a whole number >= 1', 'True or False'."""
+    """What a field takes, for a refusal of None: 'one of: a, b', 'a whole number >= 1', 'True or False'; its `off`
+    value first where it declares one: '0 for no limit (a whole number >= 0)', "'none' for no TTA"."""
+    if spec.off:
+        value, means = spec.off
+        takes = _wanted(dataclasses.replace(spec, off=()), kind)
+        return f"{value!r} for {means}" + (f" ({takes})" if takes != "a value" else "")
     if spec.choices is not None:
         return f"one of: {', '.join(map(str, spec.choices))}" + (" (a list of them)" if kind == "list" else "")
     if spec.lo is not None or spec.hi is not None:
         return f"a {'whole ' if kind == 'int' else ''}number {range_text(spec)}"
     return {"list": "a list", "bool": "True or False"}.get(kind, "a value")
+
+
+def recorded_nulls(cls, d: dict) -> dict:
+    """A step's record `d` (a run's config.yaml, a study's fixed train options) with each null of a field of `cls`
+    whose type takes no None and which declares an `off` value read as that value: a Python caller's None passed
+    as 'not set' before such a None was refused, the step ran with it as its off value (max_pixels=None: no limit)
+    and recorded null, which means now what it meant then. `d` itself where it holds none."""
+    table = specs(cls)
+    nulls = {name: table[name][1].off[0] for name, value in d.items()
+             if value is None and name in table and table[name][1].off and not _takes_none(cls, name)}
+    return {**d, **nulls} if nulls else d
 
 
 def _is_set(cfg: Any, name: str, table: dict) -> bool:

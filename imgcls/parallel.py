@@ -22,7 +22,8 @@ def default_workers() -> int:
 
 def workers_option():
     """The --workers declaration of every command that scans or processes images (train has its own: DataLoader)."""
-    return option(default_workers(), panel="Runtime", lo=1, help="Worker processes (image scanning / processing).")
+    return option(default_workers(), panel="Runtime", lo=1, off=(1, "no worker processes"),
+                  help="Worker processes (image scanning / processing).")
 
 
 @dataclass

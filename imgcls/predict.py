@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -336,13 +337,14 @@ def warn_mirrors_unseen(spec: EnsembleSpec, tta_spec: TTASpec) -> None:
 def recorded_max_pixels(spec: EnsembleSpec) -> int:
     """predict's --max-pixels when not given: the highest train --max-pixels its running members recorded in their
     config.yaml (the test images are of the kind they trained on: a run trained on 120-megapixel scans would
-    otherwise find every test image too big); io's default for a run without one (a bare checkpoint, an older
-    run). A limit other than the default is said in one line."""
-    found = {m.name: cfg.max_pixels for m in spec.running().members if (cfg := m.recorded_config) is not None}
-    limit = max(found.values(), default=imgio.DEFAULT_MAX_PIXELS)
+    otherwise find every test image too big; 0, no limit, is the highest); io's default for a run without one (a
+    bare checkpoint, an older run). A limit other than the default is said in one line."""
+    found = {m.name: cfg.max_pixels or 0 for m in spec.running().members if (cfg := m.recorded_config) is not None}
+    limit = max(found.values(), default=imgio.DEFAULT_MAX_PIXELS, key=lambda v: v or math.inf)     # 0: no limit
     if limit != imgio.DEFAULT_MAX_PIXELS:
         who = ", ".join(n for n, v in found.items() if v == limit)
-        info(f"--max-pixels {limit}: the limit {who} trained with ({RUN_CONFIG}); --max-pixels N sets another")
+        info(f"--max-pixels {limit}{'' if limit else ' (no limit)'}: the limit {who} trained with ({RUN_CONFIG}); "
+             f"--max-pixels N sets another")
     return limit
 
 

@@ -64,7 +64,7 @@ PROBS_FORMATS = ("parquet", "csv")
 class PredictConfig:
     """The options of `imgcls predict` besides its paths and input layout; the field names are run_predict's
     keywords (imgcls.options: default, choices, range, help, panel)."""
-    tta: str = option("none", panel=PREDICTION,
+    tta: str = option("none", panel=PREDICTION, off=("none", "no TTA"),
                       help="Test-time augmentation: none, flip, crops (five), ten, scales=0.9,1.0,1.1, joined by '+'; "
                            "a bare --tta means flip.")
     tta_merge: str = option("mean", panel=PREDICTION, choices=MERGES, needs=(("tta", MERGED),),
@@ -90,7 +90,7 @@ class PredictConfig:
     amp: bool | None = option(None, panel=RUNTIME, flags=("--amp/--no-amp",), none="on for CUDA, off on CPU",
                               help="Mixed precision (float16) on CUDA; the CPU runs float32.")
     device: str = device_option(RUNTIME)
-    workers: int = option(default_workers(), panel=RUNTIME, lo=0,
+    workers: int = option(default_workers(), panel=RUNTIME, lo=0, off=(0, "decoding in the main process"),
                           help="DataLoader worker processes (decoding and TTA views; 0: in the main process).")
     max_pixels: int | None = max_pixels_option(
         None, none=f"the run's train --max-pixels ({RUN_CONFIG}), else {DEFAULT_MAX_PIXELS}",

@@ -211,6 +211,35 @@ def test_predict_defaults_to_the_limit_the_run_trained_with(tmp_path, fake_defau
     assert recorded_max_pixels(spec(default, scans, raised)) == 150_000_000
 
 
+def test_a_run_recorded_without_a_limit_resumes_and_predicts_without_one(data, tmp_path, fake_default):
+    """A run trained from Python with max_pixels=None (no limit, before such a None was refused) recorded
+    `max_pixels: null`: its `train --resume` was refused (--max-pixels cannot be None) and predict said
+    '--max-pixels None'. The record's null reads as 0, no limit, as the run ran; `--max-pixels 0` types it."""
+    from imgcls.ensemble import EnsembleSpec, member_from_run
+    from imgcls.predict import recorded_max_pixels
+    from imgcls.train import TrainConfig
+    _, run = _train(data, tmp_path, "free", "--max-pixels", 20_000)
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**cfg, "max_pixels": None}, sort_keys=False))
+    assert TrainConfig.load(run / "config.yaml").max_pixels == 0
+    res = invoke("train", "--resume", run)
+    assert res.exit_code == 0 and "already finished" in said(res), res.output
+    test = _test_images(tmp_path)
+    fake_default.clear()
+    res, summary = _predict(run, test, tmp_path / "p1")
+    assert summary["n_unreadable"] == 0 and {b for _, b in fake_default} == {0}, set(fake_default)
+    assert "--max-pixels 0 (no limit): the limit free trained with" in said(res), said(res)
+    scans = make_tiny_run(tmp_path / "runs" / "scans")          # no limit is the highest of an ensemble's limits
+    (scans / "config.yaml").write_text(yaml.safe_dump({**cfg, "max_pixels": 150_000_000}))
+    assert recorded_max_pixels(EnsembleSpec("e", "soft", [member_from_run(r) for r in (scans, run)], ["a", "b"])) == 0
+    fake_default.clear()
+    _, summary = _predict(scans, test, tmp_path / "p2", "--max-pixels", 0)
+    assert summary["n_unreadable"] == 0 and {b for _, b in fake_default} == {0}, set(fake_default)
+    # a study's recorded fixed options alike (tune --study NAME resumes it)
+    from imgcls.tune import _base_config
+    assert _base_config({"base_config": {**cfg, "max_pixels": None}})["max_pixels"] == 0
+
+
 # --- split -------------------------------------------------------------------------------------------------------
 
 def test_split_raised_limit_reaches_the_near_duplicate_pass(data, tmp_path, fake_default):
@@ -263,11 +292,11 @@ def test_preprocess_raised_limit_reaches_the_reports_thumbnails(data, tmp_path, 
 
 
 @pytest.mark.parametrize("cmd", ["clean", "train", "predict", "tune", "split"])
-@pytest.mark.parametrize("value", ["0", "-5"])
+@pytest.mark.parametrize("value", ["-1", "-5"])
 def test_max_pixels_out_of_range_is_one_line(cmd, value, data, tmp_path, monkeypatch):
     import imgcls.manifest as mf
     monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("data read before the options were checked"))
     extra = ["--study", "s"] if cmd == "tune" else []
     res = invoke(cmd, data, *extra, "--out", tmp_path / "out", "--max-pixels", value)
-    assert res.exit_code == 2 and res.output.strip() == f"error: --max-pixels must be >= 1 (got {value})", res.output
+    assert res.exit_code == 2 and res.output.strip() == f"error: --max-pixels must be >= 0 (got {value})", res.output
     assert not (tmp_path / "out").exists()

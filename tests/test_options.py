@@ -386,7 +386,7 @@ def test_every_declared_field_has_help_and_a_panel():
 
 
 @pytest.mark.parametrize("cmd,flags,msg", [
-    ("preprocess", ["--max-pixels", "-1"], "--max-pixels must be >= 1 (got -1)"),
+    ("preprocess", ["--max-pixels", "-1"], "--max-pixels must be >= 0 (got -1)"),
     ("preprocess", ["--workers", "-3"], "--workers must be >= 1 (got -3)"),
     ("preprocess", ["--size", "0"], "--size must be >= 8 (got 0)"),
     ("preprocess", ["--quality", "101"], "--quality must be between 1 and 100 (got 101)"),
@@ -568,7 +568,7 @@ def test_an_option_at_its_default_or_with_what_it_needs_is_accepted():
 def test_python_callers_get_the_same_checks(image_folder, tmp_path):
     from imgcls.clean import CleanConfig, run_clean
     from imgcls.preprocess import PreprocessConfig, run_preprocess
-    with pytest.raises(UserError, match=re.escape("--max-pixels must be >= 1 (got -1)")):
+    with pytest.raises(UserError, match=re.escape("--max-pixels must be >= 0 (got -1)")):
         run_preprocess(image_folder, tmp_path / "p", PreprocessConfig(max_pixels=-1))
     with pytest.raises(UserError, match=re.escape("--workers must be >= 1 (got 0)")):
         run_preprocess(image_folder, tmp_path / "p", PreprocessConfig(), workers=0)
@@ -580,7 +580,7 @@ def test_python_callers_get_the_same_checks(image_folder, tmp_path):
 @pytest.mark.parametrize("cmd,flags,msg", [
     ("eda", ["--samples", "0"], "--samples must be >= 1 (got 0)"),
     ("eda", ["--workers", "-3"], "--workers must be >= 1 (got -3)"),
-    ("eda", ["--max-pixels", "-1"], "--max-pixels must be >= 1 (got -1)"),
+    ("eda", ["--max-pixels", "-1"], "--max-pixels must be >= 0 (got -1)"),
     ("eda", ["--seed", "-1"], "--seed must be between 0 and 4294967295 (got -1)"),
 ])
 def test_eda_numeric_options(cmd, flags, msg, image_folder, tmp_path, monkeypatch):
@@ -667,7 +667,7 @@ def test_export_numeric_options_before_loading_the_run(tmp_path):
     (["--val", "0.5", "--test", "0.5"], "--val 0.5 + --test 0.5 leave nothing to train on"),
     (["--folds", "1"], "--folds must be >= 2 (got 1)"),
     (["--workers", "-3"], "--workers must be >= 1 (got -3)"),
-    (["--max-pixels", "-1"], "--max-pixels must be >= 1 (got -1)"),
+    (["--max-pixels", "-1"], "--max-pixels must be >= 0 (got -1)"),
     (["--dup-method", "hash"], "unknown --dup-method 'hash'; use one of: verified, embedding"),
     (["--val", "0.2", "--folds", "3"], "--val and --folds are alternatives (only one is used)"),
 ])
@@ -773,6 +773,14 @@ def test_every_step_s_config_argument_of_another_type_is_a_type_error_naming_it(
     ("train", lambda: {"tracker": [None]}, "--tracker cannot be None; give one of: tensorboard"),
     ("split", lambda: {"val": None}, "--val cannot be None; give a number in [0, 1)"),
     ("eda", lambda: {"seed": None}, "--seed cannot be None"),
+    # a None that meant no limit / serial / no TTA: one line naming the value that means it
+    *((step, lambda: {"max_pixels": None}, "--max-pixels cannot be None; give 0 for no limit (a whole number >= 0), "
+                                           "or leave it out for its default") for step in ("train", "eda")),
+    ("eda", lambda: {"workers": None}, "--workers cannot be None; give 1 for no worker processes (a whole number "
+                                       ">= 1), or leave it out for its default"),
+    ("predict", lambda: {"workers": None}, "--workers cannot be None; give 0 for decoding in the main process"),
+    ("predict", lambda: {"tta": None}, "--tta cannot be None; give 'none' for no TTA, or leave it out for its "
+                                       "default"),
     # a field no flag sets was named by a flag there is not (--extra)
     ("split", lambda: {"extra": None}, "extra= cannot be None; give a value, or leave it out for its default"),
 ])
@@ -780,6 +788,7 @@ def test_a_python_callers_value_of_the_wrong_type_is_one_line_before_any_work(st
                                                                               tmp_path, monkeypatch):
     import imgcls.manifest as mf
     from imgcls.eda import run_eda
+    from imgcls.predict import run_predict
     from imgcls.split import SplitConfig, run_split
     from imgcls.train import TrainConfig, run_train
     monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("data read before the options were checked"))
@@ -789,9 +798,11 @@ def test_a_python_callers_value_of_the_wrong_type_is_one_line_before_any_work(st
             run_train(TrainConfig(src=str(image_folder), out=str(tmp_path / "runs"), pretrained=False, **kw))
         elif step == "split":
             run_split(image_folder, tmp_path / "s.csv", cfg=SplitConfig(near_dup=False, **kw))
+        elif step == "predict":
+            run_predict(tmp_path / "runs" / "r", image_folder, out=tmp_path / "p", **kw)
         else:
             run_eda(image_folder, tmp_path / "eda", **kw)
-    assert not any((tmp_path / name).exists() for name in ("runs", "s.csv", "eda"))
+    assert not any((tmp_path / name).exists() for name in ("runs", "s.csv", "eda", "p"))
 
 
 def test_whole_numbers_and_lists_of_the_right_type_pass():

@@ -60,7 +60,7 @@ def worst_predictions_figure(preds_csv: Path, n: int = 12, max_pixels: int | Non
     for ax, r in zip(axes.ravel(), worst.itertuples(index=False)):
         src = Path(r.root, r.path) if getattr(r, "root", "") else Path(r.path)
         try:
-            ax.imshow(thumbnail(src, 128, max_pixels=max_pixels or DEFAULT_MAX_PIXELS))
+            ax.imshow(thumbnail(src, 128, max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels))
         except ImageReadError:
             pass
         ax.set_title(f"true {r.label} ({r.p_true:.2f})\n{r.top3.split('  ')[0]}", fontsize=7)

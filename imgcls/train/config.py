@@ -16,7 +16,8 @@ from imgcls.errors import UserError
 from imgcls.figure_files import CURVES_PNG
 from imgcls.image_options import INTERPOLATIONS, RESIZE_MODES, max_pixels_option
 from imgcls.model_meta import CROP_FROM_RANGE
-from imgcls.options import When, check, check_typed, option, python_too, seed_option, specs, without
+from imgcls.options import (When, check, check_typed, option, python_too, recorded_nulls, seed_option, specs,
+                            without)
 from imgcls.outputs import REPORT_HTML, RUNS_DIR, yaml_dump, yaml_load
 from imgcls.profile_names import PROFILE_HEADS
 from imgcls.run_names import (BEST_BY, BEST_PT, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG, fold_dirs,
@@ -546,9 +547,12 @@ class TrainConfig:
         own field, is a key of it) without the *_used key of a RESOLVED option holds in the option what that run
         resolved for its machine, given or not. It is read as the record of what ran (the *_used field), and the
         option as not given (None), resolved again where the record is reused (--config, --resume, tune), as a
-        newer record's. A file without weights_source (written by hand) keeps its values as asked."""
+        newer record's. A null a Python caller's None left where the option takes none (max_pixels: no limit) reads
+        as what it meant (options.recorded_nulls). A file without weights_source (written by hand) keeps its values
+        as asked."""
         if "weights_source" not in d:
             return d
+        d = recorded_nulls(cls, d)
         old = {used: d[opt] for opt, used in cls.RESOLVED if used not in d and opt in d}
         return {**d, **old, **{opt: None for opt, used in cls.RESOLVED if used in old}}
 

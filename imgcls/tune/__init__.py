@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Optional
 from imgcls.errors import UserError
 from imgcls.figure_files import CURVES_PNG
 from imgcls.options import (PATH, SRC_PATH, check, check_arguments, choose_another, option, option_text, python_too,
-                            set_options, shown)
+                            recorded_nulls, set_options, shown)
 from imgcls.outputs import (BEST_CONFIG, INTERRUPTED, INTERRUPTED_BY_SIGTERM, REPORT_HTML, STUDY_DB, TRIAL_DIR,
                             TRIALS_CSV, trial_dir)
 from imgcls.run_names import BEST_BY, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, fold_dirs
@@ -322,7 +322,7 @@ def _open_study(cfg: TuneConfig, space, url: str, rows: dict | None = None, name
         raise UserError(f"study '{cfg.study}' was started with another search space (differs in: "
                         f"{', '.join(diff)}); give the same --space to resume it, or {ANOTHER_STUDY}")
     _check_rows(cfg, attrs, rows, named)
-    base = attrs.get("base_config")
+    base = _base_config(attrs)
     if base is not None:      # the fixed options every trial starts from (the space's values replace theirs)
         from imgcls.options import describe_changes
         from imgcls.train.rundir import option_changes
@@ -999,6 +999,13 @@ def _check_data(base: TrainConfig, space, study_dir: Path, study: str | None = N
     return df, (usable if "target" not in keys else None)
 
 
+def _base_config(attrs: dict) -> dict | None:
+    """A study's recorded fixed train options (its "base_config"; None where it has none), a null a Python caller's
+    None left there read as what it meant (options.recorded_nulls: max_pixels=None, no limit)."""
+    base = attrs.get("base_config")
+    return recorded_nulls(TrainConfig, base) if isinstance(base, dict) else None
+
+
 def _study_options(cfg: TuneConfig, url: str) -> dict | None:
     """A study that exists resumes with the fixed train options it was started with: each one this command leaves
     unset (not typed, at TrainConfig's default) takes the study's recorded value, as `train --resume` takes its
@@ -1037,8 +1044,8 @@ def _study_options(cfg: TuneConfig, url: str) -> dict | None:
         info(f"study '{cfg.study}' resumes with the search space it was started with: {', '.join(space)}")
     _resume_search_options(cfg, attrs.get("search"))
     _resume_trials(cfg, attrs)
-    base = attrs.get("base_config")
-    if not isinstance(base, dict):
+    base = _base_config(attrs)
+    if base is None:
         return space
     if cfg.train.src is None and base.get("src"):
         # not the working folder's default input: the study's trials are scored on the study's rows
