@@ -160,13 +160,11 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
     for fold, drawn in zip(folds, draws):
         train, val = tdata.assign_split(df, fold, cfg.val_split, cfg.seed, by=by, drawn=drawn, say=False)
         lost = ""
-        if not (train.any() and val.any()) and left_out.get("unreadable") and fold is None \
-                and not tdata.has_val_split(df):
-            # the draw of the table as read had both sides (its check before the scan): where the draw of the rows
-            # with their unreadable images has them too, those images emptied the side, not the split
-            if all(side.any() for side in tdata._assign_split(pool, None, cfg.val_split, cfg.seed, by)):
-                gone = pool[pool["error"].fillna("").astype(str) != ""]
-                lost = _lost_images(len(gone), mf.image_paths(gone.iloc[:1])[0], gone["error"].iloc[0])
+        # the draw of the table as read had both sides (its check before the scan): where the draw of the rows
+        # with their unreadable images has them too, those images emptied the side, not the split
+        if not (train.any() and val.any()) and left_out.get("unreadable") and _drawn_both_sides(cfg, df, fold, pool):
+            gone = pool[pool["error"].fillna("").astype(str) != ""]
+            lost = _lost_images(len(gone), mf.image_paths(gone.iloc[:1])[0], gone["error"].iloc[0])
         check_sides(cfg, df, fold, train, val, study=study, lost=lost, src=src, searched=searched)
     return df, meta, folds, draws
 
@@ -241,7 +239,6 @@ def check_sides(cfg: TrainConfig, df: pd.DataFrame, fold: int | None, train: np.
     names as the cause. `src`, `study`, `searched`: _split_first's, for the fix _no_groups_split names."""
     from imgcls import manifest as mf
     from imgcls.errors import UserError
-    from imgcls.train import data as tdata
     if train.any() and val.any():
         return
     if lost:
@@ -253,25 +250,31 @@ def check_sides(cfg: TrainConfig, df: pd.DataFrame, fold: int | None, train: np.
     # a CSV's `group` column of another meaning (a super-class), read as the groups unasked, kept a --val-split draw
     # on one side (split --group-col none reads no groups): said where the same draw without them has both sides,
     # not of a fold or split column's empty side, which groups have no part in
-    if fold is None and not tdata.has_val_split(df) and "group" in df.columns:
-        by = cfg.class_column
-        t, v = tdata.assign_split(df.assign(group=""), None, cfg.val_split, cfg.seed, by=by, say=False)
-        if t.any() and v.any():
-            with mf.guessed_groups_named(df, _no_groups_split(cfg, df, src, study, searched)):
-                raise refusal
+    if "group" in df.columns and _drawn_both_sides(cfg, df, fold, df.assign(group="")):
+        with mf.guessed_groups_named(df, _no_groups_split(cfg, df, src, study, searched)):
+            raise refusal
     # exact copies (the scan's sha256) go to one side whole, at least one unit of each class to train: a class all
     # copies of one picture never validates; said where the same draw without those links has both sides
     hashes = mf.content_hashes(df)
-    if fold is None and not tdata.has_val_split(df) and pd.Series(hashes[hashes != ""]).duplicated().any():
-        t, v = tdata.assign_split(df.assign(sha256=""), None, cfg.val_split, cfg.seed, by=cfg.class_column, say=False)
-        if t.any() and v.any():
-            from imgcls.console import plural
-            distinct = len(set(hashes[hashes != ""])) + int((hashes == "").sum())
-            raise UserError(f"no {'training' if not train.any() else 'validation'} images: the {len(df)} images are "
-                            f"{plural(distinct, 'distinct picture')} (exact copies: the same sha256), and a "
-                            f"--val-split draw keeps copies on one side whole and at least one unit of each class in "
-                            f"train; add distinct images of each class (a copy of a training image validates nothing)")
+    if pd.Series(hashes[hashes != ""]).duplicated().any() and _drawn_both_sides(cfg, df, fold, df.assign(sha256="")):
+        from imgcls.console import plural
+        distinct = len(set(hashes[hashes != ""])) + int((hashes == "").sum())
+        raise UserError(f"no {'training' if not train.any() else 'validation'} images: the {len(df)} images are "
+                        f"{plural(distinct, 'distinct picture')} (exact copies: the same sha256), and a "
+                        f"--val-split draw keeps copies on one side whole and at least one unit of each class in "
+                        f"train; add distinct images of each class (a copy of a training image validates nothing)")
     raise refusal
+
+
+def _drawn_both_sides(cfg: TrainConfig, df: pd.DataFrame, fold: int | None, rows: pd.DataFrame) -> bool:
+    """Whether the run's random --val-split draw of `df` (no `fold`, no split column's val rows), one side of which
+    came out empty, has both sides when made of `rows` instead: `df` without what linked its images (a `group`
+    column's, exact copies' sha256) or with the images left out as unreadable. check_data's and check_sides' test
+    before they name that as the cause; False for a fold or a split column, whose sides no draw decides."""
+    from imgcls.train import data as tdata
+    if fold is not None or tdata.has_val_split(df):
+        return False
+    return all(side.any() for side in tdata._assign_split(rows, None, cfg.val_split, cfg.seed, cfg.class_column))
 
 
 def say_data_notes(cfg: TrainConfig, df: pd.DataFrame, src: str, study: str | None = None,
