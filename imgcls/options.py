@@ -221,11 +221,7 @@ def recorded_flags(cls, values: dict, names: typing.Iterable[str]) -> list[str]:
         value, default = values[name], default_of(f)
         if value is None or same(value, default):
             continue
-        if isinstance(default, bool):
-            pair = next((d for d in spec.flags if "/" in d), f"--{name.replace('_', '-')}/--no-{name.replace('_', '-')}")
-            words.append(pair.split("/")[0 if value else 1].strip())
-        else:
-            words += [flag(name, spec), str(spec.to_cli(value) if spec.to_cli is not None else value)]
+        words += cli_words(name, spec, bool(value) if isinstance(default, bool) else value) or []
     return words
 
 
@@ -451,16 +447,24 @@ def set_options(cfg: Any, names: typing.Iterable[str] | None = None) -> list[str
 
 
 def _spelling(name: str, spec: Spec, value: Any) -> str:
-    """How the command line spells `name` = value: --no-ood for a bool declared "--ood/--no-ood", --loss ce."""
+    """How the command line spells `name` = value: --no-ood for a bool declared "--ood/--no-ood", --loss ce; 'no
+    --flag' where no words give it (_words)."""
+    words = _words(name, spec, value)
+    return " ".join(words) if words is not None else f"no {flag(name, spec)}"
+
+
+def _words(name: str, spec: Spec, value: Any) -> list[str] | None:
+    """_spelling's command-line words: ['--no-ood'], ['--loss', 'ce']; None where none give the value (None, an
+    empty list, the off form of a bool declared with its on flag only)."""
     if isinstance(value, bool):
         for decl in spec.flags:
             if "/" in decl:
                 on, off = (part.strip() for part in decl.split("/", 1))
-                return on if value else off
-        return flag(name, spec) if value else f"no {flag(name, spec)}"
+                return [on if value else off]
+        return [flag(name, spec)] if value else None
     if isinstance(value, list):     # a repeatable option: --tracker a --tracker b
-        return " ".join(f"{flag(name, spec)} {v}" for v in value) or f"no {flag(name, spec)}"
-    return f"no {flag(name, spec)}" if value is None else f"{flag(name, spec)} {value}"
+        return [w for v in value for w in (flag(name, spec), str(v))] or None
+    return None if value is None else [flag(name, spec), str(value)]
 
 
 def as_typed(cfg: Any, names: typing.Iterable[str]) -> str:
@@ -479,13 +483,20 @@ def typed_text(cfg: Any, names: typing.Iterable[str]) -> str:
 
 
 def _typed(name: str, spec: Spec, value: Any) -> str:
-    """How the command line spells name = value: the value in its command-line form (`to_cli`: a list as 1,1,2, not
-    the flag once per item), Typer's own off form of a bool declared without flags included (--no-pretrained)."""
+    """How the command line spells name = value (cli_words), 'no --flag' where no words give it."""
+    words = cli_words(name, spec, value)
+    return " ".join(words) if words is not None else f"no {flag(name, spec)}"
+
+
+def cli_words(name: str, spec: Spec, value: Any) -> list[str] | None:
+    """The command-line words that give name = value: the value in its command-line form (`to_cli`: a list as 1,1,2,
+    not the flag once per item), Typer's own off form of a bool declared without flags included (--no-pretrained);
+    None where none do (_words). typed_text's spelling and recorded_flags'."""
     if spec.to_cli is not None and value is not None and not isinstance(value, bool):
         value = spec.to_cli(value)
     if value is False and not spec.flags:
-        return "--no-" + name.replace("_", "-")
-    return _spelling(name, spec, value)
+        return ["--no-" + name.replace("_", "-")]
+    return _words(name, spec, value)
 
 
 def reset_inert(cfg: Any, keep: typing.Collection[str] = ()) -> list[str]:
