@@ -49,6 +49,7 @@ from imgcls.predict_config import (EVAL_SPLITS, PROBS_FORMATS, PredictConfig,  #
 from imgcls.run_names import (BEST_PT, OOF_SCORE, RUN_CONFIG, VAL_PREDICTIONS, fold_dir, fold_dirs, fold_number,
                               fold_set)
 from imgcls.runs_config import RUNS_TABLE
+from imgcls.split.config import split_rows, split_values
 from imgcls.submission import (DEFAULT_FORMAT, age_bands_note, build_submission, check_class_ids,
                                check_template_fits, check_template_exists, check_unique_ids, is_template_data,
                                match_template, folder_template, listing_csv, resolve_format, submission_ids,
@@ -641,13 +642,6 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
 # The step
 # ---------------------------------------------------------------------------------------------------------------
 
-def split_rows(df: pd.DataFrame, part: str) -> np.ndarray | None:
-    """The rows of the data's split column that are `part` (val, test: --eval-split's), None where it has none."""
-    if "split" not in df.columns:
-        return None
-    return (df["split"].fillna("").astype(str).str.lower() == part).to_numpy()
-
-
 def eval_rows(df: pd.DataFrame, eval_split: str | None) -> tuple[str, np.ndarray]:
     """(part, mask) of the rows --eval scores. Default: the `val` rows when the data has a split column naming
     some (a splits.csv holds training rows too: scoring them would not be a validation score), else every row.
@@ -712,7 +706,7 @@ def trained_rows(member: Member, df: pd.DataFrame, view: FolderView | None = Non
         hit = named.get(run / VAL_PREDICTIONS)
         trained = _trained_by_table(run, df, where, folds, src, view, tables)
         if trained is None:         # its training table is not readable here: df taken as it (train's rule)
-            split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
+            split = split_values(df)
             trained = np.array(mf.kept(df), bool)
             if split is not None:
                 test = (split == "test").to_numpy()
@@ -836,7 +830,7 @@ def _trained_by_table(run: Path, df: pd.DataFrame, where: dict[str, int], folds:
     elif folds:
         took = validated if len(folds) > 1 else np.zeros(len(table), bool)
     else:
-        split = table["split"].fillna("").astype(str).str.lower() if "split" in table.columns else None
+        split = split_values(table)
         took = mf.kept(table) & ~validated & ((split != "test").to_numpy() if split is not None else True)
     sources = (table["source_path"].fillna("").astype(str).to_numpy() if "source_path" in table.columns
                else np.full(len(table), "", object))
@@ -990,7 +984,7 @@ def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray
     the split's test rows). `view`: the read's look at the data's folder (trained_rows')."""
     labelled = df["label"].fillna("").astype(str).isin(spec.classes).to_numpy()
     scored = rows & labelled
-    split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
+    split = split_values(df)
     ensemble = _ensemble_honest_score(spec)
     tables = {}         # the members' training tables, each read once (df itself where it is one)
     for m in spec.running().members:
@@ -1072,8 +1066,7 @@ def _own_test_rows(spec: EnsembleSpec, df: pd.DataFrame, tables: dict | None = N
         return None
     target = model_target(spec)
     labels = table[target if target in table.columns else "label"].fillna("").astype(str)
-    n = int((mf.kept(table) & (table["split"].fillna("").astype(str).str.lower() == "test").to_numpy()
-             & labels.isin(spec.classes).to_numpy()).sum())
+    n = int((mf.kept(table) & split_rows(table, "test") & labels.isin(spec.classes).to_numpy()).sum())
     return (src, n) if n else None
 
 

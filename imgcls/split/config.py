@@ -36,10 +36,10 @@ def check_split_values(df, where) -> None:
     trained in no fold."""
     if "split" not in df.columns:
         return
-    values = df["split"].fillna("").astype(str)
-    bad = ~values.str.lower().isin(SPLITS + ("",))
+    values, split = df["split"].fillna("").astype(str), split_values(df)       # as written, as read
+    bad = ~split.isin(SPLITS + ("",))
     if not bad.any():
-        _check_fold_values(df, values.str.lower(), where)
+        _check_fold_values(df, split, where)
         return
     from imgcls.layouts import SPLIT_FOLDERS, row_at   # the split folders' other names (valid, validation)
     pos = int(bad.to_numpy().nonzero()[0][0])
@@ -49,6 +49,20 @@ def check_split_values(df, where) -> None:
                     f"accepted: train, val, test in any case, or empty for a row left out); "
                     + (f"write '{meant}' for '{value}'" if meant else "fix the file")
                     + f" or make a new split with {NEW_SPLIT}")
+
+
+def split_values(df):
+    """The `split` column as train, predict and split --check read it: lower-cased ('Train' is train), '' where
+    empty; None without the column. The one reading of the column: split_rows, train's sides, predict's parts."""
+    if "split" not in df.columns:
+        return None
+    return df["split"].fillna("").astype(str).str.lower()
+
+
+def split_rows(df, part: str):
+    """The rows of the `split` column that are `part` (train, val, test; a bool array), None where it has none."""
+    split = split_values(df)
+    return None if split is None else (split == part).to_numpy()
 
 
 def fold_numbers(df):

@@ -23,7 +23,8 @@ from imgcls.pipeline import PIPELINE, default_input
 from imgcls.split.assign import (COPY_ACROSS, assign, check_enough_units, check_placed, drawn_rows,
                                  follow_sources, strata_of)
 from imgcls.split.config import (CHECK_FIX_RECORDS, NEW_SPLIT, LeakageError, PROFILE_ATTRIBUTES, SPLITS,
-                                 SplitConfig, check_read_by_check, check_split_values, fold_ids, has_folds)
+                                 SplitConfig, check_read_by_check, check_split_values, fold_ids, has_folds,
+                                 split_values)
 from imgcls.split.labels import (class_column, derive_profile_labels, drop_ages_text, dropped_by_age,
                                  exclusion_reasons, is_profile_table)
 from imgcls.split.leaks import balance_units, check_fix_fractions, check_leaks, fix_leaks, in_folds, sides
@@ -425,7 +426,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     group_col = "" if cfg.group_col == mf.NO_GROUPS else _resolve_group_col(df, cfg, "manifest", str(file))
     df = _nfc_keys(df, cfg, group_col)
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels)
-    df = df.assign(split=df["split"].fillna("").astype(str).str.lower())     # 'Train' is train, as train reads it
+    df = df.assign(split=split_values(df))     # 'Train' is train, as train reads it
     if "fold" in df.columns:
         df["fold"] = pd.to_numeric(df["fold"], errors="coerce").astype("Int64")
     if "drop_reason" not in df.columns:

@@ -22,7 +22,8 @@ from imgcls import io as imgio
 from imgcls import manifest as mf
 from imgcls.errors import UserError
 from imgcls.io import INTERPOLATIONS, RESIZE_MODES
-from imgcls.split.config import fold_ids, fold_numbers  # noqa: F401  (the split table's reading: train.run's too)
+from imgcls.split.config import (fold_ids, fold_numbers,  # noqa: F401  (the split table's reading: train.run's too)
+                                 split_rows, split_values)
 from imgcls.train.config import AUG_PRESETS, FILL_NAMES
 
 
@@ -460,7 +461,7 @@ def single_image_classes(df: pd.DataFrame, by: str, folds: bool) -> dict[str, st
     if folds:
         side = sides(orig)
     elif has_val_split(orig):
-        side = orig["split"].fillna("").astype(str).str.lower()
+        side = split_values(orig)
     else:       # _assign_split's draw keeps them in train, but for a set of single images, drawn as it is
         side = pd.Series("train" if (y.map(counts) > 1).sum() > 1 else "train or val, drawn", index=orig.index)
     return {c: str(side[i]) for i, c in sorted(one.items(), key=lambda kv: kv[1])}
@@ -487,7 +488,8 @@ def single_image_sides(sides) -> str:
 
 def has_val_split(df: pd.DataFrame) -> bool:
     """Whether a `split` column names validation rows (else assign_split draws a random --val-split)."""
-    return "split" in df.columns and bool((df["split"].fillna("").astype(str).str.lower() == "val").any())
+    val = split_rows(df, "val")
+    return val is not None and bool(val.any())
 
 
 def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int, by: str = "label",
@@ -552,9 +554,8 @@ def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int
         warn(f"{n} oversampled cop{'y' if n == 1 else 'ies'} whose source validates: "
              f"dropped from training (they would show the model its validation images)")
     # a hand-made split's copy of a test image (`imgcls split` leaves such a copy out, or with its source in test)
-    test = np.zeros(len(df), bool)
-    if "split" in df.columns:
-        test = (df["split"].fillna("").astype(str).str.lower() == "test").to_numpy()
+    test = split_rows(df, "test")
+    test = np.zeros(len(df), bool) if test is None else test
     of_test = train & ~leak & np.array([c and any(test[s] for s in srcs) for c, srcs in zip(copy, sources)], bool)
     if of_test.any():
         n = int(of_test.sum())
@@ -589,7 +590,7 @@ def fold_validation_rows(df: pd.DataFrame, fold: int) -> np.ndarray:
 
 def _assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int, by: str = "label"
                   ) -> tuple[np.ndarray, np.ndarray]:
-    split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
+    split = split_values(df)
     pool = np.ones(len(df), bool) if split is None else (split != "test").to_numpy()
     if fold is not None:
         f = fold_numbers(df)
