@@ -211,6 +211,7 @@ def recorded_flags(cls, values: dict, names: typing.Iterable[str]) -> list[str]:
     command needs to redo the step as it ran. A value the command line cannot spell (None beside a set default) is
     left out."""
     table = specs(cls)
+    # raw value against raw default (a YAML list against a tuple), not cli_default's form: that is Typer's default
     same = lambda a, b: (list(a) if isinstance(a, (list, tuple)) else a) == (list(b) if isinstance(b, (list, tuple))
                                                                           else b)
     words: list[str] = []
