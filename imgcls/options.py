@@ -162,13 +162,29 @@ def shown(names, k: int = 3, sep: str = ", ", listed_in: str = "") -> str:
     return sep.join(names[:k]) + f" and {len(names) - k} more" + (f" (all in {listed_in})" if listed_in else "")
 
 
-def int_list(flag_name: str) -> Callable[[str], list[int]]:
+def list_items(flag_name: str, text: Any, takes: str, item: str = "value",
+               left_out: str = "for its default") -> list[str]:
+    """The items of a comma-separated option, stripped: '30, 60' -> ['30', '60']. The one rule of every list option's
+    command-line text: a text that names no item ('' -- an empty shell variable --, ',') is refused in one line
+    naming the option, what it takes and what leaving it out does (`item`: what one item is, 'age'; `left_out`: how
+    that reads after 'drop --flag'), rather than read as an empty list (--age-bands '' broke split and eda with an
+    IndexError, --head-columns '' train) or as the default unsaid."""
+    items = [x.strip() for x in str(text).split(",") if x.strip()]
+    if not items:
+        raise UserError(f"{flag_name} '{text}' names no {item}: it takes {takes}; drop {flag_name} {left_out}")
+    return items
+
+
+def int_list(flag_name: str, example: str = "30,60") -> Callable[[str], list[int]]:
     """Parser of a comma-separated integer option, e.g. --age-bands 30,60 (one line naming the flag when not)."""
+    takes = f"comma-separated integers, e.g. {example}"
+
     def parse(text: str) -> list[int]:
+        items = list_items(flag_name, text, takes)
         try:
-            return [int(x) for x in str(text).split(",") if x.strip()]
+            return [int(x) for x in items]
         except ValueError:
-            raise UserError(f"{flag_name} takes comma-separated integers, e.g. 30,60 (got '{text}')") from None
+            raise UserError(f"{flag_name} takes {takes} (got '{text}')") from None
     return parse
 
 

@@ -144,6 +144,30 @@ def test_user_errors_one_line(case, tmp_path, image_folder):
     assert tree_snapshot(image_folder) == before
 
 
+@pytest.mark.parametrize("cmd,typed,said", [
+    ("split", ["--age-bands", ""], "--age-bands '' names no value: it takes comma-separated integers, e.g. 30,60; "
+                                   "drop --age-bands for its default"),
+    ("eda", ["--age-bands", ","], "--age-bands ',' names no value: it takes comma-separated integers"),
+    ("preprocess", ["--age-bands", ""], "--age-bands '' names no value"),
+    ("split", ["--relabel-age", ""], "--relabel-age '' names no value: it takes comma-separated integers, e.g. 29,59"),
+    ("split", ["--stratify", ""], "--stratify '' names no column: it takes column(s), comma-separated (e.g. "
+                                  "mask,gender,age_band), or 'none'; drop --stratify for label"),
+    ("train", ["--heads", "multi", "--head-columns", ""], "--head-columns '' names no column: it takes label columns, "
+                                                          "comma-separated, e.g. mask,gender,age_band"),
+    ("train", ["--heads", "multi", "--head-weights", ""], "--head-weights '' names no weight: it takes "
+                                                          "comma-separated numbers, e.g. 1,1,2; drop --head-weights "
+                                                          "to weigh every head 1")])
+def test_a_list_option_that_names_nothing_is_one_line(cmd, typed, said, tmp_path, profile_folder):
+    """A comma-separated option typed empty (an empty shell variable: --age-bands "$BANDS") broke split and eda with
+    an IndexError traceback (exit 1), train's --head-columns with a ValueError; preprocess and clean made one age band
+    of everyone, split's --stratify '' stratified on nothing and train's --head-weights '' took the default, unsaid.
+    Each is now one line naming the option and what it takes, before any image is read."""
+    out = tmp_path / ("splits.csv" if cmd == "split" else "out")
+    r = runner.invoke(app, [cmd, str(profile_folder), *typed, "--out", str(out)])
+    assert said in one_error_line(r)
+    assert "read " not in r.output and not out.exists()
+
+
 @pytest.mark.parametrize("cmd,out", [("eda", "eda"), ("clean", "clean"), ("split", "splits.csv"),
                                      ("preprocess", "processed")])
 def test_out_inside_the_input_is_refused_before_the_scan(cmd, out, tmp_path, image_folder):

@@ -11,7 +11,7 @@ from imgcls.errors import UserError
 from imgcls.image_options import max_pixels_option
 from imgcls.link_options import (CACHE_DIR_NONE, DEFAULT_EMBEDDER, dup_candidates_option, dup_method_option,
                                  dup_threshold_option, embed_precision_option)
-from imgcls.options import (check, cli_fields, flag, int_list, join, option, python_too, seed_option, specs,
+from imgcls.options import (check, cli_fields, flag, int_list, join, list_items, option, python_too, seed_option, specs,
                             typed_text)
 from imgcls.profile_names import DEFAULT_AGE_BANDS, PROFILE_HEADS
 
@@ -114,7 +114,10 @@ class LeakageError(UserError):
 
 
 def _stratify_cli(text: str) -> tuple[str, ...]:
-    return () if text.strip().lower() == "none" else tuple(c.strip() for c in text.split(",") if c.strip())
+    if text.strip().lower() == "none":
+        return ()
+    return tuple(list_items("--stratify", text, "column(s), comma-separated (e.g. mask,gender,age_band), or 'none'",
+                            item="column", left_out="for label"))
 
 
 def _ages_cli(ages) -> str | None:
@@ -165,7 +168,8 @@ class SplitConfig:
                                       help="Leave out profiles of these ages, e.g. 57-59 (rows stay, split='' with a "
                                            "reason).")
     relabel_age: Sequence[int] | None = option(None, panel=LABELS, cli_type=Optional[str], to_cli=join,
-                                               from_cli=int_list("--relabel-age"), none="the --age-bands edges",
+                                               from_cli=int_list("--relabel-age", "29,59"),
+                                               none="the --age-bands edges",
                                                help="Edges used to put ages into the --age-bands classes, e.g. 29,59.")
     near_dup: bool = option(True, panel=LINKS, flags=("--near-dup/--no-near-dup",),
                             help="Keep near duplicates (clean's definition) on one side, and check.")
@@ -232,15 +236,11 @@ def parse_ages(text: str | None) -> list[int]:
     refused it as 'no --drop-ages'."""
     if text is None:
         return []
-    if not text.replace(",", "").strip():
-        raise UserError(f"--drop-ages '{text}' names no age: it takes ages and ranges like 57-59 or 57-59,80; drop "
-                        f"--drop-ages to leave no age out")
+    parts = list_items("--drop-ages", text, "ages and ranges like 57-59 or 57-59,80", item="age",
+                       left_out="to leave no age out")
     ages: set[int] = set()
     try:
-        for part in text.split(","):
-            part = part.strip()
-            if not part:
-                continue
+        for part in parts:
             if "-" in part:
                 lo, hi = (int(x) for x in part.split("-", 1))
                 if hi < lo:

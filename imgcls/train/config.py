@@ -16,8 +16,8 @@ from imgcls.errors import UserError
 from imgcls.figure_files import CURVES_PNG
 from imgcls.image_options import INTERPOLATIONS, RESIZE_MODES, max_pixels_option
 from imgcls.model_meta import CROP_FROM_RANGE
-from imgcls.options import (When, check, check_typed, option, python_too, recorded_nulls, seed_option, specs,
-                            without)
+from imgcls.options import (When, check, check_typed, list_items, option, python_too, recorded_nulls, seed_option,
+                            specs, without)
 from imgcls.outputs import REPORT_HTML, RUNS_DIR, yaml_dump, yaml_load
 from imgcls.profile_names import PROFILE_HEADS
 from imgcls.run_names import (BEST_BY, BEST_PT, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG, fold_dirs,
@@ -42,14 +42,17 @@ TRACKING = "Tracking"
 
 
 def _csv_list(text: str) -> list[str]:
-    return [c.strip() for c in text.split(",") if c.strip()]
+    return list_items("--head-columns", text, "label columns, comma-separated, e.g. mask,gender,age_band",
+                      item="column", left_out=f"for {','.join(PROFILE_HEADS)}")
 
 
 def _float_list(text: str) -> list[float]:
+    takes = "comma-separated numbers, e.g. 1,1,2"
+    words = list_items("--head-weights", text, takes, item="weight", left_out="to weigh every head 1")
     try:
-        return [float(w) for w in text.split(",") if w.strip()]
+        return [float(w) for w in words]
     except ValueError:
-        raise UserError(f"--head-weights takes comma-separated numbers, e.g. 1,1,2 (got '{text}')") from None
+        raise UserError(f"--head-weights takes {takes} (got '{text}')") from None
 
 
 @functools.lru_cache(maxsize=2)
@@ -244,8 +247,9 @@ class TrainConfig:
     head_columns: list = option(factory=lambda: list(PROFILE_HEADS), panel=MODEL, cli_type=str,
                                 to_cli=_join, from_cli=_csv_list, needs=MULTI,
                                 help="Label columns for --heads multi.")
-    head_weights: list = option(factory=list, panel=MODEL, cli_type=str, to_cli=_join, from_cli=_float_list,
-                                needs=MULTI, help="Per-head loss weights for --heads multi, e.g. 1,1,2 (default all 1).")
+    head_weights: list = option(factory=list, panel=MODEL, cli_type=Optional[str], to_cli=lambda v: _join(v) or None,
+                                from_cli=_float_list, needs=MULTI, none="all 1",
+                                help="Per-head loss weights for --heads multi, e.g. 1,1,2.")
     branch: str = option("shallow", panel=MODEL, choices=("shallow", "deep"), needs=MULTI,
                          help="Multi heads: shallow (linear) | deep (MLP branch per head).")
     resize_mode: str = option("squash", panel=DATA, choices=RESIZE_MODES, help="How images become square.")
