@@ -1621,6 +1621,32 @@ def test_group_col_none_leaves_a_csvs_or_manifests_group_column_unread(tmp_path,
     assert r.exit_code == 0, r.output
 
 
+def test_check_reads_the_group_column_its_split_recorded(tmp_path, monkeypatch):
+    """`split --check FILE` without --group-col read the `group` column, whatever column the split kept together: a
+    person of a `split m.csv --group-col person` table moved to the other side passed as clean, and a super-class in
+    its `group` was refused as leaking. The check now reads the group column the split recorded; a typed --group-col
+    still wins."""
+    raw = make_image_folder(tmp_path / "raw", {"a": 8, "b": 8})
+    m = mf.load(raw, scan=False)
+    m["person"] = [f"p{i // 2}" for i in range(len(m))]
+    mf.write(m, tmp_path / "m.csv")
+    mf.write(m.assign(group=np.where(m["label"] == "a", "shoes", "clothes")), tmp_path / "super.csv")
+    monkeypatch.chdir(tmp_path)
+    for src in ("m.csv", "super.csv"):
+        r = runner.invoke(app, ["split", src, "--val", "0.5", "--no-near-dup", "-q", "--group-col", "person",
+                                "--out", f"split_{src}"])
+        assert r.exit_code == 0, r.output
+    check = lambda file, *more: runner.invoke(app, ["split", "--check", file, "--no-near-dup", *more])
+    assert check("split_super.csv").exit_code == 0      # shoes on both sides, no person
+    df = pd.read_csv("split_m.csv", dtype=str, keep_default_na=False)
+    moved = df.index[df["person"] == df["person"].iloc[0]][0]
+    df.loc[moved, "split"] = {"train": "val", "val": "train"}[df.loc[moved, "split"]]    # one person on two sides
+    df.to_csv("split_m.csv", index=False)
+    r = check("split_m.csv")
+    assert r.exit_code == 1 and "contaminated: 1 leak(s)" in r.output and df["path"][moved] in r.output, r.output
+    assert check("split_m.csv", "--group-col", "group").exit_code == 0      # typed: read, though empty
+
+
 def test_a_clean_check_with_group_col_none_does_not_say_no_group_is_shared(tmp_path, monkeypatch):
     """`split --check hand.csv --group-col none` on a table whose sides share a `group` said "clean (no group, exact
     duplicate, source image shared between sides)": the groups it was told not to read were said checked and

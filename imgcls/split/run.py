@@ -415,15 +415,14 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
         # before the scan and the near-duplicate pass: the balance targets (_requested_shares) have no val to set
         raise UserError(f"--val {cfg.val}: {file} is a k-fold table (each fold validates in turn), so --fix measures "
                         f"its balance over its folds; drop --val")
-    recorded = _recorded(file) if fix else {}      # what its split recorded, read once: the --fix's targets
+    recorded = _recorded(file)      # what its split recorded, read once: its group column, the --fix's targets
     if fix and shares and not has_folds(df):
         _check_typed_shares(cfg, file, typed, recorded)      # before the scan: a typed --val with the recorded --test
     if fix:     # the columns and age bands its balance and report read (its summary records the bands)
         cfg.stratify = _stratify_of(cfg, df, file, typed, recorded)
         _take_recorded_bands(cfg, typed, recorded)
         _check_bands_fit(cfg, df, file, typed, recorded)
-    # a column the file lacks: refused, not replaced; --group-col none: no column, the file's `group` kept as written
-    group_col = "" if cfg.group_col == mf.NO_GROUPS else _resolve_group_col(df, cfg, "manifest", str(file))
+    group_col = _group_col_of(cfg, df, file, typed, recorded)
     df = _nfc_keys(df, cfg, group_col)
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels)
     df = df.assign(split=split_values(df))     # 'Train' is train, as train reads it
@@ -586,6 +585,21 @@ def _check_bands_fit(cfg: SplitConfig, table: pd.DataFrame, file: Path, typed, r
          f"({why}) give them (e.g. age {a:g} in band {b:g}, not {profiles.age_band(a, edges)}), and the fixed "
          f"table's report and summary (which train reads) name its classes by those bands; give --age-bands with "
          f"the edges it was split by")
+
+
+def _group_col_of(cfg: SplitConfig, table: pd.DataFrame, file: Path, typed, recorded: dict) -> str:
+    """The column whose values --check keeps on one side ('': none): --group-col typed (a column `table` lacks is
+    refused, not replaced; none: the file's `group` left as written), else the one the checked table's split recorded
+    (`recorded`: _recorded), else `group`. `group` was read whatever the split kept together: a person of a `split
+    m.csv --group-col person` table on two sides passed as clean, and a super-class in its `group` was a leak. A
+    recorded column the table lacks is in its `group`, where the reader of a competition CSV put it (a split's
+    --group-col none left that empty)."""
+    if cfg.group_col == mf.NO_GROUPS:
+        return ""
+    made = recorded.get("group_col")
+    if "group_col" not in typed and isinstance(made, str) and made in table.columns:
+        return made
+    return _resolve_group_col(table, cfg, "manifest", str(file))
 
 
 def _stratify_of(cfg: SplitConfig, table: pd.DataFrame, file: Path, typed, recorded: dict) -> tuple[str, ...]:
