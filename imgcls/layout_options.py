@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from imgcls.options import int_list, join, option
-from imgcls.profile_names import DEFAULT_AGE_BANDS
+from imgcls.profile_names import DEFAULT_AGE_BANDS, age_edges
 
 LAYOUTS = ("auto", "manifest", "folder", "csv", "profiles", "unlabeled")
 LAYOUT_PANEL = "Input layout"
@@ -36,7 +36,7 @@ class LayoutOptions:
                                         f"'{NO_GROUPS}': no groups, a `group` column (a CSV's or a manifest's) "
                                         f"left unread.")
     age_bands: Sequence[int] = option(factory=lambda: list(DEFAULT_AGE_BANDS), panel=LAYOUT_PANEL, cli_type=str,
-                                      to_cli=join, from_cli=int_list("--age-bands"),
+                                      to_cli=join, from_cli=int_list("--age-bands"), validator=age_edges("--age-bands"),
                                       help="Age band edges for profile datasets.")
     image_dir: str | None = option(None, panel=LAYOUT_PANEL, cli_type=Optional[Path], from_cli=str,
                                    none="SRC / the CSV's folder",

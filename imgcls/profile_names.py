@@ -4,7 +4,11 @@ split's profile attributes) are declared without numpy / pandas. imgcls.profiles
 them)."""
 from __future__ import annotations
 
+import numbers
 import re
+from typing import Any, Callable
+
+from imgcls.errors import UserError
 
 # Mask competition: root/<id>_<gender>_<race>_<age>/<mask1..5|incorrect_mask|normal>.<ext>
 PROFILE_DIR = re.compile(r"^(?P<id>[^_]+)_(?P<gender>male|female)_(?P<race>[^_]+)_(?P<age>\d+)$", re.IGNORECASE)
@@ -12,3 +16,19 @@ MASK_CLASSES = ("wear", "incorrect", "not_wear")      # mask column values 0, 1,
 GENDER_CLASSES = ("male", "female")                     # gender column values 0, 1
 DEFAULT_AGE_BANDS = (30, 60)                            # edges: <30, 30-59, >=60
 PROFILE_HEADS = ("mask", "gender", "age_band")          # ProfileScheme.HEADS: the label is their classes' product
+
+
+def age_edges(flag_name: str) -> Callable[[Any], None]:
+    """The check of an option of age band edges (--age-bands, --relabel-age; Spec.validator): whole ages in
+    increasing order, at least one. A Python caller's empty list broke eda and split with an IndexError, and edges out
+    of order (60,30) named the bands '<60', '60-29', '>=30' unsaid."""
+    def check(value: Any) -> None:
+        edges = list(value)
+        if edges and all(isinstance(e, numbers.Integral) and not isinstance(e, bool) for e in edges) \
+                and edges == sorted(set(edges)):
+            return
+        what = f"{flag_name} {','.join(map(str, edges))} is not increasing ages" if edges else \
+            f"{flag_name} names no age"
+        raise UserError(f"{what}: give the band edges in increasing order, e.g. 30,60 (Python: "
+                        f"{flag_name.lstrip('-').replace('-', '_')}=[30, 60])")
+    return check

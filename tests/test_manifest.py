@@ -1048,6 +1048,27 @@ def test_competition_csv_guesses_and_errors(tmp_path, image_folder):
         mf.load(image_folder, opts(csv=str(tmp_path)), scan=False)      # it exists: not 'does not exist'
 
 
+def test_age_band_edges_that_are_none_or_out_of_order_are_one_line(tmp_path, profile_folder):
+    """A Python caller's age_bands=[] (LayoutOptions, SplitConfig) broke eda and split with an IndexError after the
+    read, and --age-bands 60,30 (or 30,30) named the bands '<60', '60-29', '>=30' unsaid; --relabel-age alike. Each is
+    one line, before any image is read, for the command line and Python alike."""
+    from typer.testing import CliRunner
+    from imgcls.cli import app
+    from imgcls.split import SplitConfig, run_split
+    said = "give the band edges in increasing order, e.g. 30,60"
+    with pytest.raises(UserError, match=re.escape(f"--age-bands names no age: {said} (Python: age_bands=[30, 60])")):
+        mf.load(profile_folder, opts(age_bands=[]), scan=False)
+    with pytest.raises(UserError, match=re.escape("--age-bands names no age")):
+        run_split(profile_folder, tmp_path / "s.csv", cfg=SplitConfig(age_bands=[], near_dup=False))
+    with pytest.raises(UserError, match=re.escape(f"--relabel-age 59,29 is not increasing ages: {said}")):
+        SplitConfig(relabel_age=[59, 29]).validate()
+    for cmd, out in (("eda", "eda"), ("split", "s.csv")):
+        r = CliRunner().invoke(app, [cmd, str(profile_folder), "--age-bands", "60,30", "--out", str(tmp_path / out)])
+        assert r.exit_code == 2 and f"error: --age-bands 60,30 is not increasing ages: {said}" in r.output, r.output
+        assert "read " not in r.output and not (tmp_path / out).exists()
+    assert not (tmp_path / "s.csv").exists()
+
+
 def test_user_errors(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         mf.load(tmp_path / "missing")

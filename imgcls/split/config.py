@@ -13,7 +13,7 @@ from imgcls.link_options import (CACHE_DIR_NONE, DEFAULT_EMBEDDER, dup_candidate
                                  dup_threshold_option, embed_precision_option)
 from imgcls.options import (check, cli_fields, flag, int_list, join, list_items, option, python_too, seed_option, specs,
                             typed_text)
-from imgcls.profile_names import DEFAULT_AGE_BANDS, PROFILE_HEADS
+from imgcls.profile_names import DEFAULT_AGE_BANDS, PROFILE_HEADS, age_edges
 
 if TYPE_CHECKING:
     from imgcls.links import NearDuplicates
@@ -162,13 +162,15 @@ class SplitConfig:
                                           "'none'.")
     seed: int = seed_option(RUNTIME)
     age_bands: Sequence[int] = option(DEFAULT_AGE_BANDS, panel=LABELS, cli_type=str, to_cli=join,
-                                      from_cli=int_list("--age-bands"), help="Age band edges for profile datasets.")
+                                      from_cli=int_list("--age-bands"), validator=age_edges("--age-bands"),
+                                      help="Age band edges for profile datasets.")
     drop_ages: Sequence[int] = option((), panel=LABELS, cli_type=Optional[str], to_cli=_ages_cli,
                                       from_cli=lambda t: parse_ages(t),
                                       help="Leave out profiles of these ages, e.g. 57-59 (rows stay, split='' with a "
                                            "reason).")
     relabel_age: Sequence[int] | None = option(None, panel=LABELS, cli_type=Optional[str], to_cli=join,
                                                from_cli=int_list("--relabel-age", "29,59"),
+                                               validator=age_edges("--relabel-age"),
                                                none="the --age-bands edges",
                                                help="Edges used to put ages into the --age-bands classes, e.g. 29,59.")
     near_dup: bool = option(True, panel=LINKS, flags=("--near-dup/--no-near-dup",),
