@@ -1949,6 +1949,27 @@ def test_a_crash_before_the_first_epoch_keeps_its_folder_and_runs_lists_it_as_cr
            "its train.log's last line names it" in text, r.output
 
 
+def test_a_pruned_tune_trial_is_no_crash_in_its_train_log_nor_in_runs(two_class, tmp_path):
+    """A tune trial Optuna pruned (optuna.TrialPruned, raised from tune's train callback) got train.log's crash line,
+    'stopped by an exception, TrialPruned: ...', and `imgcls runs` read its folder (without its study's trials.csv)
+    as crashed, though a pruning is a stop by design. It writes no crash line: the run reads stopped."""
+    import optuna
+
+    from imgcls.train.callbacks import Callback
+
+    class Prune(Callback):
+        def on_epoch_end(self, epoch, logs):
+            raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+
+    with pytest.raises(optuna.TrialPruned):
+        run_train(cfg_for(two_class, tmp_path, name="pruned"), callbacks=[Prune()])
+    log = (tmp_path / "runs" / "pruned" / "train.log").read_text()
+    assert "stopped by an exception" not in log, log
+    r = CliRunner().invoke(app, ["runs", str(tmp_path / "runs")], env={"COLUMNS": "300"})
+    text = " ".join(r.output.split())
+    assert r.exit_code == 0 and "stopped 1/2" in text and "crashed 1/2" not in text, r.output
+
+
 def test_ctrl_c_before_the_first_epoch_says_the_same_command_is_refused_only_where_it_is(two_class, tmp_path,
                                                                                           capsys):
     """Stopped before its first epoch, a run said `the same command again is refused: the folder exists` of every

@@ -24,7 +24,7 @@ from imgcls.outputs import REPORT_HTML
 from imgcls.run_names import BEST_PT, METRICS_CSV, OOF_SCORE, PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG, VAL_PREDICTIONS
 from imgcls.track.common import (epoch_scalars, oof_scalars, record_tracker_run, recorded_tracker_run,
                                  text_params)
-from imgcls.train.callbacks import Callback
+from imgcls.train.callbacks import Callback, is_pruning
 
 EXPERIMENT = "imgcls"
 STOPPED_TAG = "imgcls.stopped"   # on a run an exception stopped: the exception
@@ -458,7 +458,7 @@ class MLflowTracker(Callback):
     def on_run_abort(self, error):
         from mlflow.entities import RunStatus
         # Ctrl-C or a pruned tune trial (optuna.TrialPruned) is killed; anything else failed
-        killed = isinstance(error, KeyboardInterrupt) or type(error).__name__ == "TrialPruned"
+        killed = isinstance(error, KeyboardInterrupt) or is_pruning(error)
         status = RunStatus.to_string(RunStatus.KILLED if killed else RunStatus.FAILED)
         with _store_call():
             if self.run_id is not None:

@@ -124,6 +124,13 @@ class CallbackList:
                     pass
 
 
+def is_pruning(error: BaseException) -> bool:
+    """Whether `error` is a tune trial's pruning (optuna.TrialPruned, raised by tune's TrialReporter from
+    on_epoch_end; a subclass too): a stop by design, no crash nor failure (train.log names no exception, a tracker
+    ends its run as killed). By its type's name: optuna is not imported for it."""
+    return any(c.__name__ == "TrialPruned" for c in type(error).__mro__)
+
+
 class CallbackStopped(RuntimeError):
     """Raised on the other DDP processes when a callback on rank 0 raised (rank 0 re-raises the original)."""
 

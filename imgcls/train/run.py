@@ -784,8 +784,9 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
         raise
     except Exception as e:
         # a crash (or a callback's own exception): the folder stays, its options and set-up lines there to find the
-        # fault by, and its train.log says what stopped it (imgcls runs: crashed)
-        if dist.main:
+        # fault by, and its train.log says what stopped it (imgcls runs: crashed); a pruned tune trial is no crash
+        from imgcls.train.callbacks import is_pruning
+        if dist.main and not is_pruning(e):
             _log_crash(run_dir, e)
         raise
     finally:
