@@ -32,14 +32,14 @@ from imgcls.errors import UserError
 from imgcls.options import python_too
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, TRIALS_CSV, output_kind, read_yaml,
                             trial_record)
-from imgcls.run_names import (BEST_BY, BEST_PT, CRASH_LINE, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE,
-                              PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG, VAL_PREDICTIONS, fold_dir, fold_dirs, fold_set,
-                              is_fold_dir, records_folds, metric_column, run_metric)
+from imgcls.run_names import (BEST_BY, BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE, PER_CLASS_CSV,
+                              RUN_CONFIG, TRAIN_LOG, VAL_PREDICTIONS, fold_dir, fold_dirs, fold_set, is_fold_dir,
+                              records_folds, metric_column, run_metric)
 from imgcls.runs_config import COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, PER_CLASS,
-                                 RESUME_MAY_CHANGE, RUN_FILE_FIX, VALIDATION, RunLock, folds_gone, kfold_finished,
-                                 oof_unreadable, planned_classes, nan_probability_rows, planned_folds, read_run_csv,
-                                 recorded_epochs, train_finished)
+                                 RESUME_MAY_CHANGE, RUN_FILE_FIX, VALIDATION, RunLock, crash_logged, folds_gone,
+                                 kfold_finished, oof_unreadable, planned_classes, nan_probability_rows, planned_folds,
+                                 read_run_csv, recorded_epochs, train_finished)
 
 # scored_on: the rows of a run's score (an ensemble's ends with OPTIMISTIC when its weights were fitted on them)
 OPTIMISTIC = "weights fitted on these rows (optimistic)"
@@ -562,21 +562,8 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
     if recorded == "complete":
         return "", progress
     if finished is False:
-        return (CRASHED if _crashed(path) else STOPPED), progress
+        return (CRASHED if crash_logged(path) else STOPPED), progress
     return "", progress
-
-
-def _crashed(folder: Path) -> bool:
-    """Whether the last line of the folder's train.log is train's for an exception that stopped it (CRASH_LINE,
-    after the line's time): a session after it (--resume) writes lines of its own."""
-    try:
-        with open(folder / TRAIN_LOG, "rb") as fh:
-            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 4096))
-            lines = fh.read().decode("utf-8", "replace").strip().splitlines()
-    except OSError:
-        return False
-    return bool(lines) and re.match(rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d {re.escape(CRASH_LINE)}\b",
-                                    lines[-1]) is not None
 
 
 def _state_of(folder: Path, folds: Sequence[Path] = ()) -> tuple[str, str] | None:

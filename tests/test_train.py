@@ -1949,6 +1949,42 @@ def test_a_crash_before_the_first_epoch_keeps_its_folder_and_runs_lists_it_as_cr
            "its train.log's last line names it" in text, r.output
 
 
+def test_a_k_fold_set_resumed_after_a_crash_and_stopped_again_reads_stopped_not_crashed(tmp_path):
+    """A crash in fold_1 writes its line in the set's train.log, where `imgcls runs` reads it: crashed. Its folds log
+    in their own train.log, so a resume that then stopped by Ctrl-C left the set's log ending on the old crash line
+    (nothing else is logged there without a cache or an auto --fill), and runs still read crashed. The resume says
+    in the set's log that a session goes on after it."""
+    from imgcls import manifest as mf
+    from imgcls.train.callbacks import Callback
+
+    class Crash(Callback):
+        def on_run_start(self, info):
+            if info["fold"] == 1:
+                raise RuntimeError("a bug in fold 1")
+
+    class Stop(Callback):
+        def on_epoch_end(self, epoch, logs):
+            raise KeyboardInterrupt
+
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "data" / "splits.csv")
+    cfg = cfg_for(tmp_path / "data" / "splits.csv", tmp_path, name="kf", folds="all", cache="none",
+                  fill="255,255,255")
+
+    def state():
+        r = CliRunner().invoke(app, ["runs", str(tmp_path / "runs")], env={"COLUMNS": "300"})
+        return " ".join(r.output.split())
+
+    with pytest.raises(RuntimeError, match="a bug in fold 1"):
+        run_train(cfg, callbacks=[Crash()])
+    assert "crashed folds done 1/2, fold_1 0/2" in state()
+    with pytest.raises(KeyboardInterrupt):
+        run_train(cfg, resume=str(tmp_path / "runs" / "kf"), callbacks=[Stop()])
+    said = state()
+    assert "stopped folds done 1/2, fold_1 1/2" in said and "crashed folds" not in said, said
+
+
 def test_a_pruned_tune_trial_is_no_crash_in_its_train_log_nor_in_runs(two_class, tmp_path):
     """A tune trial Optuna pruned (optuna.TrialPruned, raised from tune's train callback) got train.log's crash line,
     'stopped by an exception, TrialPruned: ...', and `imgcls runs` read its folder (without its study's trials.csv)

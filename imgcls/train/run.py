@@ -757,6 +757,11 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
             from imgcls.fsutil import remove_stale_temps
             remove_stale_temps(run_dir)
             _record_session(cfg, run_dir, record, typed_at)      # but for how this session ran
+            from imgcls.train.rundir import crash_logged
+            if crash_logged(run_dir):   # imgcls runs reads the crash as over: a k-fold set's folds log in their own
+                from imgcls.train.progress import RunLog
+                RunLog(run_dir / TRAIN_LOG)("resumed: this session trains it on after the exception above",
+                                            terminal=False)
         if dist.main and not (run_dir / RUN_PLAN).is_file():    # a resumed older run too
             record_plan(run_dir, [f for f in folds if f is not None], classes)
         dist.barrier()

@@ -25,9 +25,9 @@ from imgcls.figure_files import RUN_FIGURES
 from imgcls.fsutil import check_folder_name, did_you_mean
 from imgcls.options import choose_another, python_too
 from imgcls.outputs import MANIFEST_NAME, REPORT_HTML
-from imgcls.run_names import (BEST_PT, FOLDS_PLANNED, IMAGE_CACHE, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE,
-                              PER_CLASS_CSV, RUN_CONFIG, RUN_PLAN, TRAIN_LOG, VAL_PREDICTIONS, fold_dir, fold_dirs,
-                              fold_number, fold_set, is_fold_dir)
+from imgcls.run_names import (BEST_PT, CRASH_LINE, FOLDS_PLANNED, IMAGE_CACHE, LAST_PT, LAST_STATE, METRICS_CSV,
+                              OOF_SCORE, PER_CLASS_CSV, RUN_CONFIG, RUN_PLAN, TRAIN_LOG, VAL_PREDICTIONS, fold_dir,
+                              fold_dirs, fold_number, fold_set, is_fold_dir)
 from imgcls.runs_config import RUNS_TABLE
 
 ANOTHER_NAME = choose_another("--name")     # a taken run folder's fix, for both callers
@@ -593,6 +593,21 @@ def train_finished(path: str | os.PathLike) -> bool | None:
         return state["finished"]
     from imgcls.train.checkpoint import saved_finished      # torch: only for a last.pt without its record
     return saved_finished(path)
+
+
+def crash_logged(folder: str | os.PathLike) -> bool:
+    """Whether the last line of the folder's train.log is train's for an exception that stopped it (CRASH_LINE,
+    after the line's time): `imgcls runs` lists it as crashed. A session after it (--resume) writes lines of its
+    own, and run_train one there where nothing else would (a k-fold set's folds log in their own train.log)."""
+    import re
+    try:
+        with open(Path(folder) / TRAIN_LOG, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 4096))
+            lines = fh.read().decode("utf-8", "replace").strip().splitlines()
+    except OSError:
+        return False
+    return bool(lines) and re.match(rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d {re.escape(CRASH_LINE)}\b",
+                                    lines[-1]) is not None
 
 
 def training_now(checkpoint: str | os.PathLike) -> str | None:
