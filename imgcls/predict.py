@@ -111,10 +111,10 @@ def _passed_by(folder: Path, mark: Path) -> str | None:
                 f"{'is' if len(gone) == 1 else 'are'} gone: rebuild it with {BUILD_ENSEMBLE}") if gone else None
     if folder != mark.parent:
         return _refused_set(folder)
-    from imgcls.runs import STOPPED, stopped_progress
+    from imgcls.runs import stopped_state
     from imgcls.train.rundir import resume_fix
-    stopped = stopped_progress(folder)
-    return f"{folder}, {STOPPED} ({stopped} epochs): finish it with {resume_fix(folder)}" if stopped else None
+    stopped = stopped_state(folder)
+    return f"{folder}, {stopped[0]} ({stopped[1]} epochs): finish it with {resume_fix(folder)}" if stopped else None
 
 
 def resolve_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,

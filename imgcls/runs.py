@@ -576,13 +576,14 @@ def _state_of(folder: Path, folds: Sequence[Path] = ()) -> tuple[str, str] | Non
     return run_state(folder, cfg, folds)
 
 
-def stopped_progress(folder: Path) -> str | None:
-    """How far a run, or one fold read alone, whose training stopped before its epochs (Ctrl-C, a crash; no train
-    holds it: run_state) got: '2/6', the leaderboard's epochs cell 'stopped 2/6' (epochs_label) less its state, which
-    the caller's line says; None where it finished, is not known to have stopped, or is no run. For the line that
-    says a member of an ensemble is a partial run's model."""
+def stopped_state(folder: Path) -> tuple[str, str] | None:
+    """(state, progress) of a run, or one fold read alone, whose training stopped before its epochs (no train holds
+    it: run_state): STOPPED (Ctrl-C, a kill) or CRASHED, and how far it got, '2/6', as the leaderboard's epochs cell
+    reads them ('crashed 2/6', epochs_label); None where it finished, is not known to have stopped, or is no run.
+    For the lines that say a model is a partial run's (an ensemble's member, a run predict's newest choice passes
+    by)."""
     state = _state_of(folder)
-    return str(state[1]) if state and state[0] in (STOPPED, CRASHED) else None
+    return (state[0], str(state[1])) if state and state[0] in (STOPPED, CRASHED) else None
 
 
 def set_state(folder: Path) -> tuple[str, str] | None:

@@ -3824,6 +3824,30 @@ def test_a_stopped_single_run_is_passed_by_as_a_stopped_kfold_set_is(tmp_path, c
     assert "; or train another with imgcls train (Python: " in str(e.value) and "train first" not in str(e.value)
 
 
+def test_a_crashed_run_is_passed_by_and_warned_of_as_crashed_as_imgcls_runs_lists_it(tmp_path, capsys):
+    """A run an exception stopped (`imgcls runs`: crashed 3/10, its train.log's last line naming it) was passed by
+    as 'stopped (3/10 epochs)' and, named, warned of as 'a stopped run', while a crashed k-fold set was passed by
+    as crashed. Both lines name the state runs lists."""
+    import os
+    import time
+    from imgcls.predict import locate_source
+    from imgcls.run_names import CRASH_LINE
+    from imgcls.train.progress import RunLog
+    runs, ensembles = tmp_path / "runs", tmp_path / "ensembles"
+    t = time.time()
+    done = mark_training(make_tiny_run(runs / "done", seed=1), done=4, epochs=4, best=3, finished=True)
+    os.utime(done / "best.pt", (t - 300, t - 300))
+    crashed = mark_training(make_tiny_run(runs / "crashed", seed=2), done=3, epochs=10, best=2)
+    RunLog(crashed / "train.log")(f"{CRASH_LINE}, RuntimeError: a bug", terminal=False)
+    capsys.readouterr()
+    assert [m.run for m in locate_source(None, runs, ensembles).members] == [done]
+    said = " ".join("".join(capsys.readouterr()).split())
+    assert f"not {crashed}, crashed (3/10 epochs): finish it with imgcls train --resume {crashed} " in said, said
+    locate_source(crashed, runs, ensembles)
+    said = " ".join("".join(capsys.readouterr()).split())
+    assert f"warning: {crashed} is a crashed run (3/10 epochs): its best.pt is from a partial run" in said, said
+
+
 @pytest.mark.parametrize("record, why", [("{not json", "not JSON"), ("{}", "names no folds")])
 def test_a_kfold_set_whose_oof_score_is_unreadable_reads_one_way_in_runs_and_predict(tmp_path, record, why):
     """A set whose every fold finished but whose oof_score.json is corrupt or names no folds: `imgcls runs` showed it

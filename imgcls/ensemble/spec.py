@@ -158,20 +158,20 @@ def unique_member_names(members: Sequence[Member]) -> None:
 def warn_unfinished(run: Path, checkpoint: Path) -> None:
     """One warning line where the run (or fold) of `checkpoint` has not finished: imgcls train is training it now
     (warn_training_now), or its training stopped before its epochs (a Ctrl-C, a crash): its checkpoint is then a
-    partial run's model, said with the epochs it did as `imgcls runs` counts them ('a stopped run (2/6 epochs)',
-    the leaderboard's 'stopped 2/6')."""
+    partial run's model, said with its state and the epochs it did as `imgcls runs` reads them ('a stopped run
+    (2/6 epochs)', 'a crashed run (2/6 epochs)': the leaderboard's 'stopped 2/6', 'crashed 2/6')."""
     if warn_training_now(run, checkpoint):
         return
-    from imgcls.runs import stopped_progress
-    stopped = stopped_progress(checkpoint.parent)
+    from imgcls.runs import stopped_state
+    stopped = stopped_state(checkpoint.parent)
     if stopped is None:
         return
     from imgcls.console import warn
     from imgcls.train.rundir import resume_fix
     # a fold given alone is finished by resuming its k-fold set (train refuses --resume on the fold)
     folder = fold_set(checkpoint.parent) or checkpoint.parent
-    warn(f"{run} is a stopped run ({stopped} epochs): its {checkpoint.name} is from a partial run; it is used as "
-         f"it is, or finish the run first: {resume_fix(folder)}")
+    warn(f"{run} is a {stopped[0]} run ({stopped[1]} epochs): its {checkpoint.name} is from a partial run; it is "
+         f"used as it is, or finish the run first: {resume_fix(folder)}")
 
 
 def warn_training_now(run: Path, checkpoint: Path) -> bool:
