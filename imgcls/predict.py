@@ -126,7 +126,14 @@ def resolve_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
 def locate_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
                   ensembles_dir: Path = ENSEMBLES_DIR) -> EnsembleSpec:
     """resolve_source from the folders' files alone (a wrong run is one line without torch): a run's classes, read
-    from its checkpoints (torch), are left None for with_classes."""
+    from its checkpoints (torch), are left None for with_classes. Its lines said once: the newest choice reads a
+    set's checkpoints (find_checkpoints: a fold folder it leaves out) before the set is read as the one used."""
+    from imgcls.console import said_once
+    with said_once():
+        return _locate_source(src, runs_dir, ensembles_dir)
+
+
+def _locate_source(src: str | os.PathLike | None, runs_dir: Path, ensembles_dir: Path) -> EnsembleSpec:
     if src is None:
         from imgcls.train.rundir import RunLock
 

@@ -39,7 +39,7 @@ from imgcls.runs_config import COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig  # 
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, PER_CLASS,
                                  RESUME_MAY_CHANGE, RUN_FILE_FIX, VALIDATION, RunLock, crash_logged, folds_gone,
                                  kfold_finished, oof_unreadable, planned_classes, nan_probability_rows, planned_folds,
-                                 read_run_csv, recorded_epochs, train_finished)
+                                 read_run_csv, recorded_epochs, set_fold_dirs, train_finished)
 
 # scored_on: the rows of a run's score (an ensemble's ends with OPTIMISTIC when its weights were fitted on them)
 OPTIMISTIC = "weights fitted on these rows (optimistic)"
@@ -520,18 +520,12 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
     epochs = int(epochs) if pd.notna(epochs) else None
     early_stop = bool(pd.to_numeric(pd.Series([cfg.get("early_stop")]), errors="coerce").fillna(0).iloc[0])
     if cfg.get("folds") or folds:
-        from imgcls.train.config import parse_folds
-        try:
-            planned = parse_folds(cfg["folds"]) if cfg.get("folds") else None
-        except UserError:
-            planned = None
         finished = kfold_finished(path)
-        if planned is None:     # --folds all: the folds train recorded (its plan as it starts, oof_score.json)
-            planned = planned_folds(path)
+        planned = planned_folds(path)       # oof_score.json, plan.json, config.yaml's --folds (not `all`)
         # a fold folder outside the plan (copied in, left by another set's name) is no fold of it: not counted
-        named = {fold_dir(path, k).name for k in planned} if planned else None
-        stray = [d.name for d in fold_dirs(path) if named is not None and d.name not in named]
-        states = [(d.name, *_fold_state(d, epochs, early_stop)) for d in fold_dirs(path) if d.name not in stray]
+        ours, stray = set_fold_dirs(path)
+        stray = [d.name for d in stray]
+        states = [(d.name, *_fold_state(d, epochs, early_stop)) for d in ours]
         if finished:    # OOF_SCORE is written after the last fold: one not known to have finished (an --early-stop
             states = [(name, True if f is None else f, p) for name, f, p in states]    # fold's last.pt gone) did
         n_done = sum(1 for _, f, _ in states if f)

@@ -3901,6 +3901,37 @@ def test_a_kfold_set_whose_folds_finished_without_its_oof_score_says_so(tmp_path
         locate_source(None, runs, tmp_path / "ensembles")
 
 
+def test_a_fold_folder_outside_a_sets_plan_is_left_out_of_its_predictions(tmp_path, capsys):
+    """A fold_2 copied into a finished 2-fold set was averaged into its predictions (predict, ensemble, export: all
+    read find_checkpoints, which took every fold_*/best.pt): the set's plan names fold_0, fold_1, as its
+    oof_score.json and `imgcls runs` (fold_2 not planned) do. Its predictions are the set's without it, and the
+    folder left out is said once, with the way to predict with it too."""
+    from imgcls.predict import locate_source
+    from imgcls.train.rundir import find_checkpoints
+    runs = tmp_path / "runs"
+    kf = make_tiny_run(runs / "kf", classes=("a", "b"), folds=2)
+    for i in range(4):
+        make_image(tmp_path / "test" / f"{i}.png", seed=i)
+
+    def probs(out):
+        res = invoke("predict", kf, "--data", tmp_path / "test", "--out", tmp_path / out, "--workers", 0,
+                     "--probs-format", "csv")
+        assert res.exit_code == 0, res.output
+        return pd.read_csv(tmp_path / out / "probs.csv"), " ".join(res.output.split())
+    whole, _ = probs("p0")
+    shutil.copytree(kf / "fold_1", kf / "fold_2")
+    assert find_checkpoints(kf) == [kf / "fold_0" / "best.pt", kf / "fold_1" / "best.pt"]
+    got, said = probs("p1")
+    pd.testing.assert_frame_equal(got, whole)
+    assert f"warning: fold_2 in {kf} left out: not one of the set's folds (it trained fold_0, fold_1); to predict " \
+           f"with it too, give it as an ensemble member: imgcls ensemble {kf} {kf / 'fold_2'} (Python: " in said, said
+    capsys.readouterr()     # no run given: the newest choice reads the set before it is used, said once
+    assert locate_source(None, runs, tmp_path / "ensembles").members[0].checkpoints == \
+        [kf / "fold_0" / "best.pt", kf / "fold_1" / "best.pt"]
+    said = " ".join("".join(capsys.readouterr()).split())
+    assert said.count("left out") == 1, said
+
+
 def test_a_model_whose_probabilities_are_nan_is_refused_at_its_first_batch_not_after_every_image(tmp_path,
                                                                                                monkeypatch):
     """The NaN refusal came after the model ran over every image (hours on a large test set) though its first

@@ -281,12 +281,34 @@ def planned_classes(run_dir: str | os.PathLike) -> list | None:
 
 def planned_folds(run_dir: str | os.PathLike) -> list | None:
     """The folds a k-fold set trains, as train recorded them: its OOF_SCORE (written after the last fold), else its
-    plan (written as it starts, _plan); None where neither names them (a single run, a set trained before
-    FOLDS_PLANNED)."""
+    plan (written as it starts, _plan), else its config.yaml's --folds as typed (0,2; `all` names none, the data's
+    fold column counts them); None where none names them (a single run, a set trained before FOLDS_PLANNED with
+    --folds all). The one record of which fold folders are the set's (set_fold_dirs)."""
     folds = _oof_folds(run_dir)[0]
     if not folds:
         folds = _plan(run_dir).get("folds")
+    if not (isinstance(folds, list) and folds):
+        from imgcls.outputs import read_yaml
+        from imgcls.train.config import parse_folds
+        typed = read_yaml(Path(run_dir) / RUN_CONFIG).get("folds")
+        try:
+            folds = parse_folds(typed) if typed not in (None, "") else None
+        except UserError:
+            folds = None
     return folds if isinstance(folds, list) and folds else None
+
+
+def set_fold_dirs(run_dir: str | os.PathLike) -> tuple[list[Path], list[Path]]:
+    """(the fold folders of the k-fold set in `run_dir` that its plan names, those it does not): a fold_2 copied
+    into a 2-fold set, left by another set of its name, is no fold of it; every reader of the set leaves it out
+    (runs counts none, predict / ensemble / export average none: find_checkpoints). Where nothing records the plan
+    (planned_folds: None) every fold folder is the set's (run_names.fold_dirs)."""
+    folds = fold_dirs(run_dir)
+    planned = planned_folds(run_dir) if folds else None
+    if planned is None:
+        return folds, []
+    named = {fold_dir(run_dir, k).name for k in planned}
+    return [d for d in folds if d.name in named], [d for d in folds if d.name not in named]
 
 
 def _oof_folds(run_dir: str | os.PathLike) -> tuple[list[int] | None, str]:
@@ -332,15 +354,18 @@ def folds_gone(run_dir: Path, name: str = BEST_PT) -> tuple[list[str], list[str]
     return planned, [f for f in planned if not (run_dir / f / name).is_file()]
 
 
-def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
+def check_kfold_finished(run_dir: Path, checkpoints: list[Path], name: str) -> None:
     """A k-fold set is used whole only once train has finished every fold: it writes OOF_SCORE (with the
     folds it trained) after the last one. An interrupted set (some folds missing or part-trained) would predict
     with fewer folds than it names, silently; one line names what is there and the fixes: `train --resume` for an
     unfinished set, and for a finished one whose fold's checkpoint was removed since (it has nothing to resume)
-    the fold restored or the set trained again."""
+    the fold restored or the set trained again. `checkpoints`: its planned folds' `name` files (set_fold_dirs:
+    none where only a fold folder its plan does not name holds one)."""
     have = [p.parent.name for p in checkpoints]
+    listed = ", ".join(have) or "none"
+    one_fold = f", or give one fold's folder ({checkpoints[0].parent})" if checkpoints else ""
     record = run_dir / OOF_SCORE
-    trained = folds_gone(run_dir, checkpoints[0].name)
+    trained = folds_gone(run_dir, name)
     if trained is not None and not trained[1]:
         return
     if RunLock.held(run_dir):
@@ -349,19 +374,17 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
         done = checkpoints[:-1]
         fold = f", or give one finished fold's folder ({done[0].parent})" if done else ""
         raise UserError(f"{run_dir} is a k-fold run that imgcls train is training now ({len(have)} fold(s) with a "
-                        f"checkpoint so far: {', '.join(have)}); wait for it to finish{fold}; {RUNS_TABLE} shows "
+                        f"checkpoint so far: {listed}); wait for it to finish{fold}; {RUNS_TABLE} shows "
                         f"its progress")
     if trained is not None:
         # the set finished (its OOF_SCORE names its folds) and a fold's checkpoint went afterwards (its folder or
         # file deleted): `train --resume` says it has nothing to resume, so that is no fix
         planned, gone = trained[0], sorted(trained[1])
         one = len(gone) == 1
-        name = checkpoints[0].name
         raise UserError(f"{run_dir} is a finished k-fold run whose {', '.join(gone)} {'has' if one else 'have'} no "
                         f"{name} (removed after it trained: its {OOF_SCORE} names {', '.join(planned)}; imgcls train "
                         f"--resume has nothing to resume); restore {'it' if one else 'them'}, train the set again "
-                        f"with its options ({train_again(run_dir, run_dir.name + '-2')}), or give one fold's folder "
-                        f"({checkpoints[0].parent})")
+                        f"with its options ({train_again(run_dir, run_dir.name + '-2')}){one_fold}")
     # stopped before its end: the plan train wrote as the set started names what is missing
     planned = [fold_dir(run_dir, k).name for k in planned_folds(run_dir) or []] or None
     gone = sorted(set(planned or ()) - set(have))
@@ -371,13 +394,12 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
         # was written, the file deleted): resume trains nothing and writes it from the folds' predictions
         raise UserError(f"{run_dir} is a k-fold run whose folds all finished ({', '.join(planned)}) but whose "
                         f"{record.name}, the out-of-fold score train writes after the last fold, is missing: write it "
-                        f"with {resume_fix(run_dir)}, or give one fold's folder ({checkpoints[0].parent})")
+                        f"with {resume_fix(run_dir)}{one_fold}")
     missing = f"{', '.join(gone)} missing" if gone else \
         f"{unreadable}, which imgcls train --resume writes again" if unreadable else \
         f"{record.name} missing: training stopped before its last fold"
-    raise UserError(f"{run_dir} is an unfinished k-fold run ({len(have)} fold(s) with a checkpoint: "
-                    f"{', '.join(have)}; {missing}); finish it with {resume_fix(run_dir)}, or give one "
-                    f"fold's folder ({checkpoints[0].parent})")
+    raise UserError(f"{run_dir} is an unfinished k-fold run ({len(have)} fold(s) with a checkpoint: {listed}; "
+                    f"{missing}); finish it with {resume_fix(run_dir)}{one_fold}")
 
 
 CHECKPOINTS = {"best": BEST_PT, "last": LAST_PT}    # find_checkpoints' `which`: the checkpoint file each names
@@ -391,8 +413,9 @@ def check_which(step: str, which) -> None:
 
 
 def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Path]:
-    """`<run>/<which>.pt` for a plain run; `<run>/fold_<k>/<which>.pt` for each fold of a k-fold run.
-    A checkpoint file given directly is returned as is."""
+    """`<run>/<which>.pt` for a plain run; `<run>/fold_<k>/<which>.pt` for each fold of a k-fold run that its plan
+    names (set_fold_dirs: another fold folder there is left out, said in a warning). A checkpoint file given
+    directly is returned as is."""
     if which not in CHECKPOINTS:
         raise ValueError(f"find_checkpoints' which must be one of: {', '.join(CHECKPOINTS)} (got {which!r})")
     run_dir = Path(run_dir)
@@ -411,9 +434,18 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
     direct = run_dir / name
     if direct.is_file():
         return [direct]
-    folds = _fold_files(run_dir, name)
-    if folds:
-        check_kfold_finished(run_dir, folds)
+    planned, stray = set_fold_dirs(run_dir)
+    folds = [d / name for d in planned if (d / name).is_file()]
+    stray = [d for d in stray if (d / name).is_file()]
+    if folds or stray:
+        check_kfold_finished(run_dir, folds, name)
+        if stray:       # the set as train trained it: its out-of-fold score, its runs row are of its planned folds
+            from imgcls.console import warn
+            both = python_too(f"imgcls ensemble {sh(run_dir)} {sh(stray[0])}",
+                              f"build_ensemble([{str(run_dir)!r}, {str(stray[0])!r}])")
+            warn(f"{', '.join(d.name for d in stray)} in {run_dir} left out: not one of the set's folds (it trained "
+                 f"{', '.join(f.parent.name for f in folds)}); to predict with it too, give it as an ensemble "
+                 f"member: {both}")
         return folds
     why = deleted_by_tune(run_dir)
     if why:
