@@ -313,8 +313,9 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
     cfg = _read_config(path)
     run = Run(path=path, name=name, model=str(cfg.get("model", "")), img_size=cfg.get("img_size"), config=cfg)
     run.changed = " ".join(f"{k}={_fmt_value(v)}" for k, v in changed_options(cfg).items())
-    # a set's folds (run_names.fold_dirs): a run named fold_0 trained into a plain run's folder is no fold of it
-    folds = [d for d in fold_dirs(path) if (d / METRICS_CSV).is_file()]
+    # a set's folds (run_names.fold_dirs): a run named fold_0 trained into a plain run's folder is no fold of it,
+    # nor a fold folder the set's plan does not name (set_fold_dirs: copied in by hand)
+    folds = [d for d in set_fold_dirs(path)[0] if (d / METRICS_CSV).is_file()]
     if output_kind(path.parent) == "tune study":
         run.kind = "trial"
     # a k-fold set before its first fold has validated (no fold_*/metrics.csv yet) is one too, by its config.yaml's

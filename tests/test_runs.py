@@ -747,6 +747,21 @@ def test_a_fold_folder_outside_a_sets_plan_is_not_counted_as_one_of_its_folds(ou
     assert (run.state, run.progress) == ("", "folds done 2/2, fold_2 not planned"), (run.state, run.progress)
 
 
+def test_a_fold_folder_outside_a_sets_plan_is_read_into_none_of_its_columns(outputs):
+    """A fold_2 copied into a finished 2-fold set is not counted in its progress, but _read_run still read its
+    metrics.csv: its 5 epochs were the set's `epochs`, its last epoch moved `best_epoch`, its time was in `seconds`
+    and its best.pt among the set's checkpoints. Only the planned folds are read."""
+    kf = outputs / "runs" / "kf"
+    shutil.copytree(kf / "fold_1", kf / "fold_2")
+    for k, f1 in enumerate(([0.7, 0.6, 0.3], [0.4, 0.6, 0.7], [0.1, 0.1, 0.1, 0.1, 1.0])):
+        pd.DataFrame({"epoch": range(1, len(f1) + 1), "val_macro_f1": f1, "epoch_seconds": 1.0}).to_csv(
+            kf / f"fold_{k}" / "metrics.csv", index=False)
+    run = {r.name: r for r in find_runs(outputs)}["runs/kf"]
+    assert (run.epochs, run.best_epoch, run.seconds) == (3, 2, 6.0), (run.epochs, run.best_epoch, run.seconds)
+    assert run.checkpoints == [kf / "fold_0" / "best.pt", kf / "fold_1" / "best.pt"], run.checkpoints
+    assert run.progress == "folds done 2/2, fold_2 not planned", run.progress
+
+
 def test_a_filter_nothing_matches_says_how_many_runs_exist(outputs, tmp_path):
     """`imgcls runs --filter X` with no match printed '0 run(s) under outputs', exit 0, which reads as 'there are no
     runs'; the title now says how many runs there are and that none matched (and, with matches, how many of how
