@@ -3901,6 +3901,28 @@ def test_a_kfold_set_whose_folds_finished_without_its_oof_score_says_so(tmp_path
         locate_source(None, runs, tmp_path / "ensembles")
 
 
+def test_a_kfold_set_stopped_in_its_last_fold_names_the_fold_and_its_epochs(tmp_path):
+    """A set whose last fold is part-trained (Ctrl-C at its epoch 3 of 10) and whose oof_score.json is therefore
+    missing was refused with 'training stopped before its last fold', naming neither the fold nor how far it got.
+    The refusal says it as `imgcls runs` reads the set's progress: the folds done and the fold's epochs."""
+    import yaml
+    from imgcls.runs import read_run
+    from imgcls.train.rundir import find_checkpoints, record_plan
+    kf = make_tiny_run(tmp_path / "runs" / "kf", classes=("a", "b"), folds=2)
+    record_plan(kf, [0, 1], ["a", "b"])
+    (kf / "config.yaml").write_text(yaml.safe_dump(dict(yaml.safe_load((kf / "config.yaml").read_text()),
+                                                        epochs=10)))
+    mark_training(kf / "fold_0", 10, 10, 8, finished=True)
+    mark_training(kf / "fold_1", 3, 10, 2)
+    (kf / "oof_score.json").unlink()
+    assert read_run(kf).progress == "folds done 1/2, fold_1 3/10"
+    with pytest.raises(UserError) as e:
+        find_checkpoints(kf)
+    assert (f"{kf} is an unfinished k-fold run (2 fold(s) with a checkpoint: fold_0, fold_1; oof_score.json "
+            f"missing: training stopped before its last fold (folds done 1/2, fold_1 3/10)); finish it "
+            f"with imgcls train --resume {kf} (Python: ") in str(e.value), e.value
+
+
 def test_a_fold_folder_outside_a_sets_plan_is_left_out_of_its_predictions(tmp_path, capsys):
     """A fold_2 copied into a finished 2-fold set was averaged into its predictions (predict, ensemble, export: all
     read find_checkpoints, which took every fold_*/best.pt): the set's plan names fold_0, fold_1, as its

@@ -1143,11 +1143,11 @@ def test_splits_and_folds(tmp_path, capsys):
     (part / "folds.json").write_text(plan)      # a set trained before plan.json: its folds.json names them too
     with pytest.raises(UserError, match="fold_2 missing"):
         find_checkpoints(part)
-    (part / "folds.json").unlink()      # a set trained before folds.json
+    (part / "folds.json").unlink()      # a set trained before folds.json: how far it got, as `imgcls runs` reads it
     with pytest.raises(UserError, match=rf"^{part} is an unfinished k-fold run \(2 fold\(s\) with a checkpoint: "
                                         rf"fold_0, fold_1; oof_score.json missing: training stopped before its last "
-                                        rf"fold\); finish it with imgcls train --resume {part} \(Python: "
-                                        rf"run_train\(TrainConfig\(\), resume='{part}'\)\), "
+                                        rf"fold \(folds done 2\)\); finish it with imgcls train --resume {part} "
+                                        rf"\(Python: run_train\(TrainConfig\(\), resume='{part}'\)\), "
                                         rf"or give one fold's folder \({part / 'fold_0'}\)$"):
         find_checkpoints(part)
     assert find_checkpoints(part / "fold_1") == [part / "fold_1" / "best.pt"]       # one fold, as asked

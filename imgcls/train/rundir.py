@@ -395,11 +395,31 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path], name: str) -> N
         raise UserError(f"{run_dir} is a k-fold run whose folds all finished ({', '.join(planned)}) but whose "
                         f"{record.name}, the out-of-fold score train writes after the last fold, is missing: write it "
                         f"with {resume_fix(run_dir)}{one_fold}")
-    missing = f"{', '.join(gone)} missing" if gone else \
-        f"{unreadable}, which imgcls train --resume writes again" if unreadable else \
-        f"{record.name} missing: training stopped before its last fold"
+    if gone:
+        missing = f"{', '.join(gone)} missing"
+    elif unreadable:
+        missing = f"{unreadable}, which imgcls train --resume writes again"
+    else:
+        missing = f"{record.name} missing: training stopped before its last fold ({_stopped_at(run_dir, planned)})"
     raise UserError(f"{run_dir} is an unfinished k-fold run ({len(have)} fold(s) with a checkpoint: {listed}; "
                     f"{missing}); finish it with {resume_fix(run_dir)}{one_fold}")
+
+
+def _stopped_at(run_dir: Path, planned: list[str] | None) -> str:
+    """How far a k-fold set whose training stopped got, in `imgcls runs`' progress words ('folds done 1/2, fold_1
+    3/10': the folds finished of those `planned`, every fold folder of the set where nothing records the plan, and
+    the first one not finished with its epochs done / set), from the records runs reads them by (last.pt's
+    LAST_STATE, config.yaml's epochs): runs.run_state builds that text, but it imports this module."""
+    from imgcls.outputs import read_yaml
+    folds = planned or [d.name for d in set_fold_dirs(run_dir)[0]]
+    finished = [f for f in folds if train_finished(run_dir / f / LAST_PT)]
+    said = f"folds done {len(finished)}" + (f"/{len(planned)}" if planned else "")
+    part = next((f for f in folds if f not in finished), None)
+    if part is None:
+        return said
+    done, epochs = recorded_epochs(run_dir / part / LAST_PT), read_yaml(run_dir / RUN_CONFIG).get("epochs")
+    shown = "?" if done is None else done
+    return f"{said}, {part} {shown}" + (f"/{epochs}" if isinstance(epochs, int) else "")
 
 
 CHECKPOINTS = {"best": BEST_PT, "last": LAST_PT}    # find_checkpoints' `which`: the checkpoint file each names
