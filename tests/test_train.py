@@ -2682,21 +2682,23 @@ def test_a_split_side_whose_images_are_all_unreadable_is_refused_not_drawn_anew(
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("column, value, why", [("label", "", "4 unlabeled"), ("keep", False, "4 dropped by clean")])
-def test_split_val_rows_all_left_out_are_refused_not_drawn_anew(tmp_path, column, value, why):
+@pytest.mark.parametrize("side, said, n", [("val", "validation", 4), ("train", "training", 8)])
+@pytest.mark.parametrize("column, value, why", [("label", "", "unlabeled"), ("keep", False, "dropped by clean")])
+def test_split_side_rows_all_left_out_are_refused_not_drawn_anew(tmp_path, side, said, n, column, value, why):
     """A split table whose val rows were all unlabeled, or all set aside by clean (keep=false), trained on a random
-    --val-split draw of its train rows, warned as 'no split column with val rows'. Refused as val rows all
-    unreadable are: the rows, why, and the fix."""
+    --val-split draw of its train rows, warned as 'no split column with val rows'; its train rows so was refused as
+    'no training images; check the split'. Refused as a side all unreadable is: the rows, why, and the fix."""
     from imgcls.errors import UserError
     table, _ = _table_with(tmp_path, "split", ["val", "val", "train", "train", "train", "train"])
     df = pd.read_csv(table, keep_default_na=False).assign(keep=True)
     df[column] = df[column].astype(object)
-    df.loc[df["split"] == "val", column] = value
+    df.loc[df["split"] == side, column] = value
     df.to_csv(table, index=False)
     with pytest.raises(UserError) as e:
         run_train(TrainConfig(src=str(table), epochs=1, out=str(tmp_path / "runs"), **TINY))
     text = str(e.value)
-    assert text.startswith(f"no validation images: the split column's 4 val rows are all left out ({why}; e.g. "), text
+    line = f"no {said} images: the split column's {n} {side} rows are all left out ({n} {why}; e.g. "
+    assert text.startswith(line), text
     assert ("label them, or " in text) == (column == "label") and "split the usable images again: imgcls split" in text
     assert not (tmp_path / "runs").exists()
 

@@ -135,9 +135,10 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
     if say_skipped and left_out:
         info(f"{plural(n_all - len(df), 'row')} skipped: " + ", ".join(f"{n} {why}" for why, n in left_out.items()))
     meta = _heads_meta(df, cfg)
-    # the table's val rows all left out (unlabeled, clean's keep=false): that line, not a random draw said as 'no split
-    # column with val rows'; after _heads_meta's, whose 'at least 2 classes' its fix (split again) would meet next
-    check_left_out_val(cfg, table, df, src=src, study=study, searched=searched)
+    # a side of the table's split all left out (unlabeled, clean's keep=false): that line, not a random draw said as
+    # 'no split column with val rows' nor 'check the split'; after _heads_meta's, whose 'at least 2 classes' its fix
+    # (split again) would meet next
+    check_left_out_sides(cfg, table, src=src, study=study, searched=searched)
     folds: list[int | None] = [None]
     if cfg.folds:
         have = tdata.fold_ids(df)
@@ -204,24 +205,29 @@ def check_unreadable_sides(cfg: TrainConfig, df: pd.DataFrame, errors: np.ndarra
                             f"or split the readable images again: {split}, then {again}")
 
 
-def check_left_out_val(cfg: TrainConfig, table: pd.DataFrame, df: pd.DataFrame, src: str | None = None,
-                       study: str | None = None, searched: dict | None = None) -> None:
-    """The refusal of the split column's val rows (without --folds) where train.data.usable_rows leaves out every one
-    (unlabeled, dropped by clean: keep=false, left out by split), as check_unreadable_sides' of val rows all
-    unreadable: left out, the split column without val rows was a random --val-split draw made unasked. `table`:
-    the rows as read; `df`: its usable rows; `src`, `study`, `searched`: _split_first's."""
+def check_left_out_sides(cfg: TrainConfig, table: pd.DataFrame, src: str | None = None, study: str | None = None,
+                         searched: dict | None = None) -> None:
+    """The refusal of a side of the split column (its train or val rows, without --folds) where
+    train.data.usable_rows leaves out every row (unlabeled, dropped by clean: keep=false, left out by split), as
+    check_unreadable_sides' of a side all unreadable: left out, the split column without val rows was a random
+    --val-split draw made unasked, without train rows 'check the split'. `table`: the rows as read; `src`, `study`,
+    `searched`: _split_first's."""
     from imgcls import manifest as mf
     from imgcls.errors import UserError
     from imgcls.train import data as tdata
-    if cfg.folds or not tdata.has_val_split(table) or tdata.has_val_split(df):
+    if cfg.folds or not tdata.has_val_split(table):
         return
-    rows = table[tdata._assign_split(table, None, cfg.val_split, cfg.seed)[1]]       # the split column's val rows
-    why = tdata.usable_rows(rows, cfg.target)[1]
-    label = set(why) == {"unlabeled" if cfg.target == "label" else f"no {cfg.target}"}
-    split, again = _split_first(cfg, table, src=src, study=study, searched=searched)
-    raise UserError(f"no validation images: the split column's {len(rows)} val rows are all left out ("
-                    + ", ".join(f"{n} {k}" for k, n in why.items()) + f"; e.g. {mf.image_paths(rows.iloc[:1])[0]})"
-                    f"; {'label them, or ' if label else ''}split the usable images again: {split}, then {again}")
+    for side, mask in zip(("training", "validation"), tdata._assign_split(table, None, cfg.val_split, cfg.seed)):
+        rows = table[mask]
+        usable, why = tdata.usable_rows(rows, cfg.target)
+        if not len(rows) or len(usable):
+            continue
+        label = set(why) == {"unlabeled" if cfg.target == "label" else f"no {cfg.target}"}
+        split, again = _split_first(cfg, table, src=src, study=study, searched=searched)
+        raise UserError(f"no {side} images: the split column's {len(rows)} {'val' if side == 'validation' else 'train'}"
+                        f" rows are all left out (" + ", ".join(f"{n} {k}" for k, n in why.items())
+                        + f"; e.g. {mf.image_paths(rows.iloc[:1])[0]}); {'label them, or ' if label else ''}split the "
+                        f"usable images again: {split}, then {again}")
 
 
 def _lost_images(n: int, path: str, error: str, since_scan: bool = False) -> str:
