@@ -470,9 +470,11 @@ def _spelling(name: str, spec: Spec, value: Any) -> str:
     return " ".join(words) if words is not None else f"no {flag(name, spec)}"
 
 
-def _words(name: str, spec: Spec, value: Any) -> list[str] | None:
+def _words(name: str, spec: Spec, value: Any, quote: Callable[[str], str] | None = None) -> list[str] | None:
     """_spelling's command-line words: ['--no-ood'], ['--loss', 'ce']; None where none give the value (None, an
-    empty list, the off form of a bool declared with its on flag only)."""
+    empty list, the off form of a bool declared with its on flag only). `quote`: how each value is written
+    (typed_text's)."""
+    quote = quote or str
     if isinstance(value, bool):
         for decl in spec.flags:
             if "/" in decl:
@@ -480,8 +482,8 @@ def _words(name: str, spec: Spec, value: Any) -> list[str] | None:
                 return [on if value else off]
         return [flag(name, spec)] if value else None
     if isinstance(value, list):     # a repeatable option: --tracker a --tracker b
-        return [w for v in value for w in (flag(name, spec), str(v))] or None
-    return None if value is None else [flag(name, spec), str(value)]
+        return [w for v in value for w in (flag(name, spec), quote(str(v)))] or None
+    return None if value is None else [flag(name, spec), quote(str(value))]
 
 
 def as_typed(cfg: Any, names: typing.Iterable[str]) -> str:
@@ -492,28 +494,29 @@ def as_typed(cfg: Any, names: typing.Iterable[str]) -> str:
     return typed_text(cfg, [n for n in table if n in wanted and _is_set(cfg, n, table) and acts(cfg, n, table)])
 
 
-def typed_text(cfg: Any, names: typing.Iterable[str]) -> str:
+def typed_text(cfg: Any, names: typing.Iterable[str], quote: Callable[[str], str] | None = None) -> str:
     """The command-line form of the fields `names` of `cfg`, in that order, whatever their values (a flag typed at
-    its default included): '--seed 3 --stratify label --drop-ages 57,58,59'."""
+    its default included): '--seed 3 --stratify label --drop-ages 57,58,59'. `quote`: how each value is written
+    (console.sh for a command a user pastes: 'my runs' as one argument); unquoted when None."""
     table = specs(cfg)
-    return " ".join(_typed(n, table[n][1], getattr(cfg, n)) for n in names)
+    return " ".join(_typed(n, table[n][1], getattr(cfg, n), quote) for n in names)
 
 
-def _typed(name: str, spec: Spec, value: Any) -> str:
-    """How the command line spells name = value (cli_words), 'no --flag' where no words give it."""
-    words = cli_words(name, spec, value)
+def _typed(name: str, spec: Spec, value: Any, quote: Callable[[str], str] | None = None) -> str:
+    """How the command line spells name = value (cli_words), 'no --flag' where no words give it; `quote`: typed_text's."""
+    words = cli_words(name, spec, value, quote)
     return " ".join(words) if words is not None else f"no {flag(name, spec)}"
 
 
-def cli_words(name: str, spec: Spec, value: Any) -> list[str] | None:
+def cli_words(name: str, spec: Spec, value: Any, quote: Callable[[str], str] | None = None) -> list[str] | None:
     """The command-line words that give name = value: the value in its command-line form (`to_cli`: a list as 1,1,2,
     not the flag once per item), Typer's own off form of a bool declared without flags included (--no-pretrained);
-    None where none do (_words). typed_text's spelling and recorded_flags'."""
+    None where none do (_words). typed_text's spelling and recorded_flags'. `quote`: how each value is written."""
     if spec.to_cli is not None and value is not None and not isinstance(value, bool):
         value = spec.to_cli(value)
     if value is False and not spec.flags:
         return ["--no-" + name.replace("_", "-")]
-    return _words(name, spec, value)
+    return _words(name, spec, value, quote)
 
 
 def reset_inert(cfg: Any, keep: typing.Collection[str] = ()) -> list[str]:

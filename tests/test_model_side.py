@@ -126,15 +126,20 @@ def test_train_split_hints_name_the_data_and_target_and_work_as_typed(tmp_path, 
     assert r.exit_code == 0, r.output
     flat = " ".join(r.output.split())
     csv = "train.csv"                 # named as typed (relative to the working folder, where the commands run)
-    # each command is followed by its Python call
+    # each command is followed by its Python call; the train command carries the run's options but its --name
+    runs = tmp_path / "runs"
+    typed = f"--model test_resnet --no-pretrained --img-size 32 --target artist --epochs 1 --workers 0 --device cpu " \
+            f"--out {runs}"
+    python = f"model='test_resnet', pretrained=False, img_size=32, target='artist', epochs=1, workers=0, " \
+             f"device='cpu', out='{runs}'"
     assert f"for a leak-free split: imgcls split {csv} --stratify artist (Python: run_split('{csv}', cfg=SplitConfig(" \
-           f"stratify=['artist']))), then imgcls train data/splits.csv --target artist (Python: run_train(TrainConfig(" \
-           f"src='data/splits.csv', target='artist')))" in flat, flat
+           f"stratify=['artist']))), then imgcls train data/splits.csv {typed} (Python: run_train(TrainConfig(" \
+           f"src='data/splits.csv', {python})))" in flat, flat
     r = runner.invoke(app, ["train", "train.csv", "--target", "artist", "--folds", "all", *args, "--name", "f"])
     assert r.exit_code == 2 and f"run imgcls split {csv} --folds 5 --stratify artist (Python: run_split('{csv}', " \
                                 f"cfg=SplitConfig(folds=5, stratify=['artist']))) first and train on its table: " \
-                                f"imgcls train data/splits.csv --target artist --folds all (Python: run_train(" \
-                                f"TrainConfig(src='data/splits.csv', target='artist', folds='all')))" in " ".join(
+                                f"imgcls train data/splits.csv {typed} --folds all (Python: run_train(" \
+                                f"TrainConfig(src='data/splits.csv', {python}, folds='all')))" in " ".join(
                                     r.output.split()), r.output
     # the hinted commands, as typed (split's near-duplicate search off only to keep the test fast)
     r = runner.invoke(app, shlex.split(f"split {csv} --stratify artist") + ["--no-near-dup", "--quiet"])

@@ -2703,25 +2703,39 @@ def test_split_side_rows_all_left_out_are_refused_not_drawn_anew(tmp_path, side,
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("kw, typed, python", [
-    ({}, " --heads multi (Python", ", heads='multi')"),
-    ({"head_columns": ["mask", "gender"]}, " --heads multi --head-columns mask,gender (Python",
-     ", heads='multi', head_columns=['mask', 'gender'])")])
-def test_split_val_rows_left_out_of_a_multi_head_run_say_its_heads_in_the_fix(tmp_path, kw, typed, python):
+@pytest.mark.parametrize("kw", [{}, {"head_columns": ["mask", "gender"], "head_weights": [1.0, 2.5]}])
+def test_split_val_rows_left_out_of_a_multi_head_run_name_a_fix_that_trains_what_it_would(tmp_path, monkeypatch, kw):
     """The fix of a --heads multi run's val rows all left out trained the split's table on one head (label): its
-    train command dropped --heads multi (and --head-columns), as --target it carries."""
+    train command dropped --heads multi, and then carried --heads / --head-columns but dropped --head-weights, --model
+    and every other option: pasted, it trained another model. Its command and its Python call, read back, are this
+    run's options but the data, its draw (the table's split) and its --name; the split draws the run's --val-split
+    with its --seed."""
+    import shlex
+
     from imgcls.errors import UserError
+    from imgcls.options import cli_fields
     from imgcls.split import run_split
     src = make_profiles(tmp_path / "profiles", n_profiles=8)
     table = tmp_path / "splits.csv"
     run_split(str(src), str(table))
     df = pd.read_csv(table, keep_default_na=False)
     df.assign(keep=df["split"] != "val").to_csv(table, index=False)
+    cfg = TrainConfig(src=str(table), epochs=1, out=str(tmp_path / "my runs"), heads="multi", seed=3, val_split=0.3,
+                      name="mine", lr=3e-4, **kw, **TINY)     # a folder of runs whose name the shell splits
     with pytest.raises(UserError, match="val rows are all left out") as e:
-        run_train(TrainConfig(src=str(table), epochs=1, out=str(tmp_path / "runs"), heads="multi", **kw, **TINY))
-    then = str(e.value).split(", then ")[1]
-    assert then.startswith(f"imgcls train {tmp_path / 'splits_val.csv'}{typed}"), then
-    assert then.endswith(f"(src={str(tmp_path / 'splits_val.csv')!r}{python}))"), then
+        run_train(copy.deepcopy(cfg))
+    split, then = str(e.value).split("split the usable images again: ")[1].split(", then ")
+    assert " --val 0.3 --seed 3 " in split and "cfg=SplitConfig(val=0.3, seed=3)" in split, split
+    typed, python = then.split(" (Python: ")
+    got = []
+    monkeypatch.setattr("imgcls.train.run_train", lambda c, **_: got.append(c) or tmp_path / "my runs" / "x")
+    r = CliRunner().invoke(app, shlex.split(typed)[1:])
+    assert r.exit_code == 0, r.output
+    eval(python[:-1], {"run_train": lambda c: got.append(c), "TrainConfig": TrainConfig})
+    for read in got:
+        assert read.src == str(tmp_path / "splits_val.csv")
+        assert {n: getattr(read, n) for n in cli_fields(TrainConfig) if n not in ("val_split", "name")} == \
+            {n: getattr(cfg, n) for n in cli_fields(TrainConfig) if n not in ("val_split", "name")}, then
 
 
 def test_split_val_rows_left_out_with_one_class_usable_says_the_class_count(tmp_path):
@@ -2812,7 +2826,9 @@ def test_a_side_broken_since_the_scan_names_the_data_as_typed_and_types_no_searc
     text = str(e.value)
     assert "split the readable images again: imgcls split table.csv --folds 5 --stratify artist,label (Python: " \
            in text, text
-    assert "then imgcls train data/splits.csv --folds all (Python: " in text and "--target" not in text, text
+    assert "then imgcls train data/splits.csv --model test_resnet --no-pretrained --img-size 32 --epochs 1 " \
+           "--batch-size 8 --workers 0 --device cpu --out runs --no-plots --folds all (Python: " in text, text
+    assert "--target" not in text, text
 
 
 def test_a_draw_left_with_no_side_by_images_broken_since_the_scan_names_them(tmp_path, monkeypatch):
@@ -3010,7 +3026,8 @@ def test_the_group_column_fix_names_the_data_as_typed_and_its_target(tmp_path, m
     assert str(tmp_path) not in said, said
     assert "imgcls split grp.csv --stratify kind --group-col none" in said, said
     assert "SplitConfig(stratify=['kind'], group_col='none')" in said, said
-    assert "then imgcls train data/splits.csv --target kind" in said, said
+    assert "then imgcls train data/splits.csv --model test_resnet --no-pretrained --img-size 32 --target kind " \
+           "--epochs 1" in said, said
 
 
 def test_no_validation_images_of_a_draw_the_exact_copies_emptied_names_them(tmp_path):
@@ -3122,7 +3139,9 @@ def test_no_validation_images_in_a_tune_trial_names_tune_on_the_split_table(tmp_
         run_train(TrainConfig(src=str(tmp_path / "train.csv"), epochs=1, out=str(tmp_path / "runs"), **TINY),
                   track_group="S")
     said = str(e.value)
-    assert "--group-col none (Python: " in said and "then imgcls tune data/splits.csv --study S-split" in said, said
+    assert "--group-col none (Python: " in said, said
+    assert "then imgcls tune data/splits.csv --model test_resnet --no-pretrained --img-size 32 --epochs 1 " \
+           "--batch-size 8 --workers 0 --device cpu --study S-split" in said, said     # not the trial's --out
     assert "imgcls train" not in said, said
 
 

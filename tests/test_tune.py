@@ -1080,9 +1080,10 @@ def test_a_data_table_train_refuses_is_one_line_before_the_study_opens(data, tmp
         # its fix is tune's (a new study: s, resumed on the split's rows, would be refused), not `imgcls train`
         extra, words = ["--folds", "all"], "--folds needs a `fold` column" + \
             f", which {table} lacks: run imgcls split {table} --folds 5 (Python: run_split('{table}', " \
-            "cfg=SplitConfig(folds=5))) first and tune on its table: imgcls tune data/splits.csv --folds all " \
-            "--study s-split (Python: run_tune(TuneConfig(study='s-split', train=TrainConfig(src='data/splits.csv', " \
-            "folds='all'))))"
+            "cfg=SplitConfig(folds=5))) first and tune on its table: imgcls tune data/splits.csv --model test_resnet " \
+            "--no-pretrained --img-size 32 --epochs 1 --workers 0 --folds all --study s-split (Python: run_tune(" \
+            "TuneConfig(study='s-split', train=TrainConfig(src='data/splits.csv', model='test_resnet', " \
+            "pretrained=False, img_size=32, epochs=1, workers=0, folds='all'))))"
     elif case == "fold not in the data":
         rows["fold"] = [i % 2 for i in range(len(rows))]
         extra, words = ["--folds", "2"], "fold(s) 2 not in the data (folds present: 0, 1)"
@@ -2762,7 +2763,8 @@ def test_the_data_s_warnings_name_it_as_typed_as_train_s_do_once_for_the_study(d
     run_tune(tune_cfg(Path("raw"), tmp_path, space, study="s1", trials=1))
     err = " ".join(capsys.readouterr().err.split())
     assert err.count("no split column with val rows") == 1, err
-    assert "for a leak-free split: imgcls split raw (Python: run_split('raw'))" in err, err
+    assert "for a leak-free split: imgcls split raw --val 0.3 (Python: run_split('raw', cfg=SplitConfig(val=0.3)))" \
+        in err, err
     assert str(tmp_path / "raw") not in err.split("trial 0")[0], err
 
 
@@ -2782,7 +2784,8 @@ def test_a_fix_of_a_study_whose_space_draws_target_types_no_target(data, tmp_pat
     said = " ".join(r.output.split())
     # every target the space draws lacks the fold column alike: said as train says it, not as the space key's
     assert r.exit_code == 2 and said.startswith("error: --folds needs a `fold` column"), r.output
-    assert "imgcls tune data/splits.csv --folds all --study s-split (Python" in said, r.output
+    assert "imgcls tune data/splits.csv --model test_resnet --no-pretrained --img-size 32 --epochs 1 --workers 0 " \
+           "--folds all --study s-split (Python" in said, r.output
     assert "--target" not in said.split("first and tune on its table")[1] and "target=" not in said, r.output
     # its split stratifies on every target the space draws (the trials train on either), not on artist alone
     assert (f"run imgcls split {tmp_path / 't.csv'} --folds 5 --stratify artist,label (Python: run_split("
@@ -2848,8 +2851,19 @@ def test_a_study_whose_space_draws_target_names_one_split_in_every_trial(data, t
     capsys.readouterr()
     run_tune(tune_cfg(tmp_path / "t.csv", tmp_path, tmp_path / "space.yaml", sampler="grid"))
     err = " ".join(capsys.readouterr().err.split())
-    fixes = re.findall(r"for a leak-free split: (imgcls split \S+( --stratify \S+)?) \(Python", err)
+    fixes = re.findall(r"for a leak-free split: (imgcls split \S+(?: --val \S+)?( --stratify \S+)?) \(Python", err)
     assert len(fixes) == 1 and fixes[0][1] == " --stratify artist,label", (fixes, err)
+
+
+def test_no_split_column_warning_is_said_once_though_a_trial_s_fix_carries_other_options(data, tmp_path, capsys):
+    """The warning's fix carries the options that act: a fixed --smoothing acts only in the trials whose loss is
+    label-smoothing, so such a trial's text differed from the one said before the study, and it was said again
+    (console.said_once counts the same text). It is said once for the study."""
+    (tmp_path / "space.yaml").write_text("loss: {choice: [ce, label-smoothing]}\n")
+    capsys.readouterr()
+    run_tune(tune_cfg(data, tmp_path, tmp_path / "space.yaml", sampler="grid", train={"smoothing": 0.05}))
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.count("no split column with val rows") == 1, err
 
 
 def test_no_split_column_warning_names_tune_with_the_study(data, tmp_path, space, capsys):
@@ -2861,6 +2875,8 @@ def test_no_split_column_warning_names_tune_with_the_study(data, tmp_path, space
     run_tune(tune_cfg(data, tmp_path, space, study="s1", trials=1))
     err = " ".join(capsys.readouterr().err.split())
     assert "no split column with val rows" in err, err
-    assert "imgcls tune data/splits.csv --study s1-split (Python" in err, err
-    assert "run_tune(TuneConfig(study='s1-split', train=TrainConfig(src='data/splits.csv')))" in err, err
+    assert "imgcls tune data/splits.csv --model test_resnet --no-pretrained --img-size 32 --aug none --epochs 1 " \
+           "--batch-size 8 --workers 0 --device cpu --study s1-split (Python" in err, err
+    assert "run_tune(TuneConfig(study='s1-split', train=TrainConfig(src='data/splits.csv', model='test_resnet', " \
+           "pretrained=False, img_size=32, aug='none', epochs=1, batch_size=8, workers=0, device='cpu')))" in err, err
     assert "imgcls train data/splits.csv" not in err, err

@@ -12,7 +12,7 @@ from imgcls.options import Given, cli_fields
 from imgcls.outputs import BEST_CONFIG
 from imgcls.run_names import RUN_CONFIG
 from imgcls.train.config import OUTPUT, TrainConfig
-from imgcls.tune import SEARCH, TuneConfig
+from imgcls.tune import NOT_TRIAL_FLAGS, SEARCH, TuneConfig
 
 EPILOG = f"""Examples:
 
@@ -33,8 +33,8 @@ EPILOG = f"""Examples:
 # studies, the Optuna sampler; train's class-balanced sampler comes from --config or the space; the objective, which
 # is every trial's train --metric too), --name (tune names each trial's run folder OUT/STUDY/trial_NNNN) and
 # --exist-ok (train's, into an existing --name folder: a trial's folder is new, an empty one is taken over and one
-# of the user's refused before the study opens, so it would do nothing)
-TRIAL_FLAGS = tuple(n for n in cli_fields(TrainConfig) if n not in ("out", "sampler", "name", "metric", "exist_ok"))
+# of the user's refused before the study opens, so it would do nothing): NOT_TRIAL_FLAGS
+TRIAL_FLAGS = tuple(n for n in cli_fields(TrainConfig) if n not in NOT_TRIAL_FLAGS)
 
 
 # --show-space prints the space, no study: under torchrun it is refused as every one-process command is

@@ -301,9 +301,11 @@ def say_data_notes(cfg: TrainConfig, df: pd.DataFrame, src: str, study: str | No
              f"for ensemble)")
     elif not cfg.folds and not tdata.has_val_split(df):
         split, train = _split_first(cfg, df, src=src, study=study, searched=searched)
-        warn(f"no split column with val rows: validating on a random stratified {cfg.val_split:g} of the images, "
-             f"rows sharing a group, content hash, source_path or clean's dup_group kept on one side, but near "
-             f"copies clean did not link can sit on both; for a leak-free split: {split}, then {train}")
+        drawn = (f"no split column with val rows: validating on a random stratified {cfg.val_split:g} of the images, "
+                 f"rows sharing a group, content hash, source_path or clean's dup_group kept on one side, but near "
+                 f"copies clean did not link can sit on both")
+        # the same warning in each tune trial (said once): its command carries the options that act in that trial
+        warn(f"{drawn}; for a leak-free split: {split}, then {train}", key=drawn)
     if (cfg.folds or tdata.has_val_split(df)) and (note := _leak_note(df, src)):
         warn(note)
     by = cfg.target
@@ -327,18 +329,22 @@ def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = No
     """The `imgcls split` command that splits this run's data, and the `imgcls train` one that trains on its
     table, as typed, each with its Python call (options.python_too): a bare `imgcls split` reads only the
     pipeline's default input (not a train.csv given here), and a --target column (DACON's artist) is what split
-    stratifies on and the table keeps for train. `folds`: a 5-fold split, all of whose folds train. `src`: the data
+    stratifies on and the table keeps for train. The split draws --val-split's share to validate (without
+    `folds`) with --seed; the train command carries the run's other options set that act (--model, --heads,
+    --head-weights, --epochs, ...: options.typed_text's spelling), so it trains what this run would, but its
+    --name / --exist-ok (this run's folder). `folds`: a 5-fold split, all of whose folds train. `src`: the data
     as the user named it (cfg.src, made absolute for config.yaml, when not known). `study`: tune's --study, the
     second command then `imgcls tune` on the split's table of a new study, STUDY-split (STUDY itself resumed on other
-    rows than its trials scored on is refused, tune._check_rows). `searched`: the options the study's space draws,
-    each with its values (tune.space.Space.drawn): the --target a trial drew is not typed in that command (tune
-    refuses a typed option its space varies), and the split stratifies on every target the space draws, not on
-    the one this trial (or tune's check before its study) drew: one split, the same fix in every trial.
+    rows than its trials scored on is refused, tune._check_rows), with no option no tune flag sets
+    (tune.NOT_TRIAL_FLAGS) nor --plots (each trial's is --trial-plots'). `searched`: the options the study's space
+    draws, each with its values (tune.space.Space.drawn): those are not typed in that command (tune refuses a typed
+    option its space varies), and the split stratifies on every target the space draws, not on the one this trial
+    (or tune's check before its study) drew: one split, the same fix in every trial.
     `no_groups`: the split reads no groups (--group-col none: a CSV's `group` of another meaning, _no_groups_split)."""
     from imgcls.console import sh
-    from imgcls.options import python_too
+    from imgcls.options import acts, cli_fields, python_too, set_options, typed_text
     from imgcls.pipeline import PIPELINE, has_default_input
-    from imgcls.profile_names import PROFILE_HEADS
+    from imgcls.split.config import SplitConfig
     src = cfg.src if src is None else src
     splits = dict(PIPELINE)["splits"]
     # a split's table (a CSV with a split column) is split again from the default input, never from itself; where
@@ -350,31 +356,36 @@ def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = No
         again = False
         src = Path(src)
         splits = out = str(src.with_name(f"{src.stem}_{'folds' if folds else 'val'}{src.suffix}"))
-    label = cfg.target == "label"
     searched = searched or {}
     strata = [str(t) for t in searched.get("target", [cfg.target])]
     by_label = strata == ["label"]      # split's default
+    # the draw as this run asked it: its --val-split (split's --val) and --seed
+    val = not folds and cfg.val_split != SplitConfig.val
+    seed = cfg.seed != SplitConfig.seed
     split = " ".join(x for x in ("imgcls split", "" if again else sh(src), "--folds 5" if folds else "",
+                                 f"--val {cfg.val_split:g}" if val else "", f"--seed {cfg.seed}" if seed else "",
                                  f"--out {sh(out)}" if out else "") if x) \
         + ("" if by_label else f" --stratify {sh(','.join(strata))}") + (" --group-col none" if no_groups else "")
-    split_cfg = ", ".join(x for x in ("folds=5" if folds else "", "" if by_label else f"stratify={strata!r}",
+    split_cfg = ", ".join(x for x in ("folds=5" if folds else "", f"val={cfg.val_split!r}" if val else "",
+                                      f"seed={cfg.seed!r}" if seed else "",
+                                      "" if by_label else f"stratify={strata!r}",
                                       "group_col='none'" if no_groups else "") if x)
     split_args = ", ".join(x for x in ("" if again else repr(str(src)), repr(out) if out else "",
                                        f"cfg=SplitConfig({split_cfg})" if split_cfg else "") if x)
     step = "train" if study is None else "tune"
     # another study: `--study STUDY` on the split's table is refused, its rows not the ones STUDY's trials scored on
     study = None if study is None else f"{study}-split"
-    typed = not label and "target" not in searched
-    # --heads multi (and its columns) as typed: the table's heads, as --target is its one column
-    multi = cfg.heads != "single" and "heads" not in searched
-    cols = multi and cfg.head_columns != list(PROFILE_HEADS) and "head_columns" not in searched
-    train = f"imgcls {step} {sh(splits)}" + (f" --target {sh(cfg.target)}" if typed else "") + \
-        (f" --heads {cfg.heads}" if multi else "") + \
-        (f" --head-columns {sh(','.join(cfg.head_columns))}" if cols else "") + \
-        (" --folds all" if folds else "") + ("" if study is None else f" --study {sh(study)}")
-    train_args = "".join((f"src={splits!r}", f", target={cfg.target!r}" if typed else "",
-                          f", heads={cfg.heads!r}" if multi else "",
-                          f", head_columns={cfg.head_columns!r}" if cols else "", ", folds='all'" if folds else ""))
+    skip = {"folds", "val_split", "name", "exist_ok", *searched}    # the table's draw, this run's folder
+    if study is not None:
+        from imgcls.tune import NOT_TRIAL_FLAGS
+        skip.update(NOT_TRIAL_FLAGS, ["plots"])
+    carried = [n for n in set_options(cfg, cli_fields(TrainConfig))
+               if n not in skip and acts(cfg, n) and getattr(cfg, n) is not None]
+    train = " ".join(x for x in (f"imgcls {step} {sh(splits)}", typed_text(cfg, carried, quote=sh),
+                                 "--folds all" if folds else "", "" if study is None else f"--study {sh(study)}")
+                     if x)
+    train_args = ", ".join([f"src={splits!r}", *(f"{n}={getattr(cfg, n)!r}" for n in carried),
+                            *(["folds='all'"] if folds else [])])
     call = f"run_train(TrainConfig({train_args}))" if study is None else \
         f"run_tune(TuneConfig(study={study!r}, train=TrainConfig({train_args})))"
     return (python_too(split, f"run_split({split_args})"), python_too(train, call))

@@ -50,6 +50,10 @@ RESUMED_SEARCH = ("sampler", "pruner", "prune_startup", "prune_warmup")
 # train's options of its run folder, which tune sets for each trial (OUT/STUDY/trial_NNNN, a new folder): a caller's
 # is refused (TuneConfig.validate), a --config file's set aside
 RUN_FOLDER_OPTIONS = ("name", "out", "exist_ok")
+# train's options no tune flag sets: its run folder's, and --sampler and --metric, tune's own flags (the Optuna sampler;
+# the objective, which is every trial's train --metric too; train's class-balanced sampler comes from --config or the
+# space)
+NOT_TRIAL_FLAGS = RUN_FOLDER_OPTIONS + ("sampler", "metric")
 TRIALS_RECORD = "trials"        # the study's user attribute: its --trials, the total a resume runs to
 
 
