@@ -2866,6 +2866,24 @@ def test_no_split_column_warning_is_said_once_though_a_trial_s_fix_carries_other
     assert err.count("no split column with val rows") == 1, err
 
 
+def test_no_split_column_warning_before_the_study_types_no_searched_option(data, tmp_path, space, capsys):
+    """The warning said before the study opens named the fixed options without the space's (train's run passes its
+    `searched`; tune's check did not): a --config file's lr, which the space varies, was typed in its
+    `imgcls tune ... --lr 0.005` fix, a command tune refuses (a typed option its space varies). Those are left to
+    the space, as in the trials' lines; the fixed ones are named."""
+    conf = tmp_path / "best_config.yaml"
+    TrainConfig(**TINY, src=str(data), epochs=1, lr=0.005).save(conf)
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as m:
+        import imgcls.tune as tune_mod
+        m.setattr(tune_mod, "_search", lambda cfg, *a, **k: tmp_path / "tune" / "s")    # no trial: the line before
+        run_tune(TuneConfig(study="s", space=str(space), out=str(tmp_path / "tune"), config=str(conf)))
+    err = " ".join(capsys.readouterr().err.split())
+    fix = err.split("for a leak-free split: ")[1]
+    assert "then imgcls tune data/splits.csv --model test_resnet " in fix, err
+    assert "--lr" not in fix and "lr=" not in fix, fix
+
+
 def test_no_split_column_warning_names_tune_with_the_study(data, tmp_path, space, capsys):
     """tune says the data's 'no split column with val rows' warning before its study: its fix named `imgcls train
     data/splits.csv`, a command that trains one run, not the study the user asked for. It names tune's, with the

@@ -725,7 +725,7 @@ def _check_up_front(cfg: TuneConfig, recorded: dict):
         # is past, before the study's line, not under trial 0's; the trials, in run_tune's said_once, do not say
         # them again (a trial whose scan left other rows says its own). A searched --target's: in its trials
         from imgcls.train.run import say_data_notes
-        say_data_notes(cfg.train, usable, named, study=cfg.study)
+        say_data_notes(cfg.train, usable, named, study=cfg.study, searched=space.drawn())
     return space, storage_url(cfg), rows_digest(cfg.train, table), named
 
 
