@@ -2703,6 +2703,25 @@ def test_split_side_rows_all_left_out_are_refused_not_drawn_anew(tmp_path, side,
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("folds", ["all", "1"])
+def test_a_fold_whose_rows_are_all_left_out_is_refused_not_skipped(tmp_path, folds):
+    """A k-fold table whose fold 1 rows were all unlabeled trained --folds all on folds 0 and 2 (said only as '4
+    rows skipped: 4 unlabeled'), and --folds 1 was refused as 'fold(s) 1 not in the data': refused as a fold all
+    unreadable is, the fold's rows, why and the fix, before the run folder is made."""
+    from imgcls.errors import UserError
+    table, _ = _table_with(tmp_path, "fold", [1, 1, 0, 0, 2, 2])
+    df = pd.read_csv(table, keep_default_na=False)
+    df["label"] = df["label"].astype(object)
+    df.loc[df["fold"] == 1, "label"] = ""
+    df.to_csv(table, index=False)
+    with pytest.raises(UserError) as e:
+        run_train(TrainConfig(src=str(table), epochs=1, folds=folds, out=str(tmp_path / "runs"), **TINY))
+    text = str(e.value)
+    assert text.startswith("no validation images in fold 1: fold 1's 4 rows are all left out (4 unlabeled; e.g. "), text
+    assert "label them, or split the usable images again: imgcls split" in text and "--folds all" in text, text
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("kw", [{}, {"head_columns": ["mask", "gender"], "head_weights": [1.0, 2.5]}])
 def test_split_val_rows_left_out_of_a_multi_head_run_name_a_fix_that_trains_what_it_would(tmp_path, monkeypatch, kw):
     """The fix of a --heads multi run's val rows all left out trained the split's table on one head (label): its

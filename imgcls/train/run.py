@@ -207,27 +207,37 @@ def check_unreadable_sides(cfg: TrainConfig, df: pd.DataFrame, errors: np.ndarra
 
 def check_left_out_sides(cfg: TrainConfig, table: pd.DataFrame, src: str | None = None, study: str | None = None,
                          searched: dict | None = None) -> None:
-    """The refusal of a side of the split column (its train or val rows, without --folds) where
-    train.data.usable_rows leaves out every row (unlabeled, dropped by clean: keep=false, left out by split), as
-    check_unreadable_sides' of a side all unreadable: left out, the split column without val rows was a random
-    --val-split draw made unasked, without train rows 'check the split'. `table`: the rows as read; `src`, `study`,
-    `searched`: _split_first's."""
+    """The refusal of a side the table itself names (its split column's train or val rows, a fold of --folds or
+    the other folds) where train.data.usable_rows leaves out every row (unlabeled, dropped by clean: keep=false,
+    left out by split), as check_unreadable_sides' of a side all unreadable: left out, the split column without val
+    rows was a random --val-split draw made unasked, without train rows 'check the split', a fold 'not in the data'
+    (--folds all: not trained, unsaid). `table`: the rows as read; `src`, `study`, `searched`: _split_first's."""
     from imgcls import manifest as mf
     from imgcls.errors import UserError
     from imgcls.train import data as tdata
-    if cfg.folds or not tdata.has_val_split(table):
+    from imgcls.train.config import parse_folds
+    if cfg.folds:
+        have = tdata.fold_ids(table)
+        folds = [f for f in parse_folds(cfg.folds) or have if f in have]    # one not there: check_data's line
+    elif tdata.has_val_split(table):
+        folds = [None]
+    else:
         return
-    for side, mask in zip(("training", "validation"), tdata._assign_split(table, None, cfg.val_split, cfg.seed)):
-        rows = table[mask]
-        usable, why = tdata.usable_rows(rows, cfg.target)
-        if not len(rows) or len(usable):
-            continue
-        label = set(why) == {"unlabeled" if cfg.target == "label" else f"no {cfg.target}"}
-        split, again = _split_first(cfg, table, src=src, study=study, searched=searched)
-        raise UserError(f"no {side} images: the split column's {len(rows)} {'val' if side == 'validation' else 'train'}"
-                        f" rows are all left out (" + ", ".join(f"{n} {k}" for k, n in why.items())
-                        + f"; e.g. {mf.image_paths(rows.iloc[:1])[0]}); {'label them, or ' if label else ''}split the "
-                        f"usable images again: {split}, then {again}")
+    for fold in folds:
+        for side, mask in zip(("training", "validation"), tdata._assign_split(table, fold, cfg.val_split, cfg.seed)):
+            rows = table[mask]
+            usable, why = tdata.usable_rows(rows, cfg.target)
+            if not len(rows) or len(usable):
+                continue
+            named = (f"the split column's {len(rows)} {'val' if side == 'validation' else 'train'} rows" if fold is None
+                     else f"fold {fold}'s {len(rows)} rows" if side == "validation"
+                     else f"the other folds' {len(rows)} rows")
+            label = set(why) == {"unlabeled" if cfg.target == "label" else f"no {cfg.target}"}
+            split, again = _split_first(cfg, table, folds=fold is not None, src=src, study=study, searched=searched)
+            raise UserError(f"no {side} images{' in fold ' + str(fold) if fold is not None else ''}: {named} are all "
+                            f"left out (" + ", ".join(f"{n} {k}" for k, n in why.items())
+                            + f"; e.g. {mf.image_paths(rows.iloc[:1])[0]}); {'label them, or ' if label else ''}split "
+                            f"the usable images again: {split}, then {again}")
 
 
 def _lost_images(n: int, path: str, error: str, since_scan: bool = False) -> str:
