@@ -11,8 +11,8 @@ from imgcls.cli.common import OptSrc, Quiet, command
 from imgcls.options import Given, cli_fields
 from imgcls.outputs import BEST_CONFIG
 from imgcls.run_names import RUN_CONFIG
-from imgcls.train.config import OUTPUT, TrainConfig
-from imgcls.tune import NOT_TRIAL_FLAGS, SEARCH, TuneConfig
+from imgcls.train.config import NOT_TRIAL_FLAGS, OUTPUT, TrainConfig
+from imgcls.tune import SEARCH, TuneConfig
 
 EPILOG = f"""Examples:
 

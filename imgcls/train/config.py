@@ -39,6 +39,13 @@ MODEL, DATA, IMBALANCE, OPTIM, RUNTIME, OUTPUT = "Model", "Data", "Imbalance", "
 # options.Spec.needs of the options that act only with another's value (refused when set where they would be ignored)
 MULTI, SAM = (("heads", "multi"),), (("optimizer", "sam"),)
 TRACKING = "Tracking"
+# train's options of its run folder, which tune sets for each trial (OUT/STUDY/trial_NNNN, a new folder): a caller's
+# is refused (TuneConfig.validate), a --config file's set aside
+RUN_FOLDER_OPTIONS = ("name", "out", "exist_ok")
+# train's options no tune flag sets: its run folder's, and --sampler and --metric, tune's own flags (the Optuna sampler;
+# the objective, which is every trial's train --metric too; train's class-balanced sampler comes from --config or the
+# space): here, not in imgcls.tune, as train's fix naming a new study (train.run._split_first) reads them too
+NOT_TRIAL_FLAGS = RUN_FOLDER_OPTIONS + ("sampler", "metric")
 
 
 def _csv_list(text: str) -> list[str]:

@@ -346,10 +346,10 @@ def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = No
     as the user named it (cfg.src, made absolute for config.yaml, when not known). `study`: tune's --study, the
     second command then `imgcls tune` on the split's table of a new study, STUDY-split (STUDY itself resumed on other
     rows than its trials scored on is refused, tune._check_rows), with no option no tune flag sets
-    (tune.NOT_TRIAL_FLAGS) nor --plots (each trial's is --trial-plots'). `searched`: the options the study's space
-    draws, each with its values (tune.space.Space.drawn): those are not typed in that command (tune refuses a typed
-    option its space varies), and the split stratifies on every target the space draws, not on the one this trial
-    (or tune's check before its study) drew: one split, the same fix in every trial.
+    (train.config.NOT_TRIAL_FLAGS) nor --plots (each trial's is --trial-plots'). `searched`: the options the study's
+    space draws, each with its values (tune.space.Space.drawn): those are not typed in that command (tune refuses a
+    typed option its space varies), and the split stratifies on every target the space draws, not on the one this
+    trial (or tune's check before its study) drew: one split, the same fix in every trial.
     `no_groups`: the split reads no groups (--group-col none: a CSV's `group` of another meaning, _no_groups_split)."""
     from imgcls.console import sh
     from imgcls.options import acts, cli_fields, python_too, set_options, typed_text
@@ -387,7 +387,7 @@ def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = No
     study = None if study is None else f"{study}-split"
     skip = {"folds", "val_split", "name", "exist_ok", *searched}    # the table's draw, this run's folder
     if study is not None:
-        from imgcls.tune import NOT_TRIAL_FLAGS
+        from imgcls.train.config import NOT_TRIAL_FLAGS
         skip.update(NOT_TRIAL_FLAGS, ["plots"])
     carried = [n for n in set_options(cfg, cli_fields(TrainConfig))
                if n not in skip and acts(cfg, n) and getattr(cfg, n) is not None]

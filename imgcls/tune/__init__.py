@@ -31,7 +31,7 @@ from imgcls.outputs import (BEST_CONFIG, INTERRUPTED, INTERRUPTED_BY_SIGTERM, RE
                             TRIALS_CSV, trial_dir)
 from imgcls.run_names import BEST_BY, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, fold_dirs
 from imgcls.train.callbacks import Callback, check_callbacks
-from imgcls.train.config import TrainConfig
+from imgcls.train.config import RUN_FOLDER_OPTIONS, TrainConfig
 
 if TYPE_CHECKING:
     import pandas as pd      # annotations only: `imgcls tune --help` does not import pandas
@@ -47,13 +47,6 @@ __all__ = ["TuneConfig", "run_tune", "SAMPLERS", "PRUNERS"]
 # the search options a study records (user attr "search") and resumes with where a command leaves them unset; another
 # one typed is this command's (a sampler or pruner changes how trials are drawn or stopped, not what they score)
 RESUMED_SEARCH = ("sampler", "pruner", "prune_startup", "prune_warmup")
-# train's options of its run folder, which tune sets for each trial (OUT/STUDY/trial_NNNN, a new folder): a caller's
-# is refused (TuneConfig.validate), a --config file's set aside
-RUN_FOLDER_OPTIONS = ("name", "out", "exist_ok")
-# train's options no tune flag sets: its run folder's, and --sampler and --metric, tune's own flags (the Optuna sampler;
-# the objective, which is every trial's train --metric too; train's class-balanced sampler comes from --config or the
-# space)
-NOT_TRIAL_FLAGS = RUN_FOLDER_OPTIONS + ("sampler", "metric")
 TRIALS_RECORD = "trials"        # the study's user attribute: its --trials, the total a resume runs to
 
 
