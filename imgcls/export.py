@@ -98,7 +98,7 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     opts = ExportConfig(opset=opset, atol=atol)
     check(opts)
     opset, atol = opts.opset, opts.atol     # as check stores them: plain numbers (np.int64 opset) in export.json
-    from imgcls.train.rundir import check_which, find_checkpoints
+    from imgcls.train.rundir import check_which, diverged_fix, find_checkpoints
     check_which("export_onnx", which)
     # keywords no flag sets: batch=0, batch=-1 or seed=None was a traceback in numpy or torch once the model loaded
     if whole_number(batch) is None or batch < 1:
@@ -158,7 +158,7 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
         for ck in ckpts:
             # a model of seconds to build, export and run in ONNX Runtime: nothing on screen until its line
             with status(f"exporting {ck} to ONNX and checking it with ONNX Runtime"):
-                lm = load_model(ck, "cpu")
+                lm = load_model(ck, "cpu", diverged_fix(ck))
                 meta = lm.meta
                 metas.append(meta)
                 s = meta.img_size

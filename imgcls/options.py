@@ -503,7 +503,8 @@ def typed_text(cfg: Any, names: typing.Iterable[str], quote: Callable[[str], str
 
 
 def _typed(name: str, spec: Spec, value: Any, quote: Callable[[str], str] | None = None) -> str:
-    """How the command line spells name = value (cli_words), 'no --flag' where no words give it; `quote`: typed_text's."""
+    """How the command line spells name = value (cli_words), 'no --flag' where no words give it; `quote`:
+    typed_text's."""
     words = cli_words(name, spec, value, quote)
     return " ".join(words) if words is not None else f"no {flag(name, spec)}"
 

@@ -33,7 +33,7 @@ from imgcls.options import python_too
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, TRIALS_CSV, output_kind, read_yaml,
                             trial_record)
 from imgcls.run_names import (BEST_BY, BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE, PER_CLASS_CSV,
-                              RUN_CONFIG, TRAIN_LOG, VAL_PREDICTIONS, fold_dir, fold_dirs, fold_set, is_fold_dir,
+                              RUN_CONFIG, TRAIN_LOG, VAL_PREDICTIONS, fold_dirs, fold_set, is_fold_dir,
                               records_folds, metric_column, run_metric)
 from imgcls.runs_config import COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, PER_CLASS,

@@ -487,7 +487,9 @@ def make_tiny_run(run_dir: Path, classes=("a", "b", "c"), model: str = "test_eff
         (d / "config.yaml").write_text(yaml.safe_dump({"model": model, "img_size": img_size,
                                                        **({"folds": "all"} if folds else {})}))
     if folds:       # the set's config.yaml records --folds (run_names.fold_set); what train writes after its folds
-        (run_dir / "config.yaml").write_text(yaml.safe_dump({"model": model, "img_size": img_size, "folds": "all"}))
+        # with its --lr, as train records every option (a diverged fold's fix names it: rundir.diverged_set_fix)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump({"model": model, "img_size": img_size, "folds": "all",
+                                                             "lr": 0.001}))
         (run_dir / "oof_score.json").write_text(json.dumps({"folds": list(range(folds)), "n_images": 0}))
     if val_rows:
         p = rng.dirichlet(np.ones(len(classes)), size=len(val_rows))

@@ -253,3 +253,22 @@ def parse_ages(text: str | None) -> list[int]:
     except ValueError:
         raise UserError(f"--drop-ages takes ages and ranges like 57-59 or 57-59,80 (got '{text}')") from None
     return sorted(ages)
+
+def parse_folds(value) -> list[int] | None:
+    """--folds: None for all (every fold of the data's fold column), else the fold numbers it names (K or K,L)."""
+    text = str(value).strip().lower()
+    if text == "all":
+        return None
+    try:
+        folds = [int(f) for f in text.split(",")]
+    except ValueError:
+        folds = []
+    if not folds or min(folds) < 0:
+        raise UserError(f"--folds {value!r}: use all, a fold number K or a list K,L (e.g. --folds all, --folds 0, "
+                        f"--folds 0,2): the fold column's numbers from "
+                        + python_too("imgcls split --folds N", "run_split(cfg=SplitConfig(folds=N))"))
+    twice = next((f for i, f in enumerate(folds) if f in folds[:i]), None)
+    if twice is not None:       # trained twice into one fold folder, its images counted twice out of fold
+        once = ",".join(map(str, dict.fromkeys(folds)))
+        raise UserError(f"--folds {value!r} names fold {twice} twice: name each fold once (e.g. --folds {once})")
+    return folds

@@ -170,18 +170,12 @@ def check_finite(state_dict: dict, named: str, fix: str) -> None:
         raise UserError(f"{named} holds NaN or infinite weights: the run's loss diverged; {fix}")
 
 
-def diverged_fix(ckpt_path: Path) -> str:
-    """check_finite's fix for a checkpoint predicted with: its run trained again with a lower --lr; a k-fold set's
-    fold's, the set again whole (rundir.diverged_set_fix: no fold is trained alone)."""
-    from imgcls.run_names import fold_set
-    from imgcls.train.rundir import diverged_set_fix
-    folds = fold_set(ckpt_path.parent)
-    return "train it again with a lower --lr" if folds is None else diverged_set_fix(folds)
-
-
-def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
+def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu",
+               diverged: str = "train it again with a lower --lr") -> LoadedModel:
     """Rebuild the network of a checkpoint (no download: the weights are in the file) in eval mode, in the
-    channels_last layout of imgcls.device.inference_layout (its inputs are converted by LoadedModel)."""
+    channels_last layout of imgcls.device.inference_layout (its inputs are converted by LoadedModel). `diverged`:
+    the fix its refusal names where the weights are NaN (rundir.diverged_fix, which knows a k-fold set's folds: this
+    module does not import rundir)."""
     from imgcls.console import status
     from imgcls.device import inference_layout
     from imgcls.model_meta import ModelMeta
@@ -191,6 +185,6 @@ def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu")
         meta = ModelMeta.from_dict(obj["meta"], source=str(ckpt_path))
         model = build_model(meta, pretrained=False)
         model.load_state_dict(obj["state_dict"])
-        check_finite(obj["state_dict"], str(ckpt_path), diverged_fix(Path(ckpt_path)))
+        check_finite(obj["state_dict"], str(ckpt_path), diverged)
         device = torch.device(device)
         return LoadedModel(inference_layout(model, device, meta.img_size), meta, device)

@@ -20,6 +20,7 @@ from imgcls.options import (When, check, check_typed, list_items, option, python
                             specs, without)
 from imgcls.outputs import REPORT_HTML, RUNS_DIR, yaml_dump, yaml_load
 from imgcls.profile_names import PROFILE_HEADS
+from imgcls.split.config import parse_folds    # --folds' reading: the fold column's owner (rundir reads it too)
 from imgcls.run_names import (BEST_BY, BEST_PT, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG, fold_dirs,
                               fold_set)
 from imgcls.oversample import AUTO, DEFAULT_MAX_FACTOR, oversamples, parse_target
@@ -144,24 +145,6 @@ def _fill_value(value) -> None:
     parse_fill(value)
 
 
-def parse_folds(value) -> list[int] | None:
-    """--folds: None for all (every fold of the data's fold column), else the fold numbers it names (K or K,L)."""
-    text = str(value).strip().lower()
-    if text == "all":
-        return None
-    try:
-        folds = [int(f) for f in text.split(",")]
-    except ValueError:
-        folds = []
-    if not folds or min(folds) < 0:
-        raise UserError(f"--folds {value!r}: use all, a fold number K or a list K,L (e.g. --folds all, --folds 0, "
-                        f"--folds 0,2): the fold column's numbers from "
-                        + python_too("imgcls split --folds N", "run_split(cfg=SplitConfig(folds=N))"))
-    twice = next((f for i, f in enumerate(folds) if f in folds[:i]), None)
-    if twice is not None:       # trained twice into one fold folder, its images counted twice out of fold
-        once = ",".join(map(str, dict.fromkeys(folds)))
-        raise UserError(f"--folds {value!r} names fold {twice} twice: name each fold once (e.g. --folds {once})")
-    return folds
 
 
 def _folds_value(value) -> None:

@@ -60,14 +60,18 @@ def diverged_set_fix(set_dir: Path, name: str | None = None) -> str:
     """The fix of a k-fold set a fold of which diverged (its weights NaN, or overflowing to NaN probabilities): no
     fold is trained alone, so the set again whole as a new one (train_again) with a lower --lr than it recorded.
     `name`: how the line names the set (an ensemble's member name); its folder's name by default."""
-    from imgcls.train.config import TrainConfig
-    try:
-        lr = f" (its {TrainConfig.load(Path(set_dir) / RUN_CONFIG).lr:g})"
-    except (UserError, OSError):
-        lr = ""
+    from imgcls.outputs import read_yaml
+    recorded = read_yaml(Path(set_dir) / RUN_CONFIG).get("lr")     # {} where unreadable: no train.config import
+    lr = f" (its {recorded:g})" if isinstance(recorded, (int, float)) and not isinstance(recorded, bool) else ""
     return (f"train {name or Path(set_dir).name} again as a new k-fold set (no fold is trained alone) with a lower "
             f"--lr{lr}: {train_again(set_dir, Path(set_dir).name + '-2', lr='LR')}")
 
+
+def diverged_fix(ckpt_path: str | os.PathLike) -> str:
+    """checkpoint.load_model's fix for a checkpoint whose weights are NaN: its run trained again with a lower --lr; a
+    k-fold set's fold's, the set again whole (diverged_set_fix: no fold is trained alone)."""
+    folds = fold_set(Path(ckpt_path).parent)
+    return "train it again with a lower --lr" if folds is None else diverged_set_fix(folds)
 
 def check_run_name(name: str | None) -> None:
     if name is not None:
@@ -289,7 +293,7 @@ def planned_folds(run_dir: str | os.PathLike) -> list | None:
         folds = _plan(run_dir).get("folds")
     if not (isinstance(folds, list) and folds):
         from imgcls.outputs import read_yaml
-        from imgcls.train.config import parse_folds
+        from imgcls.split.config import parse_folds
         typed = read_yaml(Path(run_dir) / RUN_CONFIG).get("folds")
         try:
             folds = parse_folds(typed) if typed not in (None, "") else None
