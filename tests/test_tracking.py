@@ -1178,17 +1178,32 @@ def test_processes_opening_a_new_mlflow_store_at_once_all_connect(tmp_path):
 
     import imgcls
     env = {**os.environ, "PYTHONPATH": str(Path(imgcls.__file__).parents[1])}
+    # each process says it is ready once imported, then waits for the start time the test sends when all three
+    # are (a fixed start 15 s ahead, to be after every process's imports, left most of it idle on a quiet machine)
     script = ("import sys, time\n"
               "from imgcls.track.mlflow_tracker import MLflowTracker\n"
               "t = MLflowTracker(out=sys.argv[1])\n"
-              "while time.time() < float(sys.argv[2]):\n"
+              "print('ready', flush=True)\n"
+              "start = float(sys.stdin.readline())\n"
+              "while time.time() < start:\n"
               "    time.sleep(0.005)\n"
               "t._connect()\n"
               "print('experiment', t.exp_id)\n")
-    start = str(time.time() + 15)          # after every process's imports
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "out"), start], text=True,
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "out")], text=True, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) for _ in range(3)]
-    said = [p.communicate(timeout=200)[0] for p in procs]
+
+    def until_ready(p):      # what a process said up to its ready line (or its end)
+        lines = [p.stdout.readline()]
+        while lines[-1] not in ("ready\n", ""):
+            lines.append(p.stdout.readline())
+        return "".join(lines)
+    ready = [until_ready(p) for p in procs]
+    start = f"{time.time() + 0.2}\n"      # the same moment for all three, a little after the last write
+    for p in procs:
+        p.stdin.write(start)
+        p.stdin.flush()
+    said = [r + p.communicate(timeout=200)[0] for r, p in zip(ready, procs)]
+    assert all(r.endswith("ready\n") for r in ready), said
     assert all(p.returncode == 0 for p in procs), said
     assert len({s.strip().splitlines()[-1] for s in said}) == 1, said      # one experiment, shared
 
