@@ -649,8 +649,11 @@ def test_tracker_errors_are_one_line_before_any_data_is_read(tmp_path, monkeypat
 
 
 def test_runs_of_a_group_share_one_mlflow_parent_and_an_aborted_run_is_closed(data, out, single):
-    """tune passes its study as track_group: every trial is a child of one parent run; a pruned trial is KILLED."""
+    """tune passes its study as track_group: every trial is a child of one parent run; a pruned trial is KILLED, and
+    so is one tune's --timeout stopped (a DeliberateStop: it was FAILED, as a crash)."""
     import mlflow
+
+    from imgcls.tune import _TimeUp
 
     class Pruned(Exception):
         pass
@@ -661,10 +664,16 @@ def test_runs_of_a_group_share_one_mlflow_parent_and_an_aborted_run_is_closed(da
         def on_epoch_end(self, epoch, logs):
             raise Pruned("pruned at epoch 1")
 
+    class TimeUp(Callback):
+        def on_epoch_end(self, epoch, logs):
+            raise _TimeUp("stopped after epoch 1: the study's --timeout was reached")
+
     cfg = dict(src=str(data), out=str(out), epochs=1, tracker=["mlflow"], **TINY)
     run_train(TrainConfig(name="t0", **cfg), track_group="study1")
     with pytest.raises(Pruned):
         run_train(TrainConfig(name="t1", **cfg), track_group="study1", callbacks=[Prune()])
+    with pytest.raises(_TimeUp):
+        run_train(TrainConfig(name="t2", **cfg), track_group="study1", callbacks=[TimeUp()])
     mlflow.set_tracking_uri(f"sqlite:///{out.resolve() / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["imgcls"])
     by_name = {r["tags.mlflow.runName"]: r for _, r in runs.iterrows()}
@@ -673,6 +682,7 @@ def test_runs_of_a_group_share_one_mlflow_parent_and_an_aborted_run_is_closed(da
     for t in ("t0", "t1"):
         assert by_name[t]["tags.mlflow.parentRunId"] == parents.iloc[0]["run_id"]
     assert by_name["t0"]["status"] == "FINISHED" and by_name["t1"]["status"] == "KILLED"
+    assert by_name["t2"]["status"] == "KILLED" and "--timeout" in by_name["t2"]["tags.imgcls.stopped"]
     assert "pruned at epoch 1" in by_name["t1"]["tags.imgcls.stopped"]
 
 

@@ -434,6 +434,14 @@ def test_timeout_stops_the_running_trial_and_the_study(data, tmp_path, space, ca
     said = capsys.readouterr()
     assert "_TimeUp" not in said.err + said.out
     assert "_TimeUp" not in (study_dir / "report.html").read_text()
+    # nor is its run a crash: its train.log named the exception ("stopped by an exception, _TimeUp: ..."), so the
+    # trial's folder without its study's trials.csv read crashed in imgcls runs; it reads stopped
+    trial = Path(t.loc[0, "run_dir"])
+    assert "stopped by an exception" not in (trial / "train.log").read_text()
+    shutil.copytree(trial, tmp_path / "alone" / trial.name)
+    r = CliRunner().invoke(app, ["runs", str(tmp_path / "alone")], env={"COLUMNS": "300"})
+    text = " ".join(r.output.split())
+    assert r.exit_code == 0 and "stopped 1/2" in text and "crashed 1/2" not in text, r.output
 
 
 def _tune_in_this_process(args, said):

@@ -24,7 +24,7 @@ from imgcls.outputs import REPORT_HTML
 from imgcls.run_names import BEST_PT, METRICS_CSV, OOF_SCORE, PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG, VAL_PREDICTIONS
 from imgcls.track.common import (epoch_scalars, oof_scalars, record_tracker_run, recorded_tracker_run,
                                  text_params)
-from imgcls.train.callbacks import Callback, is_pruning
+from imgcls.train.callbacks import Callback, is_deliberate_stop
 
 EXPERIMENT = "imgcls"
 STOPPED_TAG = "imgcls.stopped"   # on a run an exception stopped: the exception
@@ -457,8 +457,8 @@ class MLflowTracker(Callback):
     @_guarded
     def on_run_abort(self, error):
         from mlflow.entities import RunStatus
-        # Ctrl-C or a pruned tune trial (optuna.TrialPruned) is killed; anything else failed
-        killed = isinstance(error, KeyboardInterrupt) or is_pruning(error)
+        # Ctrl-C or a callback's stop by design (a pruned tune trial, tune's --timeout) is killed; anything else failed
+        killed = isinstance(error, KeyboardInterrupt) or is_deliberate_stop(error)
         status = RunStatus.to_string(RunStatus.KILLED if killed else RunStatus.FAILED)
         with _store_call():
             if self.run_id is not None:

@@ -34,6 +34,10 @@ never call them). An exception raised by a callback (e.g. `optuna.TrialPruned`) 
   config (the run's or k-fold set's config.yaml, as a dict).
 - `on_run_abort(error)`: when a run (or fold) stops by an exception, a callback's (e.g. a pruned tune trial) or
   not, or Ctrl-C: trackers close their run as failed / killed. Then the exception propagates.
+
+A callback that stops a run by design raises a `DeliberateStop` (tune's --timeout does; a pruned trial's
+`optuna.TrialPruned` counts as one too): its train.log names no exception and `imgcls runs` reads it stopped, not
+crashed; trackers close its run as killed. Any other exception from a callback is a crash.
 """
 from __future__ import annotations
 
@@ -124,11 +128,22 @@ class CallbackList:
                     pass
 
 
+class DeliberateStop(Exception):
+    """Raise it (or a subclass) from a hook to stop a run by design, as tune's --timeout does: no crash (see
+    is_deliberate_stop). Any other exception from a callback stops the run as a crash."""
+
+
 def is_pruning(error: BaseException) -> bool:
     """Whether `error` is a tune trial's pruning (optuna.TrialPruned, raised by tune's TrialReporter from
-    on_epoch_end; a subclass too): a stop by design, no crash nor failure (train.log names no exception, a tracker
-    ends its run as killed). By its type's name: optuna is not imported for it."""
+    on_epoch_end; a subclass too). By its type's name: optuna is not imported for it."""
     return any(c.__name__ == "TrialPruned" for c in type(error).__mro__)
+
+
+def is_deliberate_stop(error: BaseException) -> bool:
+    """Whether `error` is a callback's stop by design, no crash nor failure: a tune trial's pruning (is_pruning) or
+    a DeliberateStop (tune's --timeout). train.log names no exception (imgcls runs: stopped, not crashed), and
+    MLflow's tracker ends its run as KILLED."""
+    return isinstance(error, DeliberateStop) or is_pruning(error)
 
 
 class CallbackStopped(RuntimeError):

@@ -816,9 +816,10 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
         raise
     except Exception as e:
         # a crash (or a callback's own exception): the folder stays, its options and set-up lines there to find the
-        # fault by, and its train.log says what stopped it (imgcls runs: crashed); a pruned tune trial is no crash
-        from imgcls.train.callbacks import is_pruning
-        if dist.main and not is_pruning(e):
+        # fault by, and its train.log says what stopped it (imgcls runs: crashed); a callback's stop by design (a
+        # pruned tune trial, tune's --timeout) is no crash
+        from imgcls.train.callbacks import is_deliberate_stop
+        if dist.main and not is_deliberate_stop(e):
             _log_crash(run_dir, e)
         raise
     finally:

@@ -30,7 +30,7 @@ from imgcls.options import (PATH, SRC_PATH, check, check_arguments, choose_anoth
 from imgcls.outputs import (BEST_CONFIG, INTERRUPTED, INTERRUPTED_BY_SIGTERM, REPORT_HTML, STUDY_DB, TRIAL_DIR,
                             TRIALS_CSV, trial_dir)
 from imgcls.run_names import BEST_BY, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, fold_dirs
-from imgcls.train.callbacks import Callback, check_callbacks
+from imgcls.train.callbacks import Callback, DeliberateStop, check_callbacks
 from imgcls.train.config import RUN_FOLDER_OPTIONS, TrainConfig
 
 if TYPE_CHECKING:
@@ -395,8 +395,9 @@ def _check_rows(cfg: TuneConfig, attrs: dict, rows: dict | None, named: str | No
 # One trial
 # ---------------------------------------------------------------------------------------------------------------
 
-class _TimeUp(Exception):
-    """The study's --timeout passed during a trial (the trial is recorded as failed with this message)."""
+class _TimeUp(DeliberateStop):
+    """The study's --timeout passed during a trial (the trial is recorded as failed with this message; its run is
+    no crash: train.log names no exception)."""
 
 
 class TrialReporter(Callback):
