@@ -46,7 +46,7 @@ class FakeWandbRun:
     offline folder, which a finished run no longer tells."""
 
     def __init__(self, number: int, **kw):
-        self.kw, self.summary, self.logged, self.finished = kw, {}, [], False
+        self.kw, self.summary, self.logged, self.finished, self.exit_code = kw, {}, [], False, None
         self.id = kw.get("id") or f"id{number}"
         self.dir = Path(kw["dir"]) / "wandb" / f"offline-run-20260101_{number:06d}-{self.id}" / "files"
         self.dir.mkdir(parents=True)
@@ -58,8 +58,8 @@ class FakeWandbRun:
     def log(self, data, *a, **k):
         self.logged.append(data)
 
-    def finish(self, *a, **k):
-        self.finished, self.dir = True, None
+    def finish(self, exit_code=None, quiet=None):
+        self.finished, self.dir, self.exit_code = True, None, exit_code
 
 
 @pytest.fixture
@@ -723,6 +723,27 @@ def test_wandb_folds_of_a_group_s_run_share_the_group(tmp_path, fake_wandb):
                                  "config": {}})
     assert [(r.kw["group"], r.kw["name"]) for r in fake_wandb] == [("s1", "trial_0000/fold_0"),
                                                                    ("s1", "trial_0000/fold_1"), ("kf", "kf/fold_0")]
+
+
+def test_wandb_finishes_a_run_stopped_by_design_and_fails_a_crashed_one(tmp_path, fake_wandb):
+    """A pruned tune trial (optuna.TrialPruned) ended its W&B run with exit_code=1, failed as a crash is, while
+    MLflow marks it KILLED. W&B has no killed state a run can give itself (finish(): exit code 0 finished, any other
+    failed): a stop by design, a pruning or tune's --timeout, finishes its run (exit_code=0), its summary's
+    imgcls/stopped naming the stop; a crash still fails it. (wandb itself is faked, offline.)"""
+    import optuna
+
+    from imgcls.track.wandb_tracker import STOPPED, WandbTracker
+    from imgcls.tune import _TimeUp
+    stops = [optuna.TrialPruned("pruned after epoch 1"), _TimeUp("stopped after epoch 1: the study's --timeout was "
+                                                                  "reached"), RuntimeError("a bug")]
+    for n, error in enumerate(stops):
+        tracker = WandbTracker(group="s1", say_sync=False)
+        tracker.on_run_start({"run_dir": tmp_path / f"trial_{n:04d}", "parent_dir": None, "fold": None, "config": {}})
+        tracker.on_run_abort(error)
+    assert [(r.finished, r.exit_code) for r in fake_wandb] == [(True, 0), (True, 0), (True, 1)]
+    assert [r.summary[STOPPED] for r in fake_wandb] == [
+        "TrialPruned: pruned after epoch 1", "_TimeUp: stopped after epoch 1: the study's --timeout was reached",
+        "RuntimeError: a bug"]
 
 
 def test_wandb_has_the_kfold_sets_out_of_fold_score(kfold, fake_wandb):

@@ -9,7 +9,7 @@ from imgcls.figure_files import confusion_png_names
 from imgcls.run_names import BEST_PT
 from imgcls.track.common import (epoch_scalars, flat_params, oof_scalars, record_tracker_run,
                                  recorded_tracker_run)
-from imgcls.train.callbacks import Callback
+from imgcls.train.callbacks import Callback, is_deliberate_stop
 
 TRACKER = "wandb"                  # a run (or k-fold set) folder's wandb_run.json (record_tracker_run): its run
 STOPPED = "imgcls/stopped"         # in the summary of a run an exception stopped: the exception
@@ -151,5 +151,8 @@ class WandbTracker(Callback):
     def on_run_abort(self, error):
         if self.run is not None:
             self.run.summary[STOPPED] = f"{type(error).__name__}: {error}"[:500]
-            self.run.finish(exit_code=1)
+            # a stop by design (a pruned tune trial, tune's --timeout) is no failure: W&B has no killed state a run
+            # can give itself (finish: exit code 0 finished, any other failed), so it finishes, its summary naming
+            # the stop; anything else (Ctrl-C too) failed
+            self.run.finish(exit_code=0 if is_deliberate_stop(error) else 1)
             self.run = None

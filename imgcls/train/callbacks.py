@@ -141,8 +141,8 @@ def is_pruning(error: BaseException) -> bool:
 
 def is_deliberate_stop(error: BaseException) -> bool:
     """Whether `error` is a callback's stop by design, no crash nor failure: a tune trial's pruning (is_pruning) or
-    a DeliberateStop (tune's --timeout). train.log names no exception (imgcls runs: stopped, not crashed), and
-    MLflow's tracker ends its run as KILLED."""
+    a DeliberateStop (tune's --timeout). train.log names no exception (imgcls runs: stopped, not crashed), and a
+    tracker ends its run as killed (MLflow's KILLED; W&B, which has no such state a run can give itself, finished)."""
     return isinstance(error, DeliberateStop) or is_pruning(error)
 
 
