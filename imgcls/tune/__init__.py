@@ -30,7 +30,7 @@ from imgcls.options import (PATH, SRC_PATH, check, check_arguments, choose_anoth
 from imgcls.outputs import (BEST_CONFIG, INTERRUPTED, INTERRUPTED_BY_SIGTERM, REPORT_HTML, STUDY_DB, TRIAL_DIR,
                             TRIALS_CSV, trial_dir)
 from imgcls.run_names import BEST_BY, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, fold_dirs
-from imgcls.train.callbacks import Callback, DeliberateStop, check_callbacks
+from imgcls.train.callbacks import Callback, DeliberateStop, check_callbacks, is_pruning
 from imgcls.train.config import RUN_FOLDER_OPTIONS, TrainConfig
 
 if TYPE_CHECKING:
@@ -624,8 +624,7 @@ class _Objective:
             trial.set_user_attr("message", INTERRUPTED_BY_SIGTERM if isinstance(e, Terminated) else INTERRUPTED)
             raise
         except Exception as e:
-            import optuna
-            if isinstance(e, optuna.TrialPruned):
+            if is_pruning(e):
                 trial.set_user_attr("message", str(e))
                 self.ran += 1
                 raise
