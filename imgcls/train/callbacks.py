@@ -37,7 +37,8 @@ never call them). An exception raised by a callback (e.g. `optuna.TrialPruned`) 
 
 A callback that stops a run by design raises a `DeliberateStop` (tune's --timeout does; a pruned trial's
 `optuna.TrialPruned` counts as one too): its train.log names no exception and `imgcls runs` reads it stopped, not
-crashed; trackers close its run as killed. Any other exception from a callback is a crash.
+crashed; trackers close its run as killed (W&B, which has no killed state a run can give itself: finished). Any
+other exception from a callback is a crash.
 """
 from __future__ import annotations
 
