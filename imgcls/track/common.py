@@ -62,12 +62,14 @@ def run_record(folder, tracker: str) -> Path:
     return Path(folder) / f"{tracker}_run.json"
 
 
+# the trackers whose run a run folder records (record_tracker_run: mlflow_tracker's and wandb_tracker's TRACKER), in
+# words: a run whose folder is removed leaves theirs naming it
+RECORDED = {"mlflow": "MLflow", "wandb": "W&B"}
+
+
 def recorded_trackers(folder) -> list[str]:
-    """The trackers, in words (their module's TITLE), whose run `folder` records: its <tracker>_run.json, by
-    record_tracker_run, of mlflow_tracker's or wandb_tracker's TRACKER. A run whose folder is removed leaves theirs
-    naming it."""
-    from imgcls.track import mlflow_tracker, wandb_tracker
-    return [m.TITLE for m in (mlflow_tracker, wandb_tracker) if run_record(folder, m.TRACKER).is_file()]
+    """The trackers (RECORDED's words) whose run `folder` records (its <tracker>_run.json)."""
+    return [words for tracker, words in RECORDED.items() if run_record(folder, tracker).is_file()]
 
 
 def record_tracker_run(folder, tracker: str, store: str, run_id: str) -> None:

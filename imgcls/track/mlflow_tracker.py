@@ -30,7 +30,6 @@ EXPERIMENT = "imgcls"
 STOPPED_TAG = "imgcls.stopped"   # on a run an exception stopped: the exception
 BEST_TAG = "best."               # on a group's run (tune's study): the best trial's drawn values, best.<option>
 TRACKER = "mlflow"               # a run (or k-fold set) folder's mlflow_run.json (record_tracker_run): its run
-TITLE = "MLflow"                 # the tracker in words, in a line naming its run (common.recorded_trackers)
 ARTIFACTS = (RUN_CONFIG, METRICS_CSV, PER_CLASS_CSV, VAL_PREDICTIONS, *RUN_FIGURES, REPORT_HTML, TRAIN_LOG)
 
 

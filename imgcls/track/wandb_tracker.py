@@ -12,7 +12,6 @@ from imgcls.track.common import (epoch_scalars, flat_params, oof_scalars, record
 from imgcls.train.callbacks import Callback, is_deliberate_stop
 
 TRACKER = "wandb"                  # a run (or k-fold set) folder's wandb_run.json (record_tracker_run): its run
-TITLE = "W&B"                      # the tracker in words, in a line naming its run (common.recorded_trackers)
 STOPPED = "imgcls/stopped"         # in the summary of a run an exception stopped: the exception
 
 
