@@ -418,8 +418,17 @@ def _unopened_reason(path, e: Exception, said: str) -> str:
 
 
 def too_many_pixels(w: int, h: int, max_pixels: int) -> str:
-    """The `error` of an image over the --max-pixels bound."""
+    """The `error` of an image over the --max-pixels bound (pixels_over_bound reads it back)."""
     return f"too many pixels: {w}x{h} = {w * h} > --max-pixels {max_pixels}"
+
+
+_TOO_MANY_PIXELS = re.compile(r"too many pixels: \d+x\d+ = (\d+) > --max-pixels \d+")
+
+
+def pixels_over_bound(error: str) -> int | None:
+    """The pixel count of an image a scan left out as too_many_pixels' `error` names it; None for any other error."""
+    found = _TOO_MANY_PIXELS.fullmatch(error)
+    return int(found.group(1)) if found else None
 
 
 @own_pixel_bound()

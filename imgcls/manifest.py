@@ -600,7 +600,9 @@ def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = img
     """Fill the scan columns for rows that have no sha256 yet, or whose file changed since (streaming, over
     `workers` processes). `require`: a table none of whose images can be read is a UserError. `max_pixels` bounds the
     rows scanned now and those an earlier scan read: a row recorded readable with more pixels (a step run with a
-    higher --max-pixels) is recorded and reported as too many pixels, as a scan now would. `decoded`: row position
+    higher --max-pixels) is recorded and reported as too many pixels, as a scan now would, and a row an earlier scan
+    left out as too many pixels that this bound admits (a higher one, 0: none) is scanned again
+    (under_limit_rows). `decoded`: row position
     -> the sha256 of bytes an earlier scan proved whole (io.probe's `decoded`: a row still of those bytes is hashed,
     not decoded again)."""
     df = df.copy()
@@ -610,6 +612,7 @@ def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = img
         warn(f"{len(stale)} row(s) of the manifest no longer match their file (missing, restored, replaced, "
              f"rewritten or resized on disk, e.g. {image_paths(df.iloc[stale[:1]])[0]}): scanned again, not trusted")
         todo = sorted(set(todo) | set(stale))
+    todo = sorted(set(todo) | set(under_limit_rows(df, max_pixels)))
     over = over_limit_rows(df, max_pixels, skip=set(todo))
     if over:
         w, h = (pd.to_numeric(df[c].iloc[over]).astype(int).to_numpy() for c in ("width", "height"))
@@ -745,6 +748,15 @@ def over_limit_rows(df: pd.DataFrame, max_pixels: int | None, skip: set[int] = f
     h = pd.to_numeric(df["height"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     big = (errors == "") & np.isfinite(w) & np.isfinite(h) & (w * h > max_pixels)
     return [int(i) for i in np.flatnonzero(big) if int(i) not in skip]
+
+
+def under_limit_rows(df: pd.DataFrame, max_pixels: int | None) -> list[int]:
+    """Positions of rows an earlier scan left out as too many pixels (io.too_many_pixels' error: a step run with a
+    lower --max-pixels, eda's or clean's default before `split --max-pixels 0`) that `max_pixels` admits (None, 0:
+    no bound): they stayed unreadable, said as over a bound the step did not have."""
+    errors = error_texts(df).to_numpy()
+    counts = {int(i): imgio.pixels_over_bound(errors[i]) for i in np.flatnonzero(errors != "")}
+    return [i for i, n in counts.items() if n is not None and (not max_pixels or n <= max_pixels)]
 
 
 def say_lost_classes(df: pd.DataFrame, scanned: pd.Index, why: str = "unreadable") -> None:

@@ -589,6 +589,21 @@ def test_a_class_lost_to_a_lower_pixel_bound_is_named_without_a_rescan(tmp_path,
     assert capsys.readouterr().err == ""
 
 
+def test_a_row_left_out_under_a_lower_pixel_bound_is_read_under_a_higher_one(tmp_path):
+    """A manifest an earlier step scanned under a lower --max-pixels (eda's or clean's default) records a large scan
+    as 'too many pixels'; a later step with a higher bound, or 0 (no limit), kept it unreadable, said as over a bound
+    it did not have. It is scanned again where the bound admits it, and stays out where it does not."""
+    root = make_image_folder(tmp_path / "raw", {"cat": 2, "dog": 2}, size=(12, 12))
+    make_image(root / "cat" / "big.png", size=(64, 64), seed=5)          # 4,096 pixels
+    df = mf.scan_images(mf.load(root, scan=False), max_pixels=1000)
+    big = df["path"] == "cat/big.png"
+    assert df.loc[big, "error"].item().startswith("too many pixels")
+    assert mf.scan_images(df, max_pixels=2000).loc[big, "error"].item().startswith("too many pixels")
+    for bound in (0, 5000):
+        again = mf.scan_images(df, max_pixels=bound)
+        assert again.loc[big, "error"].item() == "" and again.loc[big, "width"].item() == 64, bound
+
+
 def test_file_names_that_are_not_utf8_are_left_out_with_one_warning(tmp_path, capsys):
     """A zip made on Windows unpacks its cp949 / latin-1 names as those bytes; os gives them back with surrogate
     escapes, which no UTF-8 manifest can hold: eda, clean, preprocess, train and predict on such a folder ended in a
