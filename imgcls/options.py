@@ -336,8 +336,9 @@ def _check_value(name: str, value: Any, spec: Spec, kind: str | None = None, tak
             raise UserError(f"{who} cannot be None; give {_wanted(spec, kind)}, or leave it out for its default")
         return
     opt = flag(name, spec)
-    if kind == "list" and isinstance(value, str):
-        raise UserError(python_too(f"{opt} takes a list of values, not the string {value!r}", f"{name}=[...]"))
+    if kind == "list" and isinstance(value, (str, numbers.Number)):     # age_bands=30: a TypeError of its validator
+        what = f"the string {value!r}" if isinstance(value, str) else repr(value)
+        raise UserError(python_too(f"{opt} takes a list of values, not {what}", f"{name}=[...]"))
     if kind == "int" and isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):  # 2.0: not whole
         ranged = spec.lo is not None or spec.hi is not None
         raise UserError(f"{opt} must be a whole number{' ' + range_text(spec) if ranged else ''} (got {value!r})")

@@ -762,6 +762,9 @@ def test_every_step_s_config_argument_of_another_type_is_a_type_error_naming_it(
     ("split", lambda: {"stratify": "label"}, "--stratify takes a list of values, not the string 'label' "
                                              "(Python: stratify=[...])"),
     ("train", lambda: {"tracker": "tensorboard"}, "--tracker takes a list of values, not the string 'tensorboard'"),
+    # a number where a list goes: age_bands=30 was a TypeError traceback ('int' object is not iterable)
+    ("split", lambda: {"age_bands": 30}, "--age-bands takes a list of values, not 30 (Python: age_bands=[...])"),
+    ("train", lambda: {"head_weights": 2.0}, "--head-weights takes a list of values, not 2.0"),
     # None where the field takes none passed as 'not set': epochs=None, lr=None a TypeError once the data was read,
     # model=None an AttributeError in timm, scheduler=None trained with no schedule, recorded as null
     ("train", lambda: {"epochs": None}, "--epochs cannot be None; give a whole number >= 1, or leave it out for its "
