@@ -1647,6 +1647,31 @@ def test_check_reads_the_group_column_its_split_recorded(tmp_path, monkeypatch):
     assert check("split_m.csv", "--group-col", "group").exit_code == 0      # typed: read, though empty
 
 
+def test_a_fix_by_a_typed_group_col_records_it_for_the_next_check(tmp_path, monkeypatch):
+    """`split --check S --fix --group-col family --out F` kept families on one side but its summary recorded the
+    split's --group-col person, which `split --check F` then read: it refused as leaks the persons the fix had just
+    moved apart, and a family put on two sides by hand passed. The fixed table records the column the fix kept."""
+    raw = make_image_folder(tmp_path / "raw", {"a": 40, "b": 40})
+    m = mf.load(raw, scan=False)
+    m["person"] = [f"p{i // 2}" for i in range(len(m))]
+    mf.write(m, tmp_path / "m.csv")
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["split", "m.csv", "--val", "0.5", "--no-near-dup", "-q", "--group-col", "person",
+                            "--out", "s.csv"])
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv("s.csv", dtype=str, keep_default_na=False)
+    val, train = (df.index[df["split"] == side][0] for side in ("val", "train"))
+    df["family"] = df["person"]
+    df.loc[val, "family"] = df.loc[train, "family"]     # one image of a validating person in a training family
+    df.to_csv("s.csv", index=False)
+    r = runner.invoke(app, ["split", "--check", "s.csv", "--fix", "--group-col", "family", "--no-near-dup",
+                            "--out", "f.csv"])
+    assert r.exit_code == 0 and "moved 1 row(s)" in r.output, r.output
+    assert json.loads(Path("f_summary.json").read_text())["config"]["group_col"] == "family"
+    r = runner.invoke(app, ["split", "--check", "f.csv", "--no-near-dup"])
+    assert r.exit_code == 0, r.output
+
+
 def test_a_clean_check_with_group_col_none_does_not_say_no_group_is_shared(tmp_path, monkeypatch):
     """`split --check hand.csv --group-col none` on a table whose sides share a `group` said "clean (no group, exact
     duplicate, source image shared between sides)": the groups it was told not to read were said checked and

@@ -466,7 +466,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     # units kept in train before a draw (kept_in_train) leave the shares, as for a new split (its units too)
     class_col = class_column(fixed, cfg.stratify)
     summary = summarize(fixed, cfg, notes, remaining, balance_units(fixed, group_col, near), class_col=class_col)
-    summary["config"] = _split_settings(summary["config"], recorded, class_col)
+    summary["config"] = _split_settings(summary["config"], recorded, class_col, typed)
     if inferred:        # its config's val / test are these observed shares, which a later --check does not take
         summary["balance_targets_inferred"] = inferred
     fixed = mf.as_written(fixed)    # what is returned is the table written, in its column order
@@ -516,15 +516,18 @@ def _recorded(file: Path) -> dict:
     return made
 
 
-def _split_settings(conf: dict, recorded: dict, class_col: str) -> dict:
+def _split_settings(conf: dict, recorded: dict, class_col: str, typed=()) -> dict:
     """The settings the summary of `--check FILE --fix` records: those of its own run (`conf`: summarize's) that the
-    fix sets (CHECK_FIX_RECORDS), and every other as the checked split recorded it (`recorded`: _recorded), where it
-    did: an in-place --fix recorded the check's default --seed and no --drop-ages, so predict's command to make the
-    split again dropped the split's own. Its stratify is the columns the split drew its rows by, where recorded, else
-    the one whose classes the fix's balance measured (`class_col`, which the balance records): a typed --stratify
-    gender of a labelled table was recorded as drawn by gender, though its balance measured the labels."""
+    fix sets (CHECK_FIX_RECORDS, and a --group-col typed (in `typed`): the column the fix kept on one side, which a
+    later --check of the fixed table reads, not the split's), and every other as the checked split recorded it
+    (`recorded`: _recorded), where it did: an in-place --fix recorded the check's default --seed and no --drop-ages,
+    so predict's command to make the split again dropped the split's own. Its stratify is the columns the split drew
+    its rows by, where recorded, else the one whose classes the fix's balance measured (`class_col`, which the
+    balance records): a typed --stratify gender of a labelled table was recorded as drawn by gender, though its
+    balance measured the labels."""
     own = {**conf, "stratify": [class_col]}
-    return {k: v if k in CHECK_FIX_RECORDS or k not in recorded else recorded[k] for k, v in own.items()}
+    fixed = set(CHECK_FIX_RECORDS) | ({"group_col"} & set(typed))
+    return {k: v if k in fixed or k not in recorded else recorded[k] for k, v in own.items()}
 
 
 def _recorded_shares(recorded: dict, names) -> dict[str, float]:
