@@ -24,11 +24,12 @@ def age_edges(flag_name: str) -> Callable[[Any], None]:
     of order (60,30) named the bands '<60', '60-29', '>=30' unsaid."""
     def check(value: Any) -> None:
         edges = list(value)
-        if edges and all(isinstance(e, numbers.Integral) and not isinstance(e, bool) for e in edges) \
-                and edges == sorted(set(edges)):
+        whole = all(isinstance(e, numbers.Integral) and not isinstance(e, bool) for e in edges)
+        if edges and whole and edges == sorted(set(edges)):
             return
-        what = f"{flag_name} {','.join(map(str, edges))} is not increasing ages" if edges else \
-            f"{flag_name} names no age"
+        # [30.0, 60.0] is increasing: said as not whole, not as out of order
+        what = (f"{flag_name} {','.join(map(str, edges))} is not {'increasing' if whole else 'whole'} ages" if edges
+                else f"{flag_name} names no age")
         raise UserError(f"{what}: give the band edges in increasing order, e.g. 30,60 (Python: "
                         f"{flag_name.lstrip('-').replace('-', '_')}=[30, 60])")
     return check

@@ -1077,6 +1077,8 @@ def test_age_band_edges_that_are_none_or_out_of_order_are_one_line(tmp_path, pro
         run_split(profile_folder, tmp_path / "s.csv", cfg=SplitConfig(age_bands=[], near_dup=False))
     with pytest.raises(UserError, match=re.escape(f"--relabel-age 59,29 is not increasing ages: {said}")):
         SplitConfig(relabel_age=[59, 29]).validate()
+    with pytest.raises(UserError, match=re.escape(f"--age-bands 30.0,60.0 is not whole ages: {said}")):
+        SplitConfig(age_bands=[30.0, 60.0]).validate()        # increasing, but not ages the bands can be named by
     for cmd, out in (("eda", "eda"), ("split", "s.csv")):
         r = CliRunner().invoke(app, [cmd, str(profile_folder), "--age-bands", "60,30", "--out", str(tmp_path / out)])
         assert r.exit_code == 2 and f"error: --age-bands 60,30 is not increasing ages: {said}" in r.output, r.output
