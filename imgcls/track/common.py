@@ -62,9 +62,11 @@ def run_record(folder, tracker: str) -> Path:
     return Path(folder) / f"{tracker}_run.json"
 
 
-# the trackers whose run a run folder records (record_tracker_run: mlflow_tracker's and wandb_tracker's TRACKER), in
-# words: a run whose folder is removed leaves theirs naming it
-RECORDED = {"mlflow": "MLflow", "wandb": "W&B"}
+# the trackers whose run a run folder records (record_tracker_run), by their record's name (mlflow_tracker's and
+# wandb_tracker's TRACKER, read from here: they import this module), in words: a run whose folder is removed leaves
+# theirs naming it
+MLFLOW, WANDB = "mlflow", "wandb"
+RECORDED = {MLFLOW: "MLflow", WANDB: "W&B"}
 
 
 def recorded_trackers(folder) -> list[str]:

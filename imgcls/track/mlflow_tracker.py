@@ -22,14 +22,14 @@ from imgcls.figure_files import RUN_FIGURES, confusion_png_names
 from imgcls.options import option_text
 from imgcls.outputs import REPORT_HTML
 from imgcls.run_names import BEST_PT, METRICS_CSV, OOF_SCORE, PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG, VAL_PREDICTIONS
-from imgcls.track.common import (epoch_scalars, oof_scalars, record_tracker_run, recorded_tracker_run,
+from imgcls.track.common import (MLFLOW, epoch_scalars, oof_scalars, record_tracker_run, recorded_tracker_run,
                                  text_params)
 from imgcls.train.callbacks import Callback, is_deliberate_stop
 
 EXPERIMENT = "imgcls"
 STOPPED_TAG = "imgcls.stopped"   # on a run an exception stopped: the exception
 BEST_TAG = "best."               # on a group's run (tune's study): the best trial's drawn values, best.<option>
-TRACKER = "mlflow"               # a run (or k-fold set) folder's mlflow_run.json (record_tracker_run): its run
+TRACKER = MLFLOW                 # a run (or k-fold set) folder's mlflow_run.json (record_tracker_run): its run
 ARTIFACTS = (RUN_CONFIG, METRICS_CSV, PER_CLASS_CSV, VAL_PREDICTIONS, *RUN_FIGURES, REPORT_HTML, TRAIN_LOG)
 
 

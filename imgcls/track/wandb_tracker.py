@@ -7,11 +7,11 @@ from pathlib import Path
 
 from imgcls.figure_files import confusion_png_names
 from imgcls.run_names import BEST_PT
-from imgcls.track.common import (epoch_scalars, flat_params, oof_scalars, record_tracker_run,
+from imgcls.track.common import (WANDB, epoch_scalars, flat_params, oof_scalars, record_tracker_run,
                                  recorded_tracker_run)
 from imgcls.train.callbacks import Callback, is_deliberate_stop
 
-TRACKER = "wandb"                  # a run (or k-fold set) folder's wandb_run.json (record_tracker_run): its run
+TRACKER = WANDB                    # a run (or k-fold set) folder's wandb_run.json (record_tracker_run): its run
 STOPPED = "imgcls/stopped"         # in the summary of a run an exception stopped: the exception
 
 
