@@ -842,6 +842,24 @@ def test_a_forked_child_ends_by_sigterm_though_a_thread_held_the_handler_s_lock_
     assert r.returncode == 0 and r.stdout.split() == ["child", str(-signal.SIGTERM)], (r.stdout, r.stderr)
 
 
+
+def _sigterm_swallowed_then(last: str) -> str:
+    """A step's script whose SIGTERM's Terminated is swallowed (an except BaseException around the sleep it lands in),
+    which then runs `last` (a line of Python) inside one_line_errors and sigterm_interrupts."""
+    return ("import os, signal, sys, time, typer\n"
+            "from imgcls.cli.common import one_line_errors, sigterm_interrupts\n"
+            "from imgcls.errors import UserError\n"
+            "try:\n"
+            "    with one_line_errors('imgcls demo'), sigterm_interrupts('imgcls demo'):\n"
+            "        try:\n"
+            "            os.kill(os.getpid(), signal.SIGTERM)\n"
+            "            time.sleep(5)\n"
+            "        except BaseException:\n"
+            "            pass\n"
+            f"        {last}\n"
+            "except typer.Exit as e:\n"
+            "    sys.exit(e.exit_code)\n")
+
 def test_a_sigterm_whose_interruption_vanished_still_ends_the_process_by_sigterm():
     """The handler's Terminated can vanish without a trace: Python code that C calls (a lookup that clears every
     error, as PyObject_HasAttr does in 3.11) ran the handler, or send_again's signal was outrun by the step's end. A
@@ -849,20 +867,7 @@ def test_a_sigterm_whose_interruption_vanished_still_ends_the_process_by_sigterm
     came. The step that ran to its end says that it took the SIGTERM only then and that its work is complete, and
     the process still ends by SIGTERM (exit 143 to a shell)."""
     import signal
-    script = (
-        "import os, signal, sys, time, typer\n"
-        "from imgcls.cli.common import one_line_errors, sigterm_interrupts\n"
-        "try:\n"
-        "    with one_line_errors('imgcls demo'), sigterm_interrupts('imgcls demo'):\n"
-        "        try:\n"
-        "            os.kill(os.getpid(), signal.SIGTERM)\n"
-        "            time.sleep(5)\n"
-        "        except BaseException:\n"
-        "            pass\n"
-        "        print('the step went on to its end', file=sys.stderr)\n"
-        "except typer.Exit as e:\n"
-        "    sys.exit(e.exit_code)\n")
-    r = _python_of_this_checkout(script)
+    r = _python_of_this_checkout(_sigterm_swallowed_then("print('the step went on to its end', file=sys.stderr)"))
     err = " ".join(r.stderr.split())
     assert r.returncode == -signal.SIGTERM, (r.returncode, r.stderr)
     assert err == "the step went on to its end interrupted: imgcls demo took its SIGTERM only as it ended: its " \
@@ -875,21 +880,7 @@ def test_a_sigterm_whose_interruption_vanished_before_a_refusal_still_ends_the_p
     waits for 143 (`timeout`'s caller, a scheduler) read it as a plain refusal. It says the error line, and the
     process ends by SIGTERM."""
     import signal
-    script = (
-        "import os, signal, sys, time, typer\n"
-        "from imgcls.cli.common import one_line_errors, sigterm_interrupts\n"
-        "from imgcls.errors import UserError\n"
-        "try:\n"
-        "    with one_line_errors('imgcls demo'), sigterm_interrupts('imgcls demo'):\n"
-        "        try:\n"
-        "            os.kill(os.getpid(), signal.SIGTERM)\n"
-        "            time.sleep(5)\n"
-        "        except BaseException:\n"
-        "            pass\n"
-        "        raise UserError('the demo refused: fix the demo')\n"
-        "except typer.Exit as e:\n"
-        "    sys.exit(e.exit_code)\n")
-    r = _python_of_this_checkout(script)
+    r = _python_of_this_checkout(_sigterm_swallowed_then("raise UserError('the demo refused: fix the demo')"))
     err = " ".join(r.stderr.split())
     assert r.returncode == -signal.SIGTERM, (r.returncode, r.stderr)
     assert err == "error: the demo refused: fix the demo", r.stderr

@@ -180,13 +180,8 @@ def check_unreadable_sides(cfg: TrainConfig, df: pd.DataFrame, errors: np.ndarra
     from imgcls import manifest as mf
     from imgcls.errors import UserError
     from imgcls.train import data as tdata
-    from imgcls.train.config import parse_folds
-    if cfg.folds:
-        have = tdata.fold_ids(df)
-        folds = [f for f in parse_folds(cfg.folds) or have if f in have]    # one not there: check_data's line
-    elif tdata.has_val_split(df):
-        folds = [None]
-    else:
+    folds = _table_sides(cfg, df)
+    if folds is None:
         return          # a random --val-split draw is made of the readable rows
     bad = errors != ""
     for fold in folds:
@@ -196,14 +191,32 @@ def check_unreadable_sides(cfg: TrainConfig, df: pd.DataFrame, errors: np.ndarra
                 continue
             first = int(np.flatnonzero(rows)[0])
             n = int(rows.sum())
-            named = (f"the split column's {n} {'val' if side == 'validation' else 'train'} images" if fold is None
-                     else f"fold {fold}'s {n} images" if side == "validation" else f"the other folds' {n} images")
+            named = _side_named(side, fold, n, "images")
             split, again = _split_first(cfg, df, folds=bool(cfg.folds), src=src, study=study, searched=searched)
             raise UserError(f"no {side} images{' in fold ' + str(fold) if fold is not None else ''}: {named} are "
                             f"all unreadable{' now (read at the scan, broken or deleted since)' if since_scan else ''}"
                             f" (e.g. {mf.image_paths(df.iloc[[first]])[0]}: {errors[first]}); replace those files, "
                             f"or split the readable images again: {split}, then {again}")
 
+
+def _table_sides(cfg: TrainConfig, table: pd.DataFrame) -> list[int | None] | None:
+    """The sides a table names itself, for check_unreadable_sides / check_left_out_sides: the folds of --folds it has
+    (one not there: check_data's line), [None] for its split column's train / val rows; None where a random
+    --val-split draw is made."""
+    from imgcls.split.config import parse_folds
+    from imgcls.train import data as tdata
+    if cfg.folds:
+        have = tdata.fold_ids(table)
+        return [f for f in parse_folds(cfg.folds) or have if f in have]
+    return [None] if tdata.has_val_split(table) else None
+
+
+def _side_named(side: str, fold: int | None, n: int, what: str) -> str:
+    """How a side's refusal names its `n` rows or images (`what`): the split column's train / val ones, a fold's (the
+    validation side), the other folds' (its training side)."""
+    if fold is None:
+        return f"the split column's {n} {'val' if side == 'validation' else 'train'} {what}"
+    return f"fold {fold}'s {n} {what}" if side == "validation" else f"the other folds' {n} {what}"
 
 def check_left_out_sides(cfg: TrainConfig, table: pd.DataFrame, src: str | None = None, study: str | None = None,
                          searched: dict | None = None) -> None:
@@ -215,13 +228,8 @@ def check_left_out_sides(cfg: TrainConfig, table: pd.DataFrame, src: str | None 
     from imgcls import manifest as mf
     from imgcls.errors import UserError
     from imgcls.train import data as tdata
-    from imgcls.train.config import parse_folds
-    if cfg.folds:
-        have = tdata.fold_ids(table)
-        folds = [f for f in parse_folds(cfg.folds) or have if f in have]    # one not there: check_data's line
-    elif tdata.has_val_split(table):
-        folds = [None]
-    else:
+    folds = _table_sides(cfg, table)
+    if folds is None:
         return
     for fold in folds:
         for side, mask in zip(("training", "validation"), tdata._assign_split(table, fold, cfg.val_split, cfg.seed)):
@@ -229,9 +237,7 @@ def check_left_out_sides(cfg: TrainConfig, table: pd.DataFrame, src: str | None 
             usable, why = tdata.usable_rows(rows, cfg.target)
             if not len(rows) or len(usable):
                 continue
-            named = (f"the split column's {len(rows)} {'val' if side == 'validation' else 'train'} rows" if fold is None
-                     else f"fold {fold}'s {len(rows)} rows" if side == "validation"
-                     else f"the other folds' {len(rows)} rows")
+            named = _side_named(side, fold, len(rows), "rows")
             label = set(why) == {"unlabeled" if cfg.target == "label" else f"no {cfg.target}"}
             split, again = _split_first(cfg, table, folds=fold is not None, src=src, study=study, searched=searched)
             raise UserError(f"no {side} images{' in fold ' + str(fold) if fold is not None else ''}: {named} are all "
