@@ -190,6 +190,32 @@ def coerce(df: pd.DataFrame, where: str = "the manifest") -> pd.DataFrame:
     return df
 
 
+UNREADABLE = "unreadable"        # clean's `reason` of a row it left out for its scan's `error` (judge_readable)
+
+
+def judge_readable(df: pd.DataFrame, rows: Iterable[int] | None = None) -> None:
+    """clean's `keep` and `reason` by the scan's `error`, in place. `rows` None (clean's own scan): every row, one
+    readable kept (reason ''), one unreadable not (reason UNREADABLE). `rows` (the positions a later step scanned
+    again, scan_images: a raised --max-pixels, a file restored): those clean left out as UNREADABLE that read now
+    are kept (reason ''), as clean kept every readable image; clean's other verdicts stand, and a row unreadable now
+    is left out by its `error`. Nothing for a table without clean's columns."""
+    readable = error_texts(df).to_numpy() == ""
+    if rows is None:
+        df["keep"] = readable
+        df["reason"] = np.where(readable, "", UNREADABLE)
+        return
+    if not {"keep", "reason"} <= set(df.columns):
+        return
+    reasons = df["reason"].fillna("").astype(str).to_numpy()
+    back = [i for i in rows if readable[i] and reasons[i] == UNREADABLE]
+    if back:
+        keep = kept(df).copy()
+        keep[back] = True
+        df["keep"] = keep
+        df["reason"] = df["reason"].astype(object)
+        df.iloc[back, df.columns.get_loc("reason")] = ""
+
+
 def kept(df: pd.DataFrame) -> np.ndarray:
     """Rows clean kept: the `keep` column read with the one truth table (no column: every row)."""
     if "keep" not in df.columns:
@@ -602,7 +628,8 @@ def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = img
     rows scanned now and those an earlier scan read: a row recorded readable with more pixels (a step run with a
     higher --max-pixels) is recorded and reported as too many pixels, as a scan now would, and a row an earlier scan
     left out as too many pixels that this bound admits (a higher one, 0: none) is scanned again
-    (under_limit_rows). `decoded`: row position
+    (under_limit_rows); one of these, or any scanned again, that clean left out as unreadable is kept where it
+    reads now (judge_readable). `decoded`: row position
     -> the sha256 of bytes an earlier scan proved whole (io.probe's `decoded`: a row still of those bytes is hashed,
     not decoded again)."""
     df = df.copy()
@@ -620,6 +647,7 @@ def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = img
         df.iloc[over, df.columns.get_loc("error")] = [imgio.too_many_pixels(a, b, max_pixels) for a, b in zip(w, h)]
     if todo:
         _fill_scan(df, todo, workers, max_pixels, chunk, decoded or {})
+        judge_readable(df, todo)        # one clean left out as unreadable that reads now is kept
     # the rows this call judged (scanned now, or found over the pixel bound): their unreadable files and the classes
     # they leave with no readable image are said once, here; none readable where that is refused: the refusal alone
     # (not first a warning that they are left out and listed in a manifest's error column no step writes then)

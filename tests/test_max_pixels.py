@@ -257,6 +257,21 @@ def test_split_raised_limit_reaches_the_near_duplicate_pass(data, tmp_path, fake
     assert {b for _, b in fake_default} == {20_000}, set(fake_default)
 
 
+def test_split_with_a_higher_limit_takes_back_an_image_clean_left_out_as_too_big(data, tmp_path):
+    """clean left an image over its --max-pixels out (keep=false, reason unreadable); split of that manifest with a
+    higher limit scanned it again readable, but clean's keep=false still left it out, said as 'clean: unreadable'
+    with no error. clean judged it unreadable alone: read now, it is kept."""
+    _, m = _clean(data, tmp_path / "c", "--exact-only", "--no-ood", "--max-pixels", 5000)
+    assert str(m.loc[f"a/{BIG}", "keep"]) == "False"
+    for limit, kept in ((0, True), (20_000, True), (8_000, False)):         # 8,000 still leaves it out
+        table = tmp_path / f"s{limit}.csv"
+        res = invoke("split", tmp_path / "c" / "manifest.csv", "--out", table, "--no-near-dup", "--max-pixels",
+                     limit)
+        assert res.exit_code == 0, res.output
+        row = pd.read_csv(table, keep_default_na=False).set_index("path").loc[f"a/{BIG}"]
+        assert (row["drop_reason"] == "" and row["split"] != "" and row["reason"] == "") == kept, (limit, row)
+
+
 # --- eda and preprocess ---------------------------------------------------------------------------------------
 
 def test_eda_raised_limit_reaches_the_test_sets_grey_check(tmp_path, fake_default):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from imgcls import report
+from imgcls import manifest as mf, report
 from imgcls.clean.duplicates import linked_counts, linked_members
 from imgcls.console import plural
 
@@ -153,6 +153,6 @@ def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
         (f"Families of near-identical images (groups of 3 or more: {len(families)})",
          report.table(families, ["dup_group", "n", "labels", "example"])),
         ("Most out-of-domain images (ranked by score)", _ood_section(df, summary, max_pixels)),
-        ("Unreadable", report.table(df[df["reason"] == "unreadable"], ["path", "error"])),
+        ("Unreadable", report.table(df[df["reason"] == mf.UNREADABLE], ["path", "error"])),
     ]
     return report.write_page(path, "imgcls clean report", sections)

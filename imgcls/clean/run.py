@@ -245,8 +245,7 @@ def _run_clean(dist, src, out: Path, cfg: CleanConfig, opts, workers: int, mater
     if out / mf.MANIFEST_NAME in replaced:      # a rerun: the images unchanged since are not read again
         df = mf.reuse_scan(df, out / mf.MANIFEST_NAME, out / CLEAN_SUMMARY)
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels).reset_index(drop=True)
-    df["keep"] = df["error"] == ""
-    df["reason"] = np.where(df["keep"], "", "unreadable")
+    mf.judge_readable(df)
     df["dup_group"] = ""
     df["duplicate_of"] = ""
     df["label_conflict"] = False
