@@ -1688,6 +1688,25 @@ def test_a_clean_check_with_group_col_none_does_not_say_no_group_is_shared(tmp_p
     assert "no group" not in said and "groups not read (--group-col none)" in said, said
 
 
+def test_a_fix_with_group_col_none_records_it_for_the_next_check(tmp_path, monkeypatch):
+    """`split --check hand.csv --fix --group-col none --out f.csv` recorded group_col none, which the next `split
+    --check f.csv` did not take as none: it read `group` and refused the shared groups the user chose not to read. And
+    the fix's closing line said "no group, exact duplicate, ... shared" of the groups it had not read."""
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6})
+    rows = [{"path": f"{c}/{p.name}", "label": c, "group": c, "split": ["train", "val"][i % 2]}
+            for c in ("a", "b") for i, p in enumerate(sorted((raw / c).iterdir()))]
+    pd.DataFrame(rows).assign(root=str(raw)).to_csv(tmp_path / "hand.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["split", "--check", "hand.csv", "--fix", "--group-col", "none", "--no-near-dup",
+                            "--out", "f.csv"], env={"COLUMNS": "200"})
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0 and "leakage check: no exact duplicate" in said and "no group" not in said, r.output
+    assert json.loads(Path("f_summary.json").read_text())["config"]["group_col"] == "none"
+    r = runner.invoke(app, ["split", "--check", "f.csv", "--no-near-dup"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and "groups not read" in " ".join(r.output.split()), r.output
+    assert runner.invoke(app, ["split", "--check", "f.csv", "--no-near-dup", "--group-col", "group"]).exit_code == 1
+
+
 def test_python_run_split_refuses_reader_age_bands_it_would_relabel(profile_folder, tmp_path):
     """run_split(profiles, opts=LayoutOptions(age_bands=[40])) read the profiles into two bands, then split relabelled
     every row with SplitConfig's default three, silently: the reader's bands did nothing. Split's bands are

@@ -306,11 +306,20 @@ def run_split(src=None, out=dict(PIPELINE)["splits"], opts: mf.LayoutOptions | N
     for n in summary["notes"]:
         warn(n)
     df = mf.as_written(df)          # what is returned is the table written, in its column order
-    _finish(df, out, cfg, summary, leaks)
+    _finish(df, out, cfg, summary, leaks, grouped=cfg.group_col != mf.NO_GROUPS)
     return df
 
 
-def _finish(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks: pd.DataFrame) -> None:
+def _leak_kinds(grouped: bool, near_dup: bool) -> str:
+    """What the leakage check found no side sharing, as its clean lines say it: groups only where they were read
+    (`grouped`; --group-col none: not), near-duplicates only where they were searched."""
+    return ("group, " if grouped else "") + "exact duplicate, source image" + (" or near-duplicate" if near_dup else "")
+
+
+def _finish(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks: pd.DataFrame,
+            grouped: bool) -> None:
+    """Print the split's tables, balance and leakage lines, and write the table and its reports. `grouped`: whether
+    a group column was read (the leakage line names groups only then)."""
     columns = report_columns(df, cfg)
     print_tables(distribution(df, columns), columns[:1] + [c for c in columns[1:] if c in PROFILE_ATTRIBUTES],
                  meanings=value_meanings(df, cfg))
@@ -337,8 +346,7 @@ def _finish(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks:
                     f"the report's Stratification table")
         (info if bal["within_tolerance"] else warn)(msg)
     if leaks.empty:
-        info("leakage check: no group, exact duplicate, source image"
-             + (" or near-duplicate" if cfg.near_dup else "") + " shared between sides"
+        info(f"leakage check: no {_leak_kinds(grouped, cfg.near_dup)} shared between sides"
              + ("" if cfg.near_dup else " (near-duplicate search off)"))
     else:
         print_leaks(leaks)
@@ -439,8 +447,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     leaks = check_leaks(df, group_col, near)
     if leaks.empty:
         # --group-col none: the groups were not read, so not said unshared
-        info(f"leakage check of {file}: clean (no " + ("group, " if group_col else "") + "exact duplicate, source image"
-             + (" or near-duplicate" if cfg.near_dup else "") + " shared between sides"
+        info(f"leakage check of {file}: clean (no {_leak_kinds(bool(group_col), cfg.near_dup)} shared between sides"
              + ("" if group_col else f"; groups not read (--group-col {mf.NO_GROUPS})") + ")")
         if not fix:
             return df
@@ -470,7 +477,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     if inferred:        # its config's val / test are these observed shares, which a later --check does not take
         summary["balance_targets_inferred"] = inferred
     fixed = mf.as_written(fixed)    # what is returned is the table written, in its column order
-    _finish(fixed, out, cfg, summary, remaining)
+    _finish(fixed, out, cfg, summary, remaining, grouped=bool(group_col))
     return fixed
 
 
@@ -596,10 +603,10 @@ def _group_col_of(cfg: SplitConfig, table: pd.DataFrame, file: Path, typed, reco
     (`recorded`: _recorded), else `group`. `group` was read whatever the split kept together: a person of a `split
     m.csv --group-col person` table on two sides passed as clean, and a super-class in its `group` was a leak. A
     recorded column the table lacks is in its `group`, where the reader of a competition CSV put it (a split's
-    --group-col none left that empty)."""
-    if cfg.group_col == mf.NO_GROUPS:
-        return ""
+    --group-col none left that empty). A recorded none (a --fix given --group-col none) is none: no column read."""
     made = recorded.get("group_col")
+    if cfg.group_col == mf.NO_GROUPS or ("group_col" not in typed and made == mf.NO_GROUPS):
+        return ""
     if "group_col" not in typed and isinstance(made, str) and made in table.columns:
         return made
     return _resolve_group_col(table, cfg, "manifest", str(file))
