@@ -18,18 +18,22 @@ DEFAULT_AGE_BANDS = (30, 60)                            # edges: <30, 30-59, >=6
 PROFILE_HEADS = ("mask", "gender", "age_band")          # ProfileScheme.HEADS: the label is their classes' product
 
 
-def age_edges(flag_name: str) -> Callable[[Any], None]:
-    """The check of an option of age band edges (--age-bands, --relabel-age; Spec.validator): whole ages in
-    increasing order, at least one. A Python caller's empty list broke eda and split with an IndexError, and edges out
-    of order (60,30) named the bands '<60', '60-29', '>=30' unsaid."""
+def age_edges(flag_name: str, example: str = "30,60") -> Callable[[Any], None]:
+    """The check of an option of age band edges (--age-bands, --relabel-age; Spec.validator): whole ages of 0 or more
+    in increasing order, at least one; its refusal gives `example` (the flag's parser's, options.int_list). A Python
+    caller's empty list broke eda and split with an IndexError, and edges out of order (60,30) named the bands '<60',
+    '60-29', '>=30' unsaid."""
     def check(value: Any) -> None:
         edges = list(value)
         whole = all(isinstance(e, numbers.Integral) and not isinstance(e, bool) for e in edges)
-        if edges and whole and edges == sorted(set(edges)):
+        if edges and whole and min(edges) >= 0 and edges == sorted(set(edges)):
             return
-        # [30.0, 60.0] is increasing: said as not whole, not as out of order
-        what = (f"{flag_name} {','.join(map(str, edges))} is not {'increasing' if whole else 'whole'} ages" if edges
-                else f"{flag_name} names no age")
-        raise UserError(f"{what}: give the band edges in increasing order, e.g. 30,60 (Python: "
-                        f"{flag_name.lstrip('-').replace('-', '_')}=[30, 60])")
+        # text shown quoted: '30','60' is not whole ages, as 30,60 would read; [30.0, 60.0] is increasing: said as
+        # not whole, not as out of order
+        given = ",".join(repr(e) if isinstance(e, str) else str(e) for e in edges)
+        what = ("names no age" if not edges else "is not whole ages" if not whole
+                else "is not ages of 0 or more" if min(edges) < 0 else "is not increasing ages")
+        python = f"{flag_name.lstrip('-').replace('-', '_')}=[{example.replace(',', ', ')}]"
+        raise UserError(f"{flag_name}{' ' + given if edges else ''} {what}: give the band edges in increasing order, "
+                        f"e.g. {example} (Python: {python})")
     return check

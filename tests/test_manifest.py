@@ -1075,7 +1075,8 @@ def test_age_band_edges_that_are_none_or_out_of_order_are_one_line(tmp_path, pro
         mf.load(profile_folder, opts(age_bands=[]), scan=False)
     with pytest.raises(UserError, match=re.escape("--age-bands names no age")):
         run_split(profile_folder, tmp_path / "s.csv", cfg=SplitConfig(age_bands=[], near_dup=False))
-    with pytest.raises(UserError, match=re.escape(f"--relabel-age 59,29 is not increasing ages: {said}")):
+    with pytest.raises(UserError, match=re.escape("--relabel-age 59,29 is not increasing ages: give the band edges "
+                                                  "in increasing order, e.g. 29,59")):
         SplitConfig(relabel_age=[59, 29]).validate()
     with pytest.raises(UserError, match=re.escape(f"--age-bands 30.0,60.0 is not whole ages: {said}")):
         SplitConfig(age_bands=[30.0, 60.0]).validate()        # increasing, but not ages the bands can be named by
@@ -1084,6 +1085,24 @@ def test_age_band_edges_that_are_none_or_out_of_order_are_one_line(tmp_path, pro
         assert r.exit_code == 2 and f"error: --age-bands 60,30 is not increasing ages: {said}" in r.output, r.output
         assert "read " not in r.output and not (tmp_path / out).exists()
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_age_band_edges_that_are_text_or_negative_are_one_line_with_the_flags_own_example(tmp_path):
+    """A Python caller's age_bands=["30", "60"] was refused as "--age-bands 30,60 is not whole ages", which read as
+    whole ages; age_bands=[-5, 30] passed (a band of ages below -5); and --relabel-age's refusal gave the example
+    30,60 where its parser's gave 29,59. Text is shown quoted, a negative edge refused, each with the flag's example."""
+    from imgcls.split import SplitConfig
+    with pytest.raises(UserError, match=re.escape("--age-bands '30','60' is not whole ages: give the band edges in "
+                                                  "increasing order, e.g. 30,60 (Python: age_bands=[30, 60])")):
+        SplitConfig(age_bands=["30", "60"]).validate()
+    with pytest.raises(UserError, match=re.escape("--age-bands -5,30 is not ages of 0 or more: give the band edges")):
+        SplitConfig(age_bands=[-5, 30]).validate()
+    with pytest.raises(UserError, match=re.escape("--age-bands -5,30 is not ages of 0 or more")):
+        mf.load(tmp_path, opts(age_bands=[-5, 30]), scan=False)
+    with pytest.raises(UserError, match=re.escape("--relabel-age names no age: give the band edges in increasing "
+                                                  "order, e.g. 29,59 (Python: relabel_age=[29, 59])")):
+        SplitConfig(relabel_age=[]).validate()
+    SplitConfig(age_bands=[0, 30], relabel_age=[0, 29]).validate()
 
 
 def test_user_errors(tmp_path):

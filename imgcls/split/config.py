@@ -24,6 +24,7 @@ SPLIT_FIRST = python_too("`imgcls split`", "run_split()")     # the pipeline's d
 MAX_DENOMINATOR = 20                  # --val / --test resolution: 1/20 = 5 %
 LINK_COLUMNS = ("sha256", "source_path", "dup_group")   # besides the group column
 PROFILE_ATTRIBUTES = PROFILE_HEADS      # stratified on and reported for profile datasets
+RELABEL_EXAMPLE = "29,59"       # --relabel-age's example, its parser's and its check's alike (seed 004's edges)
 PROFILE_OPTIONS = ("age_bands", "drop_ages", "relabel_age")   # act on profile datasets only
 
 
@@ -169,8 +170,8 @@ class SplitConfig:
                                       help="Leave out profiles of these ages, e.g. 57-59 (rows stay, split='' with a "
                                            "reason).")
     relabel_age: Sequence[int] | None = option(None, panel=LABELS, cli_type=Optional[str], to_cli=join,
-                                               from_cli=int_list("--relabel-age", "29,59"),
-                                               validator=age_edges("--relabel-age"),
+                                               from_cli=int_list("--relabel-age", RELABEL_EXAMPLE),
+                                               validator=age_edges("--relabel-age", RELABEL_EXAMPLE),
                                                none="the --age-bands edges",
                                                help="Edges used to put ages into the --age-bands classes, e.g. 29,59.")
     near_dup: bool = option(True, panel=LINKS, flags=("--near-dup/--no-near-dup",),
