@@ -451,9 +451,14 @@ def _refuse_nan_probabilities(paths: Sequence[str], probs: np.ndarray, errors: S
     if nan.any():
         left = len(paths) - (int(rows.max()) + 1)     # the images after this batch: its model ran none of them
         first = paths[int(rows[np.flatnonzero(nan)[0]])]
-        # a k-fold set's folds by their folders (fold_1 (runs/kf/fold_1) of kf), as an ensemble's members by name
+        # the k-fold set each member's folds belong to (run_names.fold_set: a --folds 0 set, a fold given alone are
+        # a set's too, a run named fold_0 in a plain run's folder is none); a set's folds by their folders (fold_1
+        # (runs/kf/fold_1) of kf), a fold given alone and a run by the member's name
+        sets = {i: fold_set(spec.members[i].checkpoints[0].parent) for i in members}
+        alone = {i: spec.members[i].run in (spec.members[i].checkpoints[0], spec.members[i].checkpoints[0].parent)
+                 for i in members}
         cks = {i: [spec.members[i].checkpoints[c].parent for c in sorted((folds or {}).get(i, ()))]
-               if len(spec.members[i].checkpoints) > 1 else [] for i in members}
+               if sets[i] is not None and not alone[i] else [] for i in members}
         names = [", ".join(f"{d.name} ({d})" for d in cks[i]) + f" of {spec.members[i].name}" if cks[i] else
                  spec.members[i].name for i in members]
         one = sum(len(c) or 1 for c in cks.values()) == 1
@@ -461,21 +466,24 @@ def _refuse_nan_probabilities(paths: Sequence[str], probs: np.ndarray, errors: S
             f"{', '.join(names)} ({'a member' if len(members) == 1 else 'members'} of {spec.name})"
         where = f" in {'its' if one else 'their'} first batch (e.g. {first}; stopped there, before the other " \
                 f"{plural(left, 'image')})" if left else f" (e.g. {first})"
-        what = ("fold" if all(cks.values()) else "run") + ("" if one else "s")
+        what = ("fold" if all(cks[i] or alone[i] and sets[i] for i in members) else "run") + ("" if one else "s")
+        fix = _diverged_fix([(spec.members[i], sets[i], alone[i]) for i in members], one)
         raise UserError(f"the probabilities of {name} are NaN for {int(nan.sum())} of the {int(read.sum())} images "
                         f"read{where}: {'its' if one else 'their'} weights overflow (the {what} diverged); nothing "
-                        f"written; {_diverged_fix([(spec.members[i], cks[i]) for i in members], one)}")
+                        f"written; {fix}")
 
 
-def _diverged_fix(diverged: Sequence[tuple[Member, list[Path]]], one: bool) -> str:
-    """The fix of _refuse_nan_probabilities' diverged members (each with its diverged fold folders; none for a run;
-    `one`: a single run or fold): a run trained again with a lower --lr; a k-fold set, no fold of which is trained
-    alone, trained again whole as a new set with a lower --lr (rundir.diverged_set_fix)."""
+def _diverged_fix(diverged: Sequence[tuple[Member, Path | None, bool]], one: bool) -> str:
+    """The fix of _refuse_nan_probabilities' diverged members (each with the k-fold set its checkpoints are folds of,
+    None for a run, and whether it is a fold given alone; `one`: a single run or fold): a run trained again with a
+    lower --lr; a k-fold set, no fold of which is trained alone, trained again whole as a new set with a lower --lr
+    (rundir.diverged_set_fix), named as the member where the member is the set, by its folder where a fold."""
     from imgcls.train.rundir import diverged_set_fix
-    runs = [m.name for m, folds in diverged if not folds]
+    runs = [m.name for m, kset, _ in diverged if kset is None]
     fixes = [f"train {'it' if one else 'them'} again with a lower --lr" if len(runs) == len(diverged) else
              f"train {', '.join(runs)} again with a lower --lr"] if runs else []
-    return "; ".join(fixes + [diverged_set_fix(m.run, m.name) for m, folds in diverged if folds])
+    sets = {kset: None if alone else m.name for m, kset, alone in diverged if kset is not None}
+    return "; ".join(fixes + [diverged_set_fix(kset, name) for kset, name in sets.items()])
 
 
 def require_one_readable(df: pd.DataFrame, errors: Sequence[str] | None, max_pixels: int | None, **say) -> None:

@@ -3726,6 +3726,40 @@ def test_the_nan_refusal_of_a_kfold_set_names_the_fold(tmp_path, monkeypatch):
     assert tail in said, said
 
 
+def test_the_nan_refusal_of_a_one_fold_set_and_of_a_fold_alone_gives_the_sets_fix(tmp_path):
+    """The NaN refusal told a fold from a run by its member's number of checkpoints: a --folds 0 set (one fold) and
+    a fold given alone (kf/fold_1) were said as a diverged run, 'train it again with a lower --lr', which no fold
+    is. Both are a set's (run_names.fold_set): the fold is said, and the fix trains its set again as a new one."""
+    def overflow(ckpt):
+        obj = torch.load(ckpt, weights_only=False)
+        obj["state_dict"]["classifier.weight"] *= 1e37
+        torch.save(obj, ckpt)
+    one = make_tiny_run(tmp_path / "runs" / "one", classes=("a", "b"), folds=1)
+    kf = make_tiny_run(tmp_path / "runs" / "kf", classes=("a", "b"), folds=2)
+    overflow(one / "fold_0" / "best.pt")
+    overflow(kf / "fold_1" / "best.pt")
+    for i in range(2):
+        make_image(tmp_path / "test" / f"{i}.png", seed=i)
+
+    def refusal(src):
+        r = runner.invoke(app, ["predict", str(src), "--data", str(tmp_path / "test"), "--out", str(tmp_path / "p"),
+                                "--workers", "0"])
+        said = " ".join(r.output.split())
+        assert r.exit_code == 2 and "Traceback" not in r.output and said.count("error:") == 1, r.output
+        return said
+    said = refusal(one)
+    assert f"error: the probabilities of fold_0 ({one / 'fold_0'}) of one are NaN for 2 of the 2 images" in said, said
+    assert ("its weights overflow (the fold diverged); nothing written; train one again as a new k-fold set (no fold "
+            f"is trained alone) with a lower --lr (its 0.001): imgcls train --config {one / 'config.yaml'} --name "
+            "one-2 --lr LR") in said, said
+    said = refusal(kf / "fold_1")
+    assert "error: the probabilities of kf.fold_1 are NaN for 2 of the 2 images read" in said, said
+    assert ("its weights overflow (the fold diverged); nothing written; train kf again as a new k-fold set (no fold "
+            f"is trained alone) with a lower --lr (its 0.001): imgcls train --config {kf / 'config.yaml'} --name "
+            "kf-2 --lr LR") in said, said
+    assert "train it again" not in said, said
+
+
 def test_a_fold_missing_kfold_set_is_not_taken_as_the_newest(tmp_path, capsys):
     """predict with no run took a finished k-fold set a fold was removed from since (`imgcls runs`: fold missing) as
     the newest, then refused it (check_kfold_finished), while a newer usable run was there. It is passed by, as an
