@@ -514,8 +514,10 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
     folder's lock (running), its tune study's trials.csv (pruned, failed, complete; failed by Ctrl-C / SIGTERM, its
     message says: stopped), then a k-fold set's
     oof_score.json (train writes it after the last fold) or a run's last.pt / metrics.csv (_fold_state). A fold read
-    alone (run_names.fold_set) is a run: its config.yaml repeats the set's --folds, which would read it as a set."""
-    if fold_set(path) is not None:
+    alone (run_names.fold_set) is a run: its config.yaml repeats the set's --folds, which would read it as a set;
+    stopped, it crashed where its set's train.log says so (train logs the crash line there, not in the fold's)."""
+    kset = fold_set(path)
+    if kset is not None:
         cfg = {k: v for k, v in cfg.items() if k != "folds"}
     epochs = pd.to_numeric(pd.Series([cfg.get("epochs")]), errors="coerce").iloc[0]
     epochs = int(epochs) if pd.notna(epochs) else None
@@ -557,7 +559,7 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
     if recorded == "complete":
         return "", progress
     if finished is False:
-        return (CRASHED if crash_logged(path) else STOPPED), progress
+        return (CRASHED if crash_logged(path) or kset is not None and crash_logged(kset) else STOPPED), progress
     return "", progress
 
 

@@ -3882,6 +3882,30 @@ def test_a_crashed_run_is_passed_by_and_warned_of_as_crashed_as_imgcls_runs_list
     assert f"warning: {crashed} is a crashed run (3/10 epochs): its best.pt is from a partial run" in said, said
 
 
+def test_a_fold_of_a_crashed_set_given_alone_is_warned_of_as_crashed(tmp_path, capsys):
+    """train logs a fold's crash in its set's train.log (the fold's own log ends on its epochs): the set was listed
+    crashed by `imgcls runs`, but its fold given alone (kf/fold_1) was warned of as 'a stopped run'. The fold reads
+    its set's log too: crashed, as runs lists the set."""
+    from imgcls.predict import locate_source
+    from imgcls.run_names import CRASH_LINE
+    from imgcls.runs import stopped_state
+    from imgcls.train.progress import RunLog
+    runs = tmp_path / "runs"
+    kf = make_tiny_run(runs / "kf", classes=("a", "b"), folds=2)
+    (kf / "oof_score.json").unlink()        # train writes it after the last fold
+    mark_training(kf / "fold_0", done=4, epochs=4, best=3, finished=True)
+    fold = mark_training(kf / "fold_1", done=3, epochs=10, best=2)
+    RunLog(fold / "train.log")("epoch 3/10", terminal=False)
+    RunLog(kf / "train.log")(f"{CRASH_LINE}, RuntimeError: a bug in fold 1", terminal=False)
+    assert stopped_state(fold) == ("crashed", "3/10")
+    capsys.readouterr()
+    locate_source(fold, runs, tmp_path / "ensembles")
+    said = " ".join("".join(capsys.readouterr()).split())
+    assert f"warning: {fold} is a crashed run (3/10 epochs): its best.pt is from a partial run" in said, said
+    (kf / "train.log").unlink()             # stopped by Ctrl-C: no crash line anywhere
+    assert stopped_state(fold) == ("stopped", "3/10")
+
+
 @pytest.mark.parametrize("record, why", [("{not json", "not JSON"), ("{}", "names no folds")])
 def test_a_kfold_set_whose_oof_score_is_unreadable_reads_one_way_in_runs_and_predict(tmp_path, record, why):
     """A set whose every fold finished but whose oof_score.json is corrupt or names no folds: `imgcls runs` showed it
