@@ -1236,6 +1236,27 @@ def test_a_stopped_fold_given_alone_is_finished_by_resuming_its_set(tmp_path):
     assert f"finish the run first: imgcls train --resume {kf} (Python: " in flat, flat
 
 
+def test_a_stray_fold_given_as_a_member_is_not_advised_as_one(tmp_path):
+    """A fold_2 copied into a 2-fold set is left out of the set's checkpoints, said with the way to predict with it
+    too: `imgcls ensemble KF KF/fold_2`. Given that command, the warning advised running it. The advice is said
+    where the stray fold is not a member already."""
+    import shutil
+    _, r1, kf = _run_and_kfold_set(tmp_path)
+    shutil.copytree(kf / "fold_1", kf / "fold_2")
+    shutil.copy(kf / "val_predictions.csv", kf / "fold_2" / "val_predictions.csv")
+
+    def said(*runs, out):
+        res = runner.invoke(app, ["ensemble", *map(str, runs), "--out", str(tmp_path / out)])
+        assert res.exit_code == 0, res.output
+        return " ".join(res.output.split())
+    left_out = f"warning: fold_2 in {kf} left out: not one of the set's folds (it trained fold_0, fold_1)"
+    flat = said(kf, kf / "fold_2", out="e1")
+    assert left_out in flat and "to predict with it too" not in flat, flat
+    flat = said(kf, r1, out="e2")
+    assert (f"{left_out}; to predict with it too, give it as an ensemble member: imgcls ensemble {kf} "
+            f"{kf / 'fold_2'} (Python: ") in flat, flat
+
+
 def test_a_plain_run_named_fold_0_is_a_member_named_fold_0_not_a_fold_of_its_parent(tmp_path):
     """member_name took any fold_<k> folder for a k-fold set's fold: a plain run trained with `--name fold_0` into a
     folder of runs was member 'runs.fold_0', one trained into a plain run's folder 'A.fold_0'. Only a fold of a set

@@ -69,7 +69,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     if combine == "profile" and (method == "hard" or weights == "auto" or (method == "weighted" and not weights)):
         raise UserError("--combine profile multiplies the attributes' probabilities: use --method soft (equal "
                         "weights) or explicit --weights w1,w2,... (a member's weight within its attribute)")
-    members = [member_from_run(r, which) for r in runs]
+    members = [member_from_run(r, which, runs) for r in runs]
     seen: dict[tuple, str] = {}
     owner: dict[str, str] = {}          # checkpoint -> the member given with it
     for r, m in zip(runs, members):     # the same checkpoints twice would double their weight, unsaid

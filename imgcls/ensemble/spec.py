@@ -91,10 +91,12 @@ def member_folders(members: Sequence[Member]) -> set[Path]:
     return found
 
 
-def member_from_run(run: str | os.PathLike, which: str = "best") -> Member:
+def member_from_run(run: str | os.PathLike, which: str = "best", beside: Sequence[str | os.PathLike] = ()) -> Member:
+    """The member of `run` (a run folder, a k-fold set's, a fold's, or a checkpoint file); `beside`: the runs given
+    with it (find_checkpoints)."""
     from imgcls.train.rundir import find_checkpoints
     run = Path(run)
-    ckpts = find_checkpoints(run, which)
+    ckpts = find_checkpoints(run, which, beside)
     name = member_name(run)
     if len(ckpts) == 1:     # a k-fold set being trained or stopped is refused whole (check_kfold_finished); one run
         warn_unfinished(run, ckpts[0])          # or fold is used as it is (named on purpose), said

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Sequence
 
 from imgcls.console import sh
 from imgcls.errors import UserError
@@ -436,10 +437,12 @@ def check_which(step: str, which) -> None:
         raise UserError(f"{step}'s which must be one of: {', '.join(CHECKPOINTS)} (got {which!r})")
 
 
-def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Path]:
+def find_checkpoints(run_dir: str | os.PathLike, which: str = "best",
+                     beside: Sequence[str | os.PathLike] = ()) -> list[Path]:
     """`<run>/<which>.pt` for a plain run; `<run>/fold_<k>/<which>.pt` for each fold of a k-fold run that its plan
-    names (set_fold_dirs: another fold folder there is left out, said in a warning). A checkpoint file given
-    directly is returned as is."""
+    names (set_fold_dirs: another fold folder there is left out, said in a warning, with the ensemble that predicts
+    with it too where it is not among `beside`, the runs given with this one: an ensemble's). A checkpoint file
+    given directly is returned as is."""
     if which not in CHECKPOINTS:
         raise ValueError(f"find_checkpoints' which must be one of: {', '.join(CHECKPOINTS)} (got {which!r})")
     run_dir = Path(run_dir)
@@ -465,11 +468,13 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
         check_kfold_finished(run_dir, folds, name)
         if stray:       # the set as train trained it: its out-of-fold score, its runs row are of its planned folds
             from imgcls.console import warn
-            both = python_too(f"imgcls ensemble {sh(run_dir)} {sh(stray[0])}",
-                              f"build_ensemble([{str(run_dir)!r}, {str(stray[0])!r}])")
+            given = {p.resolve() if p.is_dir() else p.resolve().parent for p in map(Path, beside)}
+            advised = [d for d in stray if d.resolve() not in given]     # a member already: no advice to give it
+            both = python_too(f"imgcls ensemble {sh(run_dir)} {sh(advised[0])}",
+                              f"build_ensemble([{str(run_dir)!r}, {str(advised[0])!r}])") if advised else ""
             warn(f"{', '.join(d.name for d in stray)} in {run_dir} left out: not one of the set's folds (it trained "
-                 f"{', '.join(f.parent.name for f in folds)}); to predict with it too, give it as an ensemble "
-                 f"member: {both}")
+                 f"{', '.join(f.parent.name for f in folds)})" + (f"; to predict with it too, give it as an "
+                                                                   f"ensemble member: {both}" if both else ""))
         return folds
     why = deleted_by_tune(run_dir)
     if why:
