@@ -37,8 +37,10 @@ never call them). An exception raised by a callback (e.g. `optuna.TrialPruned`) 
 
 A callback that stops a run by design raises a `DeliberateStop` (tune's --timeout does; a pruned trial's
 `optuna.TrialPruned` counts as one too): its train.log names no exception and `imgcls runs` reads it stopped, not
-crashed; trackers close its run as killed (W&B, which has no killed state a run can give itself: finished). Any
-other exception from a callback is a crash.
+crashed; trackers close its run as killed (W&B, which has no killed state a run can give itself: finished). A
+callback's `imgcls.errors.UserError` is a refusal, as train's own are: no crash line in train.log (`imgcls runs`:
+stopped), and a run folder this call made that holds no epoch's weights yet is removed (rundir.unclaim_run_dir).
+Any other exception from a callback is a crash.
 """
 from __future__ import annotations
 
@@ -131,7 +133,8 @@ class CallbackList:
 
 class DeliberateStop(Exception):
     """Raise it (or a subclass) from a hook to stop a run by design, as tune's --timeout does: no crash (see
-    is_deliberate_stop). Any other exception from a callback stops the run as a crash."""
+    is_deliberate_stop). A UserError from a callback is a refusal (no crash line; a folder without weights yet is
+    removed: the module doc); any other exception stops the run as a crash."""
 
 
 def is_pruning(error: BaseException) -> bool:
