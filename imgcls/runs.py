@@ -36,10 +36,10 @@ from imgcls.run_names import (BEST_BY, BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV
                               RUN_CONFIG, TRAIN_LOG, VAL_PREDICTIONS, fold_dirs, fold_set, is_fold_dir,
                               records_folds, metric_column, run_metric)
 from imgcls.runs_config import COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
-from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, PER_CLASS,
-                                 RESUME_MAY_CHANGE, RUN_FILE_FIX, VALIDATION, RunLock, crash_logged, folds_gone,
-                                 kfold_finished, oof_unreadable, planned_classes, nan_probability_rows, planned_folds,
-                                 read_run_csv, recorded_epochs, set_fold_dirs, train_finished)
+from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, PER_CLASS,
+                                 RESUME_MAY_CHANGE, RUN_FILE_FIX, UNKNOWN, VALIDATION, RunLock, crash_logged,
+                                 fold_state, planned_classes, nan_probability_rows, progress_settings, read_metrics,
+                                 read_run_file, read_without, set_fold_dirs, set_progress)
 
 # scored_on: the rows of a run's score (an ensemble's ends with OPTIMISTIC when its weights were fitted on them)
 OPTIMISTIC = "weights fitted on these rows (optimistic)"
@@ -111,29 +111,6 @@ class Run:
         if not rows_label(self.scored_on, self.n_val):
             d["scored_on"] = ""
         return {c: d[c] for c in COLUMNS}
-
-
-def _read_csv(path: Path, role: str, fix: str = RUN_FILE_FIX, **kwargs) -> pd.DataFrame | None:
-    """A run's (or an ensemble's) CSV file `path`, named by its `role`, read by rundir.read_run_csv; None where it
-    is missing, and where it is malformed, said in one warning (read_run_csv's line, _read_without): the run is
-    read without it, as without a missing one (`imgcls runs` lists, diffs and reports it so), and the other runs go
-    on."""
-    if not path.is_file():
-        return None
-    try:
-        return read_run_csv(path, role, fix, dtype={"label": str, "pred": str, "class": str, "shares": str},
-                            na_values=[""], **kwargs)
-    except UserError as e:
-        _read_without(str(e), fix)
-        return None
-
-
-def _read_without(problem: str, fix: str = RUN_FILE_FIX) -> None:
-    """The one warning of a malformed file `imgcls runs` reads: its line (`problem`: the file, what is wrong and
-    the fix, read_run_csv's) and that the run, or the ensemble (a file `imgcls ensemble` wrote: ENSEMBLE_FILE_FIX),
-    is read without it."""
-    from imgcls.console import warn
-    warn(f"{problem}; {'the ensemble' if fix == ENSEMBLE_FILE_FIX else 'the run'} is read without it")
 
 
 def meanings_of(run: Run) -> dict[str, str]:
@@ -223,7 +200,7 @@ def _recorded_scores(folder: Path, history: pd.DataFrame | None, kfold: bool,
     per_class.csv (imgcls ensemble writes them). None where one is missing or lacks a number (a run or an ensemble
     of an older imgcls, a k-fold set before its last fold)."""
     from imgcls.metrics import PER_CLASS_COLUMNS
-    pc = _read_csv(folder / PER_CLASS_CSV, PER_CLASS, RUN_FILE_FIX if ensemble is None else ENSEMBLE_FILE_FIX)
+    pc = read_run_file(folder / PER_CLASS_CSV, PER_CLASS, RUN_FILE_FIX if ensemble is None else ENSEMBLE_FILE_FIX)
     if pc is None or not set(PER_CLASS_COLUMNS) <= set(pc.columns):
         return None
     if ensemble is not None:
@@ -288,7 +265,7 @@ def _fmt_value(v, short: bool = True) -> str:
 
 
 def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> Run | None:
-    """The Run a folder holds, or None if it holds none. A malformed file of it is said once (_read_csv's warning),
+    """The Run a folder holds, or None if it holds none. A malformed file of it is said once (read_run_file's warning),
     though its metrics.csv is read for the history and again for the state."""
     from imgcls.console import said_once
     with said_once():
@@ -325,12 +302,12 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
         run.kind = "k-fold" if run.kind == "run" else run.kind
         hist = []
         for d in folds:
-            h = _read_metrics(d)
+            h = read_metrics(d)
             if h is not None:
                 h.insert(0, "fold", d.name.split("_", 1)[1])
                 hist.append(h)
         run.history = pd.concat(hist, ignore_index=True) if hist else None
-        oof = scored = _read_csv(path / VAL_PREDICTIONS, VALIDATION)
+        oof = scored = read_run_file(path / VAL_PREDICTIONS, VALIDATION)
         _score(oof, run, _recorded_scores(path, None, kfold=True) if oof is not None else None)
         run.checkpoints = [d / BEST_PT for d in folds]
         run.scored_on = OOF
@@ -340,8 +317,8 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
             run.epochs = int(run.history.groupby("fold")["epoch"].max().max())
             run.best_epoch = _best_epoch(run.history, cfg.get("metric"))
     else:
-        run.history = _read_metrics(path)
-        preds = scored = _read_csv(path / VAL_PREDICTIONS, VALIDATION)
+        run.history = read_metrics(path)
+        preds = scored = read_run_file(path / VAL_PREDICTIONS, VALIDATION)
         _score(preds, run, _recorded_scores(path, run.history, kfold=False) if preds is not None else None)
         run.checkpoints = [path / BEST_PT]
         run.scored_on = VAL
@@ -369,12 +346,12 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
 def _read_config(path: Path) -> dict:
     """A run's config.yaml (TrainConfig.read_mapping's reading), as this train reads it (TrainConfig.as_today: an
     option added after the run ran at its default); an unreadable one (not YAML, not a mapping) is said in one
-    warning naming it, as the run's other malformed files (_read_without), and the run is read without it."""
+    warning naming it, as the run's other malformed files (read_without), and the run is read without it."""
     from imgcls.train.config import TrainConfig
     try:
         return TrainConfig.as_today(TrainConfig.read_mapping(path / RUN_CONFIG, RUN_FILE_FIX))
     except UserError as e:
-        _read_without(str(e))
+        read_without(str(e))
         return {}
 
 
@@ -394,7 +371,7 @@ def _fold_classes(folds: Sequence[Path]) -> list:
     """The classes a fold's validation predictions name (their p_<class> columns): a k-fold set's classes where
     train recorded none as it started (a set started before its plan named them)."""
     for d in folds:
-        head = _read_csv(d / VAL_PREDICTIONS, VALIDATION, nrows=0)
+        head = read_run_file(d / VAL_PREDICTIONS, VALIDATION, nrows=0)
         found = prob_classes(head.columns) if head is not None else []
         if found:
             return found
@@ -438,112 +415,22 @@ def task_groups(tasks: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _read_metrics(folder: Path) -> pd.DataFrame | None:
-    """A run's (or one fold's) metrics.csv, the one reader of the epochs it records (the history, the epochs done):
-    its epoch column whole numbers, its epoch_seconds numbers (empty: NaN). None where it is missing, and where it
-    is malformed, one that pandas cannot parse or one without those numbers, said in _read_csv's one warning."""
-    f = folder / METRICS_CSV
-    h = _read_csv(f, EPOCH_METRICS)
-    if h is None:
-        return None
-    if "epoch" not in h.columns:
-        _read_without(f"{EPOCH_METRICS} {f} has no 'epoch' column; {RUN_FILE_FIX}")
-        return None
-    for col in ("epoch", "epoch_seconds"):
-        if col not in h.columns:
-            continue
-        v = pd.to_numeric(h[col], errors="coerce")
-        bad = (v.isna() & h[col].notna()) if col == "epoch_seconds" else ~(np.isfinite(v) & (v == v.round()))
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            _read_without(f"{EPOCH_METRICS} {f}: line {i + 2}: {col} '{h[col].iloc[i]}' is not a "
-                          f"{'whole number' if col == 'epoch' else 'number'}; {RUN_FILE_FIX}")
-            return None
-        h[col] = v.astype(int) if col == "epoch" else v
-    return h
-
-
-# what train writes into a run's (or a fold's) folder once it has validated an epoch, beside metrics.csv (loop.py's
-# evaluate_epoch and checkpoint): a folder with none of them and no metrics.csv stopped in its first epoch
-EPOCH_FILES = (BEST_PT, VAL_PREDICTIONS, PER_CLASS_CSV, LAST_PT)
-UNKNOWN = "?"       # progress's epochs done where nothing tells them ('?/6')
-
-
-def _epochs_done(folder: Path) -> int | None:
-    """The last epoch a run's (or one fold's) metrics.csv records (_read_metrics); where it is malformed or gone,
-    the epoch last.pt's LAST_STATE records (recorded_epochs, no torch); 0 where it stopped in its first epoch (no
-    metrics.csv, nor any other of EPOCH_FILES); None (not known) where neither tells it: metrics.csv malformed, or
-    missing beside files of a validated epoch (deleted, not copied), and no LAST_STATE to trust."""
-    h = _read_metrics(folder)
-    if h is not None:
-        return int(h["epoch"].max()) if len(h) else 0
-    recorded = recorded_epochs(folder / LAST_PT)
-    if recorded is not None:
-        return recorded
-    if (folder / METRICS_CSV).is_file() or any((folder / f).is_file() for f in EPOCH_FILES):
-        return None
-    return 0
-
-
-def _fold_state(folder: Path, epochs: int | None, early_stop: bool) -> tuple[bool | None, str]:
-    """(finished, 'done/set' epochs) of a run or one fold: last.pt's train_state flag where it is there (the one
-    record of train's early stop), else metrics.csv's last epoch against the epochs set: all done is finished; fewer
-    is stopped, or not known (None) when an early stop could have ended it (train's rule is not re-derived here), or
-    when nothing tells the epochs done (_epochs_done: UNKNOWN, '?/6')."""
-    done = _epochs_done(folder)
-    finished = train_finished(folder / LAST_PT)
-    if finished is None and epochs is not None and done is not None:   # last.pt deleted (by hand, tune --keep)
-        finished = True if done >= epochs else (None if early_stop else False)         # or unreadable
-    shown = UNKNOWN if done is None else done
-    progress = f"{shown}/{epochs}" if epochs is not None else str(shown)
-    if finished and epochs is not None and done is not None and done < epochs:
-        progress += ", early stop"
-    return finished, progress
-
-
-def _folds_gone(path: Path) -> list[str]:
-    """The folds a finished k-fold set's OOF_SCORE names that are gone since: the fold's folder, or its best.pt
-    beside another fold's, as predict and ensemble refuse the set (train.rundir.folds_gone); a set none of whose
-    folds has a best.pt (tune --keep removed them, deleted_by_tune) is said by them apart."""
-    planned, gone = folds_gone(path) or ([], [])
-    return gone if len(gone) < len(planned) else [f for f in gone if not (path / f).is_dir()]
-
-
 def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, str]:
     """(state, progress) of a run folder (see STATES; state blank: finished, or not known). Evidence, in order: the
     folder's lock (running), its tune study's trials.csv (pruned, failed, complete; failed by Ctrl-C / SIGTERM, its
     message says: stopped), then a k-fold set's
-    oof_score.json (train writes it after the last fold) or a run's last.pt / metrics.csv (_fold_state). A fold read
+    progress (rundir.set_progress) or a run's last.pt / metrics.csv (rundir.fold_state). A fold read
     alone (run_names.fold_set) is a run: its config.yaml repeats the set's --folds, which would read it as a set;
     stopped, it crashed where its set's train.log says so (train logs the crash line there, not in the fold's)."""
     kset = fold_set(path)
     if kset is not None:
         cfg = {k: v for k, v in cfg.items() if k != "folds"}
-    epochs = pd.to_numeric(pd.Series([cfg.get("epochs")]), errors="coerce").iloc[0]
-    epochs = int(epochs) if pd.notna(epochs) else None
-    early_stop = bool(pd.to_numeric(pd.Series([cfg.get("early_stop")]), errors="coerce").fillna(0).iloc[0])
+    epochs, early_stop = progress_settings(cfg)
     if cfg.get("folds") or folds:
-        finished = kfold_finished(path)
-        planned = planned_folds(path)       # oof_score.json, plan.json, config.yaml's --folds (not `all`)
-        # a fold folder outside the plan (copied in, left by another set's name) is no fold of it: not counted
-        ours, stray = set_fold_dirs(path)
-        stray = [d.name for d in stray]
-        states = [(d.name, *_fold_state(d, epochs, early_stop)) for d in ours]
-        if finished:    # OOF_SCORE is written after the last fold: one not known to have finished (an --early-stop
-            states = [(name, True if f is None else f, p) for name, f, p in states]    # fold's last.pt gone) did
-        n_done = sum(1 for _, f, _ in states if f)
-        progress = f"folds done {n_done}/{len(planned)}" if planned else f"folds done {n_done}"
-        part = next((f"{name} {p}" for name, f, p in states if not f), "")     # stopped, or not known to have
-        # finished: its epochs as a single run's cell reads them ('4/10', '?/6')
-        gone = _folds_gone(path) if finished else []
-        # its folds done, no record it finished (unreadable, or not there): train --resume writes it
-        oof_said = None if finished else oof_unreadable(path) or (f"{OOF_SCORE} missing" if planned and
-                                                                  n_done == len(planned) else None)
-        progress += f", {part}" if part else (f", {', '.join(gone)} gone" if gone else
-                                              f", {oof_said}" if oof_said else "")
-        progress += f", {', '.join(stray)} not planned" if stray else ""
+        sp = set_progress(path, epochs, early_stop)      # train.rundir's, which predict's refusal says too
+        finished, progress, gone = sp.finished, sp.text, sp.gone
     else:
-        (finished, progress), gone = _fold_state(path, epochs, early_stop), []
+        (finished, progress), gone = fold_state(path, epochs, early_stop), []
     if RunLock.held(path):
         return RUNNING, progress
     if gone:        # a finished k-fold set's fold folder or checkpoint removed since
@@ -608,7 +495,7 @@ def _profile_shares(path: Path, members: list) -> dict[str, str]:
     table, report.html and predict show it (scores.csv's `shares`, ensemble.profile.share_text: '1.00', or per
     attribute where they differ): spec.yaml's weight is over every member, which the product of the attributes
     never uses (one run per attribute has 1.00 each, not 0.333). {} where scores.csv does not record them."""
-    t = _read_csv(path / ENSEMBLE_SCORES_CSV, ENSEMBLE_SCORES, ENSEMBLE_FILE_FIX)
+    t = read_run_file(path / ENSEMBLE_SCORES_CSV, ENSEMBLE_SCORES, ENSEMBLE_FILE_FIX)
     if t is None or "shares" not in t.columns or len(t) < len(members):
         return {}
     return {str(m.get("name")): (v if "," not in v else f"({v})")
@@ -644,7 +531,7 @@ def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
         run.changed = ("shares within each attribute " + " ".join(f"{k}={v}" for k, v in shares.items())
                        if shares else "")
     scores = doc.get("scores") if isinstance(doc.get("scores"), dict) else {}
-    oof = _read_csv(path / ENSEMBLE_OOF_CSV, ENSEMBLE_OOF, ENSEMBLE_FILE_FIX)
+    oof = read_run_file(path / ENSEMBLE_OOF_CSV, ENSEMBLE_OOF, ENSEMBLE_FILE_FIX)
     _score(oof, run, _recorded_scores(path, None, False, ensemble=scores) if oof is not None else None)
     run.checkpoints = [path / str(c) for m in members if isinstance(m, dict) for c in (m.get("checkpoints") or [])[:1]]
     from imgcls.ensemble.config import missing_members

@@ -4035,3 +4035,34 @@ def test_a_model_whose_probabilities_are_nan_is_refused_at_its_first_batch_not_a
     r = runner.invoke(app, ["predict", str(run), "--data", str(tmp_path / "test"), "--out", str(out), "--workers",
                             "0", "--batch-size", "2"])
     assert "; stopped there, before the other 4 images): its weights overflow" in " ".join(r.output.split()), r.output
+
+
+@pytest.mark.parametrize("last_epochs", [(3, 2), (3, 3)])
+def test_a_kfold_sets_progress_without_last_pt_is_said_alike_by_runs_and_predict(tmp_path, last_epochs):
+    """A 2-fold set of 3 epochs whose folds' last.pt are gone (deleted by hand, tune --keep): `imgcls runs` read
+    each fold's progress from its metrics.csv ('folds done 1/2, fold_1 2/3'), predict's refusal from last.pt
+    alone ('folds done 0/2, fold_0 ?/3'), and where both folds were 3/3 runs said 'oof_score.json missing' and
+    predict 'stopped before its last fold'. Both read it with rundir.set_progress now: the same text."""
+    import yaml
+    from imgcls.runs import read_run
+    from imgcls.train.rundir import find_checkpoints, record_plan
+    kf = make_tiny_run(tmp_path / "runs" / "kf", classes=("a", "b"), folds=2)
+    record_plan(kf, [0, 1], ["a", "b"])
+    (kf / "config.yaml").write_text(yaml.safe_dump(dict(yaml.safe_load((kf / "config.yaml").read_text()),
+                                                        epochs=3)))
+    for k, done in enumerate(last_epochs):
+        pd.DataFrame({"epoch": range(1, done + 1), "epoch_seconds": 1.0}).to_csv(kf / f"fold_{k}" / "metrics.csv",
+                                                                                 index=False)
+        for f in ("last.pt", "last_state.json"):
+            (kf / f"fold_{k}" / f).unlink(missing_ok=True)
+    (kf / "oof_score.json").unlink(missing_ok=True)
+    progress = read_run(kf).progress
+    with pytest.raises(UserError) as e:
+        find_checkpoints(kf)
+    if last_epochs == (3, 2):
+        assert progress == "folds done 1/2, fold_1 2/3", progress
+        assert f"training stopped before its last fold ({progress}))" in str(e.value), e.value
+    else:
+        assert progress == "folds done 2/2, oof_score.json missing", progress
+        assert str(e.value).startswith(f"{kf} is a k-fold run whose folds all finished (fold_0, fold_1) but whose "
+                                       f"oof_score.json"), e.value

@@ -12,13 +12,16 @@
   paths alone: ensemble, predict and export refuse a wrong run in one line before they import torch to read one;
   `init_checkpoint`: the one `--init-from RUN` starts from. What a checkpoint file holds is imgcls.train.checkpoint's
   to read (it does not import this module).
+- `set_progress`: how far a k-fold set got ('folds done 1/2, fold_1 3/10'), the one reading of it, for `imgcls runs`
+  (runs.run_state) and for predict's, ensemble's and export's refusal of a set not finished (check_kfold_finished):
+  each fold's last.pt, or its metrics.csv (read_metrics) where last.pt is gone.
 """
 from __future__ import annotations
 
 import os
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 from imgcls.console import sh
 from imgcls.errors import UserError
@@ -30,6 +33,9 @@ from imgcls.run_names import (BEST_PT, CRASH_LINE, FOLDS_PLANNED, IMAGE_CACHE, L
                               OOF_SCORE, PER_CLASS_CSV, RUN_CONFIG, RUN_PLAN, TRAIN_LOG, VAL_PREDICTIONS, fold_dir,
                               fold_dirs, fold_number, fold_set, is_fold_dir)
 from imgcls.runs_config import RUNS_TABLE
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ANOTHER_NAME = choose_another("--name")     # a taken run folder's fix, for both callers
 
@@ -394,7 +400,10 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path], name: str) -> N
     planned = [fold_dir(run_dir, k).name for k in planned_folds(run_dir) or []] or None
     gone = sorted(set(planned or ()) - set(have))
     unreadable = oof_unreadable(run_dir)
-    if planned and not gone and not unreadable and all(train_finished(run_dir / f / LAST_PT) for f in planned):
+    from imgcls.outputs import read_yaml
+    # how far it got, as `imgcls runs` says it: last.pt, or where that is gone its metrics.csv
+    progress = set_progress(run_dir, *progress_settings(read_yaml(run_dir / RUN_CONFIG)))
+    if planned and not gone and not unreadable and all(progress.folds.get(f) for f in planned):
         # every fold finished, the record of the set written after the last one is not there (the run killed as it
         # was written, the file deleted): resume trains nothing and writes it from the folds' predictions
         raise UserError(f"{run_dir} is a k-fold run whose folds all finished ({', '.join(planned)}) but whose "
@@ -405,26 +414,124 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path], name: str) -> N
     elif unreadable:
         missing = f"{unreadable}, which imgcls train --resume writes again"
     else:
-        missing = f"{record.name} missing: training stopped before its last fold ({_stopped_at(run_dir, planned)})"
+        missing = f"{record.name} missing: training stopped before its last fold ({progress.text})"
     raise UserError(f"{run_dir} is an unfinished k-fold run ({len(have)} fold(s) with a checkpoint: {listed}; "
                     f"{missing}); finish it with {resume_fix(run_dir)}{one_fold}")
 
 
-def _stopped_at(run_dir: Path, planned: list[str] | None) -> str:
-    """How far a k-fold set whose training stopped got, in `imgcls runs`' progress words ('folds done 1/2, fold_1
-    3/10': the folds finished of those `planned`, every fold folder of the set where nothing records the plan, and
-    the first one not finished with its epochs done / set), from the records runs reads them by (last.pt's
-    LAST_STATE, config.yaml's epochs): runs.run_state builds that text, but it imports this module."""
-    from imgcls.outputs import read_yaml
-    folds = planned or [d.name for d in set_fold_dirs(run_dir)[0]]
-    finished = [f for f in folds if train_finished(run_dir / f / LAST_PT)]
-    said = f"folds done {len(finished)}" + (f"/{len(planned)}" if planned else "")
-    part = next((f for f in folds if f not in finished), None)
-    if part is None:
-        return said
-    done, epochs = recorded_epochs(run_dir / part / LAST_PT), read_yaml(run_dir / RUN_CONFIG).get("epochs")
-    shown = "?" if done is None else done
-    return f"{said}, {part} {shown}" + (f"/{epochs}" if isinstance(epochs, int) else "")
+def read_metrics(folder: Path) -> pd.DataFrame | None:
+    """A run's (or one fold's) metrics.csv, the one reader of the epochs it records (the history, the epochs done):
+    its epoch column whole numbers, its epoch_seconds numbers (empty: NaN). None where it is missing, and where it
+    is malformed, one that pandas cannot parse or one without those numbers, said in read_run_file's one warning."""
+    import numpy as np
+    import pandas as pd
+    f = folder / METRICS_CSV
+    h = read_run_file(f, EPOCH_METRICS)
+    if h is None:
+        return None
+    if "epoch" not in h.columns:
+        read_without(f"{EPOCH_METRICS} {f} has no 'epoch' column; {RUN_FILE_FIX}")
+        return None
+    for col in ("epoch", "epoch_seconds"):
+        if col not in h.columns:
+            continue
+        v = pd.to_numeric(h[col], errors="coerce")
+        bad = (v.isna() & h[col].notna()) if col == "epoch_seconds" else ~(np.isfinite(v) & (v == v.round()))
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            read_without(f"{EPOCH_METRICS} {f}: line {i + 2}: {col} '{h[col].iloc[i]}' is not a "
+                         f"{'whole number' if col == 'epoch' else 'number'}; {RUN_FILE_FIX}")
+            return None
+        h[col] = v.astype(int) if col == "epoch" else v
+    return h
+
+
+# what train writes into a run's (or a fold's) folder once it has validated an epoch, beside metrics.csv (loop.py's
+# evaluate_epoch and checkpoint): a folder with none of them and no metrics.csv stopped in its first epoch
+EPOCH_FILES = (BEST_PT, VAL_PREDICTIONS, PER_CLASS_CSV, LAST_PT)
+UNKNOWN = "?"       # progress's epochs done where nothing tells them ('?/6')
+
+
+def epochs_done(folder: Path) -> int | None:
+    """The last epoch a run's (or one fold's) metrics.csv records (read_metrics); where it is malformed or gone,
+    the epoch last.pt's LAST_STATE records (recorded_epochs, no torch); 0 where it stopped in its first epoch (no
+    metrics.csv, nor any other of EPOCH_FILES); None (not known) where neither tells it: metrics.csv malformed, or
+    missing beside files of a validated epoch (deleted, not copied), and no LAST_STATE to trust."""
+    h = read_metrics(folder)
+    if h is not None:
+        return int(h["epoch"].max()) if len(h) else 0
+    recorded = recorded_epochs(folder / LAST_PT)
+    if recorded is not None:
+        return recorded
+    if (folder / METRICS_CSV).is_file() or any((folder / f).is_file() for f in EPOCH_FILES):
+        return None
+    return 0
+
+
+def fold_state(folder: Path, epochs: int | None, early_stop: bool) -> tuple[bool | None, str]:
+    """(finished, 'done/set' epochs) of a run or one fold: last.pt's train_state flag where it is there (the one
+    record of train's early stop), else metrics.csv's last epoch against the epochs set: all done is finished; fewer
+    is stopped, or not known (None) when an early stop could have ended it (train's rule is not re-derived here), or
+    when nothing tells the epochs done (epochs_done: UNKNOWN, '?/6')."""
+    done = epochs_done(folder)
+    finished = train_finished(folder / LAST_PT)
+    if finished is None and epochs is not None and done is not None:   # last.pt deleted (by hand, tune --keep)
+        finished = True if done >= epochs else (None if early_stop else False)         # or unreadable
+    shown = UNKNOWN if done is None else done
+    progress = f"{shown}/{epochs}" if epochs is not None else str(shown)
+    if finished and epochs is not None and done is not None and done < epochs:
+        progress += ", early stop"
+    return finished, progress
+
+
+def set_folds_gone(path: Path) -> list[str]:
+    """The folds a finished k-fold set's OOF_SCORE names that are gone since: the fold's folder, or its best.pt
+    beside another fold's, as predict and ensemble refuse the set (folds_gone); a set none of whose
+    folds has a best.pt (tune --keep removed them, deleted_by_tune) is said by them apart."""
+    planned, gone = folds_gone(path) or ([], [])
+    return gone if len(gone) < len(planned) else [f for f in gone if not (path / f).is_dir()]
+
+
+def progress_settings(cfg: dict) -> tuple[int | None, bool]:
+    """(epochs, early_stop) a run's config.yaml `cfg` sets, as its progress reads them: None / False where it
+    records none, or no number."""
+    import pandas as pd
+    epochs = pd.to_numeric(pd.Series([cfg.get("epochs")]), errors="coerce").iloc[0]
+    early_stop = bool(pd.to_numeric(pd.Series([cfg.get("early_stop")]), errors="coerce").fillna(0).iloc[0])
+    return (int(epochs) if pd.notna(epochs) else None), early_stop
+
+
+class SetProgress(NamedTuple):
+    """How far a k-fold set got, the one reading of it (`imgcls runs`' state and epochs cell, and predict's,
+    ensemble's, export's refusal of a set not finished: check_kfold_finished)."""
+    finished: bool              # OOF_SCORE names its folds (kfold_finished): train wrote it after the last fold
+    folds: dict[str, bool | None]   # each planned fold folder's finished (fold_state: None, not known)
+    gone: list[str]             # a finished set's folds removed since (set_folds_gone)
+    text: str                   # 'folds done 1/2, fold_1 3/10'
+
+
+def set_progress(run_dir: Path, epochs: int | None, early_stop: bool) -> SetProgress:
+    """A k-fold set's progress (SetProgress), from its folds' last.pt and, where that is gone (deleted by hand,
+    tune --keep), their metrics.csv against the `epochs` set (progress_settings): 'folds done 1/2, fold_1 3/10'
+    (the folds of its plan: a fold folder it does not name is said as 'fold_2 not planned', and counted in none)."""
+    run_dir = Path(run_dir)
+    finished = kfold_finished(run_dir)
+    planned = planned_folds(run_dir)       # oof_score.json, plan.json, config.yaml's --folds (not `all`)
+    ours, stray = set_fold_dirs(run_dir)
+    states = [(d.name, *fold_state(d, epochs, early_stop)) for d in ours]
+    if finished:    # OOF_SCORE is written after the last fold: one not known to have finished (an --early-stop
+        states = [(name, True if f is None else f, p) for name, f, p in states]    # fold's last.pt gone) did
+    n_done = sum(1 for _, f, _ in states if f)
+    text = f"folds done {n_done}/{len(planned)}" if planned else f"folds done {n_done}"
+    part = next((f"{name} {p}" for name, f, p in states if not f), "")     # stopped, or not known to have
+    # finished: its epochs as a single run's cell reads them ('4/10', '?/6')
+    gone = set_folds_gone(run_dir) if finished else []
+    # its folds done, no record it finished (unreadable, or not there): train --resume writes it
+    oof_said = None if finished else oof_unreadable(run_dir) or (f"{OOF_SCORE} missing" if planned and
+                                                                 n_done == len(planned) else None)
+    text += f", {part}" if part else (f", {', '.join(gone)} gone" if gone else f", {oof_said}" if oof_said else "")
+    text += f", {', '.join(d.name for d in stray)} not planned" if stray else ""
+    return SetProgress(finished, {name: f for name, f, _ in states}, gone, text)
 
 
 CHECKPOINTS = {"best": BEST_PT, "last": LAST_PT}    # find_checkpoints' `which`: the checkpoint file each names
@@ -719,6 +826,29 @@ ENSEMBLE_SCORES = "the ensemble's scores"                  # scores.csv's
 PER_CLASS = "the run's per-class scores"          # per_class.csv's role, as read_run_csv names it
 VALIDATION = "the run's validation predictions"   # val_predictions.csv's (read_validation's)
 EPOCH_METRICS = "the run's per-epoch metrics"     # metrics.csv's (tune's trial value)
+
+
+def read_run_file(path: Path, role: str, fix: str = RUN_FILE_FIX, **kwargs) -> pd.DataFrame | None:
+    """A run's (or an ensemble's) CSV file `path`, named by its `role`, read by read_run_csv; None where it
+    is missing, and where it is malformed, said in one warning (read_run_csv's line, read_without): the run is
+    read without it, as without a missing one (`imgcls runs` lists, diffs and reports it so), and the other runs go
+    on."""
+    if not path.is_file():
+        return None
+    try:
+        return read_run_csv(path, role, fix, dtype={"label": str, "pred": str, "class": str, "shares": str},
+                            na_values=[""], **kwargs)
+    except UserError as e:
+        read_without(str(e), fix)
+        return None
+
+
+def read_without(problem: str, fix: str = RUN_FILE_FIX) -> None:
+    """The one warning of a malformed file `imgcls runs` reads: its line (`problem`: the file, what is wrong and
+    the fix, read_run_csv's) and that the run, or the ensemble (a file `imgcls ensemble` wrote: ENSEMBLE_FILE_FIX),
+    is read without it."""
+    from imgcls.console import warn
+    warn(f"{problem}; {'the ensemble' if fix == ENSEMBLE_FILE_FIX else 'the run'} is read without it")
 
 
 def read_run_csv(f: Path, role: str, fix: str = RUN_FILE_FIX, **kwargs):
