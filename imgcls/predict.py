@@ -55,7 +55,8 @@ from imgcls.submission import (DEFAULT_FORMAT, age_bands_note, build_submission,
                                match_template, folder_template, listing_csv, resolve_format, submission_ids,
                                template_beside)
 from imgcls.train.config import TrainConfig
-from imgcls.train.rundir import ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, read_run_csv, read_validation, validation_files
+from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, read_run_csv, read_validation, set_fold_dirs,
+                                 validation_files)
 from imgcls.tta import TTASpec, parse_tta
 
 RUNS_DIR = Path(TrainConfig.out)        # where imgcls train writes by default
@@ -737,7 +738,7 @@ def trained_rows(member: Member, df: pd.DataFrame, view: FolderView | None = Non
         trained[hit] = False
         return trained, run, []
     hits = {}
-    for d in fold_dirs(run):
+    for d in set_fold_dirs(run)[0]:       # the set's planned folds (validation_files reads no other)
         g = fold_number(d)
         hit = named.get(d / VAL_PREDICTIONS)
         if not hit:

@@ -4066,3 +4066,23 @@ def test_a_kfold_sets_progress_without_last_pt_is_said_alike_by_runs_and_predict
         assert progress == "folds done 2/2, oof_score.json missing", progress
         assert str(e.value).startswith(f"{kf} is a k-fold run whose folds all finished (fold_0, fold_1) but whose "
                                        f"oof_score.json"), e.value
+
+
+def test_a_fold_folder_outside_a_sets_plan_is_read_by_none_of_its_readers(tmp_path):
+    """A fold_2 copied into a finished 2-fold set (part-trained, its val_predictions.csv of other images) was read by
+    validation_files (predict's --eval leak check counted its images as the set's trained rows, a resume's data
+    check read it) and by finished(): `train --name` of the set said it held an unfinished run to resume. Like
+    find_checkpoints and `imgcls runs`, they read the set's planned folds alone (set_fold_dirs)."""
+    from imgcls.train.rundir import check_run_dir_free, record_plan, validation_files
+    runs = tmp_path / "runs"
+    kf = make_tiny_run(runs / "kf", classes=("a", "b"), folds=2)
+    record_plan(kf, [0, 1], ["a", "b"])
+    for f in ("fold_0", "fold_1"):
+        mark_training(kf / f, 3, 3, 3, finished=True)
+    shutil.copytree(kf / "fold_1", kf / "fold_2")
+    mark_training(kf / "fold_2", 1, 3, 1)
+    for f in ("fold_0", "fold_2"):
+        (kf / f / "val_predictions.csv").write_text("root,path,label\n")
+    assert validation_files(kf) == [kf / "fold_0" / "val_predictions.csv"]
+    with pytest.raises(UserError, match="already holds a finished run"):
+        check_run_dir_free(runs, "kf")

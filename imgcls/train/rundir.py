@@ -94,8 +94,9 @@ def holds_run(folder: Path) -> bool:
 
 
 def _fold_files(run_dir: Path, name: str) -> list[Path]:
-    """The file `name` of each fold of the k-fold set in `run_dir` that holds one, by fold number (fold_dirs)."""
-    return [d / name for d in fold_dirs(run_dir) if (d / name).is_file()]
+    """The file `name` of each fold of the k-fold set in `run_dir` that holds one, by fold number: its planned folds
+    (set_fold_dirs: a fold folder its plan does not name is no fold of it)."""
+    return [d / name for d in set_fold_dirs(run_dir)[0] if (d / name).is_file()]
 
 
 def claim_run_dir(out: Path, name: str | None, model: str, exist_ok: bool = False) -> tuple[Path, list[Path]]:
@@ -812,8 +813,9 @@ def finished(run_dir: Path) -> bool:
 
 def validation_files(run_dir: Path) -> list[Path]:
     """The val_predictions.csv files a run folder holds: a single run's, or a k-fold set's out-of-fold one and each
-    fold_<g>/ one (the images each validated on)."""
-    return [f for f in [run_dir / VAL_PREDICTIONS, *(d / VAL_PREDICTIONS for d in fold_dirs(run_dir))]
+    fold_<g>/ one (the images each validated on) of its planned folds (set_fold_dirs: a fold_2 copied into a 2-fold
+    set is left out)."""
+    return [f for f in [run_dir / VAL_PREDICTIONS, *(d / VAL_PREDICTIONS for d in set_fold_dirs(run_dir)[0])]
             if f.is_file()]
 
 
