@@ -3146,17 +3146,18 @@ def test_init_from_a_run_whose_loss_diverged_is_refused_in_one_line_before_the_r
 
 
 def test_no_validation_images_in_a_tune_trial_names_tune_on_the_split_table(tmp_path):
-    """The refusal above, met by a tune trial (run_train's track_group: tune's --study), named `then imgcls train
+    """The refusal above, met by a tune trial (run_train's study: tune's config), named `then imgcls train
     data/splits.csv` as the way on from a study: it now names `imgcls tune data/splits.csv --study S-split`, as the
     trial's other fixes (_split_first) do."""
     from imgcls.errors import UserError
+    from imgcls.tune import TuneConfig
     raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6})
     rows = [{"path": f"raw/{c}/{p.name}", "label": c, "group": "shoes" if c == "a" else "clothes"}
             for c in ("a", "b") for p in sorted((raw / c).iterdir())]
     pd.DataFrame(rows).to_csv(tmp_path / "train.csv", index=False)
     with pytest.raises(UserError) as e:
         run_train(TrainConfig(src=str(tmp_path / "train.csv"), epochs=1, out=str(tmp_path / "runs"), **TINY),
-                  track_group="S")
+                  track_group="S", study=TuneConfig(study="S"))
     said = str(e.value)
     assert "--group-col none (Python: " in said, said
     assert "then imgcls tune data/splits.csv --model test_resnet --no-pretrained --img-size 32 --epochs 1 " \

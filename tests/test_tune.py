@@ -1089,9 +1089,11 @@ def test_a_data_table_train_refuses_is_one_line_before_the_study_opens(data, tmp
         extra, words = ["--folds", "all"], "--folds needs a `fold` column" + \
             f", which {table} lacks: run imgcls split {table} --folds 5 (Python: run_split('{table}', " \
             "cfg=SplitConfig(folds=5))) first and tune on its table: imgcls tune data/splits.csv --model test_resnet " \
-            "--no-pretrained --img-size 32 --epochs 1 --workers 0 --folds all --study s-split (Python: run_tune(" \
-            "TuneConfig(study='s-split', train=TrainConfig(src='data/splits.csv', model='test_resnet', " \
-            "pretrained=False, img_size=32, epochs=1, workers=0, folds='all'))))"
+            "--no-pretrained --img-size 32 --epochs 1 --workers 0 --folds all --study s-split --space " \
+            f"{tmp_path / 'space.yaml'} --trials 1 --out {tmp_path / 'tune'} (Python: run_tune(TuneConfig(" \
+            f"study='s-split', space='{tmp_path / 'space.yaml'}', trials=1, out='{tmp_path / 'tune'}', " \
+            "train=TrainConfig(src='data/splits.csv', model='test_resnet', pretrained=False, img_size=32, epochs=1, " \
+            "workers=0, folds='all'))))"
     elif case == "fold not in the data":
         rows["fold"] = [i % 2 for i in range(len(rows))]
         extra, words = ["--folds", "2"], "fold(s) 2 not in the data (folds present: 0, 1)"
@@ -1111,6 +1113,39 @@ def test_a_data_table_train_refuses_is_one_line_before_the_study_opens(data, tmp
     assert r.exit_code == 2 and words in said, r.output
     assert len(r.output.strip().splitlines()) == 1 and "trial 0" not in said and "study 's'" not in said, r.output
     assert not out.exists()
+
+
+def test_a_split_fix_names_the_tune_command_with_its_own_options(data, tmp_path, space, monkeypatch):
+    """tune's fix that splits the data first (here --folds all on a folder with no fold column) named `imgcls tune
+    data/splits.csv ... --study s-split` with the train options only: pasted, it tuned the default space on the
+    default metric into outputs/tune for 20 trials. Its command and its Python call, read back, are the study's own
+    options (--space, --metric, --out, --trials, --timeout, --sampler) but its name and the data."""
+    import shlex
+
+    from imgcls.options import cli_fields
+    monkeypatch.chdir(tmp_path)
+    args = ["tune", "raw", "--study", "s", "--space", str(space), "--metric", "accuracy", "--out", "o ut",
+            "--trials", "3", "--timeout", "1h", "--sampler", "random", "--model", "test_resnet", "--no-pretrained",
+            "--img-size", "32", "--epochs", "1", "--workers", "0", "--folds", "all"]
+    r = CliRunner().invoke(app, args)
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and "--folds needs a `fold` column" in said, r.output
+    typed, python = said.split("tune on its table: ")[1].split(" (Python: ")
+    got = []
+    monkeypatch.setattr("imgcls.tune.run_tune", lambda c: got.append(c))
+    for cmd in (args, shlex.split(typed)[1:]):
+        r = CliRunner().invoke(app, cmd)
+        assert r.exit_code == 0, r.output
+    eval(python[:-1], {"run_tune": lambda c: got.append(c), "TuneConfig": TuneConfig, "TrainConfig": TrainConfig})
+    asked, *fixes = got
+    assert asked.trials == 3 and asked.out == "o ut", asked
+    for fix in fixes:
+        assert fix.study == "s-split" and fix.train.src == "data/splits.csv", typed
+        assert {n: getattr(fix, n) for n in cli_fields(TuneConfig) if n != "study"} == \
+            {n: getattr(asked, n) for n in cli_fields(TuneConfig) if n != "study"}, typed
+        assert {n: getattr(fix.train, n) for n in cli_fields(TrainConfig) if n != "src"} == \
+            {n: getattr(asked.train, n) for n in cli_fields(TrainConfig) if n != "src"}, typed
+    assert fixes[0].typed == asked.typed and fixes[0].search_typed == asked.search_typed, typed
 
 
 def test_an_out_inside_the_data_folder_is_one_line_before_the_study_opens(data, tmp_path, space):
@@ -2793,7 +2828,7 @@ def test_a_fix_of_a_study_whose_space_draws_target_types_no_target(data, tmp_pat
     # every target the space draws lacks the fold column alike: said as train says it, not as the space key's
     assert r.exit_code == 2 and said.startswith("error: --folds needs a `fold` column"), r.output
     assert "imgcls tune data/splits.csv --model test_resnet --no-pretrained --img-size 32 --epochs 1 --workers 0 " \
-           "--folds all --study s-split (Python" in said, r.output
+           "--folds all --study s-split --space " in said, r.output
     assert "--target" not in said.split("first and tune on its table")[1] and "target=" not in said, r.output
     # its split stratifies on every target the space draws (the trials train on either), not on artist alone
     assert (f"run imgcls split {tmp_path / 't.csv'} --folds 5 --stratify artist,label (Python: run_split("
@@ -2902,7 +2937,9 @@ def test_no_split_column_warning_names_tune_with_the_study(data, tmp_path, space
     err = " ".join(capsys.readouterr().err.split())
     assert "no split column with val rows" in err, err
     assert "imgcls tune data/splits.csv --model test_resnet --no-pretrained --img-size 32 --aug none --epochs 1 " \
-           "--batch-size 8 --workers 0 --device cpu --study s1-split (Python" in err, err
-    assert "run_tune(TuneConfig(study='s1-split', train=TrainConfig(src='data/splits.csv', model='test_resnet', " \
+           f"--batch-size 8 --workers 0 --device cpu --study s1-split --space {space} --pruner none --trials 1 " \
+           f"--out {tmp_path / 'tune'} (Python" in err, err
+    assert f"run_tune(TuneConfig(study='s1-split', space='{space}', pruner='none', trials=1, " \
+           f"out='{tmp_path / 'tune'}', train=TrainConfig(src='data/splits.csv', model='test_resnet', " \
            "pretrained=False, img_size=32, aug='none', epochs=1, batch_size=8, workers=0, device='cpu')))" in err, err
     assert "imgcls train data/splits.csv" not in err, err

@@ -74,7 +74,7 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
 
 
 def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say_skipped: bool = False,
-               src: str | None = None, scanned: bool = True, study: str | None = None,
+               src: str | None = None, scanned: bool = True, study=None,
                searched: dict | None = None) -> tuple[pd.DataFrame, tuple, list[int | None], list[tuple]]:
     """train's refusals of the data table `df` (manifest.load's, of cfg.src) with these options, before any image is
     decoded: its split / fold values, the --target column, its labels (none, a competition CSV's classes in a
@@ -87,7 +87,7 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
     assign_split takes as `drawn`: the run trains with them, not a draw made again). `src`: the data as the user
     named it, which the lines say (cfg.src when not known). `scanned` False: the table as read, whose recorded scan
     (a row's error) the scan may undo (manifest.stale_rows: a file away when it was scanned, back since) and is not
-    read: a class of such rows was 'at least 2 classes' before the scan could find them. `study`: tune's --study,
+    read: a class of such rows was 'at least 2 classes' before the scan could find them. `study`: tune's config,
     whose `imgcls tune` command the --folds fix names instead of `imgcls train` (as say_data_notes'); `searched`:
     the options its space draws, which it types not (_split_first)."""
     from imgcls import manifest as mf
@@ -171,7 +171,7 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
 
 
 def check_unreadable_sides(cfg: TrainConfig, df: pd.DataFrame, errors: np.ndarray, src: str | None = None,
-                           study: str | None = None, searched: dict | None = None, since_scan: bool = False) -> None:
+                           study=None, searched: dict | None = None, since_scan: bool = False) -> None:
     """The refusal of a side the table itself names (its split column's train or val rows, a fold of --folds)
     whose every image is unreadable: left out, a split column without val rows was a random --val-split draw made
     unasked, a fold without them 'check the split'. `df`: the rows to train on but for their images; `errors`: each
@@ -218,7 +218,8 @@ def _side_named(side: str, fold: int | None, n: int, what: str) -> str:
         return f"the split column's {n} {'val' if side == 'validation' else 'train'} {what}"
     return f"fold {fold}'s {n} {what}" if side == "validation" else f"the other folds' {n} {what}"
 
-def check_left_out_sides(cfg: TrainConfig, table: pd.DataFrame, src: str | None = None, study: str | None = None,
+
+def check_left_out_sides(cfg: TrainConfig, table: pd.DataFrame, src: str | None = None, study=None,
                          searched: dict | None = None) -> None:
     """The refusal of a side the table itself names (its split column's train or val rows, a fold of --folds or
     the other folds) where train.data.usable_rows leaves out every row (unlabeled, dropped by clean: keep=false,
@@ -254,7 +255,7 @@ def _lost_images(n: int, path: str, error: str, since_scan: bool = False) -> str
 
 
 def check_sides(cfg: TrainConfig, df: pd.DataFrame, fold: int | None, train: np.ndarray, val: np.ndarray,
-                study: str | None = None, lost: str = "", src: str | None = None,
+                study=None, lost: str = "", src: str | None = None,
                 searched: dict | None = None) -> None:
     """The refusal of a fold (None: the run) that trains or validates on no image (train.data.assign_split's
     masks `train`, `val` of `df`); `lost`: the images left out of `df` as they were decoded, which the line then
@@ -299,13 +300,13 @@ def _drawn_both_sides(cfg: TrainConfig, df: pd.DataFrame, fold: int | None, rows
     return all(side.any() for side in tdata._assign_split(rows, None, cfg.val_split, cfg.seed, cfg.class_column))
 
 
-def say_data_notes(cfg: TrainConfig, df: pd.DataFrame, src: str, study: str | None = None,
+def say_data_notes(cfg: TrainConfig, df: pd.DataFrame, src: str, study=None,
                    searched: dict | None = None) -> None:
     """The lines on what validates and the data's warnings (no split column, a leak between the split's sides, a
     class of one image, an unused --val-split) of the usable rows `df` (check_data's) with these options; `src`:
     the data as the user named it. Said by each run as its images are scanned, and by tune before its study opens,
     on the table as read (tune._check_data): inside its console.said_once a trial then says none of those again.
-    `study`: tune's --study, whose `imgcls tune` command the fixes name instead of `imgcls train`; `searched`: the
+    `study`: tune's config, whose `imgcls tune` command the fixes name instead of `imgcls train`; `searched`: the
     options its space draws, which that command types not (_split_first)."""
     from imgcls.console import info, warn
     from imgcls.options import shown
@@ -340,7 +341,7 @@ def say_data_notes(cfg: TrainConfig, df: pd.DataFrame, src: str, study: str | No
 
 
 def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = None,
-                 study: str | None = None, searched: dict | None = None,
+                 study=None, searched: dict | None = None,
                  no_groups: bool = False) -> tuple[str, str]:
     """The `imgcls split` command that splits this run's data, and the `imgcls train` one that trains on its
     table, as typed, each with its Python call (options.python_too): a bare `imgcls split` reads only the
@@ -349,9 +350,10 @@ def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = No
     `folds`) with --seed; the train command carries the run's other options set that act (--model, --heads,
     --head-weights, --epochs, ...: options.typed_text's spelling), so it trains what this run would, but its
     --name / --exist-ok (this run's folder). `folds`: a 5-fold split, all of whose folds train. `src`: the data
-    as the user named it (cfg.src, made absolute for config.yaml, when not known). `study`: tune's --study, the
+    as the user named it (cfg.src, made absolute for config.yaml, when not known). `study`: tune's TuneConfig, the
     second command then `imgcls tune` on the split's table of a new study, STUDY-split (STUDY itself resumed on other
-    rows than its trials scored on is refused, tune._check_rows), with no option no tune flag sets
+    rows than its trials scored on is refused, tune._check_rows), with the tune command's own options set that act
+    (--space, --metric, --out, --trials, ...: the study's, tuned again as asked) and no option no tune flag sets
     (train.config.NOT_TRIAL_FLAGS) nor --plots (each trial's is --trial-plots'). `searched`: the options the study's
     space draws, each with its values (tune.space.Space.drawn): those are not typed in that command (tune refuses a
     typed option its space varies), and the split stratifies on every target the space draws, not on the one this
@@ -389,25 +391,30 @@ def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = No
     split_args = ", ".join(x for x in ("" if again else repr(str(src)), repr(out) if out else "",
                                        f"cfg=SplitConfig({split_cfg})" if split_cfg else "") if x)
     step = "train" if study is None else "tune"
-    # another study: `--study STUDY` on the split's table is refused, its rows not the ones STUDY's trials scored on
-    study = None if study is None else f"{study}-split"
     skip = {"folds", "val_split", "name", "exist_ok", *searched}    # the table's draw, this run's folder
+    own = []        # the tune command's own options set (--space, --metric, --out, --trials, ...), as they act
     if study is not None:
         from imgcls.train.config import NOT_TRIAL_FLAGS
         skip.update(NOT_TRIAL_FLAGS, ["plots"])
+        own = [n for n in set_options(study, cli_fields(type(study)))
+               if n != "study" and acts(study, n) and getattr(study, n) is not None]
+    # another study: `--study STUDY` on the split's table is refused, its rows not the ones STUDY's trials scored on
+    name = None if study is None else f"{study.study}-split"
     carried = [n for n in set_options(cfg, cli_fields(TrainConfig))
                if n not in skip and acts(cfg, n) and getattr(cfg, n) is not None]
     train = " ".join(x for x in (f"imgcls {step} {sh(splits)}", typed_text(cfg, carried, quote=sh),
-                                 "--folds all" if folds else "", "" if study is None else f"--study {sh(study)}")
+                                 "--folds all" if folds else "", "" if study is None else f"--study {sh(name)}",
+                                 typed_text(study, own, quote=sh) if own else "")
                      if x)
     train_args = ", ".join([f"src={splits!r}", *(f"{n}={getattr(cfg, n)!r}" for n in carried),
                             *(["folds='all'"] if folds else [])])
+    tune_args = "".join(f"{n}={getattr(study, n)!r}, " for n in own)
     call = f"run_train(TrainConfig({train_args}))" if study is None else \
-        f"run_tune(TuneConfig(study={study!r}, train=TrainConfig({train_args})))"
+        f"run_tune(TuneConfig(study={name!r}, {tune_args}train=TrainConfig({train_args})))"
     return (python_too(split, f"run_split({split_args})"), python_too(train, call))
 
 
-def _no_groups_split(cfg: TrainConfig, df, src: str | None = None, study: str | None = None,
+def _no_groups_split(cfg: TrainConfig, df, src: str | None = None, study=None,
                      searched: dict | None = None) -> str:
     """The way out of a competition CSV's `group` column read as the groups (train reads it as given): split it with
     --group-col none and train on that table (_split_first's commands, of these arguments)."""
@@ -549,7 +556,8 @@ def _given_over_record(cfg: TrainConfig, resume, typed) -> tuple[TrainConfig, Tr
 
 
 def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: int | None = None,
-              callbacks=None, track_group: str | None = None, typed=None, searched: dict | None = None) -> Path:
+              callbacks=None, track_group: str | None = None, typed=None, searched: dict | None = None,
+              study=None) -> Path:
     """Train (every fold with folds='all'); returns the run folder, absolute (os.path.abspath: a notebook that
     changes folder keeps it, as run_predict's summary names its files). `resume`: a run folder to continue, as
     `imgcls train --resume RUN` does: the options of `cfg` set to other than their defaults (and those `typed`) are
@@ -558,9 +566,10 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
     `stop_after`: stop after that many epochs in total (as if interrupted; `resume` continues).
     `callbacks`: imgcls.train.callbacks.Callback objects, called on rank 0 only; an exception one raises propagates
     out of run_train after the finished epochs' last.pt / metrics.csv are written. `track_group`: a name several
-    run_train calls share for cfg.tracker (tune's study: MLflow nests them under one parent run, W&B groups them;
-    the data's warnings then name `imgcls tune --study` that study as their fix, not `imgcls train`; `searched`:
-    the options its space draws, each with its values, which that fix does not type).
+    run_train calls share for cfg.tracker (tune's study: MLflow nests them under one parent run, W&B groups them).
+    `study`: the TuneConfig whose trial this is (tune's): the data's warnings then name `imgcls tune` with its
+    options and a new --study as their fix, not `imgcls train`; `searched`: the options its space draws, each with
+    its values, which that fix does not type.
     --deterministic switches torch's deterministic algorithms on for the run only (restored afterwards).
     `typed`: the options the user gave (TrainConfig.resolve's overrides; the CLI's flags): one given at its default
     where it would not act is refused too (imgcls.options.check_typed).
@@ -594,14 +603,15 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
         state = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
                  torch.backends.cudnn.benchmark)
         try:
-            return Path(os.path.abspath(_run_train(cfg, resumed, stop_after, callbacks, track_group, searched)))
+            return Path(os.path.abspath(_run_train(cfg, resumed, stop_after, callbacks, track_group, searched,
+                                                       study)))
         finally:
             torch.use_deterministic_algorithms(state[0], warn_only=state[1])
             torch.backends.cudnn.benchmark = state[2]
 
 
 def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, callbacks=None,
-               track_group: str | None = None, searched: dict | None = None) -> Path:
+               track_group: str | None = None, searched: dict | None = None, study=None) -> Path:
     """run_train's work once _check_up_front passed; `resumed`: what it returned for a resume (the run folder, its
     record, the config it continues with and the folder as --resume named it), None for a new run."""
     import torch
@@ -690,13 +700,13 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     # there) and the table's faults (no labels, --target, --folds, ...): refused before every image is scanned
     # (minutes on a large set); checked again below on the rows that can be read
     check_output_location(out, *mf.input_folders(df), images=mf.image_paths(df), owns=False)
-    check_data(cfg, df, say_target=dist.main, src=src_named, scanned=False, study=track_group, searched=searched)
+    check_data(cfg, df, say_target=dist.main, src=src_named, scanned=False, study=study, searched=searched)
     df = mf.scan_images(df, workers=io_workers, max_pixels=cfg.max_pixels)
     if resume is not None:       # the data the run trained on, not another folder's of the same relative name
         from imgcls.train.rundir import check_resume_data
         check_resume_data(resume, df, src_named, record)
     df, (heads, decode, classes, targets, final), folds, draws = check_data(
-        cfg, df, say_skipped=dist.main, src=src_named, study=track_group, searched=searched)
+        cfg, df, say_skipped=dist.main, src=src_named, study=study, searched=searched)
 
     dc = data_config(cfg.model)
     img_size = int(cfg.img_size or dc["input_size"][-1])
@@ -745,7 +755,7 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
             info(f"weights: {source.describe()}")
 
     if dist.main:
-        say_data_notes(cfg, df, src_named, study=track_group, searched=searched)    # a trial's fix: tune's
+        say_data_notes(cfg, df, src_named, study=study, searched=searched)    # a trial's fix: tune's
     # each fold's draw of the scanned rows, check_data's: made once, a resumed run's random --val-split draw (no split
     # table) checked against its earlier epochs', trained on
     if resume is not None and not cfg.folds and not tdata.has_val_split(df):
@@ -799,7 +809,7 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
             record_plan(run_dir, [f for f in folds if f is not None], classes)
         dist.barrier()
         return _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds,
-                            resume, stop_after, callbacks, study=track_group, draws=draws, src=src_named,
+                            resume, stop_after, callbacks, study=study, draws=draws, src=src_named,
                             searched=searched)
     except UserError:
         if dist.main:       # a refusal before the first epoch trained (a side broken since the scan): no folder left
@@ -940,10 +950,10 @@ def _record_finished(cfg: TrainConfig, run_dir: Path, record: TrainConfig, dist,
 
 
 def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds, resume,
-                 stop_after, callbacks=None, study: str | None = None, *, draws: list, src: str | None = None,
+                 stop_after, callbacks=None, study=None, *, draws: list, src: str | None = None,
                  searched: dict | None = None) -> Path:
     """Every fold of the run (one run without folds): the shared decoded-image cache, train_run per fold, the
-    out-of-fold score. `study`: tune's --study, which a fix's command names (_no_groups_split). `draws`: each
+    out-of-fold score. `study`: tune's config, which a fix's command names (_no_groups_split). `draws`: each
     fold's draw of `df` made already (check_data's; a resume's random --val-split draw checked by
     check_resumed_draw), used unless the decoding left rows out (then drawn again on the rows kept and checked).
     `src`, `searched`: check_data's, which a side broken since the scan names as its refusal does."""

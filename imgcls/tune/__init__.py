@@ -609,7 +609,7 @@ class _Objective:
                 # the data as named, which run_train's lines say as train's (its config.yaml records it anchored)
                 run_train(TrainConfig.from_dict({**d, "src": self.named or d["src"],
                                                  "plots": d["plots"] and self.cfg.trial_plots}),
-                          track_group=self.cfg.study, searched=self.space.drawn(),
+                          track_group=self.cfg.study, searched=self.space.drawn(), study=self.cfg,
                           callbacks=[*self.callbacks, TrialReporter(trial, self.cfg.metric, self.deadline)])
             trained = True
             nan_loss = diverged(run_dir)    # its metrics are argmax's first class: no objective
@@ -708,7 +708,7 @@ def _check_up_front(cfg: TuneConfig, recorded: dict):
     _say_config_replaced(cfg, space, recorded)
     check_writable(cfg.study_dir())
     _check_weights(cfg.train, space)
-    table, usable = _check_data(cfg.train, space, cfg.study_dir(), cfg.study, named)
+    table, usable = _check_data(cfg.train, space, cfg.study_dir(), cfg, named)
     # not each trial's error: a resumed study would record every one failed; the local store named in the study
     check_trackers(cfg.train.tracker, cfg.train.tracking_uri, store_in=cfg.study_dir())
     if cfg.sampler == "grid":
@@ -718,7 +718,7 @@ def _check_up_front(cfg: TuneConfig, recorded: dict):
         # is past, before the study's line, not under trial 0's; the trials, in run_tune's said_once, do not say
         # them again (a trial whose scan left other rows says its own). A searched --target's: in its trials
         from imgcls.train.run import say_data_notes
-        say_data_notes(cfg.train, usable, named, study=cfg.study, searched=space.drawn())
+        say_data_notes(cfg.train, usable, named, study=cfg, searched=space.drawn())
     return space, storage_url(cfg), rows_digest(cfg.train, table), named
 
 
@@ -955,7 +955,7 @@ def _check_weights(base: TrainConfig, space) -> None:
                 raise type(e)(f"{' with '.join(which)}: {e}") from None
 
 
-def _check_data(base: TrainConfig, space, study_dir: Path, study: str | None = None,
+def _check_data(base: TrainConfig, space, study_dir: Path, study=None,
                 src: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """train's refusals of the data table (train.run.check_data: no labels, a --target that is no column, every
     file missing, --folds it cannot take, ...) with the fixed options, for each --target the space can draw, and of
@@ -964,7 +964,8 @@ def _check_data(base: TrainConfig, space, study_dir: Path, study: str | None = N
     (no image scanned; check_data's checks leave it as it is), which rows_digest digests, and its usable rows (None
     where the space draws --target: each target's rows are its own), whose warnings _check_up_front says. A
     refusal of one target the space draws names that space key; one every target has alike is said as train's.
-    `study`: tune's --study, which a fix's command names (`imgcls tune SPLITS --study S-split`; None: train's).
+    `study`: the TuneConfig, whose options a fix's command names (`imgcls tune SPLITS --study S-split --space ...`;
+    None: train's).
     `src`: the data as the user named it, which the lines say (base.src, anchored, when not known)."""
     import dataclasses
 
