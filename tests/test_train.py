@@ -3746,6 +3746,34 @@ def test_a_hand_made_split_with_a_person_on_both_sides_is_warned(tmp_path, capsy
     assert f"imgcls split --check {tmp_path / 'leaky.csv'} --fix --out" in said
 
 
+def test_the_leak_warning_reads_the_group_column_the_split_kept_together(tmp_path, capsys):
+    """train's leak warning read the `group` column whatever column the split kept together, unlike `split --check`:
+    a table of `split m.csv --group-col person` whose `group` holds a super-class (shoes on both sides) was warned
+    of, pointing at a --check --fix that finds nothing, and a person moved across by hand was not. It now reads the
+    group column the split recorded beside the table, as split --check does."""
+    from imgcls import manifest as mf
+    from imgcls.split import SplitConfig, run_split
+    raw = make_image_folder(tmp_path / "raw", {"a": 8, "b": 8}, size=(32, 32))
+    m = mf.load(raw, scan=False)
+    m["person"] = [f"p{i // 2}" for i in range(len(m))]
+    m["group"] = np.where(m["label"] == "a", "shoes", "clothes")
+    mf.write(m, tmp_path / "m.csv")
+    table = tmp_path / "splits.csv"
+    run_split(tmp_path / "m.csv", table, cfg=SplitConfig(val=0.5, group_col="person", near_dup=False))
+    df = pd.read_csv(table, dtype=str, keep_default_na=False)
+    assert df.groupby("group")["split"].nunique().max() == 2       # a super-class on both sides: no leak
+    capsys.readouterr()
+    run_train(cfg_for(table, tmp_path, name="clean", epochs=1))
+    assert "leak(s) between the split's sides" not in " ".join(capsys.readouterr().err.split())
+    moved = df.index[df["person"] == df["person"].iloc[0]][0]
+    df.loc[moved, "split"] = {"train": "val", "val": "train"}[df.loc[moved, "split"]]    # one person on two sides
+    df.to_csv(table, index=False)
+    run_train(cfg_for(table, tmp_path, name="leaky", epochs=1))
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"1 leak(s) between the split's sides (group {df['person'][moved]}: " in said, said
+    assert df["path"][moved] in said, said
+
+
 def test_a_class_of_one_image_is_warned_by_name_and_trains_in_a_random_draw(tmp_path, capsys):
     """A class of one image trained without a word: the random --val-split draw put it in val (never trained on,
     F1 0), and its single member turned the draw's stratification off for every class. train now keeps it in

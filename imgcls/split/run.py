@@ -599,17 +599,28 @@ def _check_bands_fit(cfg: SplitConfig, table: pd.DataFrame, file: Path, typed, r
 
 def _group_col_of(cfg: SplitConfig, table: pd.DataFrame, file: Path, typed, recorded: dict) -> str:
     """The column whose values --check keeps on one side ('': none): --group-col typed (a column `table` lacks is
-    refused, not replaced; none: the file's `group` left as written), else the one the checked table's split recorded
-    (`recorded`: _recorded), else `group`. `group` was read whatever the split kept together: a person of a `split
-    m.csv --group-col person` table on two sides passed as clean, and a super-class in its `group` was a leak. A
-    recorded column the table lacks is in its `group`, where the reader of a competition CSV put it (a split's
-    --group-col none left that empty). A recorded none (a --fix given --group-col none) is none: no column read."""
-    made = recorded.get("group_col")
-    if cfg.group_col == mf.NO_GROUPS or ("group_col" not in typed and made == mf.NO_GROUPS):
+    refused, not replaced; none: the file's `group` left as written), else the one the checked table's split kept
+    together (kept_group_col)."""
+    if cfg.group_col == mf.NO_GROUPS:
         return ""
-    if "group_col" not in typed and isinstance(made, str) and made in table.columns:
-        return made
+    if "group_col" not in typed:
+        return kept_group_col(file, table, recorded)
     return _resolve_group_col(table, cfg, "manifest", str(file))
+
+
+def kept_group_col(file, table: pd.DataFrame, recorded: dict | None = None) -> str:
+    """The column whose values the split of `file` (a split table, read as `table`) kept on one side ('': none), as
+    `split --check FILE` and train's leak warning read it: the one recorded in the summary beside it (`recorded`:
+    _recorded(file), read here where not given), else `group`. `group` was read whatever the split kept together: a
+    person of a `split m.csv --group-col person` table on two sides passed as clean, and a super-class in its `group`
+    was a leak. A recorded column the table lacks is in its `group`, where the reader of a competition CSV put it (a
+    split's --group-col none left that empty). A recorded none (a --fix given --group-col none) is none."""
+    if recorded is None:
+        recorded = _recorded(Path(file)) if Path(file).is_file() else {}
+    made = recorded.get("group_col")
+    if made == mf.NO_GROUPS:
+        return ""
+    return made if isinstance(made, str) and made in table.columns else "group"
 
 
 def _stratify_of(cfg: SplitConfig, table: pd.DataFrame, file: Path, typed, recorded: dict) -> tuple[str, ...]:
