@@ -564,7 +564,7 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
     import torch
     from imgcls.device import device_name, resolve_device
     from imgcls.train.checkpoint import load_model
-    from imgcls.train.rundir import nan_rows
+    from imgcls.train.rundir import diverged_fix, nan_rows
     from imgcls.tta import ViewMaker, merge_views
 
     dev = resolve_device(device)
@@ -576,7 +576,6 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
     n, n_cls = len(paths), len(spec.classes)
     paths = [str(p) for p in paths]
     # checkpoints grouped by preprocessing: one decode pass serves all folds of a run (and same-input models)
-    from imgcls.train.rundir import diverged_fix
     loaded = [[load_model(c, dev, diverged_fix(c)) for c in m.checkpoints] for m in spec.members]
     for m, lms in zip(spec.members, loaded):
         for ck, lm in zip(m.checkpoints, lms):
@@ -646,9 +645,9 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
     member_tta = [a / len(lms) for a, lms in zip(sums_tta, loaded)]
     member_plain = [a / len(lms) for a, lms in zip(sums_plain, loaded)]
     tta_p, plain_p = combined(member_tta), combined(member_plain)
-    read = ~np.array([bool(e) for e in errs])
-    nan = [mi for mi, a in enumerate(member_tta) if nan_rows(a[read]).any()]     # a later batch's
-    _refuse_nan_probabilities(paths, tta_p, errs, spec, nan or range(len(spec.members)), folds=overflowed)
+    # the members a later batch found NaN for (each batch's check above: their sums hold those NaN), else every one
+    _refuse_nan_probabilities(paths, tta_p, errs, spec, sorted(overflowed) or range(len(spec.members)),
+                              folds=overflowed)
     bad = np.array([bool(e) for e in errs])
     tta_p[bad] = np.nan
     plain_p[bad] = np.nan
