@@ -367,8 +367,9 @@ def check(cfg: Any, names: typing.Iterable[str] | None = None, acting_later: typ
     for name in (table if names is None else names):
         value = getattr(cfg, name)
         check_value(name, value, table[name][1], _kind(type(cfg), name), _takes_none(type(cfg), name))
-        if plain_value(value) is not value:
-            setattr(cfg, name, plain_value(value))
+        plain = plain_value(value)
+        if plain is not value:
+            setattr(cfg, name, plain)
     for name in (table if names is None else names):
         if name not in acting_later:
             check_acts(cfg, name, table)
@@ -467,7 +468,11 @@ def set_options(cfg: Any, names: typing.Iterable[str] | None = None) -> list[str
 def _spelling(name: str, spec: Spec, value: Any) -> str:
     """How the command line spells `name` = value: --no-ood for a bool declared "--ood/--no-ood", --loss ce; 'no
     --flag' where no words give it (_words)."""
-    words = _words(name, spec, value)
+    return _joined(name, spec, _words(name, spec, value))
+
+
+def _joined(name: str, spec: Spec, words: list[str] | None) -> str:
+    """Command-line words as one text (_spelling's, _typed's), 'no --flag' where none give the value."""
     return " ".join(words) if words is not None else f"no {flag(name, spec)}"
 
 
@@ -506,8 +511,7 @@ def typed_text(cfg: Any, names: typing.Iterable[str], quote: Callable[[str], str
 def _typed(name: str, spec: Spec, value: Any, quote: Callable[[str], str] | None = None) -> str:
     """How the command line spells name = value (cli_words), 'no --flag' where no words give it; `quote`:
     typed_text's."""
-    words = cli_words(name, spec, value, quote)
-    return " ".join(words) if words is not None else f"no {flag(name, spec)}"
+    return _joined(name, spec, cli_words(name, spec, value, quote))
 
 
 def cli_words(name: str, spec: Spec, value: Any, quote: Callable[[str], str] | None = None) -> list[str] | None:

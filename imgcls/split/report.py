@@ -249,7 +249,8 @@ def write_reports(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, 
     from imgcls.split.labels import is_profile_table
     profile = is_profile_table(df)       # the settings that acted: no age options for a folder, no --no-near-dup's
     # as recorded (a --fix records the checked split's --near-dup, not its own run's)
-    made = replace(cfg, **{k: v for k, v in summary["config"].items() if k in {f.name for f in fields(cfg)}})
+    names = {f.name for f in fields(cfg)}
+    made = replace(cfg, **{k: v for k, v in summary["config"].items() if k in names})
     settings = sorted((k, setting_text(SplitConfig, k, v)) for k, v in summary["config"].items()
                       if acts(made, k) and (profile or k not in PROFILE_OPTIONS))
     sections = [("Settings", report.key_values(settings)),

@@ -80,6 +80,7 @@ def diverged_fix(ckpt_path: str | os.PathLike) -> str:
     folds = fold_set(Path(ckpt_path).parent)
     return "train it again with a lower --lr" if folds is None else diverged_set_fix(folds)
 
+
 def check_run_name(name: str | None) -> None:
     if name is not None:
         check_folder_name(name, "--out", "exp1")
