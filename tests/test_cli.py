@@ -886,6 +886,17 @@ def test_a_sigterm_whose_interruption_vanished_before_a_refusal_still_ends_the_p
     assert err == "error: the demo refused: fix the demo", r.stderr
 
 
+def test_a_sigterm_whose_interruption_vanished_before_a_crash_still_ends_the_process_by_sigterm():
+    """A step whose Terminated vanished (as above) and that then crashed (an exception that is no UserError, one the
+    interruption may have caused) printed its traceback and exited 1, where a refusal there ends by SIGTERM: a
+    script that waits for 143 read it as a plain failure. The traceback is said, and the process ends by SIGTERM."""
+    import signal
+    r = _python_of_this_checkout(_sigterm_swallowed_then("raise RuntimeError('the demo crashed')"))
+    assert r.returncode == -signal.SIGTERM, (r.returncode, r.stderr)
+    assert r.stderr.startswith("Traceback (most recent call last):"), r.stderr
+    assert r.stderr.rstrip().splitlines()[-1] == "RuntimeError: the demo crashed", r.stderr
+
+
 def test_help_examples_are_never_wrapped_at_80_columns_or_piped(monkeypatch):
     """Piped or in an 80-column terminal (`imgcls clean -h | cat`), rich folded a long example over two lines, so
     pasting the first ran half a command; each example is now one line however long, the prose still wraps."""

@@ -300,7 +300,8 @@ def sigterm_interrupts(what: str = "imgcls") -> Iterator[None]:
     line and cleans up (a --cache disk memmap) where it ended silently; the process still ends by SIGTERM (exit
     143: one_line_errors). Only where process.takes_sigterm (not under torchrun, nor over a caller's own handler,
     nor outside the main thread). A step (`what`: `imgcls ensemble`) that ran to its end over its Terminated says
-    so, then ends by SIGTERM all the same."""
+    so, then ends by SIGTERM all the same; so does one that stopped on a refusal (its line) or a crash (its
+    traceback) after a Terminated it swallowed."""
     import signal
 
     from imgcls.process import takes_sigterm
@@ -326,6 +327,14 @@ def sigterm_interrupts(what: str = "imgcls") -> Iterator[None]:
         # a refusal after a Terminated that vanished (or that the step's clean-up replaced): one_line_errors says
         # it, and the process still ends by SIGTERM
         e.after_sigterm = e.after_sigterm or handler.raised
+        raise
+    except Exception:
+        if handler.raised:
+            # a crash (a traceback, not a refusal) after a Terminated that vanished (or that the step's clean-up
+            # replaced): its traceback said, as Python says it at the exit, and the process still ends by SIGTERM,
+            # as a refusal's does (one_line_errors), not with exit 1
+            sys.excepthook(*sys.exc_info())
+            _end_by_sigterm()
         raise
     if handler.raised:
         # the step ran to its end over a Terminated it raised: one cleared where Python code called from C ran the
@@ -354,7 +363,7 @@ def one_line_errors(what: str, quiet: bool = False) -> Iterator[None]:
     code, no traceback; Ctrl-C is one `interrupted:` line and exit 130 (Typer exited 130 saying nothing), unless the
     step said its own (imgcls.console.interrupted: train names its run folder and the resume command). SIGTERM taken
     as Ctrl-C (sigterm_interrupts) says it alike, then ends the process by SIGTERM (exit 143), as does a UserError
-    that came after one (its line said)."""
+    that came after one (its line said; a crash's traceback after one: sigterm_interrupts)."""
     interrupt_said()                    # a line said outside a command (a Python caller's run) is not this one's
     what_interruption_left()
     with quiet_for(quiet, command=True):    # the quiet before it back after (a notebook's own)
