@@ -27,6 +27,9 @@ OOF_SCORE = "oof_score.json"    # a k-fold set's out-of-fold score: train writes
 # the start of train.log's last line (after its time) where an exception stopped the run: a crash, not a refusal nor
 # Ctrl-C; the folder stays, and `imgcls runs` lists the run as crashed (imgcls.runs.run_state)
 CRASH_LINE = "stopped by an exception"
+# the start of that line where a refusal (a UserError) stopped a new run before its first epoch trained and its folder
+# stayed (its MLflow or W&B run names it: rundir.unclaim_run_dir); `imgcls runs` lists the run as refused
+REFUSED_LINE = "refused before its first epoch trained"
 
 class Metric(NamedTuple):
     """One --metric: what reads it, names it and compares by it."""

@@ -32,12 +32,12 @@ from imgcls.errors import UserError
 from imgcls.options import python_too
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, TRIALS_CSV, output_kind, read_yaml,
                             trial_record)
-from imgcls.run_names import (BEST_BY, BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE, PER_CLASS_CSV,
-                              RUN_CONFIG, TRAIN_LOG, VAL_PREDICTIONS, fold_dirs, fold_set, is_fold_dir,
+from imgcls.run_names import (BEST_BY, BEST_PT, CRASH_LINE, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE,
+                              PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG, VAL_PREDICTIONS, fold_dirs, fold_set, is_fold_dir,
                               records_folds, metric_column, run_metric)
 from imgcls.runs_config import COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, PER_CLASS,
-                                 RESUME_MAY_CHANGE, RUN_FILE_FIX, UNKNOWN, VALIDATION, RunLock, crash_logged,
+                                 RESUME_MAY_CHANGE, RUN_FILE_FIX, UNKNOWN, VALIDATION, RunLock, ended_line,
                                  fold_state, planned_classes, nan_probability_rows, progress_settings, read_metrics,
                                  read_run_file, read_without, set_fold_dirs, set_progress)
 
@@ -65,13 +65,16 @@ IGNORED_IN_CHANGED = ("model", "img_size", "src", "gpu_aug_used") + HOW_IT_RAN
 
 # a row that is not a finished run: a train process holds its folder's lock now (RunLock.held); Optuna pruned the
 # tune trial, or it failed (its study's trials.csv); it ended before its epochs, or a k-fold set before its last fold
-# (Ctrl-C, a kill) and nothing holds it, or an exception stopped it (a crash: its train.log's last line names it);
+# (Ctrl-C, a kill) and nothing holds it, or an exception stopped it (a crash: its train.log's last line names it), or
+# a refusal stopped it before its first epoch trained and its folder stayed (its tracker's run names it; train.log's
+# last line names the refusal);
 # its loss diverged (NaN): its saved probabilities are NaN, it has no score;
 # a finished k-fold set a fold's checkpoint (or folder) was removed from since: predict and ensemble refuse it; an
 # ensemble a member's checkpoint of which is gone (its run renamed, moved, deleted): predict refuses it
-RUNNING, STOPPED, CRASHED, PRUNED, FAILED, DIVERGED = "running", "stopped", "crashed", "pruned", "failed", "diverged"
+RUNNING, STOPPED, CRASHED, REFUSED = "running", "stopped", "crashed", "refused"
+PRUNED, FAILED, DIVERGED = "pruned", "failed", "diverged"
 FOLD_MISSING, MEMBER_MISSING = "fold missing", "member missing"
-STATES = (RUNNING, STOPPED, CRASHED, PRUNED, FAILED, DIVERGED, FOLD_MISSING, MEMBER_MISSING)
+STATES = (RUNNING, STOPPED, CRASHED, REFUSED, PRUNED, FAILED, DIVERGED, FOLD_MISSING, MEMBER_MISSING)
 TRIAL_STATES = {"pruned": PRUNED, "fail": FAILED}       # trials.csv's state (imgcls/tune/report.py) -> ours
 
 
@@ -421,7 +424,8 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
     message says: stopped), then a k-fold set's
     progress (rundir.set_progress) or a run's last.pt / metrics.csv (rundir.fold_state). A fold read
     alone (run_names.fold_set) is a run: its config.yaml repeats the set's --folds, which would read it as a set;
-    stopped, it crashed where its set's train.log says so (train logs the crash line there, not in the fold's)."""
+    stopped, it crashed (was refused) where its set's train.log says so (train logs that line there, not in the
+    fold's: rundir.ended_line)."""
     kset = fold_set(path)
     if kset is not None:
         cfg = {k: v for k, v in cfg.items() if k != "folds"}
@@ -446,7 +450,8 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
     if recorded == "complete":
         return "", progress
     if finished is False:
-        return (CRASHED if crash_logged(path) or kset is not None and crash_logged(kset) else STOPPED), progress
+        ended = ended_line(path) or (ended_line(kset) if kset is not None else None)
+        return (STOPPED if ended is None else CRASHED if ended.startswith(CRASH_LINE) else REFUSED), progress
     return "", progress
 
 
@@ -786,7 +791,9 @@ STATE_NOTE = (f"epochs: done, of a finished run ('4/10, early stop': train's ear
               f"not known whether it finished (an early stop) or stopped (its last.pt gone); "
               f"'{STOPPED} 2/6': not finished, 2 of its 6 epochs done, and "
               f"nothing trains it ('{CRASHED} 2/6': an exception stopped it (a crash, not Ctrl-C nor a refusal), after "
-              f"2 of its 6 epochs: its {TRAIN_LOG}'s last line names it; "
+              f"2 of its 6 epochs: its {TRAIN_LOG}'s last line names it; '{REFUSED} 0/6': a refusal stopped it "
+              f"before its first epoch, its folder kept for its MLflow / W&B run: its {TRAIN_LOG}'s last line names "
+              f"it; "
               f"{RUNNING}: a train holds it now; {PRUNED} / {FAILED}: a tune trial Optuna pruned / "
               f"that failed; {DIVERGED}: its loss went NaN, no score; {FOLD_MISSING}: a finished k-fold set a fold was "
               f"removed from, no score, predict refuses it; {MEMBER_MISSING} a: an ensemble whose member a's "
@@ -1092,7 +1099,9 @@ def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | o
                                         f"run not known to have finished or stopped (progress 4/10 alone: an early "
                                         f"stop could have ended it, its last.pt gone; or {UNKNOWN}/6), else {STOPPED} "
                                         f"(ended before its epochs or last fold), {CRASHED} (an exception stopped "
-                                        f"it: its {TRAIN_LOG}'s last line names it), {RUNNING}, {PRUNED} or {FAILED} "
+                                        f"it: its {TRAIN_LOG}'s last line names it), {REFUSED} (a refusal stopped "
+                                        f"it before its first epoch, its folder kept for its tracker's run: its "
+                                        f"{TRAIN_LOG}'s last line names it), {RUNNING}, {PRUNED} or {FAILED} "
                                         f"(a tune trial); progress: epochs done / set ({UNKNOWN} where its "
                                         f"{METRICS_CSV} is malformed or gone and no {LAST_STATE} beside its "
                                         f"{LAST_PT} tells them; a k-fold set: folds done, and where the "

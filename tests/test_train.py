@@ -2006,6 +2006,41 @@ def test_a_pruned_tune_trial_is_no_crash_in_its_train_log_nor_in_runs(two_class,
     assert r.exit_code == 0 and "stopped 1/2" in text and "crashed 1/2" not in text, r.output
 
 
+def test_a_refused_run_whose_tracker_run_keeps_its_folder_is_listed_refused_and_its_log_says_why(two_class,
+                                                                                                   tmp_path):
+    """A run refused in its first epoch whose MLflow / W&B run had started keeps its folder (the tracker's run names
+    it: rundir.unclaim_run_dir), but nothing in it said why: `imgcls runs` listed it 'stopped 0/2', as a Ctrl-C.
+    train.log's last line names the refusal, and runs lists it 'refused 0/2' (table, legend, --json); a resume that
+    trains it reads finished."""
+    from imgcls.errors import UserError
+    from imgcls.track.common import record_tracker_run
+    from imgcls.train.callbacks import Callback
+
+    class TrackedThenRefused(Callback):     # as a tracker records its run at the start, then images broke
+        def on_run_start(self, info):
+            record_tracker_run(info["run_dir"], "mlflow", "file:store", "id0")
+
+        def on_step_end(self, step, logs):
+            raise UserError("the images broke since the scan\nits second line")
+
+    with pytest.raises(UserError, match="broke since the scan"):
+        run_train(cfg_for(two_class, tmp_path, name="refused"), callbacks=[TrackedThenRefused()])
+    run = tmp_path / "runs" / "refused"
+    last = (run / "train.log").read_text().splitlines()[-1]
+    assert re.fullmatch(r"\S+ \S+ refused before its first epoch trained: the images broke since the scan", last), last
+    r = CliRunner().invoke(app, ["runs", str(tmp_path / "runs")], env={"COLUMNS": "300"})
+    text = " ".join(r.output.split())
+    assert r.exit_code == 0 and "refused 0/2" in text and "stopped 0/2" not in text, r.output
+    assert "'refused 0/6': a refusal stopped it before its first epoch, its folder kept for its MLflow / W&B run: " \
+           "its train.log's last line names it" in text, r.output
+    r = CliRunner().invoke(app, ["runs", str(tmp_path / "runs"), "--json", "-"])
+    assert [(x["name"], x["state"], x["progress"]) for x in json.loads(r.stdout)] == [("refused", "refused", "0/2")]
+    run_train(TrainConfig(), resume=run)
+    assert "resumed: this session trains it on after the refusal above" in (run / "train.log").read_text()
+    r = CliRunner().invoke(app, ["runs", str(tmp_path / "runs"), "--json", "-"])
+    assert [(x["name"], x["state"]) for x in json.loads(r.stdout)] == [("refused", "")]
+
+
 def test_ctrl_c_before_the_first_epoch_says_the_same_command_is_refused_only_where_it_is(two_class, tmp_path,
                                                                                           capsys):
     """Stopped before its first epoch, a run said `the same command again is refused: the folder exists` of every

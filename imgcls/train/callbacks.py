@@ -39,7 +39,8 @@ A callback that stops a run by design raises a `DeliberateStop` (tune's --timeou
 `optuna.TrialPruned` counts as one too): its train.log names no exception and `imgcls runs` reads it stopped, not
 crashed; trackers close its run as killed (W&B, which has no killed state a run can give itself: finished). A
 callback's `imgcls.errors.UserError` is a refusal, as train's own are: no crash line in train.log (`imgcls runs`:
-stopped), and a run folder this call made that holds no epoch's weights yet is removed (rundir.unclaim_run_dir).
+stopped), and a run folder this call made that holds no epoch's weights yet is removed (rundir.unclaim_run_dir), or,
+kept for its MLflow / W&B run, has train.log name the refusal (`imgcls runs`: refused).
 Any other exception from a callback is a crash.
 """
 from __future__ import annotations

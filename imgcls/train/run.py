@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from imgcls.run_names import (CRASH_LINE, IMAGE_CACHE, LAST_PT, OOF_SCORE, PER_CLASS_CSV, RUN_CONFIG, RUN_PLAN,
-                              TRAIN_LOG, VAL_PREDICTIONS, fold_dirs)
+from imgcls.run_names import (CRASH_LINE, IMAGE_CACHE, LAST_PT, OOF_SCORE, PER_CLASS_CSV, REFUSED_LINE, RUN_CONFIG,
+                              RUN_PLAN, TRAIN_LOG, VAL_PREDICTIONS, fold_dirs)
 from imgcls.train.config import TrainConfig
 
 
@@ -802,10 +802,12 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
             from imgcls.fsutil import remove_stale_temps
             remove_stale_temps(run_dir)
             _record_session(cfg, run_dir, record, typed_at)      # but for how this session ran
-            from imgcls.train.rundir import crash_logged
-            if crash_logged(run_dir):   # imgcls runs reads the crash as over: a k-fold set's folds log in their own
+            from imgcls.train.rundir import ended_line
+            ended = ended_line(run_dir)
+            if ended is not None:   # imgcls runs reads the crash (the refusal) as over: a k-fold set's folds log in
                 from imgcls.train.progress import RunLog
-                RunLog(run_dir / TRAIN_LOG)("resumed: this session trains it on after the exception above",
+                RunLog(run_dir / TRAIN_LOG)(f"resumed: this session trains it on after the "
+                                            f"{'exception' if ended.startswith(CRASH_LINE) else 'refusal'} above",
                                             terminal=False)
         if dist.main and not (run_dir / RUN_PLAN).is_file():    # a resumed older run too
             record_plan(run_dir, [f for f in folds if f is not None], classes)
@@ -813,9 +815,11 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
         return _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds,
                             resume, stop_after, callbacks, study=study, draws=draws, src=src_named,
                             searched=searched)
-    except UserError:
-        if dist.main:       # a refusal before the first epoch trained (a side broken since the scan): no folder left
-            unclaim_run_dir(made)
+    except UserError as e:
+        # a refusal before the first epoch trained (a side broken since the scan): no folder left, or one a tracker's
+        # run names, whose train.log says what stopped it (imgcls runs: refused)
+        if dist.main and unclaim_run_dir(made):
+            _log_end(run_dir, f"{REFUSED_LINE}: {_first_line(e)}")
         raise
     except KeyboardInterrupt:
         # said here, not in the fold loop: a Ctrl-C while the decoded-image cache is built (before any fold starts)
@@ -851,12 +855,22 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
 
 def _log_crash(run_dir: Path, e: Exception) -> None:
     """train.log's last line for an exception that stopped the run (CRASH_LINE, the exception's type and first
-    line); a log that cannot be written (a full disk, the crash's cause) is left as it is."""
-    from imgcls.train.progress import RunLog
+    line)."""
+    _log_end(run_dir, f"{CRASH_LINE}, {type(e).__name__}: {_first_line(e)}")
+
+
+def _first_line(e: Exception) -> str:
+    """An exception's message as train.log's line of the run's end names it: its first line, 500 characters."""
     text = str(e).strip()
+    return text.splitlines()[0][:500] if text else "no message"
+
+
+def _log_end(run_dir: Path, line: str) -> None:
+    """train.log's last line for how a session ended without training on (rundir.ended_line reads it: a crash, a
+    refusal); a log that cannot be written (a full disk, the crash's cause) is left as it is."""
+    from imgcls.train.progress import RunLog
     try:
-        RunLog(run_dir / TRAIN_LOG)(f"{CRASH_LINE}, {type(e).__name__}: "
-                                    f"{text.splitlines()[0][:500] if text else 'no message'}", terminal=False)
+        RunLog(run_dir / TRAIN_LOG)(line, terminal=False)
     except OSError:
         pass
 

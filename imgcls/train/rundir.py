@@ -30,8 +30,8 @@ from imgcls.fsutil import check_folder_name, did_you_mean
 from imgcls.options import choose_another, python_too
 from imgcls.outputs import MANIFEST_NAME, REPORT_HTML
 from imgcls.run_names import (BEST_PT, CRASH_LINE, FOLDS_PLANNED, IMAGE_CACHE, LAST_PT, LAST_STATE, METRICS_CSV,
-                              OOF_SCORE, PER_CLASS_CSV, RUN_CONFIG, RUN_PLAN, TRAIN_LOG, VAL_PREDICTIONS, fold_dir,
-                              fold_dirs, fold_number, fold_set, is_fold_dir)
+                              OOF_SCORE, PER_CLASS_CSV, REFUSED_LINE, RUN_CONFIG, RUN_PLAN, TRAIN_LOG, VAL_PREDICTIONS,
+                              fold_dir, fold_dirs, fold_number, fold_set, is_fold_dir)
 from imgcls.runs_config import RUNS_TABLE
 
 if TYPE_CHECKING:
@@ -128,27 +128,29 @@ def claim_run_dir(out: Path, name: str | None, model: str, exist_ok: bool = Fals
     return run_dir, []
 
 
-def unclaim_run_dir(made: list[Path]) -> None:
+def unclaim_run_dir(made: list[Path]) -> bool:
     """A run refused before its first epoch trained (images broken since the scan, found as they decode): the run
     folder claim_run_dir made (`made`, its list) goes with the files the run wrote there, and the folders above it
     it made where left empty, so the same command is not refused on 'already exists' once the fault is fixed. One
     holding an epoch's weights (best.pt or last.pt: a k-fold set's trained fold), or one it did not make ([]:
     --exist-ok, --resume), stays; so does one whose MLflow or W&B run has started (its record there: the tracker
-    ended it as failed, and --resume goes on in it), saying so."""
+    ended it as failed, and --resume goes on in it), saying so: True then (train.log records the refusal), else
+    False."""
     import shutil
 
     from imgcls.fsutil import remove_made
     if not made or any((d / f).exists() for d in (made[0], *fold_dirs(made[0])) for f in (BEST_PT, LAST_PT)):
-        return
+        return False
     from imgcls.track.common import recorded_trackers
     tracked = list(dict.fromkeys(t for d in (made[0], *fold_dirs(made[0])) for t in recorded_trackers(d)))
     if tracked:
         from imgcls.console import info
         info(f"{made[0]} stays, though no epoch finished: its {' and '.join(tracked)} run names it; "
              f"{resume_fix(made[0])} trains it from the start in that run")
-        return
+        return True
     shutil.rmtree(made[0], ignore_errors=True)
     remove_made(made[1:])
+    return False
 
 
 def check_run_dir_free(out: Path, name: str, exist_ok: bool = False) -> None:
@@ -765,19 +767,22 @@ def train_finished(path: str | os.PathLike) -> bool | None:
     return saved_finished(path)
 
 
-def crash_logged(folder: str | os.PathLike) -> bool:
-    """Whether the last line of the folder's train.log is train's for an exception that stopped it (CRASH_LINE,
-    after the line's time): `imgcls runs` lists it as crashed. A session after it (--resume) writes lines of its
-    own, and run_train one there where nothing else would (a k-fold set's folds log in their own train.log)."""
+def ended_line(folder: str | os.PathLike) -> str | None:
+    """The last line of the folder's train.log, after its time, where it is train's for a session that ended there
+    without training on: an exception stopped it (CRASH_LINE: `imgcls runs` lists the run as crashed), or a refusal
+    stopped a new run before its first epoch trained and the folder stayed (REFUSED_LINE: refused); else None. A
+    session after it (--resume) writes lines of its own, and run_train one there where nothing else would (a k-fold
+    set's folds log in their own train.log)."""
     import re
     try:
         with open(Path(folder) / TRAIN_LOG, "rb") as fh:
             fh.seek(max(0, fh.seek(0, os.SEEK_END) - 4096))
             lines = fh.read().decode("utf-8", "replace").strip().splitlines()
     except OSError:
-        return False
-    return bool(lines) and re.match(rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d {re.escape(CRASH_LINE)}\b",
-                                    lines[-1]) is not None
+        return None
+    ended = re.match(rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d "
+                     rf"((?:{re.escape(CRASH_LINE)}|{re.escape(REFUSED_LINE)})\b.*)", lines[-1]) if lines else None
+    return ended.group(1) if ended else None
 
 
 def training_now(checkpoint: str | os.PathLike) -> str | None:
