@@ -2006,6 +2006,41 @@ def test_a_pruned_tune_trial_is_no_crash_in_its_train_log_nor_in_runs(two_class,
     assert r.exit_code == 0 and "stopped 1/2" in text and "crashed 1/2" not in text, r.output
 
 
+def test_a_resume_refused_before_it_trained_leaves_a_crashed_run_crashed(two_class, tmp_path):
+    """`train --resume` of a crashed run wrote its lines (its set-up's, `resumed: ... after the exception above`)
+    before its first epoch; refused there (a UserError), it left the run reading 'stopped 1/2' in `imgcls runs`,
+    though nothing trained. The crash line is restated last, naming the refusal: the run reads 'crashed 1/2' still,
+    and again after a second refusal; a resume that trains it finishes it."""
+    from imgcls.errors import UserError
+    from imgcls.train.callbacks import Callback
+
+    class Crash(Callback):
+        def on_epoch_end(self, epoch, logs):
+            raise RuntimeError("a bug after the first epoch")
+
+    class Refuse(Callback):
+        def on_run_start(self, info):
+            raise UserError("the images broke since the scan")
+
+    def state():
+        r = CliRunner().invoke(app, ["runs", str(tmp_path / "runs"), "--json", "-"])
+        return [(x["state"], x["progress"]) for x in json.loads(r.stdout)]
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_train(cfg_for(two_class, tmp_path, name="crash"), callbacks=[Crash()])
+    run = tmp_path / "runs" / "crash"
+    assert state() == [("crashed", "1/2")]
+    for _ in range(2):
+        with pytest.raises(UserError, match="broke since the scan"):
+            run_train(TrainConfig(), resume=run, callbacks=[Refuse()])
+        assert state() == [("crashed", "1/2")]
+        last = (run / "train.log").read_text().splitlines()[-1]
+        assert re.fullmatch(r"\S+ \S+ stopped by an exception, RuntimeError: a bug after the first epoch; resumed "
+                            r"since, refused before it trained: the images broke since the scan", last), last
+    run_train(TrainConfig(), resume=run)
+    assert state() == [("", "2/2")]
+
+
 def test_a_refused_run_whose_tracker_run_keeps_its_folder_is_listed_refused_and_its_log_says_why(two_class,
                                                                                                    tmp_path):
     """A run refused in its first epoch whose MLflow / W&B run had started keeps its folder (the tracker's run names
@@ -2035,6 +2070,10 @@ def test_a_refused_run_whose_tracker_run_keeps_its_folder_is_listed_refused_and_
            "its train.log's last line names it" in text, r.output
     r = CliRunner().invoke(app, ["runs", str(tmp_path / "runs"), "--json", "-"])
     assert [(x["name"], x["state"], x["progress"]) for x in json.loads(r.stdout)] == [("refused", "refused", "0/2")]
+    with pytest.raises(UserError, match="broke since the scan"):       # a resume refused before it trained
+        run_train(TrainConfig(), resume=run, callbacks=[TrackedThenRefused()])
+    r = CliRunner().invoke(app, ["runs", str(tmp_path / "runs"), "--json", "-"])
+    assert [(x["state"], x["progress"]) for x in json.loads(r.stdout)] == [("refused", "0/2")]
     run_train(TrainConfig(), resume=run)
     assert "resumed: this session trains it on after the refusal above" in (run / "train.log").read_text()
     r = CliRunner().invoke(app, ["runs", str(tmp_path / "runs"), "--json", "-"])

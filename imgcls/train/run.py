@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from imgcls.run_names import (CRASH_LINE, IMAGE_CACHE, LAST_PT, OOF_SCORE, PER_CLASS_CSV, REFUSED_LINE, RUN_CONFIG,
-                              RUN_PLAN, TRAIN_LOG, VAL_PREDICTIONS, fold_dirs)
+from imgcls.run_names import (CRASH_LINE, IMAGE_CACHE, LAST_PT, OOF_SCORE, PER_CLASS_CSV, REFUSED_LINE,
+                              RESUME_REFUSED, RUN_CONFIG, RUN_PLAN, TRAIN_LOG, VAL_PREDICTIONS, fold_dirs)
 from imgcls.train.config import TrainConfig
 
 
@@ -793,6 +793,9 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     run_dir = resume if resume is not None else out / name
     # --name given (cfg.name is set below) without --exist-ok, which trains into the folder again
     named = resume is None and cfg.name is not None and not cfg.exist_ok
+    # a resume's: train.log's line of how the run last ended without training on (a crash, a refusal), read before
+    # this session writes its own, and the epochs done then (_epochs_trained)
+    ended, trained = None, None
     try:
         if resume is None:
             cfg.name = name
@@ -800,10 +803,10 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
                 cfg.save(run_dir / RUN_CONFIG)
         elif dist.main:                      # temp files of a killed run go; the record is kept as it was
             from imgcls.fsutil import remove_stale_temps
+            from imgcls.train.rundir import ended_line
+            ended, trained = ended_line(run_dir), _epochs_trained(run_dir)
             remove_stale_temps(run_dir)
             _record_session(cfg, run_dir, record, typed_at)      # but for how this session ran
-            from imgcls.train.rundir import ended_line
-            ended = ended_line(run_dir)
             if ended is not None:   # imgcls runs reads the crash (the refusal) as over: a k-fold set's folds log in
                 from imgcls.train.progress import RunLog
                 RunLog(run_dir / TRAIN_LOG)(f"resumed: this session trains it on after the "
@@ -820,6 +823,10 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
         # run names, whose train.log says what stopped it (imgcls runs: refused)
         if dist.main and unclaim_run_dir(made):
             _log_end(run_dir, f"{REFUSED_LINE}: {_first_line(e)}")
+        elif dist.main and ended is not None and _epochs_trained(run_dir) == trained:
+            # a resume refused before it trained (its set-up's lines, its `resumed:` one, written): the crash
+            # (refusal) it found is restated as the last line, with this refusal, so the run reads as it did
+            _log_end(run_dir, f"{ended.split(RESUME_REFUSED)[0]}{RESUME_REFUSED}: {_first_line(e)}")
         raise
     except KeyboardInterrupt:
         # said here, not in the fold loop: a Ctrl-C while the decoded-image cache is built (before any fold starts)
@@ -857,6 +864,13 @@ def _log_crash(run_dir: Path, e: Exception) -> None:
     """train.log's last line for an exception that stopped the run (CRASH_LINE, the exception's type and first
     line)."""
     _log_end(run_dir, f"{CRASH_LINE}, {type(e).__name__}: {_first_line(e)}")
+
+
+def _epochs_trained(run_dir: Path) -> dict:
+    """The epochs done (rundir.epochs_done) of the run, or of each fold of a k-fold set, by folder name, where
+    any: what a session that trained an epoch changes."""
+    from imgcls.train.rundir import epochs_done
+    return {d.name: n for d in (run_dir, *fold_dirs(run_dir)) if (n := epochs_done(d))}
 
 
 def _first_line(e: Exception) -> str:

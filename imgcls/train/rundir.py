@@ -772,7 +772,7 @@ def ended_line(folder: str | os.PathLike) -> str | None:
     without training on: an exception stopped it (CRASH_LINE: `imgcls runs` lists the run as crashed), or a refusal
     stopped a new run before its first epoch trained and the folder stayed (REFUSED_LINE: refused); else None. A
     session after it (--resume) writes lines of its own, and run_train one there where nothing else would (a k-fold
-    set's folds log in their own train.log)."""
+    set's folds log in their own train.log); a resume refused before it trained restates it (RESUME_REFUSED)."""
     import re
     try:
         with open(Path(folder) / TRAIN_LOG, "rb") as fh:
