@@ -1269,6 +1269,20 @@ def test_a_kfold_set_s_report_lists_its_folds_by_number(tmp_path):
     assert listed == list(range(11)), listed
 
 
+def test_a_kfold_set_s_report_lists_no_fold_folder_outside_its_plan(outputs):
+    """A fold_2 copied into a finished 2-fold set was a row of its report.html's fold table (read by
+    run_names.fold_dirs: every fold_<k> folder), though `imgcls runs` counts it in none of the set's columns. The
+    table lists the set's planned folds (rundir.set_fold_dirs)."""
+    import html
+
+    from imgcls.train.report import write_run_report
+    kf = outputs / "runs" / "kf"
+    shutil.copytree(kf / "fold_1", kf / "fold_2")
+    page = html.unescape(write_run_report(kf).read_text())
+    listed = [int(k) for k in re.findall(r"fold_(\d+)/report\.html", page)]
+    assert listed == [0, 1], listed
+
+
 def test_a_folder_of_a_kfold_set_that_is_no_fold_is_not_read_as_one(tmp_path):
     """A folder in a k-fold set named fold_<something> that is not fold_<number> (a user's fold_old copy) was read
     as a fold by the readers that matched fold_*: find_checkpoints (predict, export, ensemble) ended in a ValueError

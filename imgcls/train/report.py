@@ -13,8 +13,8 @@ from imgcls.figure_files import RUN_FIGURES, not_drawn
 from imgcls.options import python_too
 from imgcls.outputs import REPORT_HTML
 from imgcls.profiles import class_titles
-from imgcls.run_names import BEST_BY, METRICS_CSV, PER_CLASS_CSV, VAL_PREDICTIONS, fold_dirs, fold_set, run_metric
-from imgcls.train.rundir import PER_CLASS, read_run_csv, read_validation
+from imgcls.run_names import BEST_BY, METRICS_CSV, PER_CLASS_CSV, VAL_PREDICTIONS, fold_set, run_metric
+from imgcls.train.rundir import PER_CLASS, read_run_csv, read_validation, set_fold_dirs
 
 N_WORST = 24
 NAN_PROBS = "none: its probabilities are NaN (the loss diverged)"
@@ -130,7 +130,7 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
                                                     "best epoch, each on its own validation rows)"))
         summary.append(("out-of-fold accuracy", f"{run.val_acc:.4f}"))
         rows = []
-        for d in fold_dirs(run_dir):
+        for d in set_fold_dirs(run_dir)[0]:     # the set's folds: a fold_2 copied in is no row of its table
             fr = read_run(d)
             if fr is not None:
                 rows.append({"fold": d.name.split("_", 1)[1], "best epoch": fr.best_epoch, "epochs": fr.epochs,
