@@ -2240,6 +2240,28 @@ def test_a_run_named_fold_0_inside_a_plain_run_s_folder_is_none_of_its_folds_to_
     assert TrainConfig.load(kf / "fold_0" / "config.yaml").src == "/new/data"
 
 
+def test_a_resume_given_moved_data_rewrites_no_record_of_a_fold_folder_outside_the_set_s_plan(tmp_path):
+    """A fold_2 copied into a finished 2-fold set (another set's fold) is no fold of it (rundir.set_fold_dirs), but
+    TrainConfig.record_data / record_folder (a resume given the moved data, or in a renamed folder) read every
+    fold_<k> folder's config.yaml: the copy was rewritten to name this set's data and folder, its data was said
+    among the set's earlier ones, and a damaged record of it refused the resume. Only the set's folds are
+    rewritten."""
+    kf = tmp_path / "runs" / "KF"
+    for d in (kf, kf / "fold_0", kf / "fold_1", kf / "fold_2"):
+        d.mkdir(parents=True, exist_ok=True)
+        other = d.name == "fold_2"
+        TrainConfig(name="OTHER" if other else "KF", out="elsewhere" if other else "outputs/runs", folds="all",
+                    src="/other/data" if other else "/old/data").save(d / "config.yaml")
+    (kf / "oof_score.json").write_text(json.dumps({"folds": [0, 1]}))      # train's record: the set trained 0, 1
+    stray = (kf / "fold_2" / "config.yaml").read_text()
+    assert TrainConfig(src="/new/data").record_data(kf) == ["/old/data"]
+    assert [TrainConfig.load(kf / f"fold_{k}" / "config.yaml").src for k in (0, 1)] == ["/new/data"] * 2
+    assert TrainConfig(name="KF2", out=str(kf.parent)).record_folder(kf, write=False) == ["outputs/runs/KF"]
+    assert (kf / "fold_2" / "config.yaml").read_text() == stray
+    (kf / "fold_2" / "config.yaml").write_text("src: [unclosed\n", encoding="utf-8")
+    assert TrainConfig(src="/newer/data").record_data(kf) == ["/new/data"]
+
+
 def test_a_kfold_tune_trial_s_report_is_a_kfold_set_s(tmp_path):
     """A tune trial trained with --folds is a k-fold set whose kind reads 'trial' (runs.read_run, its study's
     trials.csv beside it): its report.html showed no folds table nor out-of-fold summary and called the out-of-fold

@@ -21,8 +21,7 @@ from imgcls.options import (When, check, check_typed, list_items, option, python
 from imgcls.outputs import REPORT_HTML, RUNS_DIR, yaml_dump, yaml_load
 from imgcls.profile_names import PROFILE_HEADS
 from imgcls.split.config import parse_folds    # --folds' reading: the fold column's owner (rundir reads it too)
-from imgcls.run_names import (BEST_BY, BEST_PT, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG, fold_dirs,
-                              fold_set)
+from imgcls.run_names import BEST_BY, BEST_PT, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG, fold_set
 from imgcls.oversample import AUTO, DEFAULT_MAX_FACTOR, oversamples, parse_target
 
 # The names each choice-valued option accepts (the modules that implement them import these)
@@ -579,11 +578,13 @@ class TrainConfig:
     @classmethod
     def _run_records(cls, run_dir) -> dict:
         """{path: mapping} of a run's config.yaml and each of its folds' (record_data's and record_folder's to
-        rewrite), every one read (a damaged one: one line) before any is written."""
+        rewrite), every one read (a damaged one: one line) before any is written. Its folds are the set's planned
+        ones (rundir.set_fold_dirs): a fold_2 copied in from another set keeps its own record."""
+        from imgcls.train.rundir import set_fold_dirs
         run_dir = Path(run_dir)
         return {path: cls.read_mapping(path)
                 for path in (run_dir / RUN_CONFIG,
-                             *(d / RUN_CONFIG for d in fold_dirs(run_dir) if (d / RUN_CONFIG).is_file()))}
+                             *(d / RUN_CONFIG for d in set_fold_dirs(run_dir)[0] if (d / RUN_CONFIG).is_file()))}
 
     def record_data(self, run_dir) -> list:
         """Make a resumed run's config.yaml, and each of its folds', name the data this session reads (self.src,

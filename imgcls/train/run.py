@@ -926,7 +926,8 @@ def _record_data(cfg: TrainConfig, run_dir: Path, log, how: str = "resumed on") 
     `how` the line's first words (a finished run is given the data, not resumed on it)."""
     earlier = cfg.record_data(run_dir)
     if earlier:
-        folds = any((d / RUN_CONFIG).is_file() for d in fold_dirs(run_dir))
+        from imgcls.train.rundir import set_fold_dirs
+        folds = any((d / RUN_CONFIG).is_file() for d in set_fold_dirs(run_dir)[0])     # the records rewritten
         log(f"{how} the data {cfg.src} (recorded: {', '.join(map(str, earlier))}); {RUN_CONFIG} records the new "
             f"path" + (", the set's and each fold's" if folds else ""))
 
