@@ -345,6 +345,27 @@ def test_a_resume_of_a_run_whose_run_csv_is_malformed_is_one_line(two_class, tmp
         run_train(TrainConfig.load(part / "config.yaml"), resume=part)
 
 
+def test_a_resume_reads_back_no_per_class_csv_of_a_fold_folder_outside_the_set_s_plan(tmp_path):
+    """check_resume_data reads the per_class.csv of every fold the resume goes on (Trainer.restore reads it back), a
+    malformed one its one line before the images are decoded. It read every fold_<k> folder's: a stopped fold_2
+    copied into a 2-fold set (no fold of it: rundir.set_fold_dirs, which the resume never trains) refused the
+    resume for its malformed per_class.csv. Only the set's planned folds are read."""
+    from imgcls.train.rundir import check_resume_data, record_plan
+    kf = tmp_path / "runs" / "kf"
+    record = TrainConfig(src=str(tmp_path / "splits.csv"), name="kf", out=str(kf.parent), folds="all")
+    for d in (kf, kf / "fold_0", kf / "fold_2"):
+        d.mkdir(parents=True, exist_ok=True)
+        record.save(d / "config.yaml")
+    record_plan(kf, [0, 1], ["a", "b"])
+    rows = pd.DataFrame({"path": ["a/1.png", "b/1.png"], "root": str(tmp_path / "data")})
+    rows.assign(label=["a", "b"], pred=["a", "a"], p_a=0.6, p_b=0.4).to_csv(kf / "fold_0" / "val_predictions.csv",
+                                                                            index=False)
+    (kf / "fold_2" / "last.pt").write_bytes(b"")                     # stopped (its LAST_STATE written after it)
+    (kf / "fold_2" / "last_state.json").write_text(json.dumps({"epoch": 1, "finished": False}))
+    (kf / "fold_2" / "per_class.csv").write_text("class,f1\na,0.5\nb,0.5,extra\n")
+    check_resume_data(kf, rows, record.src, record)
+
+
 class _StopAfterFold0(Exception):
     pass
 

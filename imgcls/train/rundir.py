@@ -1002,8 +1002,9 @@ def check_resume_data(run_dir: Path, df, src: str, record) -> None:
     every such file is read (small CSVs), a later fold's too where an earlier one matches the data."""
     recorded = src == record.src
     # the per-class scores a run that goes on reads back (Trainer.restore: a single run's, an unfinished fold's; its
-    # report reads them again): a malformed file is read_run_csv's one line, said here before the images are decoded
-    for d in [run_dir, *fold_dirs(run_dir)]:
+    # report reads them again): a malformed file is read_run_csv's one line, said here before the images are decoded;
+    # a set's planned folds (set_fold_dirs: a fold_2 copied in is no fold the resume trains)
+    for d in [run_dir, *set_fold_dirs(run_dir)[0]]:
         if (d / PER_CLASS_CSV).is_file() and train_finished(d / LAST_PT) is False:
             read_run_csv(d / PER_CLASS_CSV, PER_CLASS, dtype=str)
     files = validation_files(run_dir)
