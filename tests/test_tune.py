@@ -931,6 +931,25 @@ def test_a_command_whose_every_trial_failed_exits_non_zero(data, tmp_path, space
     assert list(t["state"]) == ["fail", "fail"] and t["run_dir"].isna().all()      # no folder was made
 
 
+def test_a_kfold_trial_s_value_is_of_its_planned_folds_not_a_fold_folder_copied_in(tmp_path):
+    """trial_value (and diverged) read every fold_<k> folder with a metrics.csv: a fold_2 copied into a finished
+    2-fold trial, no fold of it (rundir.set_fold_dirs: runs, predict, ensemble leave it out), moved the trial's value
+    (the mean over its folds), and a diverged copy made the trial diverged. Only the planned folds are read."""
+    import json
+
+    from imgcls.tune import diverged, trial_value
+    run = tmp_path / "trial_0000"
+    for d, best in ((run, None), (run / "fold_0", 0.4), (run / "fold_1", 0.6), (run / "fold_2", 1.0)):
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "config.yaml").write_text("model: test_resnet\nfolds: all\n")
+        if best is not None:
+            (d / "metrics.csv").write_text(f"epoch,val_macro_f1,val_loss\n1,0.1,1.0\n2,{best},0.9\n")
+    (run / "oof_score.json").write_text(json.dumps({"folds": [0, 1]}))      # train's record: it trained folds 0, 1
+    (run / "fold_2" / "val_predictions.csv").write_text("path,root,label,pred,p_a,p_b\n1.png,r,a,a,nan,nan\n")
+    assert trial_value(run, "macro_f1") == pytest.approx(0.5)
+    assert not diverged(run)
+
+
 def test_a_trials_malformed_metrics_csv_fails_the_trial_with_one_line(data, tmp_path, space, monkeypatch):
     """trial_value read a trial's metrics.csv with plain pandas: a malformed file (a row with more fields than the
     header) was pandas' ParserError, a trial failing as a bug does (its message 'ParserError: Error tokenizing

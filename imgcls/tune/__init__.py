@@ -29,7 +29,7 @@ from imgcls.options import (PATH, SRC_PATH, check, check_arguments, choose_anoth
                             recorded_nulls, set_options, shown)
 from imgcls.outputs import (BEST_CONFIG, INTERRUPTED, INTERRUPTED_BY_SIGTERM, REPORT_HTML, STUDY_DB, TRIAL_DIR,
                             TRIALS_CSV, trial_dir)
-from imgcls.run_names import BEST_BY, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, fold_dirs
+from imgcls.run_names import BEST_BY, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG
 from imgcls.train.callbacks import Callback, DeliberateStop, check_callbacks, is_pruning
 from imgcls.train.config import RUN_FOLDER_OPTIONS, TrainConfig
 
@@ -459,8 +459,10 @@ class TrialReporter(Callback):
 
 
 def _run_folders(run_dir: Path) -> list[Path]:
-    """The folders with a metrics.csv: the run, or its folds."""
-    folds = [p for p in fold_dirs(run_dir) if (p / METRICS_CSV).is_file()]
+    """The folders with a metrics.csv: the run, or its folds (its planned ones, rundir.set_fold_dirs: a fold_2
+    copied into a 2-fold trial is none of them)."""
+    from imgcls.train.rundir import set_fold_dirs
+    folds = [p for p in set_fold_dirs(run_dir)[0] if (p / METRICS_CSV).is_file()]
     return folds or [run_dir]
 
 
