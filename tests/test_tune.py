@@ -950,6 +950,27 @@ def test_a_kfold_trial_s_value_is_of_its_planned_folds_not_a_fold_folder_copied_
     assert not diverged(run)
 
 
+def test_keep_removes_no_checkpoint_of_a_fold_folder_copied_into_a_trial(tmp_path):
+    """tune --keep best-K deleted the *.pt of every fold_<k> folder of a trial outside the K best: a fold_2 copied
+    into a 2-fold trial by hand, no fold of it (rundir.set_fold_dirs: runs, predict, ensemble leave it out), lost its
+    checkpoint though tune never wrote it. The trial's own checkpoints and its planned folds' are deleted."""
+    import json
+
+    from imgcls.tune.report import cleanup_checkpoints
+    study = optuna.create_study(direction="maximize")
+    for value in (0.9, 0.1):
+        study.add_trial(optuna.trial.create_trial(value=value, params={}, distributions={}))
+    run = tmp_path / "s" / "trial_0001"                                      # the worse: outside --keep best-1
+    for d in (run, run / "fold_0", run / "fold_1", run / "fold_2"):
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "config.yaml").write_text("model: test_resnet\nfolds: all\n")
+        if d != run:
+            (d / "best.pt").write_bytes(b"")
+    (run / "oof_score.json").write_text(json.dumps({"folds": [0, 1]}))      # train's record: it trained folds 0, 1
+    assert cleanup_checkpoints(study, tmp_path / "s", 1) == [run / "fold_0" / "best.pt", run / "fold_1" / "best.pt"]
+    assert (run / "fold_2" / "best.pt").is_file() and not (run / "fold_0" / "best.pt").exists()
+
+
 def test_a_trials_malformed_metrics_csv_fails_the_trial_with_one_line(data, tmp_path, space, monkeypatch):
     """trial_value read a trial's metrics.csv with plain pandas: a malformed file (a row with more fields than the
     header) was pandas' ParserError, a trial failing as a bug does (its message 'ParserError: Error tokenizing

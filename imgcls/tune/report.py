@@ -10,7 +10,6 @@ import pandas as pd
 from imgcls.figure_files import not_drawn
 from imgcls.options import shown
 from imgcls.outputs import BEST_CONFIG, REPORT_HTML, TRIALS_CSV, trial_dir
-from imgcls.run_names import fold_dirs
 from imgcls.train.config import TrainConfig
 from imgcls.tune.space import trial_options
 
@@ -157,11 +156,14 @@ def outside_best(study, keep: int | None) -> set[int]:
 
 
 def cleanup_checkpoints(study, study_dir: Path, keep: int | None) -> list[Path]:
-    """Delete the *.pt of the trials outside_best(study, keep). Returns the deleted files."""
+    """Delete the *.pt of the trials outside_best(study, keep): each trial's own and its planned folds'
+    (rundir.set_fold_dirs: a fold_2 copied into a 2-fold trial by hand is no checkpoint tune wrote). Returns the
+    deleted files."""
+    from imgcls.train.rundir import set_fold_dirs
     deleted = []
     for number in sorted(outside_best(study, keep)):
         run_dir = trial_dir(study_dir, number)
-        for pt in [p for d in (run_dir, *fold_dirs(run_dir)) for p in d.glob("*.pt")]:
+        for pt in [p for d in (run_dir, *set_fold_dirs(run_dir)[0]) for p in d.glob("*.pt")]:
             pt.unlink(missing_ok=True)
             deleted.append(pt)
     return deleted
