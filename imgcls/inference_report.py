@@ -17,8 +17,8 @@ from imgcls.errors import UserError
 from imgcls.figure_files import not_drawn
 from imgcls.outputs import REPORT_HTML
 from imgcls.profiles import class_titles
-from imgcls.run_names import PER_CLASS_CSV, VAL_PREDICTIONS, fold_dirs
-from imgcls.train.rundir import PER_CLASS, VALIDATION, read_run_csv
+from imgcls.run_names import PER_CLASS_CSV, VAL_PREDICTIONS
+from imgcls.train.rundir import PER_CLASS, VALIDATION, read_run_csv, set_fold_dirs
 
 NO_PLOTS = not_drawn("the tables hold their numbers")      # where predict --no-plots leaves out its figures
 
@@ -35,7 +35,7 @@ def training_distribution(run: str | os.PathLike, classes: Sequence[str] | None 
     run = Path(run)
     run = run.parent if run.is_file() else run
     found: tuple[pd.Series | None, str] = (None, "")
-    for d in [run, *fold_dirs(run)]:
+    for d in [run, *set_fold_dirs(run)[0]]:        # a set's planned folds: a fold_0 copied in is another set's
         pc = d / PER_CLASS_CSV
         t = _run_file(pc, PER_CLASS, dtype={"class": str}) if pc.is_file() else None
         if t is not None:

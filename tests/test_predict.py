@@ -2107,6 +2107,22 @@ def test_training_distribution_of_a_run_a_k_fold_run_and_other_classes(tmp_path)
 
 
 
+def test_training_distribution_of_a_k_fold_run_reads_no_fold_folder_outside_its_plan(tmp_path):
+    """training_distribution read the first fold_<k> folder with a per_class.csv: a set that trained folds 1 and 2
+    of 3 (`train --folds 1,2`), with a fold_0 copied in from another set, drew the report's training counts from
+    that other set's fold. It reads the set's planned folds (rundir.set_fold_dirs)."""
+    from imgcls.inference_report import training_distribution
+    kf = tmp_path / "kf"
+    for k, train_support in ((0, [90, 10]), (1, [8, 4]), (2, [8, 4])):
+        (kf / f"fold_{k}").mkdir(parents=True)
+        pd.DataFrame({"class": ["a", "b"], "support": [2, 1], "train_support": train_support}).to_csv(
+            kf / f"fold_{k}" / "per_class.csv")
+    (kf / "config.yaml").write_text("folds: 1,2\n")
+    (kf / "oof_score.json").write_text(json.dumps({"folds": [1, 2]}))      # train's record: it trained folds 1, 2
+    counts, source = training_distribution(kf, ["a", "b"])
+    assert counts.to_dict() == {"a": 10, "b": 5} and "fold 1's training" in source, (counts.to_dict(), source)
+
+
 def test_a_malformed_per_class_csv_of_the_run_leaves_the_reports_training_counts_out_in_one_warning(tmp_path):
     """predict's report read the run's per_class.csv (its training counts) with plain pandas, after the prediction:
     a malformed file (a row with more fields than the header) was pandas' ParserError traceback, exit 1, with the
