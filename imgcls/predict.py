@@ -46,7 +46,7 @@ from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, PREDICT_SUMMA
                             refuse_users_files, replacing_line)
 from imgcls.predict_config import (EVAL_SPLITS, PROBS_FORMATS, PredictConfig,  # noqa: F401  (imgcls.predict's own)
                                    keyword_of)
-from imgcls.run_names import (BEST_PT, OOF_SCORE, RUN_CONFIG, VAL_PREDICTIONS, fold_dir, fold_dirs, fold_number,
+from imgcls.run_names import (BEST_PT, OOF_SCORE, RUN_CONFIG, VAL_PREDICTIONS, fold_dir, fold_number,
                               fold_set)
 from imgcls.runs_config import RUNS_TABLE
 from imgcls.split.config import split_rows, split_values
@@ -903,8 +903,9 @@ def _honest_score(run: Path, kfold: bool) -> str:
 
 def _member_honest_score(run: Path, folds: list[int]) -> str:
     """_honest_score of what a member predicts with: one fold of a k-fold set (predict RUN/fold_1) has its own
-    validation score, not the set's out-of-fold one."""
-    one_fold = len(folds) == 1 and sum((d / VAL_PREDICTIONS).is_file() for d in fold_dirs(run)) > 1
+    validation score, not the set's out-of-fold one (the set's planned folds: a fold_1 copied into a one-fold set
+    makes it no other)."""
+    one_fold = len(folds) == 1 and sum((d / VAL_PREDICTIONS).is_file() for d in set_fold_dirs(run)[0]) > 1
     return _honest_score(fold_dir(run, folds[0]), False) if one_fold else _honest_score(run, bool(folds))
 
 

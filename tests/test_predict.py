@@ -2123,6 +2123,21 @@ def test_training_distribution_of_a_k_fold_run_reads_no_fold_folder_outside_its_
     assert counts.to_dict() == {"a": 10, "b": 5} and "fold 1's training" in source, (counts.to_dict(), source)
 
 
+def test_the_honest_score_of_a_one_fold_set_counts_no_fold_folder_outside_its_plan(tmp_path):
+    """A member predicting with one fold is named that fold's validation score where its set has other folds
+    (predict KF/fold_1), else the set's out-of-fold one (a set trained with --folds 0). The folds were counted by
+    every fold_<k> folder with validation predictions: a fold_1 copied into a one-fold set turned the leak line's
+    honest score into fold_0's validation score. Only the set's planned folds (rundir.set_fold_dirs) count."""
+    from imgcls.predict import _member_honest_score
+    kf = tmp_path / "kf"
+    for k in (0, 1):
+        (kf / f"fold_{k}").mkdir(parents=True)
+        (kf / f"fold_{k}" / "val_predictions.csv").write_text("path,root,label,pred,p_a,p_b\n1.png,r,a,a,0.9,0.1\n")
+    (kf / "config.yaml").write_text("folds: '0'\n")
+    (kf / "oof_score.json").write_text(json.dumps({"folds": [0], "macro_f1": 0.5, "n_images": 1}))
+    assert _member_honest_score(kf, [0]).startswith("its out-of-fold macro-F1, 0.5000 over 1 images")
+
+
 def test_a_malformed_per_class_csv_of_the_run_leaves_the_reports_training_counts_out_in_one_warning(tmp_path):
     """predict's report read the run's per_class.csv (its training counts) with plain pandas, after the prediction:
     a malformed file (a row with more fields than the header) was pandas' ParserError traceback, exit 1, with the
