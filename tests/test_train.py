@@ -2142,6 +2142,39 @@ def test_ctrl_c_before_the_first_epoch_of_an_exist_ok_run_does_not_say_the_same_
     assert run_train(cfg_for(two_class, tmp_path, name="named", exist_ok=True, epochs=1)).name == "named"
 
 
+def test_ctrl_c_before_a_k_fold_set_s_first_epoch_counts_no_fold_folder_outside_its_plan(tmp_path, capsys):
+    """Ctrl-C said a k-fold set `keeps the epochs finished so far` where any fold_<k> folder held a last.pt: a fold_2
+    copied into a 2-fold set that had trained no epoch, no fold of it (rundir.set_fold_dirs: its resume trains
+    none of it), made a set interrupted before its first epoch read as one with epochs kept. Only its planned
+    folds' last.pt count."""
+    import shutil
+
+    from imgcls import manifest as mf
+    from imgcls.train.callbacks import Callback
+
+    class CtrlC(Callback):
+        def on_step_end(self, step, logs):
+            raise KeyboardInterrupt
+
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "splits.csv")
+    cfg = TrainConfig(**{**TINY, "src": str(tmp_path / "splits.csv"), "out": str(tmp_path / "runs"), "name": "kf",
+                         "epochs": 1, "folds": "all", "aug": "none"})
+    run_train(cfg, stop_after=1)                                    # another set's finished fold, to copy in
+    shutil.copytree(tmp_path / "runs" / "kf" / "fold_0", tmp_path / "fold_2")
+    shutil.rmtree(tmp_path / "runs" / "kf")
+    with pytest.raises(KeyboardInterrupt):
+        run_train(cfg, callbacks=[CtrlC()])
+    run = tmp_path / "runs" / "kf"
+    shutil.copytree(tmp_path / "fold_2", run / "fold_2")
+    capsys.readouterr()
+    with pytest.raises(KeyboardInterrupt):
+        run_train(TrainConfig.resolve(resume=run), resume=run, callbacks=[CtrlC()])
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"interrupted before the first epoch finished: {run} holds no finished epoch" in said, said
+
+
 def test_ctrl_c_while_decoding_says_resume_not_the_same_command(two_class, tmp_path, capsys, monkeypatch):
     """Ctrl-C while the decoded-image cache was built (before the first fold started) left the run folder with its
     config.yaml and said the CLI's general `run the same command again`, which `--name` then refused (the folder

@@ -833,8 +833,9 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
         # leaves the claimed folder too, which the same command again refuses where --name named it
         if dist.main:
             from imgcls.console import interrupted
-            from imgcls.train.rundir import resume_fix
-            kept = (run_dir / LAST_PT).is_file() or any((d / LAST_PT).is_file() for d in fold_dirs(run_dir))
+            from imgcls.train.rundir import resume_fix, set_fold_dirs
+            # a set's planned folds: a fold_2 copied in is none of the epochs its resume goes on from
+            kept = (run_dir / LAST_PT).is_file() or any((d / LAST_PT).is_file() for d in set_fold_dirs(run_dir)[0])
             # named by its start time, the same command starts another run; with --exist-ok it trains into the
             # folder again; a resume's is the way on it names
             taken = " (the same command again is refused: the folder exists)" if named else ""
