@@ -109,6 +109,22 @@ def _check_fold_values(df, split, where) -> None:
                         f"fold), or empty its split to leave it out, or make a new split with {NEW_SPLIT}")
 
 
+def recorded_config(file) -> dict:
+    """The settings the split of `file` recorded (the config of the summary beside it; {} where none), read once by
+    `--check FILE --fix` (split.run): the shares it asked for (_recorded_shares), its stratify columns (_stratify_of),
+    its age bands (_take_recorded_bands), the settings the fixed table's summary keeps (_split_settings), and the
+    column it kept together (split.leaks.kept_group_col, train's leak warning's too). Not the val / test an earlier
+    --fix recorded as the table's own shares (balance_targets_inferred): none asked for."""
+    from imgcls.outputs import read_yaml, split_outputs
+    summary = read_yaml(split_outputs(Path(file))["summary"])
+    made = summary.get("config")
+    made = dict(made) if isinstance(made, dict) else {}
+    guessed = summary.get("balance_targets_inferred")
+    for k in [k for k in ("val", "test") if isinstance(guessed, list) and k in guessed]:
+        made.pop(k, None)
+    return made
+
+
 class LeakageError(UserError):
     """A split whose train side shares a group / an image with its val or test side."""
     exit_code = 1

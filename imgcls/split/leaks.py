@@ -2,6 +2,7 @@
 clean's duplicate group, near-duplicate pair), and moving each linked unit wholly to one side."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -9,7 +10,8 @@ import pandas as pd
 
 from imgcls import links
 from imgcls.errors import UserError
-from imgcls.split.config import LINK_COLUMNS, NEW_SPLIT, SPLITS, fold_numbers, has_folds
+from imgcls.layout_options import NO_GROUPS
+from imgcls.split.config import LINK_COLUMNS, NEW_SPLIT, SPLITS, fold_numbers, has_folds, recorded_config
 from imgcls.split.units import COPY_LINK, NEAR_LINK, joined_units, linked_units, typed_link_pairs
 
 
@@ -30,6 +32,22 @@ def sides(df: pd.DataFrame) -> pd.Series:
         side = np.where(split.isin(SPLITS), side, "")
         return pd.Series(side, index=df.index)
     return split.where(split.isin(SPLITS), "")
+
+
+def kept_group_col(file, table: pd.DataFrame, recorded: dict | None = None) -> str:
+    """The column whose values the split of `file` (a split table, read as `table`) kept on one side ('': none), as
+    `split --check FILE` and train's leak warning read it: the one recorded in the summary beside it (`recorded`:
+    split.config.recorded_config(file), read here where not given), else `group`. `group` was read whatever the split
+    kept together: a person of a `split m.csv --group-col person` table on two sides passed as clean, and a
+    super-class in its `group` was a leak. A recorded column the table lacks is in its `group`, where the reader of a
+    competition CSV put it (a split's --group-col none left that empty). A recorded none (a --fix given --group-col
+    none) is none."""
+    if recorded is None:
+        recorded = recorded_config(file) if Path(file).is_file() else {}
+    made = recorded.get("group_col")
+    if made == NO_GROUPS:
+        return ""
+    return made if isinstance(made, str) and made in table.columns else "group"
 
 
 def in_folds(side: np.ndarray, folds: bool) -> np.ndarray:

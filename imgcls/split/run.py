@@ -16,7 +16,7 @@ from imgcls.console import all_placed, cache_reuse, info, interruption_leaves, w
 from imgcls.errors import UserError
 from imgcls.fsutil import check_file_name_encoding, check_not_replacing, check_output_location, check_writable
 from imgcls.options import PATH, SRC_PATH, check_arguments, python_too, set_options
-from imgcls.outputs import (output_set, own_earlier_files, placing_journal, read_yaml, refuse_other_output,
+from imgcls.outputs import (output_set, own_earlier_files, placing_journal, refuse_other_output,
                             refuse_users_files, replacing_line, split_outputs)
 from imgcls.parallel import ParallelOptions, check_workers
 from imgcls.pipeline import PIPELINE, default_input
@@ -24,10 +24,11 @@ from imgcls.split.assign import (COPY_ACROSS, assign, check_enough_units, check_
                                  follow_sources, strata_of)
 from imgcls.split.config import (CHECK_FIX_RECORDS, NEW_SPLIT, LeakageError, PROFILE_ATTRIBUTES, SPLITS,
                                  SplitConfig, check_read_by_check, check_split_values, fold_ids, has_folds,
-                                 split_values)
+                                 recorded_config, split_values)
 from imgcls.split.labels import (class_column, derive_profile_labels, drop_ages_text, dropped_by_age,
                                  exclusion_reasons, is_profile_table)
-from imgcls.split.leaks import balance_units, check_fix_fractions, check_leaks, fix_leaks, in_folds, sides
+from imgcls.split.leaks import (balance_units, check_fix_fractions, check_leaks, fix_leaks, in_folds, kept_group_col,
+                               sides)
 from imgcls.split.report import (distribution, print_leaks, print_tables, report_columns, summarize,
                                  value_meanings, write_reports)
 from imgcls.split.units import (NEAR_LINK, content_label_conflicts, linked_units, near_duplicate_pairs_for,
@@ -423,7 +424,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
         # before the scan and the near-duplicate pass: the balance targets (_requested_shares) have no val to set
         raise UserError(f"--val {cfg.val}: {file} is a k-fold table (each fold validates in turn), so --fix measures "
                         f"its balance over its folds; drop --val")
-    recorded = _recorded(file)      # what its split recorded, read once: its group column, the --fix's targets
+    recorded = recorded_config(file)     # what its split recorded, read once: its group column, the --fix's targets
     if fix and shares and not has_folds(df):
         _check_typed_shares(cfg, file, typed, recorded)      # before the scan: a typed --val with the recorded --test
     if fix:     # the columns and age bands its balance and report read (its summary records the bands)
@@ -483,10 +484,11 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
 
 def _requested_shares(cfg: SplitConfig, file: Path, table: pd.DataFrame, given, recorded: dict) -> list[str]:
     """Set `cfg`'s val / test (the balance table's targets) to the shares the checked table's split asked for: each
-    typed (`given`: --val / --test), else recorded by split in the summary beside `file` (`recorded`: _recorded),
-    else the table's own share of the rows it splits, said in one line: a split's own table measured against its
-    observed 0.79 / 0.21 read a 1.7% gap as 0.7%. Returns the names set to the table's own shares: a --fix records them
-    (balance_targets_inferred) beside its config's val / test, which are those shares, not any asked for."""
+    typed (`given`: --val / --test), else recorded by split in the summary beside `file` (`recorded`:
+    recorded_config), else the table's own share of the rows it splits, said in one line: a split's own table measured
+    against its observed 0.79 / 0.21 read a 1.7% gap as 0.7%. Returns the names set to the table's own shares: a --fix
+    records them (balance_targets_inferred) beside its config's val / test, which are those shares, not any asked
+    for."""
     used = sides(table) != ""
     names = ("test",) if cfg.folds else ("val", "test")     # a k-fold table's val is its fold 0
     asked = _recorded_shares(recorded, [k for k in names if k not in given])
@@ -509,28 +511,14 @@ def _requested_shares(cfg: SplitConfig, file: Path, table: pd.DataFrame, given, 
     return own
 
 
-def _recorded(file: Path) -> dict:
-    """The settings the split of `file` recorded (the config of the summary beside it; {} where none), read once by
-    `--check FILE --fix`: the shares it asked for (_recorded_shares), its stratify columns (_stratify_of), its age
-    bands (_take_recorded_bands), the settings the fixed table's summary keeps (_split_settings). Not the val / test
-    an earlier --fix recorded as the table's own shares (balance_targets_inferred): none asked for."""
-    summary = read_yaml(split_outputs(file)["summary"])
-    made = summary.get("config")
-    made = dict(made) if isinstance(made, dict) else {}
-    guessed = summary.get("balance_targets_inferred")
-    for k in [k for k in ("val", "test") if isinstance(guessed, list) and k in guessed]:
-        made.pop(k, None)
-    return made
-
-
 def _split_settings(conf: dict, recorded: dict, class_col: str, typed=()) -> dict:
     """The settings the summary of `--check FILE --fix` records: those of its own run (`conf`: summarize's) that the
     fix sets (CHECK_FIX_RECORDS, and a --group-col typed (in `typed`): the column the fix kept on one side, which a
     later --check of the fixed table reads, not the split's), and every other as the checked split recorded it
-    (`recorded`: _recorded), where it did: an in-place --fix recorded the check's default --seed and no --drop-ages,
-    so predict's command to make the split again dropped the split's own. Its stratify is the columns the split drew
-    its rows by, where recorded, else the one whose classes the fix's balance measured (`class_col`, which the
-    balance records): a typed --stratify gender of a labelled table was recorded as drawn by gender, though its
+    (`recorded`: recorded_config), where it did: an in-place --fix recorded the check's default --seed and no
+    --drop-ages, so predict's command to make the split again dropped the split's own. Its stratify is the columns the
+    split drew its rows by, where recorded, else the one whose classes the fix's balance measured (`class_col`, which
+    the balance records): a typed --stratify gender of a labelled table was recorded as drawn by gender, though its
     balance measured the labels."""
     own = {**conf, "stratify": [class_col]}
     fixed = set(CHECK_FIX_RECORDS) | ({"group_col"} & set(typed))
@@ -538,8 +526,8 @@ def _split_settings(conf: dict, recorded: dict, class_col: str, typed=()) -> dic
 
 
 def _recorded_shares(recorded: dict, names) -> dict[str, float]:
-    """The shares among `names` (val, test) that a split asked for, as `recorded` (_recorded: test always, val for a
-    holdout)."""
+    """The shares among `names` (val, test) that a split asked for, as `recorded` (recorded_config: test always, val
+    for a holdout)."""
     shares = {}
     for k in names:
         value = recorded.get(k)
@@ -564,7 +552,7 @@ def _check_typed_shares(cfg: SplitConfig, file: Path, typed, recorded: dict) -> 
 
 def _take_recorded_bands(cfg: SplitConfig, typed, recorded: dict) -> None:
     """Without --age-bands typed, the age band edges (and --relabel-age's) its split recorded (`recorded`:
-    _recorded), set on `cfg`: --fix names a profile table's classes by them and records them, which train reads
+    recorded_config), set on `cfg`: --fix names a profile table's classes by them and records them, which train reads
     (manifest.recorded_age_bands); the default bands named a `--age-bands 30,50` split's classes and replaced its
     record, unsaid. --age-bands typed as recorded keeps the recorded --relabel-age (which put its rows in them)."""
     found = mf.age_band_fields(recorded)
@@ -600,7 +588,7 @@ def _check_bands_fit(cfg: SplitConfig, table: pd.DataFrame, file: Path, typed, r
 def _group_col_of(cfg: SplitConfig, table: pd.DataFrame, file: Path, typed, recorded: dict) -> str:
     """The column whose values --check keeps on one side ('': none): --group-col typed (a column `table` lacks is
     refused, not replaced; none: the file's `group` left as written), else the one the checked table's split kept
-    together (kept_group_col)."""
+    together (split.leaks.kept_group_col)."""
     if cfg.group_col == mf.NO_GROUPS:
         return ""
     if "group_col" not in typed:
@@ -608,27 +596,12 @@ def _group_col_of(cfg: SplitConfig, table: pd.DataFrame, file: Path, typed, reco
     return _resolve_group_col(table, cfg, "manifest", str(file))
 
 
-def kept_group_col(file, table: pd.DataFrame, recorded: dict | None = None) -> str:
-    """The column whose values the split of `file` (a split table, read as `table`) kept on one side ('': none), as
-    `split --check FILE` and train's leak warning read it: the one recorded in the summary beside it (`recorded`:
-    _recorded(file), read here where not given), else `group`. `group` was read whatever the split kept together: a
-    person of a `split m.csv --group-col person` table on two sides passed as clean, and a super-class in its `group`
-    was a leak. A recorded column the table lacks is in its `group`, where the reader of a competition CSV put it (a
-    split's --group-col none left that empty). A recorded none (a --fix given --group-col none) is none."""
-    if recorded is None:
-        recorded = _recorded(Path(file)) if Path(file).is_file() else {}
-    made = recorded.get("group_col")
-    if made == mf.NO_GROUPS:
-        return ""
-    return made if isinstance(made, str) and made in table.columns else "group"
-
-
 def _stratify_of(cfg: SplitConfig, table: pd.DataFrame, file: Path, typed, recorded: dict) -> tuple[str, ...]:
     """The stratify columns whose classes `--check FILE --fix` balances (split.labels.class_column) and reports (its
     summary records the split's: _split_settings): those typed (--stratify label typed took the recorded artist; a
     column `table` lacks was dropped unsaid: each refused in one line), else those the checked table's split recorded
-    (`recorded`: _recorded), so `--check` of a table split by --stratify artist balances artists without --stratify
-    typed again, and so does a --check of its fixed table."""
+    (`recorded`: recorded_config), so `--check` of a table split by --stratify artist balances artists without
+    --stratify typed again, and so does a --check of its fixed table."""
     if "stratify" not in typed:
         made = recorded.get("stratify")
         return tuple(c for c in made if isinstance(c, str)) if isinstance(made, list) else tuple(cfg.stratify)

@@ -451,14 +451,13 @@ def _age_bands(df: pd.DataFrame, src, heads: list[dict], decode: str) -> list[in
 
 def _leak_note(df: pd.DataFrame, src) -> str:
     """A split table's sides (split / fold columns, or a fold column alone) sharing a group (of the column its split
-    kept together: split.run.kept_group_col), content hash, source image or clean's dup_group, as `split --check`
+    kept together: split.leaks.kept_group_col), content hash, source image or clean's dup_group, as `split --check`
     finds them (a hand-edited table: imgcls split writes none): validation would score people or images the model
     trains on. One warning naming the first and the repair; '' for none. Oversampled copies are assign_split's to
     say."""
     from imgcls.console import sh
     from imgcls.options import python_too
-    from imgcls.split.leaks import check_leaks
-    from imgcls.split.run import kept_group_col
+    from imgcls.split.leaks import check_leaks, kept_group_col
     leaks = check_leaks(df, kept_group_col(src, df))     # the column its split kept together, as split --check reads
     leaks = leaks[leaks["kind"] != "augmented_from"]
     if leaks.empty:
