@@ -3924,6 +3924,20 @@ def test_the_leak_warning_reads_the_group_column_the_split_kept_together(tmp_pat
     assert df["path"][moved] in said, said
 
 
+def test_the_leak_warning_reads_a_person_spelled_nfd_in_some_rows_as_the_nfc_one(tmp_path):
+    """`split --check` read a group id spelled NFD in some rows (a macOS zip's) and NFC in others as one person
+    (split.leaks.nfc_keys), train's leak warning as two: a person with NFC rows in train and NFD rows in val was a
+    leak to the check and nothing to train. Both now read the group keys in Unicode's composed form."""
+    import unicodedata
+
+    from imgcls.train.run import _leak_note
+    df = pd.DataFrame({"path": ["a/1.png", "a/2.png", "b/3.png", "b/4.png"], "label": ["a", "a", "b", "b"],
+                       "group": [unicodedata.normalize(f, "Renée") for f in ("NFC", "NFD")] + ["p1", "p2"],
+                       "split": ["train", "val", "train", "val"]})
+    note = " ".join(_leak_note(df, str(tmp_path / "s.csv")).split())
+    assert note.startswith("1 leak(s) between the split's sides (") and "a/1.png in train, a/2.png in val" in note, note
+
+
 def test_a_class_of_one_image_is_warned_by_name_and_trains_in_a_random_draw(tmp_path, capsys):
     """A class of one image trained without a word: the random --val-split draw put it in val (never trained on,
     F1 0), and its single member turned the draw's stratification off for every class. train now keeps it in

@@ -34,6 +34,17 @@ def sides(df: pd.DataFrame) -> pd.Series:
     return split.where(split.isin(SPLITS), "")
 
 
+def nfc_keys(df: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
+    """df with its key columns among `cols` (the group column a split keeps together, split's --stratify columns) in
+    Unicode's composed form (manifest.nfc_classes, as manifest.load spells the label): a person or stratum spelled
+    NFD in some rows (a macOS zip's) is the NFC one it looks like, not a second unit that may land on the other side
+    unseen by the leak check, nor a second stratum. The one reading of the keys: split, split --check and train's
+    leak warning."""
+    from imgcls.manifest import nfc_classes
+    cols = [c for c in dict.fromkeys(cols) if c in df.columns]
+    return df.assign(**{c: nfc_classes(df[c]) for c in cols})
+
+
 def kept_group_col(file, table: pd.DataFrame, recorded: dict | None = None) -> str:
     """The column whose values the split of `file` (a split table, read as `table`) kept on one side ('': none), as
     `split --check FILE` and train's leak warning read it: the one recorded in the summary beside it (`recorded`:

@@ -28,7 +28,7 @@ from imgcls.split.config import (CHECK_FIX_RECORDS, NEW_SPLIT, LeakageError, PRO
 from imgcls.split.labels import (class_column, derive_profile_labels, drop_ages_text, dropped_by_age,
                                  exclusion_reasons, is_profile_table)
 from imgcls.split.leaks import (balance_units, check_fix_fractions, check_leaks, fix_leaks, in_folds, kept_group_col,
-                               sides)
+                               nfc_keys, sides)
 from imgcls.split.report import (distribution, print_leaks, print_tables, report_columns, summarize,
                                  value_meanings, write_reports)
 from imgcls.split.units import (NEAR_LINK, content_label_conflicts, linked_units, near_duplicate_pairs_for,
@@ -59,24 +59,16 @@ def _check_stratify(df: pd.DataFrame, cfg: SplitConfig, where: str = "the source
                             f"{', '.join(map(str, df.columns))}); name columns it has")
 
 
-def _nfc_keys(df: pd.DataFrame, cfg: SplitConfig, group_col: str) -> pd.DataFrame:
-    """The group column and the --stratify columns in Unicode's composed form (mf.nfc_classes, as manifest.load
-    spells the label): a person or stratum spelled NFD in some rows (a macOS zip's) is the NFC one it looks like,
-    not a second unit that may land on the other side unseen by the leak check, nor a second stratum."""
-    cols = [c for c in dict.fromkeys((group_col, *cfg.stratify)) if c in df.columns]
-    return df.assign(**{c: mf.nfc_classes(df[c]) for c in cols})
-
-
 def _classes_to_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str
                       ) -> tuple[pd.DataFrame, pd.Series, int | None]:
     """The table with the classes split draws, for make_split and the check before the scan
-    (_check_parts_before_scan): its group and --stratify keys NFC (_nfc_keys), a profile table's labels of its
+    (_check_parts_before_scan): its group and --stratify keys NFC (nfc_keys), a profile table's labels of its
     --age-bands (derive_profile_labels), and the class column's values in `label`: a CSV read without --label-col
     (DACON's `artist`, split with --stratify artist) is split per artist. Returns it, the `label` the table written
     keeps (a profile table's derived; an artist CSV's empty one) and how many images --relabel-age moved (None: not
     given). --relabel-age / --age-bands on other data and a --stratify label with no label are refused in one line
     (before the scan: the table as read has them)."""
-    df = _nfc_keys(df, cfg, group_col)
+    df = nfc_keys(df, (group_col, *cfg.stratify))
     moved = None
     if is_profile_table(df):
         df, n = derive_profile_labels(df, cfg.age_bands, cfg.relabel_age)
@@ -432,7 +424,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
         _take_recorded_bands(cfg, typed, recorded)
         _check_bands_fit(cfg, df, file, typed, recorded)
     group_col = _group_col_of(cfg, df, file, typed, recorded)
-    df = _nfc_keys(df, cfg, group_col)
+    df = nfc_keys(df, (group_col, *cfg.stratify))
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels)
     df = df.assign(split=split_values(df))     # 'Train' is train, as train reads it
     if "fold" in df.columns:

@@ -457,8 +457,9 @@ def _leak_note(df: pd.DataFrame, src) -> str:
     say."""
     from imgcls.console import sh
     from imgcls.options import python_too
-    from imgcls.split.leaks import check_leaks, kept_group_col
-    leaks = check_leaks(df, kept_group_col(src, df))     # the column its split kept together, as split --check reads
+    from imgcls.split.leaks import check_leaks, kept_group_col, nfc_keys
+    col = kept_group_col(src, df)       # the column its split kept together, its keys NFC, as split --check reads them
+    leaks = check_leaks(nfc_keys(df, (col,)), col)
     leaks = leaks[leaks["kind"] != "augmented_from"]
     if leaks.empty:
         return ""
