@@ -3920,7 +3920,7 @@ def test_the_leak_warning_reads_the_group_column_the_split_kept_together(tmp_pat
     df.to_csv(table, index=False)
     run_train(cfg_for(table, tmp_path, name="leaky", epochs=1))
     said = " ".join(capsys.readouterr().err.split())
-    assert f"1 leak(s) between the split's sides (group {df['person'][moved]}: " in said, said
+    assert f"1 leak(s) between the split's sides (person {df['person'][moved]}: " in said, said
     assert df["path"][moved] in said, said
 
 

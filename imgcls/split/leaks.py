@@ -61,6 +61,14 @@ def kept_group_col(file, table: pd.DataFrame, recorded: dict | None = None) -> s
     return made if isinstance(made, str) and made in table.columns else "group"
 
 
+def said_kind(kind: str, group_col: str) -> str:
+    """A leak's kind (check_leaks') as the screen says it: a shared group by the column read (`group_col`: `person`
+    for a split kept together by --group-col person), the others as named (sha256, source_path, dup_group,
+    near_duplicate, augmented_from). The kind check_leaks returns stays `group`, as splits_leaks.csv and the
+    summary's leak counts record it, whatever the column."""
+    return group_col if kind == "group" and group_col else kind
+
+
 def in_folds(side: np.ndarray, folds: bool) -> np.ndarray:
     """The rows on a k-fold's training sides (`side`: sides(df), or the split column split assigns, '' for a row
     left out; a fold, or train in every fold; not test), none without folds (`folds`: the split has them). An

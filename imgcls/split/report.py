@@ -16,7 +16,7 @@ from imgcls.fsutil import write_json, write_table
 from imgcls.outputs import split_outputs
 from imgcls.split.assign import drawn_rows, kept_in_train
 from imgcls.split.config import PROFILE_ATTRIBUTES, SPLITS, SplitConfig, fold_ids
-from imgcls.split.leaks import side_rank, sides
+from imgcls.split.leaks import said_kind, side_rank, sides
 
 
 def parts_of(df: pd.DataFrame) -> pd.Series:
@@ -218,7 +218,8 @@ def print_tables(dist: pd.DataFrame, columns: Sequence[str], max_rows: int = 30,
         print_table(t)
 
 
-def print_leaks(leaks: pd.DataFrame, limit: int = 20) -> None:
+def print_leaks(leaks: pd.DataFrame, group_col: str = "group", limit: int = 20) -> None:
+    """The leaks table on screen, a shared group's kind named by the column read (`group_col`: said_kind)."""
     if leaks.empty:
         return
     from rich.table import Table
@@ -226,7 +227,8 @@ def print_leaks(leaks: pd.DataFrame, limit: int = 20) -> None:
     for c in ("kind", "side_a", "path_a", "side_b", "path_b", "cos"):
         t.add_column(c, overflow="fold")
     for r in leaks.head(limit).itertuples(index=False):
-        t.add_row(r.kind, r.side_a, r.path_a, r.side_b, r.path_b, "" if pd.isna(r.cos) else f"{r.cos:.3f}")
+        t.add_row(said_kind(r.kind, group_col), r.side_a, r.path_a, r.side_b, r.path_b,
+                  "" if pd.isna(r.cos) else f"{r.cos:.3f}")
     if len(leaks) > limit:
         t.caption = f"{len(leaks) - limit} more"
     print_table(t)

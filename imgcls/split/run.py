@@ -299,7 +299,7 @@ def run_split(src=None, out=dict(PIPELINE)["splits"], opts: mf.LayoutOptions | N
     for n in summary["notes"]:
         warn(n)
     df = mf.as_written(df)          # what is returned is the table written, in its column order
-    _finish(df, out, cfg, summary, leaks, grouped=cfg.group_col != mf.NO_GROUPS)
+    _finish(df, out, cfg, summary, leaks, grouped=cfg.group_col != mf.NO_GROUPS, group_col=group_col)
     return df
 
 
@@ -310,9 +310,10 @@ def _leak_kinds(grouped: bool, near_dup: bool) -> str:
 
 
 def _finish(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks: pd.DataFrame,
-            grouped: bool) -> None:
+            grouped: bool, group_col: str = "group") -> None:
     """Print the split's tables, balance and leakage lines, and write the table and its reports. `grouped`: whether
-    a group column was read (the leakage line names groups only then)."""
+    a group column was read (the leakage line names groups only then); `group_col`: the column read, which the leaks
+    table names a shared group's kind by."""
     columns = report_columns(df, cfg)
     print_tables(distribution(df, columns), columns[:1] + [c for c in columns[1:] if c in PROFILE_ATTRIBUTES],
                  meanings=value_meanings(df, cfg))
@@ -342,7 +343,7 @@ def _finish(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks:
         info(f"leakage check: no {_leak_kinds(grouped, cfg.near_dup)} shared between sides"
              + ("" if cfg.near_dup else " (near-duplicate search off)"))
     else:
-        print_leaks(leaks)
+        print_leaks(leaks, group_col)
         if not cfg.allow_leaks:
             raise LeakageError(f"the split is contaminated: {len(leaks)} leak(s) between sides (listed above); "
                                f"nothing written. Rerun with --fix, or pass --allow-leaks to write it anyway")
@@ -444,7 +445,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
              + ("" if group_col else f"; groups not read (--group-col {mf.NO_GROUPS})") + ")")
         if not fix:
             return df
-    print_leaks(leaks)
+    print_leaks(leaks, group_col)
     if not fix:
         if cfg.allow_leaks:
             warn(f"{len(leaks)} leak(s) in {file} (--allow-leaks)")
@@ -470,7 +471,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     if inferred:        # its config's val / test are these observed shares, which a later --check does not take
         summary["balance_targets_inferred"] = inferred
     fixed = mf.as_written(fixed)    # what is returned is the table written, in its column order
-    _finish(fixed, out, cfg, summary, remaining, grouped=bool(group_col))
+    _finish(fixed, out, cfg, summary, remaining, grouped=bool(group_col), group_col=group_col)
     return fixed
 
 

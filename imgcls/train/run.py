@@ -457,16 +457,16 @@ def _leak_note(df: pd.DataFrame, src) -> str:
     say."""
     from imgcls.console import sh
     from imgcls.options import python_too
-    from imgcls.split.leaks import check_leaks, kept_group_col, nfc_keys
+    from imgcls.split.leaks import check_leaks, kept_group_col, nfc_keys, said_kind
     col = kept_group_col(src, df)       # the column its split kept together, its keys NFC, as split --check reads them
     leaks = check_leaks(nfc_keys(df, (col,)), col)
     leaks = leaks[leaks["kind"] != "augmented_from"]
     if leaks.empty:
         return ""
     n, w = len(leaks.drop_duplicates(["kind", "key"])), leaks.iloc[0]
-    return (f"{n} leak(s) between the split's sides ({w['kind']} {w['key']}: {w['path_a']} in {w['side_a']}, "
-            f"{w['path_b']} in {w['side_b']}): validation scores images linked to ones the model trains on; "
-            f"repair the table with "
+    return (f"{n} leak(s) between the split's sides ({said_kind(w['kind'], col)} {w['key']}: {w['path_a']} in "
+            f"{w['side_a']}, {w['path_b']} in {w['side_b']}): validation scores images linked to ones the model "
+            f"trains on; repair the table with "
             + python_too(f"imgcls split --check {sh(src)} --fix --out FIXED.csv",
                          f"imgcls.split.run_check({str(src)!r}, 'FIXED.csv', fix=True)")
             + ", and train on FIXED.csv")
