@@ -3938,6 +3938,22 @@ def test_the_leak_warning_reads_a_person_spelled_nfd_in_some_rows_as_the_nfc_one
     assert note.startswith("1 leak(s) between the split's sides (") and "a/1.png in train, a/2.png in val" in note, note
 
 
+def test_the_sides_of_a_hand_made_split_read_its_split_column_in_any_case(tmp_path):
+    """split.leaks.sides read the `split` column as written, while train reads it in any case (split.config's
+    split_values): a hand-made table's "VAL" row validates but was on no side to train's leak warning (a person in
+    Train and VAL passed unwarned), and a k-fold table's single image of a class in a "Test" row was said to be "in
+    no side" rather than in test. sides now reads the column through split_values."""
+    from imgcls.train.data import single_image_classes
+    from imgcls.train.run import _leak_note
+    df = pd.DataFrame({"path": ["a/1.png", "a/2.png", "b/3.png", "b/4.png"], "label": ["a", "a", "b", "b"],
+                       "group": ["p0", "p0", "p1", "p2"], "split": ["Train", "VAL", "train", "val"]})
+    note = " ".join(_leak_note(df, str(tmp_path / "s.csv")).split())
+    assert "(group p0: a/1.png in train, a/2.png in val)" in note, note
+    folds = pd.DataFrame({"path": ["a/1.png", "a/2.png", "b/3.png", "c/4.png"], "label": ["a", "a", "b", "solo"],
+                          "split": ["train", "val", "train", "Test"], "fold": [1, 0, 1, -1]})
+    assert single_image_classes(folds, "label", True) == {"b": "fold 1", "solo": "test"}
+
+
 def test_a_class_of_one_image_is_warned_by_name_and_trains_in_a_random_draw(tmp_path, capsys):
     """A class of one image trained without a word: the random --val-split draw put it in val (never trained on,
     F1 0), and its single member turned the draw's stratification off for every class. train now keeps it in

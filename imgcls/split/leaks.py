@@ -11,7 +11,8 @@ import pandas as pd
 from imgcls import links
 from imgcls.errors import UserError
 from imgcls.layout_options import NO_GROUPS
-from imgcls.split.config import LINK_COLUMNS, NEW_SPLIT, SPLITS, fold_numbers, has_folds, recorded_config
+from imgcls.split.config import (LINK_COLUMNS, NEW_SPLIT, SPLITS, fold_numbers, has_folds, recorded_config,
+                                 split_values)
 from imgcls.split.units import COPY_LINK, NEAR_LINK, joined_units, linked_units, typed_link_pairs
 
 
@@ -19,9 +20,10 @@ def sides(df: pd.DataFrame) -> pd.Series:
     """Which side of the split each row is on: 'train' / 'val' / 'test', or with folds (has_folds) 'test' /
     'fold k' / 'train (every fold)'; '' for rows left out. Rows on different sides must share nothing. A table with
     a `fold` column and no `split` (a hand-made k-fold table) is all training data, as train reads it
-    (train.data.assign_split): each row with a fold is on that fold's side, a row without one on none."""
+    (train.data.assign_split): each row with a fold is on that fold's side, a row without one on none. The split
+    column as train reads it (split_values: a hand-made 'VAL' row is val)."""
     if "split" in df.columns:
-        split = df["split"].fillna("").astype(str)
+        split = split_values(df)
     else:
         f = fold_numbers(df)
         split = pd.Series(np.where(np.isnan(f), "", "train") if f is not None else "", index=df.index, dtype=object)
