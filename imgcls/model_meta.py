@@ -15,6 +15,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from imgcls.errors import UserError
+from imgcls.profile_names import edges_fault
 
 DECODES = ("single", "profile", "product")
 OLD_DECODES = {"profile18": "profile"}   # what earlier checkpoints call a decode
@@ -206,11 +207,14 @@ class ModelMeta:
         if preprocess is not None and (not isinstance(preprocess, str) or len(preprocess) > 1000):
             raise bad(f"preprocess {str(preprocess)[:80]!r} is not the text of preprocess options")
         age_bands = d.get("age_bands")
-        if age_bands is not None:
-            if not isinstance(age_bands, (list, tuple)) or not 1 <= len(age_bands) < MAX_CLASSES \
-                    or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 1000 for x in age_bands) \
-                    or list(age_bands) != sorted(set(age_bands)):
-                raise bad(f"age_bands {str(age_bands)[:80]} is not increasing ages (the band edges)")
+        if age_bands is not None:       # band edges (profile_names.edges_fault), at most 1000 (fewer than MAX_CLASSES)
+            what = edges_fault(age_bands) if isinstance(age_bands, (list, tuple)) else "is not a list of ages"
+            if not what and not all(isinstance(x, int) for x in age_bands):
+                what = "is not plain integers"
+            if not what and max(age_bands) > 1000:
+                what = "is not ages up to 1000"
+            if what:
+                raise bad(f"age_bands {str(age_bands)[:80]} {what} (the band edges)")
             age_bands = tuple(age_bands)
             if decode == "profile" and len(age_bands) + 1 != len(heads[2].classes):
                 raise bad(f"age_bands {list(age_bands)} make {len(age_bands) + 1} bands, the age_band head has "

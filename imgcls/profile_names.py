@@ -18,6 +18,20 @@ DEFAULT_AGE_BANDS = (30, 60)                            # edges: <30, 30-59, >=6
 PROFILE_HEADS = ("mask", "gender", "age_band")          # ProfileScheme.HEADS: the label is their classes' product
 
 
+def edges_fault(edges) -> str:
+    """What is wrong with age band edges, as their refusals say it ('' for nothing): whole ages of 0 or more in
+    increasing order, at least one. The one rule of band edges: the options' (age_edges) and a checkpoint's recorded
+    age_bands (model_meta.ModelMeta.from_dict), each with its own fix."""
+    edges = list(edges)
+    if not edges:
+        return "names no age"
+    if not all(isinstance(e, numbers.Integral) and not isinstance(e, bool) for e in edges):
+        return "is not whole ages"
+    if min(edges) < 0:
+        return "is not ages of 0 or more"
+    return "" if edges == sorted(set(edges)) else "is not increasing ages"
+
+
 def age_edges(flag_name: str, example: str = "30,60") -> Callable[[Any], None]:
     """The check of an option of age band edges (--age-bands, --relabel-age; Spec.validator): whole ages of 0 or more
     in increasing order, at least one; its refusal gives `example` (the flag's parser's, options.int_list). A Python
@@ -25,14 +39,11 @@ def age_edges(flag_name: str, example: str = "30,60") -> Callable[[Any], None]:
     '60-29', '>=30' unsaid."""
     def check(value: Any) -> None:
         edges = list(value)
-        whole = all(isinstance(e, numbers.Integral) and not isinstance(e, bool) for e in edges)
-        if edges and whole and min(edges) >= 0 and edges == sorted(set(edges)):
+        what = edges_fault(edges)       # [30.0, 60.0] is increasing: said as not whole, not as out of order
+        if not what:
             return
-        # text shown quoted: '30','60' is not whole ages, as 30,60 would read; [30.0, 60.0] is increasing: said as
-        # not whole, not as out of order
+        # text shown quoted: '30','60' is not whole ages, as 30,60 would read
         given = ",".join(repr(e) if isinstance(e, str) else str(e) for e in edges)
-        what = ("names no age" if not edges else "is not whole ages" if not whole
-                else "is not ages of 0 or more" if min(edges) < 0 else "is not increasing ages")
         python = f"{flag_name.lstrip('-').replace('-', '_')}=[{example.replace(',', ', ')}]"
         raise UserError(f"{flag_name}{' ' + given if edges else ''} {what}: give the band edges in increasing order, "
                         f"e.g. {example} (Python: {python})")

@@ -316,6 +316,26 @@ def test_train_records_the_age_bands_its_labels_were_made_with(tmp_path, edges, 
     assert _age_bands(df.assign(age_band=""), str(src), h, decode) is None       # bands emptied: not told
 
 
+def test_a_checkpoint_s_bad_age_bands_are_said_by_the_band_edges_rule():
+    """A checkpoint's recorded age_bands had its own check beside profile_names.age_edges (the options' rule of
+    band edges), which said every fault "is not increasing ages": [30.5, 60] and [-1, 30] are increasing. Both now
+    read the one rule (profile_names.edges_fault): the fault named as the options name it, the checkpoint's own fix
+    kept; what the checkpoint accepts unchanged."""
+    from imgcls.errors import UserError
+    from imgcls.model_meta import ModelMeta
+    meta = {"model": "m", "classes": ["a", "b"], "heads": [{"name": "label", "classes": ["a", "b"]}],
+            "decode": "single", "img_size": 32, "mean": [0.5] * 3, "std": [0.5] * 3}
+    assert ModelMeta.from_dict({**meta, "age_bands": [30, 60]}).age_bands == (30, 60)
+    for bands, what in (([30.5, 60], "is not whole ages"), ([-1, 30], "is not ages of 0 or more"),
+                        ([60, 30], "is not increasing ages"), ([], "names no age"), ([True], "is not whole ages"),
+                        ([30, 2000], "is not ages up to 1000"), ("30,60", "is not a list of ages"),
+                        ([np.int64(30)], "is not plain integers")):
+        with pytest.raises(UserError) as e:
+            ModelMeta.from_dict({**meta, "age_bands": bands}, source="m.pt")
+        assert str(e.value).startswith(f"m.pt: model metadata age_bands {str(bands)[:80]} {what} (the band edges); "
+                                       f"the file is damaged or not written by imgcls train"), e.value
+
+
 def test_a_manifest_of_clean_or_preprocess_records_the_age_bands_its_profiles_were_read_with(tmp_path):
     """`imgcls clean PROFILES --age-bands 40` labels two age bands, but train read recorded edges only from
     split's summary: a run trained on clean's manifest recorded none (the 40 edge cannot be told from the ages),
