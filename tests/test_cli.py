@@ -168,6 +168,14 @@ def test_a_list_option_that_names_nothing_is_one_line(cmd, typed, said, tmp_path
     assert "read " not in r.output and not out.exists()
 
 
+def test_an_empty_stratify_of_a_check_fix_says_what_dropping_it_takes(tmp_path):
+    """`split --check F --fix --stratify ''` said "drop --stratify for label", but a --check --fix without --stratify
+    balances the columns F's split recorded (split.run._stratify_of), not label. The line now says both."""
+    r = runner.invoke(app, ["split", "--check", str(tmp_path / "s.csv"), "--fix", "--stratify", ""])
+    assert "drop --stratify for label (with --check FILE --fix: the columns its split recorded, if any)" \
+        in one_error_line(r), r.output
+
+
 @pytest.mark.parametrize("cmd,out", [("eda", "eda"), ("clean", "clean"), ("split", "splits.csv"),
                                      ("preprocess", "processed")])
 def test_out_inside_the_input_is_refused_before_the_scan(cmd, out, tmp_path, image_folder):

@@ -131,10 +131,13 @@ class LeakageError(UserError):
 
 
 def _stratify_cli(text: str) -> tuple[str, ...]:
+    """--stratify's columns; one naming none is refused (options.list_items), saying what dropping it takes: label,
+    but for a `--check FILE --fix`, whose balance takes the columns FILE's split recorded (split.run._stratify_of)."""
     if text.strip().lower() == "none":
         return ()
     return tuple(list_items("--stratify", text, "column(s), comma-separated (e.g. mask,gender,age_band), or 'none'",
-                            item="column", left_out="for label"))
+                            item="column", left_out="for label (with --check FILE --fix: the columns its split "
+                                                     "recorded, if any)"))
 
 
 def _ages_cli(ages) -> str | None:
