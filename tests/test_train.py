@@ -94,6 +94,23 @@ def test_callbacks_not_given_as_a_list_are_refused_before_the_run_folder_is_made
         check_callbacks("run_train", fine)
 
 
+def test_a_study_other_than_tunes_config_is_refused_before_the_run_folder_is_made(two_class, tmp_path):
+    """run_train(cfg, study="s") (a study's name) or study={...} trained on, and where a data warning named its fix
+    failed there, the run folder made and the images read ("fields() must be called with a dataclass type or
+    instance"). A TypeError naming what study= takes, before any folder is made; tune's TuneConfig passes."""
+    for given, fix in (("s", "leave it out (a study's name is TuneConfig(study=...)'s, run by imgcls.tune.run_tune)"),
+                       ({"study": "s"}, "pass TuneConfig(**d)")):
+        with pytest.raises(TypeError) as e:
+            run_train(cfg_for(two_class, tmp_path, epochs=1), study=given)
+        assert str(e.value) == (f"run_train's study must be imgcls.tune's TuneConfig, as run_tune passes it, or None "
+                                f"(got a {type(given).__name__}); {fix}")
+    assert not (tmp_path / "runs").exists()
+    from imgcls.train.run import _check_study
+    from imgcls.tune import TuneConfig
+    for fine in (None, TuneConfig(study="s")):
+        _check_study(fine)
+
+
 def test_a_stop_after_of_no_whole_number_of_epochs_is_refused_before_the_run_folder_is_made(two_class, tmp_path):
     """run_train(cfg, stop_after=0) (or -1) trained an epoch and 1.5 two, unsaid; '1' was a TypeError once the run
     folder was made and the images decoded. Each is one line naming the keyword, before any folder is made."""

@@ -569,7 +569,8 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
     `callbacks`: imgcls.train.callbacks.Callback objects, called on rank 0 only; an exception one raises propagates
     out of run_train after the finished epochs' last.pt / metrics.csv are written. `track_group`: a name several
     run_train calls share for cfg.tracker (tune's study: MLflow nests them under one parent run, W&B groups them).
-    `study`: the TuneConfig whose trial this is (tune's): the data's warnings then name `imgcls tune` with its
+    `study`: imgcls.tune's TuneConfig whose trial this is, as run_tune passes it (not a study's name: that is
+    TuneConfig(study=...)'s; None for a run of its own): the data's warnings then name `imgcls tune` with its
     options and a new --study as their fix, not `imgcls train`; `searched`: the options its space draws, each with
     its values, which that fix does not type.
     --deterministic switches torch's deterministic algorithms on for the run only (restored afterwards).
@@ -587,6 +588,7 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
     check_arguments("run_train", required=("cfg",), cfg=(cfg, TrainConfig))
     check_arguments("TrainConfig", src=(cfg.src, PATH, SRC_PATH))
     check_callbacks("run_train", callbacks)
+    _check_study(study)
     # stop_after=0 or -1 trained an epoch, 1.5 two, '1' was a TypeError once the run folder was made
     if stop_after is not None:
         if whole_number(stop_after) is None or stop_after < 1:
@@ -610,6 +612,22 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
         finally:
             torch.use_deterministic_algorithms(state[0], warn_only=state[1])
             torch.backends.cudnn.benchmark = state[2]
+
+
+def _check_study(study) -> None:
+    """run_train's `study`, before any work: None or imgcls.tune's TuneConfig, whose options its fix lines type
+    (_split_first). A study's name (a str) or a dict passed on, unsaid, to fail inside a data warning's fix line
+    ("fields() must be called with a dataclass type or instance"), the run folder made. TuneConfig is read from
+    sys.modules, not imported (imgcls.tune imports train): a TuneConfig exists only once imgcls.tune is imported.
+    A TypeError naming what to pass, as check_arguments' of `cfg`."""
+    import sys
+    if study is None or isinstance(study, getattr(sys.modules.get("imgcls.tune"), "TuneConfig", ())):
+        return
+    got = type(study).__name__
+    fix = ("pass TuneConfig(**d)" if isinstance(study, dict) else
+           "leave it out (a study's name is TuneConfig(study=...)'s, run by imgcls.tune.run_tune)")
+    raise TypeError(f"run_train's study must be imgcls.tune's TuneConfig, as run_tune passes it, or None (got a "
+                    f"{got}); {fix}")
 
 
 def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, callbacks=None,
