@@ -168,10 +168,13 @@ def list_items(flag_name: str, text: Any, takes: str, item: str = "value",
     command-line text: a text that names no item ('' -- an empty shell variable --, ',') is refused in one line
     naming the option, what it takes and what leaving it out does (`item`: what one item is, 'age'; `left_out`: how
     that reads after 'drop --flag'), rather than read as an empty list (--age-bands '' broke split and eda with an
-    IndexError, --head-columns '' train) or as the default unsaid."""
-    items = [x.strip() for x in str(text).split(",") if x.strip()]
+    IndexError, --head-columns '' train) or as the default unsaid. A Python caller's list or tuple (a config's
+    validate: head_columns=[]) is read item by item, and refused so too, shown as given."""
+    listed = isinstance(text, (list, tuple))
+    items = [x for x in (str(x).strip() for x in (text if listed else str(text).split(","))) if x]
     if not items:
-        raise UserError(f"{flag_name} '{text}' names no {item}: it takes {takes}; drop {flag_name} {left_out}")
+        given = repr(text) if listed else f"'{text}'"
+        raise UserError(f"{flag_name} {given} names no {item}: it takes {takes}; drop {flag_name} {left_out}")
     return items
 
 

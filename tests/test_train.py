@@ -774,6 +774,24 @@ def test_head_columns_choose_the_heads(tmp_path):
         run_train(cfg_for(src, tmp_path, name="bad", heads="multi", head_columns=["mask", "colour"], epochs=1))
 
 
+def test_head_columns_that_name_no_column_are_refused_from_python_as_on_the_command_line(two_class, tmp_path):
+    """TrainConfig(heads="multi", head_columns=[]) passed validate, where the command line's --head-columns '' is
+    refused (options.list_items): the config's own validation refuses it in that line's words, before a run folder
+    is made. head_weights=[] is their default (every head weighs 1) and passes."""
+    from imgcls.errors import UserError
+    said = ("--head-columns [] names no column: it takes label columns, comma-separated, e.g. mask,gender,age_band; "
+            "drop --head-columns for mask,gender,age_band")
+    with pytest.raises(UserError) as e:
+        TrainConfig(heads="multi", head_columns=[]).validate(registry=False)
+    assert str(e.value) == said
+    with pytest.raises(UserError, match=re.escape(said)):
+        run_train(cfg_for(two_class, tmp_path, heads="multi", head_columns=[]))
+    assert not (tmp_path / "runs").exists()
+    with pytest.raises(UserError, match=re.escape("--head-columns ['', ' '] names no column")):
+        TrainConfig(heads="multi", head_columns=("", " ")).validate(registry=False)
+    TrainConfig(heads="multi", head_weights=[]).validate(registry=False)
+
+
 def test_other_losses_and_class_weights():
     from imgcls.train.losses import Criterion, class_weights_auto, soft_f1_loss
     w = class_weights_auto(np.array([0] * 90 + [1] * 10), 2)

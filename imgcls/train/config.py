@@ -425,6 +425,8 @@ class TrainConfig:
             raise UserError("--oversample and --sampler weighted both rebalance the classes (repeats vs draws with "
                             "replacement); use one of them")
         cols = list(self.head_columns)
+        if self.heads == "multi":       # a Python caller's [] refused as the command line's --head-columns ''
+            _csv_list(cols)
         if self.heads == "multi" and sorted(cols) == sorted(PROFILE_HEADS) and cols != list(PROFILE_HEADS):
             # another order of the profile heads decoded to the product of their classes ('1_0_2'): no
             # competition class ids, so predict --format mask / a sample submission refused the finished run
