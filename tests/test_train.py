@@ -1916,7 +1916,8 @@ def test_every_config_field_is_a_cli_option(two_class, tmp_path):
     from imgcls.options import specs
     records = {n for n, (_, spec) in specs(TrainConfig).items() if not spec.cli}   # what train records, not options
     assert records == {"src", *TrainConfig.RECORDS}
-    assert {f.name for f in dataclasses.fields(TrainConfig)} - records - {"src"} <= params
+    # _config: read_from's, no option
+    assert {f.name for f in dataclasses.fields(TrainConfig)} - records - {"src", "_config"} <= params
     r = CliRunner().invoke(app, ["train", str(two_class), "--model", "test_resnet", "--no-pretrained", "--img-size", "32",
                                  "--epochs", "1",
                                  "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "runs"), "--name", "x",

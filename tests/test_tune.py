@@ -1,6 +1,7 @@
 """imgcls tune: Optuna search over train options (tiny space, tiny images, 1-2 epoch trials)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -1675,8 +1676,16 @@ def test_a_train_read_from_the_config_file_keeps_an_option_it_set_to_the_default
     assert r.exit_code == 0, r.output
     run_tune(TuneConfig(study="s", space=str(space), out=str(tmp_path / "tune"), config=str(conf),
                         train=TrainConfig.resolve({"batch_size": TrainConfig.batch_size}, config=conf)))
-    assert [c.train.batch_size for c in seen] == [TrainConfig.batch_size] * 2, [c.train for c in seen]
-    assert seen[0].train == seen[1].train, [c.train for c in seen]
+    # so is a copy of one with other options (dataclasses.replace kept the fields, not read_from's file: the copy's
+    # batch_size=32 was laid under the file's 8 again)
+    read = TrainConfig.resolve({}, config=conf)
+    run_tune(TuneConfig(study="s", space=str(space), out=str(tmp_path / "tune"), config=str(conf),
+                        train=dataclasses.replace(read, batch_size=TrainConfig.batch_size)))
+    assert [c.train.batch_size for c in seen] == [TrainConfig.batch_size] * 3, [c.train for c in seen]
+    assert seen[0].train == seen[1].train == seen[2].train, [c.train for c in seen]
+    assert dataclasses.replace(read).read_from(conf) and not TrainConfig().read_from(conf)
+    # what it was read from is no option: not written to config.yaml, nor shown
+    assert "_config" not in read.to_dict() and "_config" not in repr(read)
 
 
 def test_a_python_callers_fixed_option_the_space_varies_is_refused_as_the_typed_flag_is(data, tmp_path, space,

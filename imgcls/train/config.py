@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 import functools
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path, PurePath
 from typing import Optional
 
@@ -400,6 +400,10 @@ class TrainConfig:
                                       help="--tracker mlflow: the tracking store or server.")
     track_checkpoint: bool = option(False, panel=TRACKING, needs=(("tracker", ("mlflow", "wandb")),),
                                     help=f"--tracker mlflow / wandb: also upload {BEST_PT} as an artifact.")
+    # read_from's: the --config file resolve read this config from (resolved), None for none. A field, so
+    # dataclasses.replace keeps it (tune's TuneConfig(config=FILE, train=replace(resolved, batch_size=32))); no option:
+    # not compared nor shown, not written to config.yaml (to_dict) nor read from one (from_dict)
+    _config: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # a Python caller's Path (out=Path("runs")) is the string the CLI passes: config.yaml records plain values
@@ -504,7 +508,10 @@ class TrainConfig:
         return {**d, **{n: os.path.abspath(d[n]) for n in cls.PATHS if d.get(n)}}
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The options (every field but _config, read_from's), as config.yaml records them."""
+        d = asdict(self)
+        del d["_config"]
+        return d
 
     def save(self, path) -> Path:
         from imgcls.fsutil import write_text
@@ -512,7 +519,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
+        names = set(specs(cls))     # the options: not _config (read_from's)
         unknown = sorted(set(d) - names)
         if unknown:
             raise UserError(f"unknown option(s) in config: {', '.join(unknown)}; see {TRAIN_OPTIONS}")
@@ -668,8 +675,8 @@ class TrainConfig:
     def read_from(self, config: str | Path) -> bool:
         """Whether resolve read this config from the --config file `config`, its overrides laid over it already
         (imgcls tune takes such a train as it is: an override at its default is no 'set' option to lay over the file
-        again). Not kept by dataclasses.replace."""
-        return getattr(self, "_config", None) == Path(config).resolve()
+        again). Kept by dataclasses.replace: a copy with other options is read from the file so too."""
+        return self._config is not None and Path(self._config) == Path(config).resolve()
 
     @classmethod
     def read_config(cls, config: str | Path) -> dict:
@@ -706,7 +713,7 @@ class TrainConfig:
         if resume is not None or config is not None:     # a resumed run's line is said by resume_config
             cfg._reset_inert(overrides, str(config), say=resume is None)
         if config is not None:
-            cfg._config = Path(config).resolve()        # read_from's
+            cfg._config = str(Path(config).resolve())        # read_from's
         if validate:
             cfg.validate()
             check_typed(cfg, overrides)     # a flag typed at its default that would not act (--momentum 0.9, adamw)
@@ -781,8 +788,6 @@ def resume_config(cfg, run_dir: Path, recorded=None):
     anything is written: the run would no longer be the run its record describes. Values `cfg` leaves unset
     (None) are the recorded ones. `recorded`: the record already read (TrainConfig.load of its config.yaml), so
     train reads it once for this and check_resume_data."""
-    from dataclasses import fields
-
     from imgcls.options import describe_changes
     from imgcls.train.rundir import RESUME_MAY_CHANGE, finished, option_changes, train_longer
     run_dir = resume_folder(run_dir)
@@ -790,8 +795,7 @@ def resume_config(cfg, run_dir: Path, recorded=None):
         recorded = TrainConfig.load(run_dir / RUN_CONFIG)
     record = str(run_dir / RUN_CONFIG)
     recorded._reset_inert({}, record)       # a recorded option that never acted (needs unmet) keeps its default
-    merged = {f.name: getattr(cfg, f.name) if getattr(cfg, f.name) is not None else getattr(recorded, f.name)
-              for f in fields(TrainConfig)}
+    merged = {n: getattr(cfg, n) if getattr(cfg, n) is not None else getattr(recorded, n) for n in specs(TrainConfig)}
     was = recorded.to_dict()
     if was.get("amp") is None and was.get("amp_used") is not None:
         # --amp was not typed: a typed --amp / --no-amp is compared with what ran (the same one continues the run)
