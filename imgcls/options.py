@@ -44,9 +44,10 @@ class Spec:
     alternative also set) is refused by check() in one line, rather than silently doing nothing. `per_command`:
     (command, ((key, value), ...)) pairs, the `help` / `none` another command that offers this field shows in its
     --help where the option means something else there (tune's --tracking-uri: the study folder's store); see
-    for_command. `off`: (value, what it means), of a field whose type takes no None, the value that says what a
-    Python caller's None is taken to mean (max_pixels 0: no limit, --workers 1, --tta none): the refusal of a None
-    names it, and a run's record that holds null (such a None, before it was refused) reads as it (recorded_nulls).
+    for_command. `off`: (value, what it means), the value that says what a Python caller's None is taken to mean:
+    of a field whose type takes no None (max_pixels 0: no limit, --workers 1, --tta none), the refusal of a None
+    names it, and a run's record that holds null (such a None, before it was refused) reads as it (recorded_nulls);
+    of one that takes None meaning off (train's --oversample), a command line types a None as it (cli_words).
     """
     help: str
     panel: str | None = None
@@ -520,7 +521,10 @@ def _typed(name: str, spec: Spec, value: Any, quote: Callable[[str], str] | None
 def cli_words(name: str, spec: Spec, value: Any, quote: Callable[[str], str] | None = None) -> list[str] | None:
     """The command-line words that give name = value: the value in its command-line form (`to_cli`: a list as 1,1,2,
     not the flag once per item), Typer's own off form of a bool declared without flags included (--no-pretrained);
-    None where none do (_words). typed_text's spelling and recorded_flags'. `quote`: how each value is written."""
+    None where none do (_words). typed_text's spelling and recorded_flags'. `quote`: how each value is written.
+    A None of a field that declares an `off` value is typed as that value (oversample=None: --oversample off)."""
+    if value is None and spec.off:
+        value = spec.off[0]
     if spec.to_cli is not None and value is not None and not isinstance(value, bool):
         value = spec.to_cli(value)
     if value is False and not spec.flags:

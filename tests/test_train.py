@@ -3235,6 +3235,27 @@ def test_the_group_column_fix_names_the_data_as_typed_and_its_target(tmp_path, m
            "--epochs 1" in said, said
 
 
+def test_the_split_first_fix_types_oversample_none_as_off(tmp_path):
+    """oversample=None (a Python caller's off, parse_target's None; its default is auto) was set but left out of
+    the split-first fix's train command (_split_first dropped every None), which then trained with auto's median.
+    It is typed as its off value; the Python call keeps the caller's None, which means the same."""
+    from imgcls.errors import UserError
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6})
+    rows = [{"path": f"raw/{c}/{p.name}", "label": c, "group": "g"} for c in ("a", "b")
+            for p in sorted((raw / c).iterdir())]
+    pd.DataFrame(rows).to_csv(tmp_path / "grp.csv", index=False)
+    with pytest.raises(UserError) as e:
+        run_train(TrainConfig(src=str(tmp_path / "grp.csv"), epochs=1, out=str(tmp_path / "runs"), oversample=None,
+                              **TINY))
+    said = str(e.value)
+    assert "--img-size 32 --oversample off --epochs 1" in said and "img_size=32, oversample=None, epochs=1" in said, \
+        said
+    from imgcls.options import specs, typed_text
+    assert typed_text(TrainConfig(oversample=None), ["oversample"]) == "--oversample off"
+    assert TrainConfig(oversample=None).oversample_target() is None and specs(TrainConfig)["oversample"][1].off[0] == \
+        "off"
+
+
 def test_no_validation_images_of_a_draw_the_exact_copies_emptied_names_them(tmp_path):
     """A folder whose every class is copies of one picture (the scan's sha256 links them, one unit per class, which
     the --val-split draw keeps in train) was refused as "no validation images; check the split": no split column to

@@ -22,7 +22,7 @@ from imgcls.outputs import REPORT_HTML, RUNS_DIR, yaml_dump, yaml_load
 from imgcls.profile_names import PROFILE_HEADS
 from imgcls.split.config import parse_folds    # --folds' reading: the fold column's owner (rundir reads it too)
 from imgcls.run_names import BEST_BY, BEST_PT, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG, fold_set
-from imgcls.oversample import AUTO, DEFAULT_MAX_FACTOR, oversamples, parse_target
+from imgcls.oversample import AUTO, DEFAULT_MAX_FACTOR, OFF, oversamples, parse_target
 
 # The names each choice-valued option accepts (the modules that implement them import these)
 AUG_PRESETS = ("none", "light", "medium", "heavy")
@@ -288,7 +288,9 @@ class TrainConfig:
                                 help="auto: inverse class frequency in the loss.")
     sampler: str = option("shuffle", panel=IMBALANCE, choices=("shuffle", "weighted"),
                           help="weighted: class-balanced batches.")
+    # None: off (parse_target; an older config.yaml's `oversample: null`, before auto was the default)
     oversample: str | None = option(AUTO, panel=IMBALANCE, validator=_oversample_value,
+                                    off=(OFF, "each image once per epoch"),
                                     help="Repeat each class's training images (each repeat freshly augmented) until "
                                          "the class has min(TARGET, count x --oversample-max-factor) samples per "
                                          "epoch: median | max | a number | off (each image once per epoch) | auto: "

@@ -360,7 +360,7 @@ def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = No
     trial (or tune's check before its study) drew: one split, the same fix in every trial.
     `no_groups`: the split reads no groups (--group-col none: a CSV's `group` of another meaning, _no_groups_split)."""
     from imgcls.console import sh
-    from imgcls.options import acts, cli_fields, python_too, set_options, typed_text
+    from imgcls.options import acts, cli_fields, python_too, set_options, specs, typed_text
     from imgcls.pipeline import PIPELINE, has_default_input
     from imgcls.split.config import SplitConfig
     src = cfg.src if src is None else src
@@ -400,8 +400,11 @@ def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = No
                if n != "study" and acts(study, n) and getattr(study, n) is not None]
     # another study: `--study STUDY` on the split's table is refused, its rows not the ones STUDY's trials scored on
     name = None if study is None else f"{study.study}-split"
+    # a None is typed where it means the option's off value (oversample=None: --oversample off, not left out to
+    # train with auto's median); no other option set to None is (options.cli_words)
+    table = specs(TrainConfig)
     carried = [n for n in set_options(cfg, cli_fields(TrainConfig))
-               if n not in skip and acts(cfg, n) and getattr(cfg, n) is not None]
+               if n not in skip and acts(cfg, n) and (getattr(cfg, n) is not None or table[n][1].off)]
     train = " ".join(x for x in (f"imgcls {step} {sh(splits)}", typed_text(cfg, carried, quote=sh),
                                  "--folds all" if folds else "", "" if study is None else f"--study {sh(name)}",
                                  typed_text(study, own, quote=sh) if own else "")
