@@ -58,6 +58,8 @@ def trials_csv(study_dir):
 
 @pytest.mark.parametrize("spec, words", [
     ({"lrr": {"log_uniform": [1e-4, 1e-2]}}, ["'lrr'", "not an imgcls train option", "did you mean lr"]),
+    # a TrainConfig field that is no option (read_from's record of its --config file)
+    ({"_config": {"choice": ["a.yaml", "b.yaml"]}}, ["'_config'", "not an imgcls train option"]),
     ({"lr": {"log_uniform": [1e-2, 1e-4]}}, ["'lr'", "low must be below high"]),
     ({"lr": {"log_uniform": [0, 1e-2]}}, ["'lr'", "low > 0"]),
     ({"lr": {"gauss": [0, 1]}}, ["'lr'", "unknown kind 'gauss'"]),

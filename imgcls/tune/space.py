@@ -18,7 +18,7 @@ import dataclasses
 import difflib
 import itertools
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from imgcls.errors import UserError
@@ -211,7 +211,7 @@ def parse_space(data, base: TrainConfig | None = None, source: str = "the space"
     if not isinstance(data, dict) or not data:
         raise UserError(f"{source} must map imgcls train options to ranges, e.g. lr: {{log_uniform: [1e-4, 3e-3]}}")
     base = base or TrainConfig()
-    types = {f.name: str(f.type) for f in fields(TrainConfig)}
+    types = {n: str(f.type) for n, (f, _) in specs(TrainConfig).items()}     # the options: not _config (read_from's)
     params = []
     for key, spec in data.items():
         key = str(key)
