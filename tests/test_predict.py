@@ -4117,3 +4117,22 @@ def test_a_fold_folder_outside_a_sets_plan_is_read_by_none_of_its_readers(tmp_pa
     assert validation_files(kf) == [kf / "fold_0" / "val_predictions.csv"]
     with pytest.raises(UserError, match="already holds a finished run"):
         check_run_dir_free(runs, "kf")
+
+
+def test_the_newest_run_is_not_a_k_fold_set_dated_by_a_fold_folder_outside_its_plan(tmp_path):
+    """predict with no run dated a k-fold set by the newest best.pt of any fold_<k> folder in it: a fold_2 copied
+    into a finished 2-fold set (no fold of it: rundir.set_fold_dirs; predict averages none of it) made that older
+    set 'the newest run' over a run trained since. Only the set's planned folds date it."""
+    import os
+    import time
+
+    from imgcls.predict import locate_source
+    runs = tmp_path / "runs"
+    t = time.time()
+    kf = make_tiny_run(runs / "kf", folds=2)
+    for ck in kf.glob("fold_*/best.pt"):
+        os.utime(ck, (t - 200, t - 200))
+    os.utime(make_tiny_run(runs / "new") / "best.pt", (t - 100, t - 100))
+    shutil.copytree(kf / "fold_1", kf / "fold_2")
+    os.utime(kf / "fold_2" / "best.pt", (t, t))
+    assert [m.run for m in locate_source(None, runs, tmp_path / "ensembles").members] == [runs / "new"]
