@@ -343,6 +343,8 @@ def _check_value(name: str, value: Any, spec: Spec, kind: str | None = None, tak
     if kind == "list" and isinstance(value, (str, numbers.Number)):     # age_bands=30: a TypeError of its validator
         what = f"the string {value!r}" if isinstance(value, str) else repr(value)
         raise UserError(python_too(f"{opt} takes a list of values, not {what}", f"{name}=[...]"))
+    if kind == "list" and isinstance(value, (list, tuple)):
+        _check_blank_items(name, opt, value)
     if kind == "int" and isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):  # 2.0: not whole
         ranged = spec.lo is not None or spec.hi is not None
         raise UserError(f"{opt} must be a whole number{' ' + range_text(spec) if ranged else ''} (got {value!r})")
@@ -359,6 +361,19 @@ def _check_value(name: str, value: Any, spec: Spec, kind: str | None = None, tak
             raise UserError(f"{opt} must be {range_text(spec)} (got {value})")
     if spec.validator is not None:
         spec.validator(value)
+
+
+def _check_blank_items(name: str, opt: str, value: list | tuple) -> None:
+    """The one rule of a list option's items, a Python caller's or a config.yaml's (the command line's text is
+    list_items'): an item that is a blank string ('', ' ') is refused in one line naming the option and the list
+    without it, rather than taken: stratify=['label', ' '] was refused only after the data was read (no column ' '),
+    drop_ages=[57, ''] failed with a TypeError, head_columns=['mask', ''] trained a head of no column. An empty list
+    is each option's own (stratify=[]: no stratification; head_columns=[]: refused by list_items)."""
+    if not any(isinstance(v, str) and not v.strip() for v in value):
+        return
+    kept = type(value)(v for v in value if not (isinstance(v, str) and not v.strip()))
+    fix = f" ({name}={kept!r})" if kept else f", or {opt} itself for its default"
+    raise UserError(f"{opt} {value!r} holds a blank item; drop it{fix}")
 
 
 def check(cfg: Any, names: typing.Iterable[str] | None = None, acting_later: typing.Collection[str] = ()) -> None:

@@ -1426,3 +1426,35 @@ def test_shown_cuts_a_list_to_its_first_names_and_counts_the_rest():
     assert opts.shown(["id", "a", "b"], sep=",") == "id,a,b"
     assert opts.shown(range(5), 3, listed_in="trials.csv") == "0, 1, 2 and 2 more (all in trials.csv)"
     assert opts.shown(range(3), 3, listed_in="trials.csv") == "0, 1, 2"     # nothing left out: no place to look
+
+
+def test_a_list_option_holding_a_blank_item_is_refused_in_one_line_for_every_config():
+    """A Python caller's (or a config.yaml's) list with a blank item passed each config's validation: stratify=
+    ['label', ' '] was refused only once the data was read, drop_ages=[57, ''] failed with a TypeError,
+    head_columns=['mask', ''] and filter=['model=x', ''] were taken. One rule of every list option (options.check)
+    refuses it before any work, naming the list without the blank; an empty list stays each option's own."""
+    from imgcls.layout_options import LayoutOptions
+    from imgcls.runs_config import RunsConfig
+    from imgcls.split.config import SplitConfig
+    for make, said in (
+            (lambda: SplitConfig(stratify=["label", " "]).validate(),
+             "--stratify ['label', ' '] holds a blank item; drop it (stratify=['label'])"),
+            (lambda: SplitConfig(stratify=("",)).validate(),
+             "--stratify ('',) holds a blank item; drop it, or --stratify itself for its default"),
+            (lambda: SplitConfig(drop_ages=[57, ""]).validate(),
+             "--drop-ages [57, ''] holds a blank item; drop it (drop_ages=[57])"),
+            (lambda: TrainConfig(heads="multi", head_columns=["mask", ""]).validate(registry=False),
+             "--head-columns ['mask', ''] holds a blank item; drop it (head_columns=['mask'])"),
+            (lambda: TrainConfig(heads="multi", head_weights=[1, "", 1, 2]).validate(registry=False),
+             "--head-weights [1, '', 1, 2] holds a blank item; drop it (head_weights=[1, 1, 2])"),
+            (lambda: opts.check(LayoutOptions(age_bands=[30, " "])),
+             "--age-bands [30, ' '] holds a blank item; drop it (age_bands=[30])"),
+            (lambda: opts.check(RunsConfig(filter=["model=x", ""])),
+             "--filter ['model=x', ''] holds a blank item; drop it (filter=['model=x'])")):
+        with pytest.raises(UserError) as e:
+            make()
+        assert str(e.value) == said
+    # an empty list means something where it is taken: no stratification, no age left out, every head weighs 1
+    SplitConfig(stratify=(), drop_ages=[]).validate()
+    TrainConfig(heads="multi", head_weights=[], tracker=[]).validate(registry=False)
+    opts.check(RunsConfig(filter=[]))

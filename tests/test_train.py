@@ -787,7 +787,7 @@ def test_head_columns_that_name_no_column_are_refused_from_python_as_on_the_comm
     with pytest.raises(UserError, match=re.escape(said)):
         run_train(cfg_for(two_class, tmp_path, heads="multi", head_columns=[]))
     assert not (tmp_path / "runs").exists()
-    with pytest.raises(UserError, match=re.escape("--head-columns ['', ' '] names no column")):
+    with pytest.raises(UserError, match=re.escape("--head-columns ('', ' ') holds a blank item")):
         TrainConfig(heads="multi", head_columns=("", " ")).validate(registry=False)
     TrainConfig(heads="multi", head_weights=[]).validate(registry=False)
 
