@@ -32,14 +32,14 @@ from imgcls.errors import UserError
 from imgcls.options import python_too
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, TRIALS_CSV, output_kind, read_yaml,
                             trial_record)
-from imgcls.run_names import (BEST_BY, BEST_PT, CRASH_LINE, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE,
+from imgcls.run_names import (BEST_BY, BEST_PT, CRASH_LINE, LAST_PT, LAST_STATE, METRICS_CSV,
                               PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG, VAL_PREDICTIONS, fold_dirs, fold_set, is_fold_dir,
                               records_folds, metric_column, run_metric)
 from imgcls.runs_config import COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, PER_CLASS,
-                                 RESUME_MAY_CHANGE, RUN_FILE_FIX, UNKNOWN, VALIDATION, RunLock, ended_line,
+                                 RESUME_MAY_CHANGE, RUN_FILE_FIX, UNKNOWN, VALIDATION, OofRecord, RunLock, ended_line,
                                  fold_state, planned_classes, nan_probability_rows, progress_settings, read_metrics,
-                                 read_run_file, read_without, set_fold_dirs, set_progress)
+                                 read_oof, read_run_file, read_without, set_fold_dirs, set_progress)
 
 # scored_on: the rows of a run's score (an ensemble's ends with OPTIMISTIC when its weights were fitted on them)
 OPTIMISTIC = "weights fitted on these rows (optimistic)"
@@ -193,13 +193,14 @@ def _score(preds: pd.DataFrame | None, run: Run, record: tuple[dict, pd.DataFram
     run.row_paths = frozenset(paths) if paths is not None else None
 
 
-def _recorded_scores(folder: Path, history: pd.DataFrame | None, kfold: bool,
+def _recorded_scores(folder: Path, history: pd.DataFrame | None, kfold: OofRecord | None,
                      ensemble: dict | None = None) -> tuple[dict, pd.DataFrame] | None:
     """The scores train recorded of `folder`'s val_predictions.csv, as _score fills them: ({'macro_f1', 'accuracy',
     'n'}, metrics.per_class's table). A run's (a trial's): its `history` (metrics.csv) row of the best epoch its
-    per_class.csv names, and that per_class.csv; a k-fold set's: its oof_score.json and per_class.csv (train writes
-    them over the out-of-fold predictions); an ensemble's (`ensemble`: its spec.yaml's scores), of its
-    oof_predictions.csv: those scores' ensemble_macro_f1, ensemble_accuracy and common_val_images, and its
+    per_class.csv names, and that per_class.csv; a k-fold set's (`kfold`: its oof_score.json as read_oof read it,
+    else None): that record and its per_class.csv (train writes them over the out-of-fold predictions); an
+    ensemble's (`ensemble`: its spec.yaml's scores), of its oof_predictions.csv: those scores' ensemble_macro_f1,
+    ensemble_accuracy and common_val_images, and its
     per_class.csv (imgcls ensemble writes them). None where one is missing or lacks a number (a run or an ensemble
     of an older imgcls, a k-fold set before its last fold)."""
     from imgcls.metrics import PER_CLASS_COLUMNS
@@ -209,10 +210,9 @@ def _recorded_scores(folder: Path, history: pd.DataFrame | None, kfold: bool,
     if ensemble is not None:
         s = {k: ensemble.get(r) for k, r in (("macro_f1", "ensemble_macro_f1"), ("accuracy", "ensemble_accuracy"),
                                              ("n", "common_val_images"))}
-    elif kfold:
-        try:
-            oof = json.loads((folder / OOF_SCORE).read_text())
-        except (OSError, ValueError):
+    elif kfold is not None:
+        oof = kfold.doc
+        if oof is None:     # not there, or no JSON
             return None
         s = {k: oof.get(r) for k, r in (("macro_f1", "macro_f1"), ("accuracy", "accuracy"), ("n", "n_images"))} \
             if isinstance(oof, dict) else {}
@@ -295,7 +295,8 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
     run.changed = " ".join(f"{k}={_fmt_value(v)}" for k, v in changed_options(cfg).items())
     # a set's folds (run_names.fold_dirs): a run named fold_0 trained into a plain run's folder is no fold of it,
     # nor a fold folder the set's plan does not name (set_fold_dirs: copied in by hand)
-    folds = [d for d in set_fold_dirs(path)[0] if (d / METRICS_CSV).is_file()]
+    oof = read_oof(path)        # a set's oof_score.json, read once for its folds, its scores and its state
+    folds = [d for d in set_fold_dirs(path, oof)[0] if (d / METRICS_CSV).is_file()]
     if output_kind(path.parent) == "tune study":
         run.kind = "trial"
     # a k-fold set before its first fold has validated (no fold_*/metrics.csv yet) is one too, by its config.yaml's
@@ -310,8 +311,8 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
                 h.insert(0, "fold", d.name.split("_", 1)[1])
                 hist.append(h)
         run.history = pd.concat(hist, ignore_index=True) if hist else None
-        oof = scored = read_run_file(path / VAL_PREDICTIONS, VALIDATION)
-        _score(oof, run, _recorded_scores(path, None, kfold=True) if oof is not None else None)
+        scored = read_run_file(path / VAL_PREDICTIONS, VALIDATION)
+        _score(scored, run, _recorded_scores(path, None, kfold=oof) if scored is not None else None)
         run.checkpoints = [d / BEST_PT for d in folds]
         run.scored_on = OOF
         if not run.classes:         # no out-of-fold predictions before the last fold: the task's classes all the same
@@ -322,7 +323,7 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
     else:
         run.history = read_metrics(path)
         preds = scored = read_run_file(path / VAL_PREDICTIONS, VALIDATION)
-        _score(preds, run, _recorded_scores(path, run.history, kfold=False) if preds is not None else None)
+        _score(preds, run, _recorded_scores(path, run.history, kfold=None) if preds is not None else None)
         run.checkpoints = [path / BEST_PT]
         run.scored_on = VAL
         if not run.classes:         # before its first validation: the classes train recorded as it started
@@ -332,7 +333,7 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
             run.best_epoch = _best_epoch(run.history, cfg.get("metric"))
     if run.history is not None and "epoch_seconds" in run.history.columns:
         run.seconds = float(run.history["epoch_seconds"].sum())
-    run.state, run.progress = run_state(path, cfg, folds)
+    run.state, run.progress = run_state(path, cfg, folds, oof)
     if run.state == FOLD_MISSING:       # its out-of-fold score is over rows of a fold it no longer has
         run.val_macro_f1, run.val_acc, run.per_class, run.best_epoch, run.n_val = (float("nan"), float("nan"), None,
                                                                                    None, 0)
@@ -418,20 +419,20 @@ def task_groups(tasks: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, str]:
+def run_state(path: Path, cfg: dict, folds: Sequence[Path] = (), oof: OofRecord | None = None) -> tuple[str, str]:
     """(state, progress) of a run folder (see STATES; state blank: finished, or not known). Evidence, in order: the
     folder's lock (running), its tune study's trials.csv (pruned, failed, complete; failed by Ctrl-C / SIGTERM, its
     message says: stopped), then a k-fold set's
     progress (rundir.set_progress) or a run's last.pt / metrics.csv (rundir.fold_state). A fold read
     alone (run_names.fold_set) is a run: its config.yaml repeats the set's --folds, which would read it as a set;
     stopped, it crashed (was refused) where its set's train.log says so (train logs that line there, not in the
-    fold's: rundir.ended_line)."""
+    fold's: rundir.ended_line). `oof`: a set's oof_score.json as read_oof read it, where the caller has it."""
     kset = fold_set(path)
     if kset is not None:
         cfg = {k: v for k, v in cfg.items() if k != "folds"}
     epochs, early_stop = progress_settings(cfg)
     if cfg.get("folds") or folds:
-        sp = set_progress(path, epochs, early_stop)      # train.rundir's, which predict's refusal says too
+        sp = set_progress(path, epochs, early_stop, oof)      # train.rundir's, which predict's refusal says too
         finished, progress, gone = sp.finished, sp.text, sp.gone
     else:
         (finished, progress), gone = fold_state(path, epochs, early_stop), []
@@ -537,7 +538,7 @@ def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
                        if shares else "")
     scores = doc.get("scores") if isinstance(doc.get("scores"), dict) else {}
     oof = read_run_file(path / ENSEMBLE_OOF_CSV, ENSEMBLE_OOF, ENSEMBLE_FILE_FIX)
-    _score(oof, run, _recorded_scores(path, None, False, ensemble=scores) if oof is not None else None)
+    _score(oof, run, _recorded_scores(path, None, None, ensemble=scores) if oof is not None else None)
     run.checkpoints = [path / str(c) for m in members if isinstance(m, dict) for c in (m.get("checkpoints") or [])[:1]]
     from imgcls.ensemble.config import missing_members
     gone = missing_members(doc, path)

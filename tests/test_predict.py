@@ -4136,3 +4136,33 @@ def test_the_newest_run_is_not_a_k_fold_set_dated_by_a_fold_folder_outside_its_p
     shutil.copytree(kf / "fold_1", kf / "fold_2")
     os.utime(kf / "fold_2" / "best.pt", (t, t))
     assert [m.run for m in locate_source(None, runs, tmp_path / "ensembles").members] == [runs / "new"]
+
+
+def test_a_kfold_set_s_oof_score_is_read_once_per_runs_row_and_per_find_checkpoints(tmp_path, monkeypatch):
+    """oof_score.json was read up to 6 times for one k-fold set's row of `imgcls runs` (its folds, its recorded
+    scores, its state: finished, planned, gone) and twice by find_checkpoints (predict's, ensemble's, export's):
+    each call reads it once (rundir.read_oof) and passes the record along, and reads the same as before: the set's
+    recorded scores, finished, its planned folds."""
+    from imgcls import metrics
+    from imgcls.runs import read_run
+    from imgcls.train.rundir import find_checkpoints, record_plan
+    rows = [("", f"x{i}.png", "ab"[i % 2]) for i in range(6)]
+    kf = make_tiny_run(tmp_path / "runs" / "kf", classes=("a", "b"), folds=2, val_rows=rows, val_quality=1.0)
+    record_plan(kf, [0, 1], ["a", "b"])
+    for f in ("fold_0", "fold_1"):
+        mark_training(kf / f, 3, 3, 3, finished=True)
+    preds = pd.read_csv(kf / "val_predictions.csv")
+    metrics.per_class(preds["label"], preds["pred"], ["a", "b"]).to_csv(kf / "per_class.csv", index=False)
+    (kf / "oof_score.json").write_text(json.dumps({"folds": [0, 1], "n_images": 6, "macro_f1": 0.25,
+                                                  "accuracy": 0.5}))
+    reads = []
+    read_text = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: (reads.append(self.name),
+                                                                  read_text(self, *a, **k))[1])
+    run = read_run(kf)
+    assert reads.count("oof_score.json") == 1, reads
+    assert (run.kind, run.state, run.progress, run.val_macro_f1, run.n_val) == ("k-fold", "", "folds done 2/2", 0.25,
+                                                                               6)
+    reads.clear()
+    assert [p.parent.name for p in find_checkpoints(kf)] == ["fold_0", "fold_1"]
+    assert reads.count("oof_score.json") == 1, reads

@@ -294,12 +294,13 @@ def planned_classes(run_dir: str | os.PathLike) -> list | None:
     return [str(c) for c in classes] if isinstance(classes, list) and classes else None
 
 
-def planned_folds(run_dir: str | os.PathLike) -> list | None:
+def planned_folds(run_dir: str | os.PathLike, oof: OofRecord | None = None) -> list | None:
     """The folds a k-fold set trains, as train recorded them: its OOF_SCORE (written after the last fold), else its
     plan (written as it starts, _plan), else its config.yaml's --folds as typed (0,2; `all` names none, the data's
     fold column counts them); None where none names them (a single run, a set trained before FOLDS_PLANNED with
-    --folds all). The one record of which fold folders are the set's (set_fold_dirs)."""
-    folds = _oof_folds(run_dir)[0]
+    --folds all). The one record of which fold folders are the set's (set_fold_dirs). `oof`: its OOF_SCORE as
+    read_oof read it already (read here where None)."""
+    folds = _oof(run_dir, oof).folds
     if not folds:
         folds = _plan(run_dir).get("folds")
     if not (isinstance(folds, list) and folds):
@@ -313,74 +314,94 @@ def planned_folds(run_dir: str | os.PathLike) -> list | None:
     return folds if isinstance(folds, list) and folds else None
 
 
-def set_fold_dirs(run_dir: str | os.PathLike) -> tuple[list[Path], list[Path]]:
+def set_fold_dirs(run_dir: str | os.PathLike, oof: OofRecord | None = None) -> tuple[list[Path], list[Path]]:
     """(the fold folders of the k-fold set in `run_dir` that its plan names, those it does not): a fold_2 copied
     into a 2-fold set, left by another set of its name, is no fold of it; every reader of the set leaves it out
     (runs counts none, predict / ensemble / export average none: find_checkpoints). Where nothing records the plan
-    (planned_folds: None) every fold folder is the set's (run_names.fold_dirs)."""
+    (planned_folds: None) every fold folder is the set's (run_names.fold_dirs). `oof`: planned_folds'."""
     folds = fold_dirs(run_dir)
-    planned = planned_folds(run_dir) if folds else None
+    planned = planned_folds(run_dir, oof) if folds else None
     if planned is None:
         return folds, []
     named = {fold_dir(run_dir, k).name for k in planned}
     return [d for d in folds if d.name in named], [d for d in folds if d.name not in named]
 
 
-def _oof_folds(run_dir: str | os.PathLike) -> tuple[list[int] | None, str]:
-    """(the folds a k-fold set's OOF_SCORE names, '') where it names them; else (None, why not: '' where it is not
-    there, else what is wrong with it: not JSON, names no folds)."""
+class OofRecord(NamedTuple):
+    """A k-fold set's OOF_SCORE as read_oof read it: the one reading that a call asking several things of it (a
+    set's row in `imgcls runs`, find_checkpoints' check of a set) passes along (`oof=`), rather than reading the
+    file again for each (it was read up to 6 times per set)."""
+    doc: object                 # the parsed JSON (its scores: runs' recorded ones); None where not there or not JSON
+    folds: list[int] | None     # the folds it names; None where it names none (or is not there, or not JSON)
+    why: str                    # what is wrong with it (not JSON, names no folds); '' where it is fine or not there
+
+
+def read_oof(run_dir: str | os.PathLike) -> OofRecord:
+    """A k-fold set's OOF_SCORE (OofRecord), the one reader of the file: (its JSON, the folds it names, '') where it
+    names them; else the folds None and why not: '' where it is not there, else what is wrong with it (not JSON,
+    names no folds)."""
     import json
     path = Path(run_dir) / OOF_SCORE
     if not path.is_file():
-        return None, ""
+        return OofRecord(None, None, "")
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        return None, "not JSON" if isinstance(e, ValueError) else (e.strerror or str(e))
+        return OofRecord(None, None, "not JSON" if isinstance(e, ValueError) else (e.strerror or str(e)))
     folds = doc.get("folds") if isinstance(doc, dict) else None
     if not (isinstance(folds, list) and folds and all(isinstance(k, int) and not isinstance(k, bool) for k in folds)):
-        return None, "names no folds"
-    return folds, ""
+        return OofRecord(doc, None, "names no folds")
+    return OofRecord(doc, folds, "")
 
 
-def oof_unreadable(run_dir: str | os.PathLike) -> str | None:
+def _oof(run_dir: str | os.PathLike, oof: OofRecord | None) -> OofRecord:
+    """`oof` where a caller read it already, else read_oof's reading."""
+    return read_oof(run_dir) if oof is None else oof
+
+
+def oof_unreadable(run_dir: str | os.PathLike, oof: OofRecord | None = None) -> str | None:
     """'oof_score.json unreadable (not JSON)' where a k-fold set's OOF_SCORE is there but names no folds it
     trained, which reads as a set not finished (kfold_finished): `train --resume` writes it again from its finished
-    folds; None where it is not there or readable."""
-    why = _oof_folds(run_dir)[1]
+    folds; None where it is not there or readable. `oof`: read_oof's reading, where a caller has it."""
+    why = _oof(run_dir, oof).why
     return f"{OOF_SCORE} unreadable ({why})" if why else None
 
 
-def kfold_finished(run_dir: Path) -> bool:
+def kfold_finished(run_dir: Path, oof: OofRecord | None = None) -> bool:
     """Whether a k-fold set trained its last fold: its OOF_SCORE, written then, names the folds it trained (a fold
-    that never started has no last.pt to ask); an unreadable one (oof_unreadable) is no such record."""
-    return _oof_folds(run_dir)[0] is not None
+    that never started has no last.pt to ask); an unreadable one (oof_unreadable) is no such record. `oof`:
+    read_oof's reading, where a caller has it."""
+    return _oof(run_dir, oof).folds is not None
 
 
-def folds_gone(run_dir: Path, name: str = BEST_PT) -> tuple[list[str], list[str]] | None:
+def folds_gone(run_dir: Path, name: str = BEST_PT,
+               oof: OofRecord | None = None) -> tuple[list[str], list[str]] | None:
     """(the fold folders a finished k-fold set's OOF_SCORE names: train writes it after the last fold, with the
     folds it trained; those of them whose `name` checkpoint is gone since: the file or the fold's folder removed);
-    None where OOF_SCORE is not there or names no folds (kfold_finished: the set did not finish)."""
+    None where OOF_SCORE is not there or names no folds (kfold_finished: the set did not finish). `oof`: read_oof's
+    reading, where a caller has it."""
     run_dir = Path(run_dir)
-    folds = _oof_folds(run_dir)[0]
+    folds = _oof(run_dir, oof).folds
     if folds is None:
         return None
     planned = [fold_dir(run_dir, k).name for k in folds]
     return planned, [f for f in planned if not (run_dir / f / name).is_file()]
 
 
-def check_kfold_finished(run_dir: Path, checkpoints: list[Path], name: str) -> None:
+def check_kfold_finished(run_dir: Path, checkpoints: list[Path], name: str, oof: OofRecord | None = None) -> None:
     """A k-fold set is used whole only once train has finished every fold: it writes OOF_SCORE (with the
     folds it trained) after the last one. An interrupted set (some folds missing or part-trained) would predict
     with fewer folds than it names, silently; one line names what is there and the fixes: `train --resume` for an
     unfinished set, and for a finished one whose fold's checkpoint was removed since (it has nothing to resume)
     the fold restored or the set trained again. `checkpoints`: its planned folds' `name` files (set_fold_dirs:
-    none where only a fold folder its plan does not name holds one)."""
+    none where only a fold folder its plan does not name holds one). `oof`: read_oof's reading, where a caller has
+    it (read here once where None)."""
+    oof = _oof(run_dir, oof)
     have = [p.parent.name for p in checkpoints]
     listed = ", ".join(have) or "none"
     one_fold = f", or give one fold's folder ({checkpoints[0].parent})" if checkpoints else ""
     record = run_dir / OOF_SCORE
-    trained = folds_gone(run_dir, name)
+    trained = folds_gone(run_dir, name, oof)
     if trained is not None and not trained[1]:
         return
     if RunLock.held(run_dir):
@@ -401,12 +422,12 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path], name: str) -> N
                         f"--resume has nothing to resume); restore {'it' if one else 'them'}, train the set again "
                         f"with its options ({train_again(run_dir, run_dir.name + '-2')}){one_fold}")
     # stopped before its end: the plan train wrote as the set started names what is missing
-    planned = [fold_dir(run_dir, k).name for k in planned_folds(run_dir) or []] or None
+    planned = [fold_dir(run_dir, k).name for k in planned_folds(run_dir, oof) or []] or None
     gone = sorted(set(planned or ()) - set(have))
-    unreadable = oof_unreadable(run_dir)
+    unreadable = oof_unreadable(run_dir, oof)
     from imgcls.outputs import read_yaml
     # how far it got, as `imgcls runs` says it: last.pt, or where that is gone its metrics.csv
-    progress = set_progress(run_dir, *progress_settings(read_yaml(run_dir / RUN_CONFIG)))
+    progress = set_progress(run_dir, *progress_settings(read_yaml(run_dir / RUN_CONFIG)), oof=oof)
     if planned and not gone and not unreadable and all(progress.folds.get(f) for f in planned):
         # every fold finished, the record of the set written after the last one is not there (the run killed as it
         # was written, the file deleted): resume trains nothing and writes it from the folds' predictions
@@ -488,11 +509,12 @@ def fold_state(folder: Path, epochs: int | None, early_stop: bool) -> tuple[bool
     return finished, progress
 
 
-def set_folds_gone(path: Path) -> list[str]:
+def set_folds_gone(path: Path, oof: OofRecord | None = None) -> list[str]:
     """The folds a finished k-fold set's OOF_SCORE names that are gone since: the fold's folder, or its best.pt
     beside another fold's, as predict and ensemble refuse the set (folds_gone); a set none of whose
-    folds has a best.pt (tune --keep removed them, deleted_by_tune) is said by them apart."""
-    planned, gone = folds_gone(path) or ([], [])
+    folds has a best.pt (tune --keep removed them, deleted_by_tune) is said by them apart. `oof`: read_oof's
+    reading, where a caller has it."""
+    planned, gone = folds_gone(path, oof=oof) or ([], [])
     return gone if len(gone) < len(planned) else [f for f in gone if not (path / f).is_dir()]
 
 
@@ -514,14 +536,16 @@ class SetProgress(NamedTuple):
     text: str                   # 'folds done 1/2, fold_1 3/10'
 
 
-def set_progress(run_dir: Path, epochs: int | None, early_stop: bool) -> SetProgress:
+def set_progress(run_dir: Path, epochs: int | None, early_stop: bool, oof: OofRecord | None = None) -> SetProgress:
     """A k-fold set's progress (SetProgress), from its folds' last.pt and, where that is gone (deleted by hand,
     tune --keep), their metrics.csv against the `epochs` set (progress_settings): 'folds done 1/2, fold_1 3/10'
-    (the folds of its plan: a fold folder it does not name is said as 'fold_2 not planned', and counted in none)."""
+    (the folds of its plan: a fold folder it does not name is said as 'fold_2 not planned', and counted in none).
+    Its OOF_SCORE is read once (`oof`: where a caller read it already)."""
     run_dir = Path(run_dir)
-    finished = kfold_finished(run_dir)
-    planned = planned_folds(run_dir)       # oof_score.json, plan.json, config.yaml's --folds (not `all`)
-    ours, stray = set_fold_dirs(run_dir)
+    oof = _oof(run_dir, oof)
+    finished = kfold_finished(run_dir, oof)
+    planned = planned_folds(run_dir, oof)       # oof_score.json, plan.json, config.yaml's --folds (not `all`)
+    ours, stray = set_fold_dirs(run_dir, oof)
     states = [(d.name, *fold_state(d, epochs, early_stop)) for d in ours]
     if finished:    # OOF_SCORE is written after the last fold: one not known to have finished (an --early-stop
         states = [(name, True if f is None else f, p) for name, f, p in states]    # fold's last.pt gone) did
@@ -529,9 +553,9 @@ def set_progress(run_dir: Path, epochs: int | None, early_stop: bool) -> SetProg
     text = f"folds done {n_done}/{len(planned)}" if planned else f"folds done {n_done}"
     part = next((f"{name} {p}" for name, f, p in states if not f), "")     # stopped, or not known to have
     # finished: its epochs as a single run's cell reads them ('4/10', '?/6')
-    gone = set_folds_gone(run_dir) if finished else []
+    gone = set_folds_gone(run_dir, oof) if finished else []
     # its folds done, no record it finished (unreadable, or not there): train --resume writes it
-    oof_said = None if finished else oof_unreadable(run_dir) or (f"{OOF_SCORE} missing" if planned and
+    oof_said = None if finished else oof_unreadable(run_dir, oof) or (f"{OOF_SCORE} missing" if planned and
                                                                  n_done == len(planned) else None)
     text += f", {part}" if part else (f", {', '.join(gone)} gone" if gone else f", {oof_said}" if oof_said else "")
     text += f", {', '.join(d.name for d in stray)} not planned" if stray else ""
@@ -572,11 +596,12 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best",
     direct = run_dir / name
     if direct.is_file():
         return [direct]
-    planned, stray = set_fold_dirs(run_dir)
+    oof = read_oof(run_dir)        # read once for the set's folds and its check
+    planned, stray = set_fold_dirs(run_dir, oof)
     folds = [d / name for d in planned if (d / name).is_file()]
     stray = [d for d in stray if (d / name).is_file()]
     if folds or stray:
-        check_kfold_finished(run_dir, folds, name)
+        check_kfold_finished(run_dir, folds, name, oof)
         if stray:       # the set as train trained it: its out-of-fold score, its runs row are of its planned folds
             from imgcls.console import warn
             given = {p.resolve() if p.is_dir() else p.resolve().parent for p in map(Path, beside)}
