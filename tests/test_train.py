@@ -4281,3 +4281,40 @@ def test_a_run_whose_relative_out_is_a_symlink_resumed_from_another_working_fold
     assert r.exit_code == 0 and "(recorded: outputs/D, renamed or moved since)" in " ".join(r.output.split()), r.output
     rec = TrainConfig.load(proj / "outputs" / "D2" / "config.yaml")
     assert (rec.name, rec.out) == ("D2", "outputs")
+
+
+def test_a_resume_of_a_k_fold_set_names_a_fold_folder_outside_its_plan_as_predict_does(tmp_path, capsys):
+    """`train --resume` of a k-fold set holding a fold folder its plan does not name (a fold_2 copied into a 2-fold
+    set: rundir.set_fold_dirs' second list) trained the set's folds and said nothing of it, where predict, ensemble
+    and export say one warning naming it. The resume says that warning (rundir.warn_stray_folds) once: of an
+    unfinished set, the folds it trains; of a finished one, those it trained."""
+    import shutil
+
+    from imgcls import manifest as mf
+    from imgcls.train.callbacks import Callback
+
+    class Crash(Callback):
+        def on_run_start(self, info):
+            if info["fold"] == 1:
+                raise RuntimeError("stopped before fold 1")
+
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "data" / "splits.csv")
+    cfg = cfg_for(tmp_path / "data" / "splits.csv", tmp_path, name="kf", folds="all", epochs=1, cache="none",
+                  fill="255,255,255")
+    with pytest.raises(RuntimeError, match="stopped before fold 1"):
+        run_train(cfg, callbacks=[Crash()])
+    kf = tmp_path / "runs" / "kf"
+    shutil.copytree(kf / "fold_0", kf / "fold_2")
+    capsys.readouterr()
+    run_train(TrainConfig(), resume=str(kf))
+    said = " ".join("".join(capsys.readouterr()).split())
+    assert said.count("left out") == 1, said
+    assert f"warning: fold_2 in {kf} left out: not one of the set's folds (it trains fold_0, fold_1); to predict " \
+           f"with it too, give it as an ensemble member: imgcls ensemble {kf} {kf / 'fold_2'} (Python: " in said, said
+    assert json.loads((kf / "oof_score.json").read_text())["folds"] == [0, 1]
+    run_train(TrainConfig(), resume=str(kf))       # finished: nothing to resume, the same warning
+    said = " ".join("".join(capsys.readouterr()).split())
+    assert said.count("left out") == 1 and "already finished, nothing to resume" in said, said
+    assert f"warning: fold_2 in {kf} left out: not one of the set's folds (it trained fold_0, fold_1)" in said, said

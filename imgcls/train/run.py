@@ -648,7 +648,8 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     from imgcls.preprocess.outputs import applied as preprocess_applied, letterboxed
     from imgcls.train import data as tdata
     from imgcls.train.dist import init_distributed
-    from imgcls.train.rundir import RunLock, check_run_name, claim_run_dir, finished, record_plan, unclaim_run_dir
+    from imgcls.train.rundir import (RunLock, check_run_name, claim_run_dir, finished, record_plan, set_fold_dirs,
+                                     unclaim_run_dir, warn_stray_folds)
     from imgcls.weights import data_config
 
     dist = init_distributed(cfg.device)
@@ -660,6 +661,9 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     resume = None
     if resumed is not None:
         resume, record, cfg, typed_at = resumed
+        stray = set_fold_dirs(resume)[1]
+        if stray and dist.main:     # a fold_2 copied into a 2-fold set: the resume trains none, as predict takes none
+            warn_stray_folds(resume, stray, trained=finished(resume))
         if finished(resume):                 # said before the data is read and decoded (minutes on a large set)
             _record_finished(cfg, resume, record, dist, typed_at)     # but data given at another path, or the folder it
                                                             # was renamed or moved to, is recorded first

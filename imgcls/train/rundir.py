@@ -572,6 +572,28 @@ def check_which(step: str, which) -> None:
         raise UserError(f"{step}'s which must be one of: {', '.join(CHECKPOINTS)} (got {which!r})")
 
 
+def warn_stray_folds(run_dir: Path, stray: Sequence[Path], folds: Sequence[Path] | None = None,
+                     beside: Sequence[str | os.PathLike] = (), trained: bool = True) -> None:
+    """The one warning of fold folders in the k-fold set `run_dir` that its plan does not name (`stray`,
+    set_fold_dirs' second list: a fold_2 copied into a 2-fold set), which no reader of the set takes: 'fold_2 in RUN
+    left out: not one of the set's folds (it trained fold_0, fold_1)', with the way to predict with one that holds a
+    best.pt too (an ensemble of the set and it) where it is not among `beside` (the runs given with this one: an
+    ensemble's members). `folds`: the set's fold folders (None: those its plan names, planned_folds); `trained`:
+    False where the set is still training them (a resume of an unfinished set: 'it trains'). find_checkpoints'
+    (predict, ensemble, export) and train --resume's."""
+    from imgcls.console import warn
+    if folds is None:
+        folds = [fold_dir(run_dir, k) for k in planned_folds(run_dir) or []]
+    given = {p.resolve() if p.is_dir() else p.resolve().parent for p in map(Path, beside)}
+    # a member already, or no best.pt to predict with: no advice to give it
+    advised = [d for d in stray if d.resolve() not in given and (d / BEST_PT).is_file()]
+    both = python_too(f"imgcls ensemble {sh(run_dir)} {sh(advised[0])}",
+                      f"build_ensemble([{str(run_dir)!r}, {str(advised[0])!r}])") if advised else ""
+    warn(f"{', '.join(d.name for d in stray)} in {run_dir} left out: not one of the set's folds (it "
+         f"{'trained' if trained else 'trains'} {', '.join(f.name for f in folds)})"
+         + (f"; to predict with it too, give it as an ensemble member: {both}" if both else ""))
+
+
 def find_checkpoints(run_dir: str | os.PathLike, which: str = "best",
                      beside: Sequence[str | os.PathLike] = ()) -> list[Path]:
     """`<run>/<which>.pt` for a plain run; `<run>/fold_<k>/<which>.pt` for each fold of a k-fold run that its plan
@@ -603,14 +625,7 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best",
     if folds or stray:
         check_kfold_finished(run_dir, folds, name, oof)
         if stray:       # the set as train trained it: its out-of-fold score, its runs row are of its planned folds
-            from imgcls.console import warn
-            given = {p.resolve() if p.is_dir() else p.resolve().parent for p in map(Path, beside)}
-            advised = [d for d in stray if d.resolve() not in given]     # a member already: no advice to give it
-            both = python_too(f"imgcls ensemble {sh(run_dir)} {sh(advised[0])}",
-                              f"build_ensemble([{str(run_dir)!r}, {str(advised[0])!r}])") if advised else ""
-            warn(f"{', '.join(d.name for d in stray)} in {run_dir} left out: not one of the set's folds (it trained "
-                 f"{', '.join(f.parent.name for f in folds)})" + (f"; to predict with it too, give it as an "
-                                                                   f"ensemble member: {both}" if both else ""))
+            warn_stray_folds(run_dir, stray, [f.parent for f in folds], beside)
         return folds
     why = deleted_by_tune(run_dir)
     if why:
