@@ -40,7 +40,7 @@ from imgcls.errors import UserError
 from imgcls.fsutil import (check_file_name_encoding, check_not_replacing, check_output_location,
                            check_output_not_source, check_writable, did_you_mean, write_json, write_table)
 from imgcls.layouts import FolderView, csv_read_style, row_at
-from imgcls.options import PATH, check, check_arguments, python_too, shown
+from imgcls.options import PATH, check_arguments, python_too, shown
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, PREDICT_SUMMARY, REPORT_HTML, SPEC_NAME,
                             SUBMISSION_CSV, output_set, own_earlier_files, placing_journal, refuse_other_output,
                             refuse_users_files, replacing_line)
