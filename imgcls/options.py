@@ -320,18 +320,21 @@ def plain_value(value: Any) -> Any:
     return float(value) if whole is None else whole
 
 
-def check_value(name: str, value: Any, spec: Spec, kind: str | None = None, takes_none: bool = True) -> None:
+def check_value(name: str, value: Any, spec: Spec, kind: str | None = None, takes_none: bool = True,
+                item: type | None = None) -> None:
     """One field: a choice among its choices, a number within its range (None passes: 'not set', where
     `takes_none`: the field's declared type has None, _takes_none). `kind` (check() reads it from the field's
     declared type, _kind): 'int' refuses a float (epochs=1.5 passed the range check and broke training with a
     TypeError after the data was read), 'list' a string (stratify='label' was read as the columns 'l', 'a', 'b',
-    ...): a Python caller's wrong type is one line, as the command line's. A field whose flag is another word than
-    its keyword (--samples: samples_per_class) is followed by its keyword."""
+    ...): a Python caller's wrong type is one line, as the command line's; `item`: a list's declared item type
+    (_item_type), each item checked by _check_items. A field whose flag is another word than its keyword
+    (--samples: samples_per_class) is followed by its keyword."""
     with _keywords_named((name, spec)):
-        _check_value(name, value, spec, kind, takes_none)
+        _check_value(name, value, spec, kind, takes_none, item)
 
 
-def _check_value(name: str, value: Any, spec: Spec, kind: str | None = None, takes_none: bool = True) -> None:
+def _check_value(name: str, value: Any, spec: Spec, kind: str | None = None, takes_none: bool = True,
+                 item: type | None = None) -> None:
     """check_value's checks."""
     if value is None:
         if not takes_none:     # epochs=None, a config.yaml's `aug: null`: a TypeError once the data was read
@@ -344,7 +347,7 @@ def _check_value(name: str, value: Any, spec: Spec, kind: str | None = None, tak
         what = f"the string {value!r}" if isinstance(value, str) else repr(value)
         raise UserError(python_too(f"{opt} takes a list of values, not {what}", f"{name}=[...]"))
     if kind == "list" and isinstance(value, (list, tuple)):
-        _check_blank_items(name, opt, value)
+        _check_items(name, opt, value, None if spec.choices is not None else item)
     if kind == "int" and isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):  # 2.0: not whole
         ranged = spec.lo is not None or spec.hi is not None
         raise UserError(f"{opt} must be a whole number{' ' + range_text(spec) if ranged else ''} (got {value!r})")
@@ -363,17 +366,57 @@ def _check_value(name: str, value: Any, spec: Spec, kind: str | None = None, tak
         spec.validator(value)
 
 
-def _check_blank_items(name: str, opt: str, value: list | tuple) -> None:
+ITEM_TAKES = {int: "a whole number", float: "a number", str: "a string"}   # _check_items' word for an item type
+
+
+def _item_fits(v: Any, item: type) -> bool:
+    """Whether one item of a list option is of its declared type as the command line's parser gives it (int_list's
+    int, a float list's float, a text's str): a numpy int is a whole number and a whole number a number (plain_value
+    stores them plain), a bool or a text ('57') neither; a float (57.0) no whole number."""
+    if item is int:
+        return whole_number(v) is not None
+    if item is float:
+        return isinstance(v, numbers.Real) and not isinstance(v, bool)
+    return isinstance(v, item)
+
+
+def _as_item(v: Any, item: type) -> Any:
+    """A wrong item as the command line would read its text (int('57'), float('1.5'), str(1)), a whole float as the
+    whole number it is (30.0: 30); None where it reads as none ('x', 57.5 for a whole number, None, a bool)."""
+    if v is None or isinstance(v, bool):
+        return None
+    if item is int and isinstance(v, numbers.Real) and float(v).is_integer():
+        return int(v)
+    try:
+        return item(str(v).strip())
+    except ValueError:
+        return None
+
+
+def _check_items(name: str, opt: str, value: list | tuple, item: type | None) -> None:
     """The one rule of a list option's items, a Python caller's or a config.yaml's (the command line's text is
-    list_items'): an item that is a blank string ('', ' ') is refused in one line naming the option and the list
-    without it, rather than taken: stratify=['label', ' '] was refused only after the data was read (no column ' '),
-    drop_ages=[57, ''] failed with a TypeError, head_columns=['mask', ''] trained a head of no column. An empty list
-    is each option's own (stratify=[]: no stratification; head_columns=[]: refused by list_items)."""
-    if not any(isinstance(v, str) and not v.strip() for v in value):
+    list_items' and the option's parser's): an item that is a blank string ('', ' ') is refused in one line naming
+    the option and the list without it, rather than taken: stratify=['label', ' '] was refused only after the data
+    was read (no column ' '), drop_ages=[57, ''] failed with a TypeError, head_columns=['mask', ''] trained a head
+    of no column. Then each item must be of the list's declared type `item` (_item_type: Sequence[int] -> int;
+    None: not checked), as the command line's parser gives it (_item_fits): drop_ages=['57', 'x'] dropped no one
+    unsaid (no age is a text), head_weights=[1.0, None] was refused only as a count of weights, not naming the
+    None. The refusal names the option, the first wrong item and the fix: the list as the command line would read
+    it where each item reads so ('57' -> 57), else what each item must be. An empty list is each option's own
+    (stratify=[]: no stratification; head_columns=[]: refused by list_items)."""
+    if any(isinstance(v, str) and not v.strip() for v in value):
+        kept = type(value)(v for v in value if not (isinstance(v, str) and not v.strip()))
+        fix = f" ({name}={kept!r})" if kept else f", or {opt} itself for its default"
+        raise UserError(f"{opt} {value!r} holds a blank item; drop it{fix}")
+    if item not in ITEM_TAKES:
         return
-    kept = type(value)(v for v in value if not (isinstance(v, str) and not v.strip()))
-    fix = f" ({name}={kept!r})" if kept else f", or {opt} itself for its default"
-    raise UserError(f"{opt} {value!r} holds a blank item; drop it{fix}")
+    wrong = [v for v in value if not _item_fits(v, item)]
+    if not wrong:
+        return
+    takes = ITEM_TAKES[item]
+    read = [v if _item_fits(v, item) else _as_item(v, item) for v in value]
+    fix = f"give {name}={type(value)(read)!r}" if None not in read else f"give each item as {takes}"
+    raise UserError(f"{opt} {value!r} holds {wrong[0]!r}, not {takes}; {fix}")
 
 
 def check(cfg: Any, names: typing.Iterable[str] | None = None, acting_later: typing.Collection[str] = ()) -> None:
@@ -385,7 +428,8 @@ def check(cfg: Any, names: typing.Iterable[str] | None = None, acting_later: typ
     table = specs(cfg)
     for name in (table if names is None else names):
         value = getattr(cfg, name)
-        check_value(name, value, table[name][1], _kind(type(cfg), name), _takes_none(type(cfg), name))
+        check_value(name, value, table[name][1], _kind(type(cfg), name), _takes_none(type(cfg), name),
+                    _item_type(type(cfg), name))
         plain = plain_value(value)
         if plain is not value:
             setattr(cfg, name, plain)
@@ -437,6 +481,19 @@ def _kind(cls, name: str) -> str | None:
     if hint in (list, tuple) or typing.get_origin(hint) in (list, tuple, collections.abc.Sequence):
         return "list"
     return None
+
+
+@functools.lru_cache(maxsize=None)
+def _item_type(cls, name: str) -> type | None:
+    """A list field's declared item type (Sequence[int], list[float], tuple[str, ...] | None: int, float, str), None
+    where it declares none (a bare list) or is no list."""
+    if _kind(cls, name) != "list":
+        return None
+    hint = _field_type(cls, name)
+    if typing.get_origin(hint) is typing.Union:
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+    return args[0] if len(args) == 1 and isinstance(args[0], type) else None
 
 
 def _takes_none(cls, name: str) -> bool:

@@ -20,11 +20,11 @@ class RunsConfig:
     """`imgcls runs`' options (the CLI's flags are built from these declarations)."""
     sort: str = option("val_macro_f1", panel="Table", choices=COLUMNS,
                        help="Column to sort by (scores: best first, each task's runs ranked apart).")
-    filter: list = option(factory=list, panel="Table", cli_type=Optional[list[str]], from_cli=lambda v: list(v or []),
-                          to_cli=lambda v: list(v) or None, none="every run",
-                          help="Keep rows where COLUMN=VALUE (also !=, >, <, >=, <=, ~ for 'contains'); a config "
-                               "option works too (loss=focal). A row without the value (an ensemble has no lr) "
-                               "matches no --filter, != included. Repeatable: all must hold.")
+    filter: list[str] = option(factory=list, panel="Table", cli_type=Optional[list[str]],
+                               from_cli=lambda v: list(v or []), to_cli=lambda v: list(v) or None, none="every run",
+                               help="Keep rows where COLUMN=VALUE (also !=, >, <, >=, <=, ~ for 'contains'); a "
+                                    "config option works too (loss=focal). A row without the value (an ensemble has "
+                                    "no lr) matches no --filter, != included. Repeatable: all must hold.")
     csv: str | None = option(None, panel="Output", none="no file", help="Also write the table as CSV to this path (- for stdout "
                                                         "instead of the table).")
     json: str | None = option(None, panel="Output", none="no file", help="Also write the table as JSON to this path (- for stdout "

@@ -1458,3 +1458,55 @@ def test_a_list_option_holding_a_blank_item_is_refused_in_one_line_for_every_con
     SplitConfig(stratify=(), drop_ages=[]).validate()
     TrainConfig(heads="multi", head_weights=[], tracker=[]).validate(registry=False)
     opts.check(RunsConfig(filter=[]))
+
+
+def test_a_list_option_item_of_the_wrong_type_is_refused_in_one_line_for_every_config():
+    """A Python caller's (or a config.yaml's) list items were checked only for blanks: drop_ages=['57', 'x'] dropped
+    no one, silently (no age is a text), head_weights=[1.0, None, 1] was taken (only a count mismatch was refused,
+    not naming the None). Each list option declares its item type (Sequence[int], list[float], list[str]) and one
+    rule of options.check refuses a wrong item before any work, naming the option, the item and the fix: the list
+    as the command line would read it where each item reads so. A text for a number is refused, as --epochs '5' is;
+    a numpy number is the plain one it is."""
+    from imgcls.layout_options import LayoutOptions
+    from imgcls.runs_config import RunsConfig
+    from imgcls.split.config import SplitConfig
+    with pytest.raises(UserError, match=re.escape("--epochs must be a number >= 1 (got '5')")):
+        TrainConfig(epochs="5").validate(registry=False)
+    for make, said in (
+            (lambda: SplitConfig(drop_ages=["57", "x"]).validate(),
+             "--drop-ages ['57', 'x'] holds '57', not a whole number; give each item as a whole number"),
+            (lambda: SplitConfig(drop_ages=["57", 58]).validate(),
+             "--drop-ages ['57', 58] holds '57', not a whole number; give drop_ages=[57, 58]"),
+            (lambda: SplitConfig(drop_ages=[True]).validate(),
+             "--drop-ages [True] holds True, not a whole number; give each item as a whole number"),
+            (lambda: SplitConfig(age_bands=[30.0, 60.0]).validate(),
+             "--age-bands [30.0, 60.0] holds 30.0, not a whole number; give age_bands=[30, 60]"),
+            (lambda: SplitConfig(relabel_age=(29, "59")).validate(),
+             "--relabel-age (29, '59') holds '59', not a whole number; give relabel_age=(29, 59)"),
+            (lambda: SplitConfig(stratify=["label", 1]).validate(),
+             "--stratify ['label', 1] holds 1, not a string; give stratify=['label', '1']"),
+            (lambda: TrainConfig(heads="multi", head_weights=[1.0, None, 1]).validate(registry=False),
+             "--head-weights [1.0, None, 1] holds None, not a number; give each item as a number"),
+            (lambda: TrainConfig(heads="multi", head_weights=[1, "2", 1]).validate(registry=False),
+             "--head-weights [1, '2', 1] holds '2', not a number; give head_weights=[1, 2.0, 1]"),
+            (lambda: TrainConfig(heads="multi", head_columns=["mask", 3]).validate(registry=False),
+             "--head-columns ['mask', 3] holds 3, not a string; give head_columns=['mask', '3']"),
+            (lambda: opts.check(LayoutOptions(age_bands=[30, "60"])),
+             "--age-bands [30, '60'] holds '60', not a whole number; give age_bands=[30, 60]"),
+            (lambda: opts.check(RunsConfig(filter=["model=x", None])),
+             "--filter ['model=x', None] holds None, not a string; give each item as a string")):
+        with pytest.raises(UserError) as e:
+            make()
+        assert str(e.value) == said
+    # a choice list's items are its choices' (one line naming the unknown one)
+    with pytest.raises(UserError, match=re.escape("unknown --tracker '1'; use one of")):
+        TrainConfig(tracker=[1]).validate(registry=False)
+    # numpy numbers are the plain numbers they are; a whole number is a number
+    cfg = SplitConfig(drop_ages=[np.int64(57), 58], age_bands=(np.int32(30), 60))
+    cfg.validate()
+    assert cfg.drop_ages == [57, 58] and type(cfg.drop_ages[0]) is int
+    TrainConfig(heads="multi", head_weights=[np.float32(1), np.int64(2), 1]).validate(registry=False)
+    # every list option of every config declares its item type (a new one cannot go unchecked)
+    for cls in (SplitConfig, TrainConfig, RunsConfig, LayoutOptions):
+        lists = [n for n in opts.specs(cls) if opts._kind(cls, n) == "list"]
+        assert lists and all(opts._item_type(cls, n) in (int, float, str) for n in lists), (cls, lists)

@@ -233,12 +233,12 @@ class TrainConfig:
                               "model metadata's `target`).")
     heads: str = option("single", panel=MODEL, choices=("single", "multi"),
                         help="single (one softmax) | multi (one head per label column).")
-    head_columns: list = option(factory=lambda: list(PROFILE_HEADS), panel=MODEL, cli_type=str,
-                                to_cli=_join, from_cli=_csv_list, needs=MULTI,
-                                help="Label columns for --heads multi.")
-    head_weights: list = option(factory=list, panel=MODEL, cli_type=Optional[str], to_cli=lambda v: _join(v) or None,
-                                from_cli=_float_list, needs=MULTI, none="all 1",
-                                help="Per-head loss weights for --heads multi, e.g. 1,1,2.")
+    head_columns: list[str] = option(factory=lambda: list(PROFILE_HEADS), panel=MODEL, cli_type=str,
+                                     to_cli=_join, from_cli=_csv_list, needs=MULTI,
+                                     help="Label columns for --heads multi.")
+    head_weights: list[float] = option(factory=list, panel=MODEL, cli_type=Optional[str],
+                                       to_cli=lambda v: _join(v) or None, from_cli=_float_list, needs=MULTI,
+                                       none="all 1", help="Per-head loss weights for --heads multi, e.g. 1,1,2.")
     branch: str = option("shallow", panel=MODEL, choices=("shallow", "deep"), needs=MULTI,
                          help="Multi heads: shallow (linear) | deep (MLP branch per head).")
     resize_mode: str = option("squash", panel=DATA, choices=RESIZE_MODES, help="How images become square.")
@@ -390,11 +390,11 @@ class TrainConfig:
                               "no figures (matplotlib's seconds per run saved, e.g. for a k-fold set), "
                               f"the numbers stay in {METRICS_CSV} and {PER_CLASS_CSV}. Does not change what the run "
                               "learns.")
-    tracker: list = option(factory=list, panel=TRACKING, choices=TRACKERS, cli_type=Optional[list[str]],
-                           from_cli=lambda v: list(v or []), to_cli=lambda v: list(v) or None,
-                           none=f"none: {METRICS_CSV} and the run folder only",
-                           help="Experiment tracker, repeat the flag for more (all offline; each an optional extra: "
-                                "pip install 'imgcls\\[mlflow]').")
+    tracker: list[str] = option(factory=list, panel=TRACKING, choices=TRACKERS, cli_type=Optional[list[str]],
+                                from_cli=lambda v: list(v or []), to_cli=lambda v: list(v) or None,
+                                none=f"none: {METRICS_CSV} and the run folder only",
+                                help="Experiment tracker, repeat the flag for more (all offline; each an optional "
+                                     "extra: pip install 'imgcls\\[mlflow]').")
     tracking_uri: str | None = option(None, panel=TRACKING, needs=(("tracker", ("mlflow",)),),
                                       none="$MLFLOW_TRACKING_URI, else sqlite:///<--out>/mlflow.db",
                                       per_command={"tune": {"none": "$MLFLOW_TRACKING_URI, else "
