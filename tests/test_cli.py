@@ -905,6 +905,29 @@ def test_a_sigterm_whose_interruption_vanished_before_a_crash_still_ends_the_pro
     assert r.stderr.rstrip().splitlines()[-1] == "RuntimeError: the demo crashed", r.stderr
 
 
+
+def test_a_sigterm_whose_interruption_vanished_before_a_typer_exit_ends_by_sigterm_with_no_traceback():
+    """sigterm_interrupts' crash path (`except Exception`) took a command's own typer.Exit / Abort after a swallowed
+    SIGTERM for a crash: `Traceback ... typer.exceptions.Exit`. They are no crash: an Exit of another code than 0
+    ends by SIGTERM as a refusal does (no line of its own), an Abort says click's `Aborted!` first, and an Exit of 0
+    is the step's end, said as one. Without a SIGTERM an Exit is the command's exit code, as before."""
+    import signal
+
+    import typer
+
+    from imgcls.cli.common import sigterm_interrupts
+    said_end = ("interrupted: imgcls demo took its SIGTERM only as it ended: its work is complete, nothing needs to "
+                "run again")
+    for last, said in (("raise typer.Exit(3)", ""), ("raise typer.Abort()", "Aborted!"),
+                       ("raise typer.Exit(0)", said_end)):
+        r = _python_of_this_checkout(_sigterm_swallowed_then(last))
+        assert r.returncode == -signal.SIGTERM, (last, r.returncode, r.stderr)
+        assert " ".join(r.stderr.split()) == said, (last, r.stderr)
+    with pytest.raises(typer.Exit) as e:
+        with sigterm_interrupts("imgcls demo"):
+            raise typer.Exit(3)
+    assert e.value.exit_code == 3
+
 def test_help_examples_are_never_wrapped_at_80_columns_or_piped(monkeypatch):
     """Piped or in an 80-column terminal (`imgcls clean -h | cat`), rich folded a long example over two lines, so
     pasting the first ran half a command; each example is now one line however long, the prose still wraps."""

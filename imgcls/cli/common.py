@@ -115,7 +115,7 @@ class _OneLineErrors(Group):
             error(" ".join(e.format_message().split()))
             sys.exit(e.exit_code)
         except typer.Abort:
-            typer.echo("Aborted!", err=True)
+            typer.echo(ABORTED, err=True)
             sys.exit(1)
         if code == 130 and not _BODY["began"]:
             # Ctrl-C (or the entry point's SIGTERM) while click parsed the command line (its values, their
@@ -128,6 +128,9 @@ class _OneLineErrors(Group):
 
 
 _BODY = {"began": False}    # whether a command's body (command()'s wrapper) began in this run of the command line
+
+
+ABORTED = "Aborted!"     # what click says of an Abort (typer.Abort: a prompt's Ctrl-C), as the command line says it
 
 
 def _click_exceptions(group: type):
@@ -301,7 +304,8 @@ def sigterm_interrupts(what: str = "imgcls") -> Iterator[None]:
     143: one_line_errors). Only where process.takes_sigterm (not under torchrun, nor over a caller's own handler,
     nor outside the main thread). A step (`what`: `imgcls ensemble`) that ran to its end over its Terminated says
     so, then ends by SIGTERM all the same; so does one that stopped on a refusal (its line) or a crash (its
-    traceback) after a Terminated it swallowed."""
+    traceback) after a Terminated it swallowed, and one that ended by its own typer.Exit or Abort there (no
+    traceback: they are no crash; an Exit of 0 is an end, said as one)."""
     import signal
 
     from imgcls.process import takes_sigterm
@@ -328,6 +332,17 @@ def sigterm_interrupts(what: str = "imgcls") -> Iterator[None]:
         # it, and the process still ends by SIGTERM
         e.after_sigterm = e.after_sigterm or handler.raised
         raise
+    except (typer.Exit, typer.Abort) as e:
+        # the command's own end (click's Exit / Abort where typer uses click's), Exceptions but no crash: no
+        # traceback. After a Terminated that vanished, an Exit of 0 is the step's end (below), any other code or an
+        # Abort (said as the command line says it) ends by SIGTERM as a refusal does
+        if not handler.raised:
+            raise
+        if getattr(e, "exit_code", None) != 0:
+            if isinstance(e, typer.Abort):
+                typer.echo(ABORTED, err=True)
+            _end_by_sigterm()
+            raise
     except Exception:
         if handler.raised:
             # a crash (a traceback, not a refusal) after a Terminated that vanished (or that the step's clean-up
