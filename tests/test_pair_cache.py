@@ -28,11 +28,20 @@ def test_a_record_replays_verify_pairs_at_its_floor_and_above_and_recomputes_bel
     thumbs = np.stack([np.asarray(im.convert("RGB").resize((near_dup.THUMB,) * 2, Image.Resampling.BOX))
                        for im in _images()])
     a, b = np.triu_indices(len(thumbs), 1)
-    fresh = {f: near_dup.verify_pairs(thumbs, a, b, floor=f) for f in (0.90, 0.98)}
+    checked = []                        # the pairs local_agreement is given, while counted
+    real = near_dup.local_agreement
+
+    def counted(t, x, *r, **k):
+        checked.append(len(x))
+        return real(t, x, *r, **k)
+    with monkeypatch.context() as m:    # a fresh check at 0.90: its scores, and how many pairs it checks locally
+        m.setattr(near_dup, "local_agreement", counted)
+        fresh = near_dup.verify_pairs(thumbs, a, b, floor=0.90)
+    n_full = sum(checked)
     fresh_levels = near_dup.verify_pairs(thumbs, a, b, floor=0.98, levels=[0.98])
     rec = near_dup.PairRecord.empty(len(a))
     first = near_dup.verify_pairs(thumbs, a, b, floor=0.90, record=rec)
-    np.testing.assert_array_equal(first, fresh[0.90])            # a record changes nothing it is given empty
+    np.testing.assert_array_equal(first, fresh)            # a record changes nothing it is given empty
     assert rec.fresh.all() and not np.isnan(rec.glob).any() and (~np.isnan(rec.local)).sum() > 10
     with monkeypatch.context() as m:                              # replayed: nothing is computed again
         m.setattr(near_dup, "_verify_chunk", _boom)
@@ -46,17 +55,12 @@ def test_a_record_replays_verify_pairs_at_its_floor_and_above_and_recomputes_bel
         np.testing.assert_array_equal(got[above], fresh_levels[above])
     # recorded at 0.98, asked at 0.90: a pair the curves cut short at 0.98 (or not checked locally at all) is
     # checked now, the others are replayed; the scores are those of a fresh check at 0.90
-    checked = []
-    real = near_dup.local_agreement
-    monkeypatch.setattr(near_dup, "local_agreement",
-                        lambda t, x, *r, **k: checked.append(len(x)) or real(t, x, *r, **k))
-    near_dup.verify_pairs(thumbs, a, b, floor=0.90)
-    n_full = sum(checked)
+    monkeypatch.setattr(near_dup, "local_agreement", counted)
     high = near_dup.PairRecord.empty(len(a))
     near_dup.verify_pairs(thumbs, a, b, floor=0.98, record=high)
     checked[:] = []
     monkeypatch.setattr(near_dup, "_verify_chunk", _boom)
-    np.testing.assert_array_equal(near_dup.verify_pairs(thumbs, a, b, floor=0.90, record=high), fresh[0.90])
+    np.testing.assert_array_equal(near_dup.verify_pairs(thumbs, a, b, floor=0.90, record=high), fresh)
     assert 0 < sum(checked) < n_full
 
 
