@@ -33,7 +33,9 @@ def test_eda_survives_odd_file(kind, tmp_path):
     rel = bad.relative_to(root).as_posix()
     before = tree_snapshot(root)
     out = tmp_path / "eda"
-    r = runner.invoke(app, ["eda", str(root), "--out", str(out), "--max-pixels", "10000", "--workers", "1", "-q"])
+    # --samples 4: every image of a and b drawn in the sample grid (its default 8 a class: empty cells beside them)
+    r = runner.invoke(app, ["eda", str(root), "--out", str(out), "--max-pixels", "10000", "--workers", "1", "-q",
+                            "--samples", "4"])
     assert r.exit_code == 0, r.output
     assert tree_snapshot(root) == before                          # the input is byte-identical
     summary, manifest, report = read_outputs(out)
@@ -124,7 +126,8 @@ def test_rows_clean_set_aside_are_not_counted_and_are_said_in_one_line(tmp_path)
     df["reason"] = ["exact_duplicate" if p == "a/000_twin.png" else "out_of_domain" if a else ""
                     for p, a in zip(df["path"], aside)]
     mf.write(df, tmp_path / "clean" / mf.MANIFEST_NAME)
-    r = runner.invoke(app, ["eda", str(tmp_path / "clean"), "--out", str(tmp_path / "eda"), "--workers", "1"])
+    r = runner.invoke(app, ["eda", str(tmp_path / "clean"), "--out", str(tmp_path / "eda"), "--workers", "1",
+                            "--samples", "1"])
     assert r.exit_code == 0, r.output
     assert ("clean set aside 2 of 12 rows (keep=false: 1 exact_duplicate, 1 out_of_domain); eda counts the 10 rows "
             "later steps use") in " ".join(r.output.split()), r.output
@@ -149,7 +152,8 @@ def test_the_imbalance_ratio_reads_the_same_on_screen_in_the_report_and_the_figu
                         lambda fig, path, *a, **k: (titles.extend(ax.get_title() for ax in fig.axes),
                                                     save(fig, path, *a, **k))[1])
     out = tmp_path / "eda"
-    r = runner.invoke(app, ["eda", str(root), "--out", str(out), "--workers", "1"], env={"COLUMNS": "200"})
+    r = runner.invoke(app, ["eda", str(root), "--out", str(out), "--workers", "1", "--samples", "1"],
+                      env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
     summary, _, report = read_outputs(out)
     assert summary["imbalance_ratio"] == pytest.approx(19 / 12)
@@ -167,7 +171,8 @@ def test_one_class_has_no_imbalance_ratio_on_screen_or_in_the_report(tmp_path):
     root = make_image_folder(tmp_path / "raw", {"only": 3}, size=(16, 16))
     shutil.copyfile(root / "only" / "000.png", root / "only" / "000__os1.png")
     out = tmp_path / "eda"
-    r = runner.invoke(app, ["eda", str(root), "--out", str(out), "--workers", "1"], env={"COLUMNS": "200"})
+    r = runner.invoke(app, ["eda", str(root), "--out", str(out), "--workers", "1", "--samples", "1"],
+                      env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
     summary, _, report = read_outputs(out)
     assert summary["imbalance_ratio"] == pytest.approx(1.0)
@@ -297,7 +302,7 @@ def test_every_duplicate_group_is_written(tmp_path, monkeypatch):
     shutil.copyfile(root / "a" / "001.png", root / "b" / "copy_a1.png")           # group 3: a and b
     monkeypatch.setattr(eda, "DUPLICATES_SHOWN", 1)
     out = tmp_path / "eda"
-    eda.run_eda(root, out)
+    eda.run_eda(root, out, samples_per_class=1)
     summary, manifest, report = read_outputs(out)
     assert summary["exact_duplicate_groups"] == 3 and summary["exact_duplicates_file"] == "exact_duplicates.csv"
     dups = pd.read_csv(out / "exact_duplicates.csv", dtype=str, keep_default_na=False)
@@ -318,7 +323,7 @@ def test_long_class_names_and_paths_wrap_inside_the_report_tables(tmp_path):
     word: the table grew past the page. Every report's cells may wrap anywhere; numbers stay whole."""
     long = "동물_아주아주_긴_클래스_이름_very_long_class_name_for_tables"
     root = make_image_folder(tmp_path / "raw", {"a": 2, long: 2})
-    eda.run_eda(root, tmp_path / "eda")
+    eda.run_eda(root, tmp_path / "eda", samples_per_class=1)
     page = (tmp_path / "eda" / "report.html").read_text()
     assert f"<td>{html.escape(long)}</td>" in page
     css = page[page.index("<style>"):page.index("</style>")]
@@ -334,7 +339,7 @@ def test_median_size_is_printed_as_a_whole_number(tmp_path):
         make_image(tmp_path / "raw" / c / f"{i}.png", size=(w, 30), seed=i)
     for i, w in enumerate((20, 22, 30)):
         make_image(tmp_path / "test" / f"{i}.png", size=(w, 24), seed=10 + i)
-    eda.run_eda(tmp_path / "raw", tmp_path / "eda", test=tmp_path / "test")
+    eda.run_eda(tmp_path / "raw", tmp_path / "eda", test=tmp_path / "test", samples_per_class=1)
     report = " ".join(read_outputs(tmp_path / "eda")[2].split())
     assert "<td>width min / median / max (px)</td><td>40 / 45.5 / 51</td>" in report
     assert "<td>height min / median / max (px)</td><td>30 / 30 / 30</td>" in report
@@ -544,7 +549,7 @@ def test_common_sizes_and_one_size_cells():
 
 def test_eda_reports_common_sizes(tmp_path):
     root = make_image_folder(tmp_path / "raw", {"a": 3, "b": 2}, size=(24, 16))
-    s = eda.run_eda(root, tmp_path / "eda", workers=1)
+    s = eda.run_eda(root, tmp_path / "eda", workers=1, samples_per_class=1)
     assert s["common_sizes"] == [{"width": 24, "height": 16, "images": 5}]
     summary, _, report = read_outputs(tmp_path / "eda")
     assert summary["common_sizes"] == s["common_sizes"] and "most common sizes" in report
@@ -563,7 +568,8 @@ def test_eda_test_set_beside_training_set(tmp_path):
     shutil.copy(next((root / "b").iterdir()), test / "copy.png")
     out = tmp_path / "eda"
     before = tree_snapshot(test)
-    r = runner.invoke(app, ["eda", str(root), "--test", str(test), "--out", str(out), "--workers", "1"])
+    r = runner.invoke(app, ["eda", str(root), "--test", str(test), "--out", str(out), "--workers", "1",
+                            "--samples", "1"])
     assert r.exit_code == 0, r.output
     assert tree_snapshot(test) == before                          # the test folder is read, never written
     text = " ".join(r.output.split())
@@ -661,10 +667,11 @@ def test_class_names_the_font_lacks_give_one_line_not_a_warning_per_glyph(tmp_pa
     root = make_image_folder(tmp_path / "raw", {"고양이": 3, "강아지": 2})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        r = runner.invoke(app, ["eda", str(root), "--out", str(tmp_path / "eda"), "--workers", "1"])
+        r = runner.invoke(app, ["eda", str(root), "--out", str(tmp_path / "eda"), "--workers", "1", "--samples", "1"])
         assert r.exit_code == 0, r.output
         monkeypatch.setitem(report._glyphs, "said", set())
-        quiet = runner.invoke(app, ["eda", str(root), "--out", str(tmp_path / "eda2"), "--workers", "1", "-q"])
+        quiet = runner.invoke(app, ["eda", str(root), "--out", str(tmp_path / "eda2"), "--workers", "1", "-q",
+                                    "--samples", "1"])
     assert not [w for w in caught if "Glyph" in str(w.message)]
     said = [ln for ln in r.output.splitlines() if "drawn as boxes" in ln]
     assert len(said) == 1 and "고" in said[0], r.output
@@ -672,10 +679,10 @@ def test_class_names_the_font_lacks_give_one_line_not_a_warning_per_glyph(tmp_pa
     assert "고양이" in read_outputs(tmp_path / "eda")[2]                 # the HTML has the names as text
     # in the same process (a notebook), another set's names the fonts lack are told too; the same names are not
     other = make_image_folder(tmp_path / "raw2", {"猫": 3, "고양이": 2})
-    again = runner.invoke(app, ["eda", str(other), "--out", str(tmp_path / "eda3"), "--workers", "1"])
+    again = runner.invoke(app, ["eda", str(other), "--out", str(tmp_path / "eda3"), "--workers", "1", "--samples", "1"])
     said = [ln for ln in again.output.splitlines() if "drawn as boxes" in ln]
     assert again.exit_code == 0 and len(said) == 1 and "猫" in said[0], again.output
-    same = runner.invoke(app, ["eda", str(root), "--out", str(tmp_path / "eda4"), "--workers", "1"])
+    same = runner.invoke(app, ["eda", str(root), "--out", str(tmp_path / "eda4"), "--workers", "1", "--samples", "1"])
     assert same.exit_code == 0 and "drawn as boxes" not in same.output, same.output
 
 
@@ -824,7 +831,7 @@ def test_an_empty_class_folder_is_said_and_reported(tmp_path):
     (root / "empty").mkdir()
     (root / "notes").mkdir()
     (root / "notes" / "readme.txt").write_text("not an image")
-    r = runner.invoke(app, ["eda", str(root), "--out", str(tmp_path / "eda"), "--workers", "1", "-q"])
+    r = runner.invoke(app, ["eda", str(root), "--out", str(tmp_path / "eda"), "--workers", "1", "-q", "--samples", "1"])
     assert r.exit_code == 0, r.output
     said = [ln for ln in r.output.splitlines() if "hold no images" in ln]
     assert len(said) == 1 and said[0].startswith("warning: 2 class folder(s)") and "empty, notes" in said[0]
@@ -840,7 +847,7 @@ def test_eda_takes_the_empty_class_folders_from_the_read(tmp_path, monkeypatch):
     root = make_image_folder(tmp_path / "raw", {"a": 2, "b": 1}, size=(16, 16))
     (root / "empty").mkdir()
     listed = count_folder_listings(monkeypatch)
-    summary = eda.run_eda(root, tmp_path / "eda", workers=1)
+    summary = eda.run_eda(root, tmp_path / "eda", workers=1, samples_per_class=1)
     assert summary["empty_class_folders"] == ["empty"]
     assert listed.count(root) == 1, listed
 
@@ -874,7 +881,7 @@ def test_the_closing_line_counts_the_pngs_written(tmp_path, counts):
     """An unlabeled set has no class_counts.png: the last line said 4 PNGs beside 3."""
     root = make_image_folder(tmp_path / "raw", counts, size=(16, 16))
     out = tmp_path / "eda"
-    r = runner.invoke(app, ["eda", str(root), "--out", str(out), "--workers", "1"])
+    r = runner.invoke(app, ["eda", str(root), "--out", str(out), "--workers", "1", "--samples", "1"])
     assert r.exit_code == 0, r.output
     assert f"{len(list(out.glob('*.png')))} PNGs" in r.output, r.output
 
@@ -950,7 +957,7 @@ def test_eda_keeps_the_matplotlib_backend_a_python_session_chose(tmp_path):
     src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3})
     code = ("import matplotlib; matplotlib.use('pdf'); import matplotlib.pyplot as plt\n"
             "from imgcls.eda import run_eda\n"
-            f"run_eda({str(src)!r}, {str(tmp_path / 'eda')!r}, workers=1)\n"
+            f"run_eda({str(src)!r}, {str(tmp_path / 'eda')!r}, workers=1, samples_per_class=1)\n"
             "print('backend', matplotlib.get_backend())\n")
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
