@@ -993,11 +993,15 @@ def test_eda_stopped_between_its_plots_leaves_the_earlier_set_whole(tmp_path, mo
     assert all(p.is_file() for p in mf.image_paths(mf.load(out / "manifest.csv", announce=False)))   # its roots
 
 
-def _a_second_eda_while_the_first_writes(tmp_path, monkeypatch, **first) -> Path:
-    """An eda of tmp_path/raw into tmp_path/eda (`first`: run_eda's other arguments) during which, as it writes its
-    report.html, a second eda of the same data (without them) starts into the same --out: the second waits its turn,
-    saying so, and has ended; returns the --out."""
+@pytest.fixture(scope="module")
+def second_eda_waited(tmp_path_factory) -> Path:
+    """An eda of raw into eda, with --test (its train_test_sizes.png), during which, as it writes its report.html, a
+    second eda of the same data without --test starts into the same --out: the second waits its turn, saying so, and
+    has ended; returns the --out. Built once (the second eda is a process of its own: ~3 s CPU) for the tests that
+    read what the second one left."""
+    tmp_path = tmp_path_factory.mktemp("second_eda")
     root = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(16, 16))
+    test = make_image_folder(tmp_path / "test", {"": 3}, size=(16, 16), seed=7)
     out = tmp_path / "eda"
     write_report = eda.write_report
     started = []
@@ -1006,31 +1010,30 @@ def _a_second_eda_while_the_first_writes(tmp_path, monkeypatch, **first) -> Path
         started.append(second_command_while_writing(path, ["eda", str(root), "--out", str(out), "--workers", "1",
                                                            "--samples", "1"]))
         write_report(path, *a, **k)
-    monkeypatch.setattr(eda, "write_report", written_while_another_eda_starts)
-    eda.run_eda(root, out, samples_per_class=1, **first)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(eda, "write_report", written_while_another_eda_starts)
+        eda.run_eda(root, out, samples_per_class=1, test=test)
     second, said = started[0]
     assert second.wait(120) == 0, "".join(said)
     assert any("another imgcls command is writing its files there" in line for line in said), "".join(said)
     return out
 
 
-def test_a_second_eda_into_the_same_out_waits_for_the_first_one_s_set(tmp_path, monkeypatch):
+def test_a_second_eda_into_the_same_out_waits_for_the_first_one_s_set(second_eda_waited):
     """eda swept every temporary file under its --out (a kill -9's) before it took its turn at the folder: a second
     eda into the same --out (outputs/eda, the default) deleted the first one's file being written in its staging
     folder, and the first failed with a FileNotFoundError traceback. The sweep is made while the run holds the
     folder (outputs.output_set's temps): the second waits, saying so, then writes its own whole set."""
-    out = _a_second_eda_while_the_first_writes(tmp_path, monkeypatch)
+    out = second_eda_waited
     assert {"summary.json", "report.html", "manifest.csv"} <= {p.name for p in out.iterdir()}
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
 
 
-def test_a_second_eda_that_waited_for_the_first_one_removes_its_plots_this_one_does_not_draw(tmp_path,
-                                                                                               monkeypatch):
+def test_a_second_eda_that_waited_for_the_first_one_removes_its_plots_this_one_does_not_draw(second_eda_waited):
     """A second eda into an --out another eda was writing looked for the earlier run's plots before it waited its
     turn: the first one's train_test_sizes.png (a run with --test) was not there yet, and stayed beside the second
     one's report, summary and manifest, which have no test set. They are looked for while the run holds --out."""
-    test = make_image_folder(tmp_path / "test", {"": 3}, size=(16, 16), seed=7)
-    out = _a_second_eda_while_the_first_writes(tmp_path, monkeypatch, test=test)
+    out = second_eda_waited
     assert "test" not in json.loads((out / "summary.json").read_text())
     assert not (out / "train_test_sizes.png").exists()
 
