@@ -2219,10 +2219,12 @@ def test_a_second_clean_into_the_same_out_waits_for_the_first_one_s_set(tmp_path
 
     def written_while_another_clean_starts(path, *a, **k):      # the first clean's report.html, being written
         started.append(second_command_while_writing(path, ["clean", str(src), "--out", str(out), "--no-dedup",
-                                                           "--device", "cpu"]))
+                                                           "--no-ood", "--device", "cpu"]))
         write_report(path, *a, **k)
     monkeypatch.setattr(clean_report, "write_clean_report", written_while_another_clean_starts)
-    r = runner.invoke(app, ["clean", str(src), "--out", str(out), "--no-dedup", "--device", "cpu", "-q"])
+    # --no-dedup --no-ood: no embedding pass (what is checked is the folder's turn and the set placed, not a score)
+    r = runner.invoke(app, ["clean", str(src), "--out", str(out), "--no-dedup", "--no-ood", "--device", "cpu",
+                            "-q"])
     assert r.exit_code == 0 and "Traceback" not in r.output, r.output
     second, said = started[0]
     assert second.wait(120) == 0, "".join(said)
@@ -2234,7 +2236,7 @@ def test_a_second_clean_into_the_same_out_waits_for_the_first_one_s_set(tmp_path
     for p in killed:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"")
-    assert runner.invoke(app, ["clean", str(src), "--out", str(out), "--no-dedup", "--device", "cpu",
+    assert runner.invoke(app, ["clean", str(src), "--out", str(out), "--no-dedup", "--no-ood", "--device", "cpu",
                                "-q"]).exit_code == 0
     assert not [p for p in killed if p.exists()]
 
