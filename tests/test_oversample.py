@@ -480,7 +480,11 @@ def test_copies_differ_from_their_source_and_from_each_other(aug):
     for i, src in enumerate(_symmetric_images()):
         # light moves the 6 px square by a pixel or none (8 other pictures): 4 copies of it
         n = 4 if i == 2 and aug in ("light", "mixup") else 16
-        copies = [np.asarray(make_copy([src], cfg, f"a/{i}__os{k}.png")[0]) for k in range(1, n + 1)]
+        # in order, as add_copies makes them (copy k draws only itself: `drawn` holds copies 1..k-1; from scratch
+        # each drew its k - 1 earlier copies again, n(n+1)/2 draws); the same pixels as from scratch (`again`: the
+        # last from scratch draws every earlier copy of its source again, each as its own call would)
+        drawn: dict = {}
+        copies = [np.asarray(make_copy([src], cfg, f"a/{i}__os{k}.png", drawn)[0]) for k in range(1, n + 1)]
         for k, c in enumerate(copies, 1):
             assert c.shape == np.asarray(src).shape and not np.array_equal(c, np.asarray(src)), (i, k)
         same = [(j, k) for k in range(len(copies)) for j in range(k) if np.array_equal(copies[j], copies[k])]
