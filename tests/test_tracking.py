@@ -1196,47 +1196,46 @@ def test_a_resumed_k_fold_set_that_trains_no_fold_gets_its_options_and_score(dat
     assert fake_wandb[-1].kw["job_type"] == "k-fold" and fake_wandb[-1].kw["config"]["folds"] == "all"
 
 
+def _connect_at_once(out, barrier, said):
+    """A forked process of the test below: its tracker connects when every process is ready; `said` gets the
+    experiment id, or the error it failed with."""
+    import traceback
+
+    from imgcls.track.mlflow_tracker import MLflowTracker
+    try:
+        t = MLflowTracker(out=out)
+        barrier.wait()
+        t._connect()
+        Path(said).write_text(f"experiment {t.exp_id}")
+    except BaseException:
+        Path(said).write_text(traceback.format_exc())
+        raise
+
+
 @pytest.mark.timeout(240)
-def test_processes_opening_a_new_mlflow_store_at_once_all_connect(tmp_path):
+def test_processes_opening_a_new_mlflow_store_at_once_all_connect(tmp_path, mlflow_store):
     """Two `imgcls tune` processes on one study (or two trains with one --out) and --tracker mlflow opened the new
     sqlite:///OUT/mlflow.db at the same moment: each ran MLflow's table migrations, and they failed on each other
     ('table _alembic_tmp_experiments already exists'), the trial going on without MLflow. A lock beside the
-    database makes them take turns, as a tune study's own SQLite file does."""
-    import os
-    import subprocess
-    import sys
-    import time
-
-    import imgcls
-    env = {**os.environ, "PYTHONPATH": str(Path(imgcls.__file__).parents[1])}
-    # each process says it is ready once imported, then waits for the start time the test sends when all three
-    # are (a fixed start 15 s ahead, to be after every process's imports, left most of it idle on a quiet machine)
-    script = ("import sys, time\n"
-              "from imgcls.track.mlflow_tracker import MLflowTracker\n"
-              "t = MLflowTracker(out=sys.argv[1])\n"
-              "print('ready', flush=True)\n"
-              "start = float(sys.stdin.readline())\n"
-              "while time.time() < start:\n"
-              "    time.sleep(0.005)\n"
-              "t._connect()\n"
-              "print('experiment', t.exp_id)\n")
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "out")], text=True, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) for _ in range(3)]
-
-    def until_ready(p):      # what a process said up to its ready line (or its end)
-        lines = [p.stdout.readline()]
-        while lines[-1] not in ("ready\n", ""):
-            lines.append(p.stdout.readline())
-        return "".join(lines)
-    ready = [until_ready(p) for p in procs]
-    start = f"{time.time() + 0.2}\n"      # the same moment for all three, a little after the last write
+    database makes them take turns, as a tune study's own SQLite file does. Forked, not spawned: the race is three
+    processes opening one new store at once, not their start (a spawned Python importing MLflow anew, ~3.5 CPU s
+    each, was most of the test's time); mlflow_store's template (a store of its own) loaded MLflow, SQLAlchemy and
+    alembic here before the fork."""
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(3)
+    said = [tmp_path / f"said{i}" for i in range(3)]
+    procs = [ctx.Process(target=_connect_at_once, args=(tmp_path / "out", barrier, s)) for s in said]
     for p in procs:
-        p.stdin.write(start)
-        p.stdin.flush()
-    said = [r + p.communicate(timeout=200)[0] for r, p in zip(ready, procs)]
-    assert all(r.endswith("ready\n") for r in ready), said
-    assert all(p.returncode == 0 for p in procs), said
-    assert len({s.strip().splitlines()[-1] for s in said}) == 1, said      # one experiment, shared
+        p.start()
+    for p in procs:
+        p.join(200)
+        if p.is_alive():               # hung: ended here, the test fails on its exit code
+            p.kill()
+            p.join()
+    said = [s.read_text() if s.exists() else "" for s in said]
+    assert all(p.exitcode == 0 for p in procs), said
+    assert len(set(said)) == 1 and said[0].startswith("experiment "), said      # one experiment, shared
 
 
 def test_tune_says_its_trials_wandb_offline_folders_in_one_line(data, tmp_path, fake_wandb, capsys):
