@@ -23,8 +23,10 @@ from imgcls.train.callbacks import Callback
 from imgcls.tune import TuneConfig, parse_duration, run_tune
 from imgcls.tune.space import default_space_text, load_space, parse_space
 
+# plots=False: the study's report draws none of Optuna's five plots (~1 CPU s a run_tune; the trials draw no figure
+# without --trial-plots anyway); the tests of the report's figures or of what a plotting study says set plots=True
 TINY = dict(model="test_resnet", img_size=32, batch_size=8, workers=0, device="cpu", aug="none", val_split=0.3,
-            pretrained=False)
+            pretrained=False, plots=False)
 SPACE = "lr: {log_uniform: [1.0e-3, 1.0e-2]}\nweight_decay: {choice: [0.0, 0.05]}\n"
 
 
@@ -191,7 +193,7 @@ class FailTrial(Callback):
 
 @pytest.mark.timeout(120)
 def test_trials_run_fail_resume_keep_best_and_best_config_trains(data, tmp_path, space, capsys, monkeypatch):
-    cfg = tune_cfg(data, tmp_path, space, trials=3, keep="best-1")
+    cfg = tune_cfg(data, tmp_path, space, trials=3, keep="best-1", train={"plots": True})
     import itertools
     import types
 
@@ -244,7 +246,7 @@ def test_trials_run_fail_resume_keep_best_and_best_config_trains(data, tmp_path,
     assert html.count("data:image/png;base64,") >= 4
 
     # resume: the same study continues its trial count
-    run_tune(tune_cfg(data, tmp_path, space, trials=4, keep="best-1"))
+    run_tune(tune_cfg(data, tmp_path, space, trials=4, keep="best-1", train={"plots": True}))
     t = trials_csv(study_dir)
     assert list(t["trial"]) == [0, 1, 2, 3] and (study_dir / "trial_0003" / "metrics.csv").is_file()
     assert len(list(study_dir.glob("trial_*/best.pt"))) == 1
@@ -998,7 +1000,7 @@ def test_a_trials_malformed_metrics_csv_fails_the_trial_with_one_line(data, tmp_
         monkeypatch.setattr(imgcls.train, "run_train", trained(bad))
         return CliRunner().invoke(app, ["tune", str(data), "--study", study, "--space", str(space), "--model",
                                         "test_resnet", "--no-pretrained", "--out", str(tmp_path / "tune"),
-                                        "--trials", str(trials), "--pruner", "none", "--quiet"])
+                                        "--trials", str(trials), "--pruner", "none", "--quiet", "--no-plots"])
     r = tune({"trial_0001"}, "s")
     assert r.exit_code == 0 and "Traceback" not in r.output, r.output
     t = trials_csv(tmp_path / "tune" / "s")
@@ -1036,7 +1038,7 @@ def test_a_trial_whose_loss_diverged_fails_and_says_so(data, tmp_path, space, mo
     monkeypatch.setattr(imgcls.train, "run_train", run_train)
     r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--model", "test_resnet",
                                  "--no-pretrained", "--out", str(tmp_path / "tune"), "--trials", "2", "--pruner",
-                                 "none", "--quiet"])
+                                 "none", "--quiet", "--no-plots"])
     assert r.exit_code == 0 and "Traceback" not in r.output, r.output
     t = trials_csv(tmp_path / "tune" / "s")
     assert list(t["state"]) == ["fail", "complete"], t
@@ -1320,7 +1322,7 @@ def test_trials_draw_figures_only_with_trial_plots(data, tmp_path, space, capsys
     assert "--trial-plots" in r.output, r.output
     figures = ("curves.png", "confusion_matrix.png", "confusion_matrix_normalized.png")
     capsys.readouterr()
-    study_dir = run_tune(tune_cfg(data, tmp_path, space, trials=1))
+    study_dir = run_tune(tune_cfg(data, tmp_path, space, trials=1, train={"plots": True}))
     err = " ".join(capsys.readouterr().err.split())
     trial = study_dir / "trial_0000"
     assert (trial / "metrics.csv").is_file() and not any((trial / f).exists() for f in figures)
@@ -1351,7 +1353,8 @@ def test_trials_draw_figures_only_with_trial_plots(data, tmp_path, space, capsys
     config = trial / "config.yaml"      # the trial a k-fold set: fold_0 is its fold, drawn none by tune
     config.write_text(config.read_text().replace("\nfolds: null\n", "\nfolds: all\n"))
     assert note(trial / "fold_0") == [TRIAL_NO_PLOTS]
-    study_dir = run_tune(tune_cfg(data, tmp_path, space, study="drawn", trials=1, trial_plots=True))
+    study_dir = run_tune(tune_cfg(data, tmp_path, space, study="drawn", trials=1, trial_plots=True,
+                                  train={"plots": True}))
     assert all((study_dir / "trial_0000" / f).is_file() for f in figures)
     assert "the trials drew no figures" not in " ".join(capsys.readouterr().err.split())
     with pytest.raises(UserError, match=r"--trial-plots .* with --no-plots .*: --no-plots draws no figure at all"):
@@ -1834,7 +1837,7 @@ def test_report_rounds_its_tables_and_names_the_plots_axes(tmp_path, space, monk
         figures.append((texts, axes))
         return save(fig, dpi)
     monkeypatch.setattr(rp, "figure_data_uri", spy)
-    cfg = tune_cfg(tmp_path, tmp_path, space, train={"epochs": 2})
+    cfg = tune_cfg(tmp_path, tmp_path, space, train={"epochs": 2, "plots": True})
     page = write_report(study, cfg, tmp_path, "sqlite://", trials_frame(study), 3.0, "val macro-F1").read_text()
     assert "0.4222222222222222" not in page and "0.0006466422717414558" not in page
     assert '<td class="num">0.4222</td>' in page and '<td class="num">0.000647</td>' in page
@@ -1872,8 +1875,8 @@ def test_a_no_plots_study_s_report_draws_no_figure_and_says_so(tmp_path, space, 
     assert drawn == [] and "data:image/png" not in page
     assert page.count(NO_PLOTS.replace("'", "&#39;")) == 1 and "figures not drawn (--no-plots)" in page
     assert "the trials drew no figures (--no-plots)" in page
-    page = write_report(study, tune_cfg(tmp_path, tmp_path, space), tmp_path, "sqlite://", trials_frame(study), 1.0,
-                        "val macro-F1").read_text()
+    page = write_report(study, tune_cfg(tmp_path, tmp_path, space, train={"plots": True}), tmp_path, "sqlite://",
+                        trials_frame(study), 1.0, "val macro-F1").read_text()
     assert len(drawn) == 5 and "figures not drawn" not in page
 
 
