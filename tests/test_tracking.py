@@ -14,7 +14,10 @@ from conftest import make_image_folder
 from imgcls.train import TrainConfig, run_train
 from imgcls.train.callbacks import Callback
 
-TINY = dict(model="test_resnet", img_size=32, batch_size=8, workers=0, device="cpu", aug="none", pretrained=False)
+# plots=False: no curves or confusion figures (matplotlib), which the trackers log as images; the module's two
+# shared runs (single, kfold), whose logged figures and artifacts the tests read, set plots=True
+TINY = dict(model="test_resnet", img_size=32, batch_size=8, workers=0, device="cpu", aug="none", pretrained=False,
+            plots=False)
 
 
 class Recorder(Callback):
@@ -105,7 +108,7 @@ def out(tmp_path_factory, mlflow_store):
 def single(data, out):
     rec = Recorder()
     run = run_train(TrainConfig(src=str(data), out=str(out), name="single", epochs=2, tracker=["tensorboard", "mlflow"],
-                                **TINY), callbacks=[rec])
+                                **{**TINY, "plots": True}), callbacks=[rec])
     return run, rec
 
 
@@ -113,7 +116,7 @@ def single(data, out):
 def kfold(data, out):
     rec = Recorder()
     run = run_train(TrainConfig(src=str(data), out=str(out), name="kf", epochs=1, folds="all",
-                                tracker=["tensorboard", "mlflow"], **TINY), callbacks=[rec])
+                                tracker=["tensorboard", "mlflow"], **{**TINY, "plots": True}), callbacks=[rec])
     return run, rec
 
 
@@ -1253,8 +1256,8 @@ def test_tune_says_its_trials_wandb_offline_folders_in_one_line(data, tmp_path, 
     space = tmp_path / "space.yaml"
     space.write_text("lr: {log_uniform: [1.0e-3, 1.0e-2]}\n")
     capsys.readouterr()
-    study = run_tune(TuneConfig(train=TrainConfig(src=str(data), epochs=1, tracker=["wandb"], **TINY), study="s",
-                                space=str(space), out=str(tmp_path / "tune"), pruner="none", trials=3))
+    study = run_tune(TuneConfig(train=TrainConfig(src=str(data), epochs=1, tracker=["wandb"], **TINY),
+                                study="s", space=str(space), out=str(tmp_path / "tune"), pruner="none", trials=3))
     err = capsys.readouterr().err
     assert err.count("wandb (offline):") == 1, err
     line = next(x for x in err.splitlines() if x.startswith("wandb (offline):"))
