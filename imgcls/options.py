@@ -288,8 +288,9 @@ def _keywords_named(*named: tuple[str, Spec]) -> typing.Iterator[None]:
     try:
         yield
     except UserError as e:      # a flag named whole: --eval is not named by --eval-split
-        note = keyword_note(*((n, spec) for n, spec in named
-                              if re.search(re.escape(flag(n, spec)) + r"(?![\w-])", str(e))))
+        note = keyword_note(*((n, spec) for n, spec in named      # not where the text gives the keyword's fix
+                              if re.search(re.escape(flag(n, spec)) + r"(?![\w-])", str(e))
+                              and not re.search(r"(?<![\w-])" + n + "=", str(e))))
         if note and not str(e).endswith(note):
             e.args = (str(e) + note, *e.args[1:])
         raise
@@ -324,11 +325,12 @@ def check_value(name: str, value: Any, spec: Spec, kind: str | None = None, take
                 item: type | None = None) -> None:
     """One field: a choice among its choices, a number within its range (None passes: 'not set', where
     `takes_none`: the field's declared type has None, _takes_none). `kind` (check() reads it from the field's
-    declared type, _kind): 'int' refuses a float (epochs=1.5 passed the range check and broke training with a
-    TypeError after the data was read), 'list' a string (stratify='label' was read as the columns 'l', 'a', 'b',
-    ...): a Python caller's wrong type is one line, as the command line's; `item`: a list's declared item type
-    (_item_type), each item checked by _check_items. A field whose flag is another word than its keyword
-    (--samples: samples_per_class) is followed by its keyword."""
+    declared type, _kind): a scalar's value must be of that type (_check_scalar: epochs=1.5 passed the range check
+    and broke training with a TypeError after the data was read, pretrained='no' trained from pretrained weights),
+    'list' refuses a string (stratify='label' was read as the columns 'l', 'a', 'b', ...): a Python caller's wrong
+    type is one line, as the command line's; `item`: a list's declared item type (_item_type), each item checked
+    by _check_items. A field whose flag is another word than its keyword (--samples: samples_per_class) is followed
+    by its keyword."""
     with _keywords_named((name, spec)):
         _check_value(name, value, spec, kind, takes_none, item)
 
@@ -348,9 +350,8 @@ def _check_value(name: str, value: Any, spec: Spec, kind: str | None = None, tak
         raise UserError(python_too(f"{opt} takes a list of values, not {what}", f"{name}=[...]"))
     if kind == "list" and isinstance(value, (list, tuple)):
         _check_items(name, opt, value, None if spec.choices is not None else item)
-    if kind == "int" and isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):  # 2.0: not whole
-        ranged = spec.lo is not None or spec.hi is not None
-        raise UserError(f"{opt} must be a whole number{' ' + range_text(spec) if ranged else ''} (got {value!r})")
+    if kind in SCALARS and spec.choices is None and spec.validator is None:
+        _check_scalar(name, opt, value, spec, SCALARS[kind])
     if spec.choices is not None and isinstance(value, list):    # a repeatable option: each value is a choice
         for v in value:
             _check_value(name, v, spec, takes_none=False)
@@ -366,31 +367,63 @@ def _check_value(name: str, value: Any, spec: Spec, kind: str | None = None, tak
         spec.validator(value)
 
 
-ITEM_TAKES = {int: "a whole number", float: "a number", str: "a string"}   # _check_items' word for an item type
+# _check_items' and _check_scalar's word for a declared type; SCALARS: _kind's names of the scalar ones
+ITEM_TAKES = {int: "a whole number", float: "a number", bool: "True or False", str: "a string"}
+SCALARS = {"int": int, "float": float, "bool": bool, "str": str}
 
 
 def _item_fits(v: Any, item: type) -> bool:
-    """Whether one item of a list option is of its declared type as the command line's parser gives it (int_list's
-    int, a float list's float, a text's str): a numpy int is a whole number and a whole number a number (plain_value
-    stores them plain), a bool or a text ('57') neither; a float (57.0) no whole number."""
+    """Whether one value (a list option's item, a scalar option's value) is of its declared type as the command
+    line's parser gives it (an int option's int, a float option's float, a bool, a text's str): a numpy int is a
+    whole number and a whole number a number, a numpy bool a bool (plain_value stores them plain), a bool or a text
+    ('57') neither; a float (57.0) no whole number, 1 no bool."""
     if item is int:
         return whole_number(v) is not None
     if item is float:
         return isinstance(v, numbers.Real) and not isinstance(v, bool)
+    if item is bool:
+        return isinstance(plain_value(v), bool)
     return isinstance(v, item)
 
 
 def _as_item(v: Any, item: type) -> Any:
-    """A wrong item as the command line would read its text (int('57'), float('1.5'), str(1)), a whole float as the
-    whole number it is (30.0: 30); None where it reads as none ('x', 57.5 for a whole number, None, a bool)."""
-    if v is None or isinstance(v, bool):
+    """A wrong value as the command line would read its text (int('57'), float('1.5'), str(1), a bool's 'no' or 1
+    as click reads them), a whole float as the whole number it is (30.0: 30); None where it reads as none ('x',
+    57.5 for a whole number, None, a bool for a number or a text, a list or another object for a text)."""
+    if v is None or (isinstance(v, bool) and item is not bool):
         return None
     if item is int and isinstance(v, numbers.Real) and float(v).is_integer():
         return int(v)
+    if item is str and not isinstance(v, numbers.Number):    # str() of anything is some text, not what it reads as
+        return None
+    if item is bool:
+        import click
+        try:
+            return click.BOOL.convert(str(v).strip(), None, None)
+        except click.BadParameter:
+            return None
     try:
         return item(str(v).strip())
     except ValueError:
         return None
+
+
+def _check_scalar(name: str, opt: str, value: Any, spec: Spec, typ: type) -> None:
+    """The one rule of a scalar option's type, a Python caller's, a config.yaml's or a tune space's value (the
+    command line's parser gives each its type): the value must be of the field's declared type as _item_fits says
+    (int, float, bool, str; a str field, a path among them, takes a pathlib.Path too), else one line naming the
+    option, its range where declared, the value and the fix: the value as the command line would read it, where
+    it reads so (_as_item). A float for a whole number (epochs=1.5) broke training with a TypeError after the data
+    was read; a text for a bool (pretrained='no', ood='false') was taken as true, silently, a number (ema=1) kept
+    as it is; a number for a text was taken (model=3) or failed later with a traceback (tta=2, keep=3); a text for
+    a float with no range (ood_threshold='0.5') was taken. A field whose declaration checks its value itself
+    (choices, a validator: the --oversample target 30, --folds 0, --timeout 3600) is left to that check."""
+    if _item_fits(value, typ) or (typ is str and isinstance(value, os.PathLike)):
+        return
+    ranged = (spec.lo is not None or spec.hi is not None) and typ in (int, float)
+    read = _as_item(value, typ)
+    fix = f"; give {name}={read!r}" if read is not None else ""
+    raise UserError(f"{opt} must be {ITEM_TAKES[typ]}{' ' + range_text(spec) if ranged else ''} (got {value!r}){fix}")
 
 
 def _check_items(name: str, opt: str, value: list | tuple, item: type | None) -> None:
@@ -465,8 +498,9 @@ def check_arguments(step: str, required: typing.Collection[str] = (), **given: t
 
 @functools.lru_cache(maxsize=None)
 def _kind(cls, name: str) -> str | None:
-    """'int' for a field declared int (int | None too), 'bool' for a bool, 'list' for a list / tuple / Sequence,
-    else None (a type this module cannot resolve included: it is then not checked)."""
+    """'int', 'float', 'bool', 'str' for a field declared so (int | None too), 'list' for a list / tuple /
+    Sequence, else None (a union of several types, a dict, a config; a type this module cannot resolve included: it
+    is then not checked)."""
     try:
         hint = _field_type(cls, name)
     except Exception:       # a name the config's module imports only for type checkers
@@ -474,10 +508,8 @@ def _kind(cls, name: str) -> str | None:
     if typing.get_origin(hint) is typing.Union:
         rest = [a for a in typing.get_args(hint) if a is not type(None)]
         hint = rest[0] if len(rest) == 1 else hint
-    if hint is int:
-        return "int"
-    if hint is bool:
-        return "bool"
+    if hint in (int, float, bool, str):
+        return hint.__name__
     if hint in (list, tuple) or typing.get_origin(hint) in (list, tuple, collections.abc.Sequence):
         return "list"
     return None

@@ -53,6 +53,11 @@ TRIALS_RECORD = "trials"        # the study's user attribute: its --trials, the 
 SEARCH, STUDY = "Search", "Study and budget"
 
 
+def _timeout_value(value) -> None:
+    """--timeout's check: what parse_duration takes (2h, 45m, a number of seconds: a Python caller's 3600 too)."""
+    parse_duration(value)
+
+
 @dataclass
 class TuneConfig:
     """Every option of a search, each declared once (imgcls.options: default, choices, range, help, --help panel;
@@ -78,7 +83,7 @@ class TuneConfig:
     trials: int | None = option(20, panel=STUDY, lo=1,
                                 help="Trials in the study at most (every process and every re-run counted); a resume "
                                      "without it runs up to the study's own.")
-    timeout: str | None = option(None, panel=STUDY, none="none",
+    timeout: str | None = option(None, panel=STUDY, none="none", validator=_timeout_value,
                                  help="Wall-clock budget of this command (2h, 45m, 90s, 1h30m): no trial starts "
                                       "after it, a trial running then stops and is recorded as failed.")
     storage: str | None = option(None, panel=STUDY, none=f"sqlite:///OUT/STUDY/{STUDY_DB}",
