@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imgcls.errors import UserError
-from imgcls.options import When, option, python_too
+from imgcls.options import When, join, option, python_too
 from imgcls.outputs import yaml_load
 
 # the fix of a missing or damaged ensemble spec: the ensemble built (again), both callers
@@ -59,7 +59,7 @@ def weights_text(weights):
     if not all(isinstance(w, numbers.Real) and not isinstance(w, bool) for w in values):
         raise UserError(python_too("--weights takes auto or comma-separated numbers, e.g. 0.6,0.4",
                                    "weights=[0.6, 0.4]") + f" (got {weights!r})")
-    return ",".join(str(w) for w in values)
+    return join(values)
 
 
 ENSEMBLES_DIR = Path("outputs/ensembles")

@@ -16,8 +16,8 @@ from imgcls.errors import UserError
 from imgcls.figure_files import CURVES_PNG
 from imgcls.image_options import INTERPOLATIONS, RESIZE_MODES, max_pixels_option
 from imgcls.model_meta import CROP_FROM_RANGE
-from imgcls.options import (When, check, check_typed, list_items, option, python_too, recorded_nulls, seed_option,
-                            specs, without)
+from imgcls.options import (When, check, check_typed, join, list_items, option, python_too, recorded_nulls,
+                            seed_option, specs, without)
 from imgcls.outputs import REPORT_HTML, RUNS_DIR, yaml_dump, yaml_load
 from imgcls.profile_names import PROFILE_HEADS
 from imgcls.split.config import parse_folds    # --folds' reading: the fold column's owner (rundir reads it too)
@@ -50,7 +50,7 @@ NOT_TRIAL_FLAGS = RUN_FOLDER_OPTIONS + ("sampler", "metric")
 
 def _csv_list(text: str) -> list[str]:
     return list_items("--head-columns", text, "label columns, comma-separated, e.g. mask,gender,age_band",
-                      item="column", left_out=f"for {','.join(PROFILE_HEADS)}")
+                      item="column", left_out=f"for {join(PROFILE_HEADS)}")
 
 
 def _float_list(text: str) -> list[float]:
@@ -158,10 +158,6 @@ def _sam_base_name(name: str) -> None:
     check_optimizer_name(name, flag="--sam-base", ours=False)
 
 
-def _join(values: list) -> str:
-    return ",".join(str(v) for v in values)
-
-
 def resume_folder(run_dir: str | Path) -> Path:
     """The run folder --resume names, as typed where the path is the real folder's; resolved, the whole path, where
     it is not (`.` from inside the run, `..` from one of its folds, `RUN/fold_0/..`, a symlink to the run folder or
@@ -234,10 +230,10 @@ class TrainConfig:
     heads: str = option("single", panel=MODEL, choices=("single", "multi"),
                         help="single (one softmax) | multi (one head per label column).")
     head_columns: list[str] = option(factory=lambda: list(PROFILE_HEADS), panel=MODEL, cli_type=str,
-                                     to_cli=_join, from_cli=_csv_list, needs=MULTI,
+                                     to_cli=join, from_cli=_csv_list, needs=MULTI,
                                      help="Label columns for --heads multi.")
     head_weights: list[float] = option(factory=list, panel=MODEL, cli_type=Optional[str],
-                                       to_cli=lambda v: _join(v) or None, from_cli=_float_list, needs=MULTI,
+                                       to_cli=lambda v: join(v) or None, from_cli=_float_list, needs=MULTI,
                                        none="all 1", help="Per-head loss weights for --heads multi, e.g. 1,1,2.")
     branch: str = option("shallow", panel=MODEL, choices=("shallow", "deep"), needs=MULTI,
                          help="Multi heads: shallow (linear) | deep (MLP branch per head).")
@@ -436,9 +432,9 @@ class TrainConfig:
         if self.heads == "multi" and sorted(cols) == sorted(PROFILE_HEADS) and cols != list(PROFILE_HEADS):
             # another order of the profile heads decoded to the product of their classes ('1_0_2'): no
             # competition class ids, so predict --format mask / a sample submission refused the finished run
-            raise UserError(f"--head-columns {','.join(cols)}: the profile heads decode to the competition's 18 "
-                            f"classes (mask*6 + gender*3 + age_band) in the order {','.join(PROFILE_HEADS)}; give "
-                            f"--head-columns {','.join(PROFILE_HEADS)} (and --head-weights in that order)")
+            raise UserError(f"--head-columns {join(cols)}: the profile heads decode to the competition's 18 "
+                            f"classes (mask*6 + gender*3 + age_band) in the order {join(PROFILE_HEADS)}; give "
+                            f"--head-columns {join(PROFILE_HEADS)} (and --head-weights in that order)")
         if self.heads == "multi" and self.head_weights and len(self.head_weights) != len(self.head_columns):
             # one weight per head (--head-columns): refused here, not once the images are decoded and the run
             # folder made (a run folder left behind, 'stopped 0/1' in imgcls runs)
