@@ -1201,16 +1201,18 @@ def test_a_resumed_k_fold_set_that_trains_no_fold_gets_its_options_and_score(dat
 
 def _connect_at_once(out, barrier, said):
     """A forked process of the test below: its tracker connects when every process is ready; `said` gets the
-    experiment id, or the error it failed with."""
+    experiment id, or the error it failed with. Failing, it breaks the barrier first, so that the others, waiting
+    there, fail at once instead of waiting forever."""
     import traceback
 
     from imgcls.track.mlflow_tracker import MLflowTracker
     try:
         t = MLflowTracker(out=out)
-        barrier.wait()
+        barrier.wait(timeout=60)
         t._connect()
         Path(said).write_text(f"experiment {t.exp_id}")
     except BaseException:
+        barrier.abort()
         Path(said).write_text(traceback.format_exc())
         raise
 
@@ -1225,14 +1227,19 @@ def test_processes_opening_a_new_mlflow_store_at_once_all_connect(tmp_path, mlfl
     each, was most of the test's time); mlflow_store's template (a store of its own) loaded MLflow, SQLAlchemy and
     alembic here before the fork."""
     import multiprocessing as mp
+    import time
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(3)
     said = [tmp_path / f"said{i}" for i in range(3)]
-    procs = [ctx.Process(target=_connect_at_once, args=(tmp_path / "out", barrier, s)) for s in said]
+    # daemons: should the test fail before joining them, multiprocessing's exit does not wait for them (a worker
+    # of xdist hung at its exit, and the suite with it)
+    procs = [ctx.Process(target=_connect_at_once, args=(tmp_path / "out", barrier, s), daemon=True) for s in said]
     for p in procs:
         p.start()
+    deadline = time.monotonic() + 200              # for all three together
     for p in procs:
-        p.join(200)
+        p.join(max(0, deadline - time.monotonic()))
+    for p in procs:
         if p.is_alive():               # hung: ended here, the test fails on its exit code
             p.kill()
             p.join()
