@@ -32,14 +32,15 @@ from imgcls.errors import UserError
 from imgcls.options import python_too
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, TRIALS_CSV, output_kind, read_yaml,
                             trial_record)
-from imgcls.run_names import (BEST_BY, BEST_PT, CRASH_LINE, LAST_PT, LAST_STATE, METRICS_CSV,
-                              PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG, VAL_PREDICTIONS, fold_dirs, fold_set, is_fold_dir,
-                              records_folds, metric_column, run_metric)
+from imgcls.run_names import (BEST_BY, BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG,
+                              VAL_PREDICTIONS, fold_dirs, fold_set, is_fold_dir, records_folds, metric_column,
+                              run_metric)
 from imgcls.runs_config import COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, PER_CLASS,
-                                 RESUME_MAY_CHANGE, RUN_FILE_FIX, UNKNOWN, VALIDATION, OofRecord, RunLock, ended_line,
-                                 fold_state, planned_classes, nan_probability_rows, progress_settings, read_metrics,
-                                 read_oof, read_run_file, read_without, set_fold_dirs, set_progress)
+                                 RESUME_MAY_CHANGE, RUN_FILE_FIX, UNKNOWN, VALIDATION, OofRecord, RunLock,
+                                 ended_by_exception, ended_line, fold_state, planned_classes, nan_probability_rows,
+                                 progress_settings, read_metrics, read_oof, read_run_file, read_without, set_fold_dirs,
+                                 set_progress)
 
 # scored_on: the rows of a run's score (an ensemble's ends with OPTIMISTIC when its weights were fitted on them)
 OPTIMISTIC = "weights fitted on these rows (optimistic)"
@@ -452,7 +453,7 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = (), oof: OofRecord 
         return "", progress
     if finished is False:
         ended = ended_line(path) or (ended_line(kset) if kset is not None else None)
-        return (STOPPED if ended is None else CRASHED if ended.startswith(CRASH_LINE) else REFUSED), progress
+        return (STOPPED if ended is None else CRASHED if ended_by_exception(ended) else REFUSED), progress
     return "", progress
 
 

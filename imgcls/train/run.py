@@ -828,14 +828,14 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
                 cfg.save(run_dir / RUN_CONFIG)
         elif dist.main:                      # temp files of a killed run go; the record is kept as it was
             from imgcls.fsutil import remove_stale_temps
-            from imgcls.train.rundir import ended_line
+            from imgcls.train.rundir import ended_by_exception, ended_line
             ended, trained = ended_line(run_dir), _epochs_trained(run_dir)
             remove_stale_temps(run_dir)
             _record_session(cfg, run_dir, record, typed_at)      # but for how this session ran
             if ended is not None:   # imgcls runs reads the crash (the refusal) as over: a k-fold set's folds log in
                 from imgcls.train.progress import RunLog
                 RunLog(run_dir / TRAIN_LOG)(f"resumed: this session trains it on after the "
-                                            f"{'exception' if ended.startswith(CRASH_LINE) else 'refusal'} above",
+                                            f"{'exception' if ended_by_exception(ended) else 'refusal'} above",
                                             terminal=False)
         if dist.main and not (run_dir / RUN_PLAN).is_file():    # a resumed older run too
             record_plan(run_dir, [f for f in folds if f is not None], classes)

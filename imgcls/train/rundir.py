@@ -825,6 +825,12 @@ def ended_line(folder: str | os.PathLike) -> str | None:
     return ended.group(1) if ended else None
 
 
+def ended_by_exception(ended: str) -> bool:
+    """Whether an ended_line names an exception (CRASH_LINE: `imgcls runs` lists the run as crashed), not a refusal
+    (REFUSED_LINE: refused)."""
+    return ended.startswith(CRASH_LINE)
+
+
 def training_now(checkpoint: str | os.PathLike) -> str | None:
     """How far imgcls train has come with the run (or k-fold fold) of `checkpoint` when it is training it now: its
     folder's RunLock, or its k-fold set's, is held and its LAST_STATE does not say it finished (a set's earlier folds
