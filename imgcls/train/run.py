@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls.run_names import (CRASH_LINE, IMAGE_CACHE, LAST_PT, OOF_SCORE, PER_CLASS_CSV, REFUSED_LINE,
-                              RESUME_REFUSED, RUN_CONFIG, RUN_PLAN, TRAIN_LOG, VAL_PREDICTIONS, fold_dirs)
+                              RESUME_REFUSED, RUN_CONFIG, RUN_PLAN, TRAIN_LOG, VAL_PREDICTIONS)
 from imgcls.train.config import TrainConfig
 
 
@@ -895,8 +895,8 @@ def _log_crash(run_dir: Path, e: Exception) -> None:
 def _epochs_trained(run_dir: Path) -> dict:
     """The epochs done (rundir.epochs_done) of the run, or of each fold of a k-fold set, by folder name, where
     any: what a session that trained an epoch changes."""
-    from imgcls.train.rundir import epochs_done
-    return {d.name: n for d in (run_dir, *fold_dirs(run_dir)) if (n := epochs_done(d))}
+    from imgcls.train.rundir import epochs_done, set_fold_dirs
+    return {d.name: n for d in (run_dir, *set_fold_dirs(run_dir)[0]) if (n := epochs_done(d))}
 
 
 def _first_line(e: Exception) -> str:
