@@ -141,13 +141,19 @@ def _locate_source(src: str | os.PathLike | None, runs_dir: Path, ensembles_dir:
         def folder(mark: Path) -> Path:         # a run's, a k-fold set's (fold_<k>/best.pt) or an ensemble's
             return fold_set(mark.parent) or mark.parent
 
-        def planned(fold: Path) -> bool:
-            # a set's fold (run_names.fold_set: not a plain run named fold_0 in another run's folder) of its plan:
-            # not a fold_2 copied in (set_fold_dirs), which predict averages none of, to date the set by
-            kset = fold_set(fold)
-            return kset is not None and fold.name in {d.name for d in set_fold_dirs(kset)[0]}
-        marks = [*Path(runs_dir).glob(f"*/{BEST_PT}"),
-                 *(m for m in Path(runs_dir).glob(f"*/fold_*/{BEST_PT}") if planned(m.parent)),
+        def planned_folds_marks() -> list[Path]:
+            # each set's folds (run_names.fold_set: not a plain run named fold_0 in another run's folder) of its
+            # plan: not a fold_2 copied in (set_fold_dirs), which predict averages none of, to date the set by; the
+            # set's records read once, not once per fold
+            by_set: dict[Path, list[Path]] = {}
+            for m in Path(runs_dir).glob(f"*/fold_*/{BEST_PT}"):
+                by_set.setdefault(m.parent.parent, []).append(m)
+            kept = []
+            for kset, ms in by_set.items():
+                named = {d.name for d in set_fold_dirs(kset)[0]}        # none where kset is no set (fold_dirs: [])
+                kept += [m for m in ms if m.parent.name in named]
+            return kept
+        marks = [*Path(runs_dir).glob(f"*/{BEST_PT}"), *planned_folds_marks(),
                  *Path(ensembles_dir).glob(f"*/{SPEC_NAME}")]
         newest = {}         # each folder's newest mark: a set's is its newest fold's best.pt
         for m in marks:
