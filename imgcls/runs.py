@@ -39,8 +39,8 @@ from imgcls.runs_config import COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig  # 
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, PER_CLASS,
                                  RESUME_MAY_CHANGE, RUN_FILE_FIX, UNKNOWN, VALIDATION, OofRecord, RunLock,
                                  ended_by_exception, ended_line, fold_state, planned_classes, nan_probability_rows,
-                                 progress_settings, read_metrics, read_oof, read_run_file, read_without, set_fold_dirs,
-                                 set_progress)
+                                 progress_settings, read_metrics, read_oof_score, read_run_file, read_without,
+                                 set_fold_dirs, set_progress)
 
 # scored_on: the rows of a run's score (an ensemble's ends with OPTIMISTIC when its weights were fitted on them)
 OPTIMISTIC = "weights fitted on these rows (optimistic)"
@@ -198,7 +198,7 @@ def _recorded_scores(folder: Path, history: pd.DataFrame | None, kfold: OofRecor
                      ensemble: dict | None = None) -> tuple[dict, pd.DataFrame] | None:
     """The scores train recorded of `folder`'s val_predictions.csv, as _score fills them: ({'macro_f1', 'accuracy',
     'n'}, metrics.per_class's table). A run's (a trial's): its `history` (metrics.csv) row of the best epoch its
-    per_class.csv names, and that per_class.csv; a k-fold set's (`kfold`: its oof_score.json as read_oof read it,
+    per_class.csv names, and that per_class.csv; a k-fold set's (`kfold`: its oof_score.json as read_oof_score read it,
     else None): that record and its per_class.csv (train writes them over the out-of-fold predictions); an
     ensemble's (`ensemble`: its spec.yaml's scores), of its oof_predictions.csv: those scores' ensemble_macro_f1,
     ensemble_accuracy and common_val_images, and its
@@ -296,7 +296,7 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
     run.changed = " ".join(f"{k}={_fmt_value(v)}" for k, v in changed_options(cfg).items())
     # a set's folds (run_names.fold_dirs): a run named fold_0 trained into a plain run's folder is no fold of it,
     # nor a fold folder the set's plan does not name (set_fold_dirs: copied in by hand)
-    oof = read_oof(path)        # a set's oof_score.json, read once for its folds, its scores and its state
+    oof = read_oof_score(path)      # a set's oof_score.json, read once for its folds, its scores and its state
     folds = [d for d in set_fold_dirs(path, oof)[0] if (d / METRICS_CSV).is_file()]
     if output_kind(path.parent) == "tune study":
         run.kind = "trial"
@@ -427,7 +427,7 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = (), oof: OofRecord 
     progress (rundir.set_progress) or a run's last.pt / metrics.csv (rundir.fold_state). A fold read
     alone (run_names.fold_set) is a run: its config.yaml repeats the set's --folds, which would read it as a set;
     stopped, it crashed (was refused) where its set's train.log says so (train logs that line there, not in the
-    fold's: rundir.ended_line). `oof`: a set's oof_score.json as read_oof read it, where the caller has it."""
+    fold's: rundir.ended_line). `oof`: a set's oof_score.json as read_oof_score read it, where the caller has it."""
     kset = fold_set(path)
     if kset is not None:
         cfg = {k: v for k, v in cfg.items() if k != "folds"}

@@ -4141,8 +4141,8 @@ def test_the_newest_run_is_not_a_k_fold_set_dated_by_a_fold_folder_outside_its_p
 def test_a_kfold_set_s_oof_score_is_read_once_per_runs_row_and_per_find_checkpoints(tmp_path, monkeypatch):
     """oof_score.json was read up to 6 times for one k-fold set's row of `imgcls runs` (its folds, its recorded
     scores, its state: finished, planned, gone) and twice by find_checkpoints (predict's, ensemble's, export's):
-    each call reads it once (rundir.read_oof) and passes the record along, and reads the same as before: the set's
-    recorded scores, finished, its planned folds."""
+    each call reads it once (rundir.read_oof_score) and passes the record along, and reads the same as before: the
+    set's recorded scores, finished, its planned folds."""
     from imgcls import metrics
     from imgcls.runs import read_run
     from imgcls.train.rundir import find_checkpoints, record_plan

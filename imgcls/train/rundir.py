@@ -299,7 +299,7 @@ def planned_folds(run_dir: str | os.PathLike, oof: OofRecord | None = None) -> l
     plan (written as it starts, _plan), else its config.yaml's --folds as typed (0,2; `all` names none, the data's
     fold column counts them); None where none names them (a single run, a set trained before FOLDS_PLANNED with
     --folds all). The one record of which fold folders are the set's (set_fold_dirs). `oof`: its OOF_SCORE as
-    read_oof read it already (read here where None)."""
+    read_oof_score read it already (read here where None)."""
     folds = _oof(run_dir, oof).folds
     if not folds:
         folds = _plan(run_dir).get("folds")
@@ -328,7 +328,7 @@ def set_fold_dirs(run_dir: str | os.PathLike, oof: OofRecord | None = None) -> t
 
 
 class OofRecord(NamedTuple):
-    """A k-fold set's OOF_SCORE as read_oof read it: the one reading that a call asking several things of it (a
+    """A k-fold set's OOF_SCORE as read_oof_score read it: the one reading that a call asking several things of it (a
     set's row in `imgcls runs`, find_checkpoints' check of a set) passes along (`oof=`), rather than reading the
     file again for each (it was read up to 6 times per set)."""
     doc: object                 # the parsed JSON (its scores: runs' recorded ones); None where not there or not JSON
@@ -336,7 +336,7 @@ class OofRecord(NamedTuple):
     why: str                    # what is wrong with it (not JSON, names no folds); '' where it is fine or not there
 
 
-def read_oof(run_dir: str | os.PathLike) -> OofRecord:
+def read_oof_score(run_dir: str | os.PathLike) -> OofRecord:
     """A k-fold set's OOF_SCORE (OofRecord), the one reader of the file: (its JSON, the folds it names, '') where it
     names them; else the folds None and why not: '' where it is not there, else what is wrong with it (not JSON,
     names no folds)."""
@@ -355,14 +355,14 @@ def read_oof(run_dir: str | os.PathLike) -> OofRecord:
 
 
 def _oof(run_dir: str | os.PathLike, oof: OofRecord | None) -> OofRecord:
-    """`oof` where a caller read it already, else read_oof's reading."""
-    return read_oof(run_dir) if oof is None else oof
+    """`oof` where a caller read it already, else read_oof_score's reading."""
+    return read_oof_score(run_dir) if oof is None else oof
 
 
 def oof_unreadable(run_dir: str | os.PathLike, oof: OofRecord | None = None) -> str | None:
     """'oof_score.json unreadable (not JSON)' where a k-fold set's OOF_SCORE is there but names no folds it
     trained, which reads as a set not finished (kfold_finished): `train --resume` writes it again from its finished
-    folds; None where it is not there or readable. `oof`: read_oof's reading, where a caller has it."""
+    folds; None where it is not there or readable. `oof`: read_oof_score's reading, where a caller has it."""
     why = _oof(run_dir, oof).why
     return f"{OOF_SCORE} unreadable ({why})" if why else None
 
@@ -370,7 +370,7 @@ def oof_unreadable(run_dir: str | os.PathLike, oof: OofRecord | None = None) -> 
 def kfold_finished(run_dir: Path, oof: OofRecord | None = None) -> bool:
     """Whether a k-fold set trained its last fold: its OOF_SCORE, written then, names the folds it trained (a fold
     that never started has no last.pt to ask); an unreadable one (oof_unreadable) is no such record. `oof`:
-    read_oof's reading, where a caller has it."""
+    read_oof_score's reading, where a caller has it."""
     return _oof(run_dir, oof).folds is not None
 
 
@@ -378,8 +378,8 @@ def folds_gone(run_dir: Path, name: str = BEST_PT,
                oof: OofRecord | None = None) -> tuple[list[str], list[str]] | None:
     """(the fold folders a finished k-fold set's OOF_SCORE names: train writes it after the last fold, with the
     folds it trained; those of them whose `name` checkpoint is gone since: the file or the fold's folder removed);
-    None where OOF_SCORE is not there or names no folds (kfold_finished: the set did not finish). `oof`: read_oof's
-    reading, where a caller has it."""
+    None where OOF_SCORE is not there or names no folds (kfold_finished: the set did not finish). `oof`:
+    read_oof_score's reading, where a caller has it."""
     run_dir = Path(run_dir)
     folds = _oof(run_dir, oof).folds
     if folds is None:
@@ -394,8 +394,8 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path], name: str, oof:
     with fewer folds than it names, silently; one line names what is there and the fixes: `train --resume` for an
     unfinished set, and for a finished one whose fold's checkpoint was removed since (it has nothing to resume)
     the fold restored or the set trained again. `checkpoints`: its planned folds' `name` files (set_fold_dirs:
-    none where only a fold folder its plan does not name holds one). `oof`: read_oof's reading, where a caller has
-    it (read here once where None)."""
+    none where only a fold folder its plan does not name holds one). `oof`: read_oof_score's reading, where a caller
+    has it (read here once where None)."""
     oof = _oof(run_dir, oof)
     have = [p.parent.name for p in checkpoints]
     listed = ", ".join(have) or "none"
@@ -512,7 +512,7 @@ def fold_state(folder: Path, epochs: int | None, early_stop: bool) -> tuple[bool
 def set_folds_gone(path: Path, oof: OofRecord | None = None) -> list[str]:
     """The folds a finished k-fold set's OOF_SCORE names that are gone since: the fold's folder, or its best.pt
     beside another fold's, as predict and ensemble refuse the set (folds_gone); a set none of whose
-    folds has a best.pt (tune --keep removed them, deleted_by_tune) is said by them apart. `oof`: read_oof's
+    folds has a best.pt (tune --keep removed them, deleted_by_tune) is said by them apart. `oof`: read_oof_score's
     reading, where a caller has it."""
     planned, gone = folds_gone(path, oof=oof) or ([], [])
     return gone if len(gone) < len(planned) else [f for f in gone if not (path / f).is_dir()]
@@ -618,7 +618,7 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best",
     direct = run_dir / name
     if direct.is_file():
         return [direct]
-    oof = read_oof(run_dir)        # read once for the set's folds and its check
+    oof = read_oof_score(run_dir)      # read once for the set's folds and its check
     planned, stray = set_fold_dirs(run_dir, oof)
     folds = [d / name for d in planned if (d / name).is_file()]
     stray = [d for d in stray if (d / name).is_file()]
