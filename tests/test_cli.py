@@ -932,6 +932,27 @@ def test_a_sigterm_whose_interruption_vanished_before_a_typer_exit_ends_by_sigte
             raise typer.Exit(3)
     assert e.value.exit_code == 3
 
+
+def test_a_sigterm_whose_interruption_vanished_before_a_usage_error_says_its_line_and_ends_by_sigterm():
+    """sigterm_interrupts' crash path (`except Exception`) took a click error a command's body raised (a
+    typer.BadParameter, any ClickException) after a swallowed SIGTERM for a crash: a traceback. It is no crash: its
+    usual one line is said, as the command line says it, and the process ends by SIGTERM as a refusal does. Without
+    a SIGTERM it goes on to the command line's handler, as before."""
+    import signal
+
+    import typer
+
+    from imgcls.cli.common import Command, _click_exceptions, sigterm_interrupts
+    own = "from imgcls.cli.common import Command, _click_exceptions; raise _click_exceptions(Command)."
+    for last, said in (("raise typer.BadParameter('no demo here.')", "error: Invalid value: no demo here"),
+                       (own + "ClickException('the demo failed')", "error: the demo failed")):
+        r = _python_of_this_checkout(_sigterm_swallowed_then(last))
+        assert r.returncode == -signal.SIGTERM, (last, r.returncode, r.stderr)
+        assert " ".join(r.stderr.split()) == said, (last, r.stderr)
+    with pytest.raises(_click_exceptions(Command).ClickException):
+        with sigterm_interrupts("imgcls demo"):
+            raise typer.BadParameter("no demo here")
+
 def test_help_examples_are_never_wrapped_at_80_columns_or_piped(monkeypatch):
     """Piped or in an 80-column terminal (`imgcls clean -h | cat`), rich folded a long example over two lines, so
     pasting the first ran half a command; each example is now one line however long, the prose still wraps."""

@@ -103,16 +103,12 @@ class _OneLineErrors(Group):
         _BODY["began"] = False
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except ex.UsageError as e:
+        except ex.ClickException as e:
             if type(e).__name__ == "NoArgsIsHelpError":     # `imgcls` alone: the help (rich printed it), as Typer
                 if e.format_message().strip():
                     typer.echo(e.format_message())
             else:
-                where = f" (see {e.ctx.command_path} -h)" if e.ctx is not None else ""
-                error(" ".join(e.format_message().split()).rstrip(".") + where)
-            sys.exit(e.exit_code)
-        except ex.ClickException as e:
-            error(" ".join(e.format_message().split()))
+                _say_click_error(e)
             sys.exit(e.exit_code)
         except typer.Abort:
             typer.echo(ABORTED, err=True)
@@ -125,6 +121,16 @@ class _OneLineErrors(Group):
             if stopped_by_sigterm():
                 _end_by_sigterm()
         sys.exit(code if isinstance(code, int) else 0)      # an Exit's code; a command returns None
+
+
+def _say_click_error(e) -> None:
+    """A click error (a ClickException: a usage error, a command's typer.BadParameter) as its one line: a usage
+    error's names the command's help where it knows the command ('(see imgcls preprocess -h)')."""
+    if isinstance(e, _click_exceptions(Command).UsageError):
+        where = f" (see {e.ctx.command_path} -h)" if e.ctx is not None else ""
+        error(" ".join(e.format_message().split()).rstrip(".") + where)
+    else:
+        error(" ".join(e.format_message().split()))
 
 
 _BODY = {"began": False}    # whether a command's body (command()'s wrapper) began in this run of the command line
@@ -305,7 +311,8 @@ def sigterm_interrupts(what: str = "imgcls") -> Iterator[None]:
     nor outside the main thread). A step (`what`: `imgcls ensemble`) that ran to its end over its Terminated says
     so, then ends by SIGTERM all the same; so does one that stopped on a refusal (its line) or a crash (its
     traceback) after a Terminated it swallowed, and one that ended by its own typer.Exit or Abort there (no
-    traceback: they are no crash; an Exit of 0 is an end, said as one)."""
+    traceback: they are no crash; an Exit of 0 is an end, said as one) or by a click error (typer.BadParameter: its
+    one line, as the command line says it)."""
     import signal
 
     from imgcls.process import takes_sigterm
@@ -343,6 +350,14 @@ def sigterm_interrupts(what: str = "imgcls") -> Iterator[None]:
                 typer.echo(ABORTED, err=True)
             _end_by_sigterm()
             raise
+    except _click_exceptions(Command).ClickException as e:
+        # a click error the command's body raised (typer.BadParameter), no crash either: after a Terminated that
+        # vanished, its usual line (no traceback), and the process ends by SIGTERM as a refusal does
+        if not handler.raised:
+            raise
+        _say_click_error(e)
+        _end_by_sigterm()
+        raise
     except Exception:
         if handler.raised:
             # a crash (a traceback, not a refusal) after a Terminated that vanished (or that the step's clean-up
