@@ -1647,14 +1647,10 @@ def test_check_reads_the_group_column_its_split_recorded(tmp_path, monkeypatch):
     assert check("split_m.csv", "--group-col", "group").exit_code == 0      # typed: read, though empty
 
 
-def test_a_leak_of_the_kept_column_is_named_by_that_column_on_screen(tmp_path, monkeypatch):
-    """A person of a `split m.csv --group-col person` table on two sides was listed by `split --check` as a leak of
-    kind `group`, and train's warning said `group p0`: the column read was not named. The screen now names it
-    (`person`, train's `person p0`); the kind `check_leaks` returns (splits_leaks.csv's, the summary's counts) stays
-    `group`."""
-    from imgcls.split.leaks import check_leaks
-    from imgcls.train.run import _leak_note
-    raw = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4})
+def _person_split(tmp_path, monkeypatch, per_class: int) -> pd.DataFrame:
+    """s.csv in tmp_path (the working folder now): `split m.csv --group-col person --val 0.5` of two classes of
+    `per_class` images, two images a person; returned as read back (text)."""
+    raw = make_image_folder(tmp_path / "raw", {"a": per_class, "b": per_class})
     m = mf.load(raw, scan=False)
     m["person"] = [f"p{i // 2}" for i in range(len(m))]
     mf.write(m, tmp_path / "m.csv")
@@ -1662,7 +1658,17 @@ def test_a_leak_of_the_kept_column_is_named_by_that_column_on_screen(tmp_path, m
     r = runner.invoke(app, ["split", "m.csv", "--val", "0.5", "--no-near-dup", "-q", "--group-col", "person",
                             "--out", "s.csv"])
     assert r.exit_code == 0, r.output
-    df = pd.read_csv("s.csv", dtype=str, keep_default_na=False)
+    return pd.read_csv("s.csv", dtype=str, keep_default_na=False)
+
+
+def test_a_leak_of_the_kept_column_is_named_by_that_column_on_screen(tmp_path, monkeypatch):
+    """A person of a `split m.csv --group-col person` table on two sides was listed by `split --check` as a leak of
+    kind `group`, and train's warning said `group p0`: the column read was not named. The screen now names it
+    (`person`, train's `person p0`); the kind `check_leaks` returns (splits_leaks.csv's, the summary's counts) stays
+    `group`."""
+    from imgcls.split.leaks import check_leaks
+    from imgcls.train.run import _leak_note
+    df = _person_split(tmp_path, monkeypatch, 4)
     df.loc[0, "split"] = {"train": "val", "val": "train"}[df.loc[0, "split"]]    # one person on two sides
     df.to_csv("s.csv", index=False)
     r = runner.invoke(app, ["split", "--check", "s.csv", "--no-near-dup"], terminal_width=200)
@@ -1677,15 +1683,7 @@ def test_a_fix_by_a_typed_group_col_records_it_for_the_next_check(tmp_path, monk
     """`split --check S --fix --group-col family --out F` kept families on one side but its summary recorded the
     split's --group-col person, which `split --check F` then read: it refused as leaks the persons the fix had just
     moved apart, and a family put on two sides by hand passed. The fixed table records the column the fix kept."""
-    raw = make_image_folder(tmp_path / "raw", {"a": 40, "b": 40})
-    m = mf.load(raw, scan=False)
-    m["person"] = [f"p{i // 2}" for i in range(len(m))]
-    mf.write(m, tmp_path / "m.csv")
-    monkeypatch.chdir(tmp_path)
-    r = runner.invoke(app, ["split", "m.csv", "--val", "0.5", "--no-near-dup", "-q", "--group-col", "person",
-                            "--out", "s.csv"])
-    assert r.exit_code == 0, r.output
-    df = pd.read_csv("s.csv", dtype=str, keep_default_na=False)
+    df = _person_split(tmp_path, monkeypatch, 40)
     val, train = (df.index[df["split"] == side][0] for side in ("val", "train"))
     df["family"] = df["person"]
     df.loc[val, "family"] = df.loc[train, "family"]     # one image of a validating person in a training family
