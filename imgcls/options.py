@@ -349,7 +349,7 @@ def _check_value(name: str, value: Any, spec: Spec, kind: str | None = None, tak
         what = f"the string {value!r}" if isinstance(value, str) else repr(value)
         raise UserError(python_too(f"{opt} takes a list of values, not {what}", f"{name}=[...]"))
     if kind == "list" and isinstance(value, (list, tuple)):
-        _check_items(name, opt, value, None if spec.choices is not None else item)
+        _check_items(name, opt, value, spec, item)
     if kind in SCALARS and spec.choices is None and spec.validator is None:
         _check_scalar(name, opt, value, spec, SCALARS[kind])
     if spec.choices is not None and isinstance(value, list):    # a repeatable option: each value is a choice
@@ -426,7 +426,7 @@ def _check_scalar(name: str, opt: str, value: Any, spec: Spec, typ: type) -> Non
     raise UserError(f"{opt} must be {ITEM_TAKES[typ]}{' ' + range_text(spec) if ranged else ''} (got {value!r}){fix}")
 
 
-def _check_items(name: str, opt: str, value: list | tuple, item: type | None) -> None:
+def _check_items(name: str, opt: str, value: list | tuple, spec: Spec, item: type | None) -> None:
     """The one rule of a list option's items, a Python caller's or a config.yaml's (the command line's text is
     list_items' and the option's parser's): an item that is a blank string ('', ' ') is refused in one line naming
     the option and the list without it, rather than taken: stratify=['label', ' '] was refused only after the data
@@ -436,9 +436,15 @@ def _check_items(name: str, opt: str, value: list | tuple, item: type | None) ->
     unsaid (no age is a text), head_weights=[1.0, None] was refused only as a count of weights, not naming the
     None. The refusal names the option, the first wrong item and the fix: the list as the command line would read
     it where each item reads so ('57' -> 57), else what each item must be. An empty list is each option's own
-    (stratify=[]: no stratification; head_columns=[]: refused by list_items)."""
-    if any(isinstance(v, str) and not v.strip() for v in value):
-        kept = type(value)(v for v in value if not (isinstance(v, str) and not v.strip()))
+    (stratify=[]: no stratification; head_columns=[]: refused by list_items). A choice list's items are its
+    choices' to name, a blank one too ("unknown --tracker ''"), and a repeated flag's blank (_repeated: the command
+    line's --filter '' reaches check in its list) is its validator's where it declares one ("--filter '': write
+    COLUMN=VALUE"): the command line is not shown a Python list and a Python fix."""
+    if spec.choices is not None:
+        return
+    blank = [isinstance(v, str) and not v.strip() for v in value]
+    if any(blank) and not (_repeated(spec) and spec.validator is not None):
+        kept = type(value)(v for v, b in zip(value, blank) if not b)
         fix = f" ({name}={kept!r})" if kept else f", or {opt} itself for its default"
         raise UserError(f"{opt} {value!r} holds a blank item; drop it{fix}")
     if item not in ITEM_TAKES:
@@ -450,6 +456,13 @@ def _check_items(name: str, opt: str, value: list | tuple, item: type | None) ->
     read = [v if _item_fits(v, item) else _as_item(v, item) for v in value]
     fix = f"give {name}={type(value)(read)!r}" if None not in read else f"give each item as {takes}"
     raise UserError(f"{opt} {value!r} holds {wrong[0]!r}, not {takes}; {fix}")
+
+
+def _repeated(spec: Spec) -> bool:
+    """Whether the command line gives a list option as a repeated flag (cli_type list[str]: --tracker a --tracker b),
+    whose items reach check as typed, a blank one included, rather than as a comma-separated text that list_items
+    reads (--age-bands 30,,60: no blank item)."""
+    return any(typing.get_origin(t) is list for t in (spec.cli_type, *typing.get_args(spec.cli_type)))
 
 
 def check(cfg: Any, names: typing.Iterable[str] | None = None, acting_later: typing.Collection[str] = ()) -> None:

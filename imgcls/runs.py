@@ -35,7 +35,8 @@ from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, TR
 from imgcls.run_names import (BEST_BY, BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG,
                               VAL_PREDICTIONS, fold_dirs, fold_set, is_fold_dir, records_folds, metric_column,
                               run_metric)
-from imgcls.runs_config import COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
+from imgcls.runs_config import (COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig,  # noqa: F401  (declared there: light)
+                                parse_filter)
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, PER_CLASS,
                                  RESUME_MAY_CHANGE, RUN_FILE_FIX, UNKNOWN, VALIDATION, OofRecord, RunLock,
                                  ended_by_exception, ended_line, fold_state, planned_classes, nan_probability_rows,
@@ -590,15 +591,6 @@ def find_runs(root: str | os.PathLike = DEFAULT_ROOT) -> list[Run]:
 # The leaderboard
 # --------------------------------------------------------------------------------------------------------------
 
-def _parse_filter(expr: str) -> tuple[str, str, str]:
-    for op in ("!=", ">=", "<=", "=", ">", "<", "~"):
-        if op in expr:
-            k, v = expr.split(op, 1)
-            return k.strip(), op, v.strip()
-    raise UserError(f"--filter '{expr}': write COLUMN=VALUE (also !=, >, <, >=, <=, ~ for 'contains'), "
-                    f"e.g. --filter model=resnet10t")
-
-
 def _truth(value: str) -> bool | None:
     """A --filter value as a yes / no option's (manifest.parse_bool's truth table: true, false, 1, 0, yes, no, ...,
     any case); None where it is none of them."""
@@ -629,7 +621,7 @@ def leaderboard(runs: Sequence[Run], sort: str = RunsConfig.sort, filters: Seque
     for c in ("img_size", "epochs", "best_epoch", "n_val"):      # whole numbers, blank for an ensemble (not 32.0)
         df[c] = pd.to_numeric(df[c], errors="coerce").round().astype("Int64")
     for expr in filters:
-        key, op, value = _parse_filter(expr)
+        key, op, value = parse_filter(expr)
         if key in df.columns:
             col = df[key]
             has = col.notna()

@@ -6,10 +6,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from imgcls.errors import UserError
 from imgcls.options import option, python_too
 
 DEFAULT_ROOT = "outputs"        # the folder `imgcls runs` reads without one given
 RUNS_TABLE = python_too("`imgcls runs`", "imgcls.runs.run_runs()")     # the leaderboard a fix points to, both callers
+
+
+def parse_filter(expr: str) -> tuple[str, str, str]:
+    """One --filter expression as (column, operator, value): 'model=resnet10t' -> ('model', '=', 'resnet10t'); one
+    line naming it where it has no operator ('', 'model')."""
+    for op in ("!=", ">=", "<=", "=", ">", "<", "~"):
+        if op in expr:
+            k, v = expr.split(op, 1)
+            return k.strip(), op, v.strip()
+    raise UserError(f"--filter '{expr}': write COLUMN=VALUE (also !=, >, <, >=, <=, ~ for 'contains'), "
+                    f"e.g. --filter model=resnet10t")
+
+
+def _check_filters(exprs) -> None:
+    """--filter's validator (options.check, before any run is read): each expression parses (parse_filter)."""
+    for expr in exprs:
+        parse_filter(expr)
+
 
 COLUMNS = ["name", "kind", "task", "state", "progress", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
            "scored_on", "seconds", "changed"]
@@ -22,6 +41,7 @@ class RunsConfig:
                        help="Column to sort by (scores: best first, each task's runs ranked apart).")
     filter: list[str] = option(factory=list, panel="Table", cli_type=Optional[list[str]],
                                from_cli=lambda v: list(v or []), to_cli=lambda v: list(v) or None, none="every run",
+                               validator=_check_filters,
                                help="Keep rows where COLUMN=VALUE (also !=, >, <, >=, <=, ~ for 'contains'); a "
                                     "config option works too (loss=focal). A row without the value (an ensemble has "
                                     "no lr) matches no --filter, != included. Repeatable: all must hold.")

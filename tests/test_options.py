@@ -1449,8 +1449,12 @@ def test_a_list_option_holding_a_blank_item_is_refused_in_one_line_for_every_con
              "--head-weights [1, '', 1, 2] holds a blank item; drop it (head_weights=[1, 1, 2])"),
             (lambda: opts.check(LayoutOptions(age_bands=[30, " "])),
              "--age-bands [30, ' '] holds a blank item; drop it (age_bands=[30])"),
+            # a list that checks its items itself names the blank in its own words: --filter's syntax, the choices
             (lambda: opts.check(RunsConfig(filter=["model=x", ""])),
-             "--filter ['model=x', ''] holds a blank item; drop it (filter=['model=x'])")):
+             "--filter '': write COLUMN=VALUE (also !=, >, <, >=, <=, ~ for 'contains'), e.g. "
+             "--filter model=resnet10t"),
+            (lambda: TrainConfig(tracker=["mlflow", " "]).validate(registry=False),
+             "unknown --tracker ' '; use one of: tensorboard, mlflow, wandb, none")):
         with pytest.raises(UserError) as e:
             make()
         assert str(e.value) == said
