@@ -48,6 +48,8 @@ class Spec:
     of a field whose type takes no None (max_pixels 0: no limit, --workers 1, --tta none), the refusal of a None
     names it, and a run's record that holds null (such a None, before it was refused) reads as it (recorded_nulls);
     of one that takes None meaning off (train's --oversample), a command line types a None as it (cli_words).
+    `blank_fix`: a list option's fix of a blank item where dropping it is none, its items pairing one to one with
+    something else (--head-weights, one per head: 'give a weight in its place (one per head)'); else: drop it.
     """
     help: str
     panel: str | None = None
@@ -67,6 +69,7 @@ class Spec:
     conflicts: str | None = None
     per_command: tuple = ()
     off: tuple = ()
+    blank_fix: str = ""
 
 
 PER_COMMAND_KEYS = ("help", "none")     # what a command may say of a shared option in its own words
@@ -435,7 +438,9 @@ def _check_items(name: str, opt: str, value: list | tuple, spec: Spec, item: typ
     None: not checked), as the command line's parser gives it (_item_fits): drop_ages=['57', 'x'] dropped no one
     unsaid (no age is a text), head_weights=[1.0, None] was refused only as a count of weights, not naming the
     None. The refusal names the option, the first wrong item and the fix: the list as the command line would read
-    it where each item reads so ('57' -> 57), else what each item must be. An empty list is each option's own
+    it where each item reads so ('57' -> 57), else what each item must be. A blank in a list whose items pair with
+    something (head_weights=[1, '', 1]: one weight per head) is a missing value, whose fix is the declaration's
+    `blank_fix` (dropping it, the count of weights no longer matched the heads). An empty list is each option's own
     (stratify=[]: no stratification; head_columns=[]: refused by list_items). A choice list's items are its
     choices' to name, a blank one too ("unknown --tracker ''"), and a repeated flag's blank (_repeated: the command
     line's --filter '' reaches check in its list) is its validator's where it declares one ("--filter '': write
@@ -445,8 +450,8 @@ def _check_items(name: str, opt: str, value: list | tuple, spec: Spec, item: typ
     blank = [isinstance(v, str) and not v.strip() for v in value]
     if any(blank) and not (_repeated(spec) and spec.validator is not None):
         kept = type(value)(v for v, b in zip(value, blank) if not b)
-        fix = f" ({name}={kept!r})" if kept else f", or {opt} itself for its default"
-        raise UserError(f"{opt} {value!r} holds a blank item; drop it{fix}")
+        fix = spec.blank_fix or "drop it" + (f" ({name}={kept!r})" if kept else f", or {opt} itself for its default")
+        raise UserError(f"{opt} {value!r} holds a blank item; {fix}")
     if item not in ITEM_TAKES:
         return
     wrong = [v for v in value if not _item_fits(v, item)]

@@ -1445,8 +1445,9 @@ def test_a_list_option_holding_a_blank_item_is_refused_in_one_line_for_every_con
              "--drop-ages [57, ''] holds a blank item; drop it (drop_ages=[57])"),
             (lambda: TrainConfig(heads="multi", head_columns=["mask", ""]).validate(registry=False),
              "--head-columns ['mask', ''] holds a blank item; drop it (head_columns=['mask'])"),
-            (lambda: TrainConfig(heads="multi", head_weights=[1, "", 1, 2]).validate(registry=False),
-             "--head-weights [1, '', 1, 2] holds a blank item; drop it (head_weights=[1, 1, 2])"),
+            # one weight per head: a blank is a missing weight (dropping it, the count no longer matched the heads)
+            (lambda: TrainConfig(heads="multi", head_weights=[1, "", 1]).validate(registry=False),
+             "--head-weights [1, '', 1] holds a blank item; give a weight in its place (one per head)"),
             (lambda: opts.check(LayoutOptions(age_bands=[30, " "])),
              "--age-bands [30, ' '] holds a blank item; drop it (age_bands=[30])"),
             # a list that checks its items itself names the blank in its own words: --filter's syntax, the choices

@@ -234,6 +234,7 @@ class TrainConfig:
                                      help="Label columns for --heads multi.")
     head_weights: list[float] = option(factory=list, panel=MODEL, cli_type=Optional[str],
                                        to_cli=lambda v: join(v) or None, from_cli=_float_list, needs=MULTI,
+                                       blank_fix="give a weight in its place (one per head)",
                                        none="all 1", help="Per-head loss weights for --heads multi, e.g. 1,1,2.")
     branch: str = option("shallow", panel=MODEL, choices=("shallow", "deep"), needs=MULTI,
                          help="Multi heads: shallow (linear) | deep (MLP branch per head).")
