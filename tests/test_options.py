@@ -1465,6 +1465,24 @@ def test_a_list_option_holding_a_blank_item_is_refused_in_one_line_for_every_con
     opts.check(RunsConfig(filter=[]))
 
 
+def test_head_weights_that_train_no_loss_are_refused_in_one_line(tmp_path):
+    """--head-weights nan,-1,inf was taken from the command line and from Python: the multi-head loss is each head's
+    loss times its weight, summed, so such a run trained a NaN loss (nan, inf), one that training pushed up (a
+    negative weight) or none (every weight 0). --head-weights' validator refuses them before any work; 0 for some
+    heads stays taken."""
+    r = runner.invoke(app, ["train", str(tmp_path / "nosuch.csv"), "--heads", "multi", "--head-weights", "nan,-1,inf"])
+    assert r.exit_code == 2 and r.output.strip() == "error: --head-weights holds nan: each weight must be a finite " \
+                                                    "number >= 0 (one per head), e.g. 1,1,2", r.output
+    for weights, said in (([1, -1, 1], "holds -1.0: each weight must be a finite number >= 0"),
+                          ([1, 1, float("inf")], "holds inf: each weight"),
+                          ([np.float32("-inf"), 1, 1], "holds -inf: each weight"),
+                          ([0, 0.0, 0], "--head-weights weighs every head 0, so no head would learn; give one "
+                                        "weight > 0 at least")):
+        with pytest.raises(UserError, match=re.escape(said)):
+            TrainConfig(heads="multi", head_weights=weights).validate(registry=False)
+    TrainConfig(heads="multi", head_weights=[0, 1, 2.5]).validate(registry=False)
+
+
 def test_a_list_option_item_of_the_wrong_type_is_refused_in_one_line_for_every_config():
     """A Python caller's (or a config.yaml's) list items were checked only for blanks: drop_ages=['57', 'x'] dropped
     no one, silently (no age is a text), head_weights=[1.0, None, 1] was taken (only a count mismatch was refused,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path, PurePath
 from typing import Optional
@@ -60,6 +61,18 @@ def _float_list(text: str) -> list[float]:
         return [float(w) for w in words]
     except ValueError:
         raise UserError(f"--head-weights takes {takes} (got '{text}')") from None
+
+
+def _head_weights(weights) -> None:
+    """--head-weights' validator: the multi-head loss is the sum of each head's loss times its weight
+    (loop.Trainer.head_w), so a weight is a finite number >= 0 (0: that head adds nothing to the loss) and one at
+    least is > 0. nan or inf trained a NaN loss, a negative weight a loss that training pushed up, all 0 none."""
+    for w in weights:
+        if not (math.isfinite(w) and w >= 0):
+            raise UserError(f"--head-weights holds {float(w)}: each weight must be a finite number >= 0 (one per "
+                            f"head), e.g. 1,1,2")
+    if weights and not any(w > 0 for w in weights):
+        raise UserError("--head-weights weighs every head 0, so no head would learn; give one weight > 0 at least")
 
 
 @functools.lru_cache(maxsize=2)
@@ -234,7 +247,7 @@ class TrainConfig:
                                      help="Label columns for --heads multi.")
     head_weights: list[float] = option(factory=list, panel=MODEL, cli_type=Optional[str],
                                        to_cli=lambda v: join(v) or None, from_cli=_float_list, needs=MULTI,
-                                       blank_fix="give a weight in its place (one per head)",
+                                       blank_fix="give a weight in its place (one per head)", validator=_head_weights,
                                        none="all 1", help="Per-head loss weights for --heads multi, e.g. 1,1,2.")
     branch: str = option("shallow", panel=MODEL, choices=("shallow", "deep"), needs=MULTI,
                          help="Multi heads: shallow (linear) | deep (MLP branch per head).")
