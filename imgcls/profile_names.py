@@ -36,13 +36,15 @@ def age_edges(flag_name: str, example: str = "30,60") -> Callable[[Any], None]:
     """The check of an option of age band edges (--age-bands, --relabel-age; Spec.validator): whole ages of 0 or more
     in increasing order, at least one; its refusal gives `example` (the flag's parser's, options.int_list). A Python
     caller's empty list broke eda and split with an IndexError, and edges out of order (60,30) named the bands '<60',
-    '60-29', '>=30' unsaid."""
+    '60-29', '>=30' unsaid. A list or tuple's items are whole numbers here: options.check's item rule refuses a
+    text or a float first (age_bands=['30', '60'], [30.0, 60.0]: "holds '30', not a whole number"); only another
+    sequence, which that rule does not read (a numpy array), brings them here, said as not whole ages."""
     def check(value: Any) -> None:
         edges = list(value)
-        what = edges_fault(edges)       # [30.0, 60.0] is increasing: said as not whole, not as out of order
+        what = edges_fault(edges)       # np.array([30.0, 60.0]) is increasing: said as not whole, not as out of order
         if not what:
             return
-        # text shown quoted: '30','60' is not whole ages, as 30,60 would read
+        # text shown quoted (np.array(['30', '60'])): not whole ages, as 30,60 would read
         given = ",".join(repr(e) if isinstance(e, str) else str(e) for e in edges)
         python = f"{flag_name.lstrip('-').replace('-', '_')}=[{example.replace(',', ', ')}]"
         raise UserError(f"{flag_name}{' ' + given if edges else ''} {what}: give the band edges in increasing order, "
