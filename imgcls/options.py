@@ -556,17 +556,18 @@ def _takes_none(cls, name: str) -> bool:
 
 
 def _wanted(spec: Spec, kind: str | None) -> str:
-    """What a field takes, for a refusal of None: 'one of: a, b', 'a whole number >= 1', 'True or False'; its `off`
-    value first where it declares one: '0 for no limit (a whole number >= 0)', "'none' for no TTA"."""
+    """What a field takes, for a refusal of None: 'one of: a, b', 'a whole number >= 1', 'True or False', 'a string'
+    (the kind as _check_scalar names it, ITEM_TAKES); its `off` value first where it declares one: '0 for no limit (a
+    whole number >= 0)', "'none' for no TTA" (a text's quotes say its kind)."""
     if spec.off:
         value, means = spec.off
         takes = _wanted(dataclasses.replace(spec, off=()), kind)
-        return f"{value!r} for {means}" + (f" ({takes})" if takes != "a value" else "")
+        return f"{value!r} for {means}" + (f" ({takes})" if takes not in ("a value", ITEM_TAKES[str]) else "")
     if spec.choices is not None:
         return f"one of: {', '.join(map(str, spec.choices))}" + (" (a list of them)" if kind == "list" else "")
     if spec.lo is not None or spec.hi is not None:
         return f"a {'whole ' if kind == 'int' else ''}number {range_text(spec)}"
-    return {"list": "a list", "bool": "True or False"}.get(kind, "a value")
+    return {"list": "a list", **{k: ITEM_TAKES[t] for k, t in SCALARS.items()}}.get(kind, "a value")
 
 
 def recorded_nulls(cls, d: dict) -> dict:

@@ -772,7 +772,7 @@ def test_every_step_s_config_argument_of_another_type_is_a_type_error_naming_it(
     ("train", lambda: {"epochs": None}, "--epochs cannot be None; give a whole number >= 1, or leave it out for its "
                                         "default"),
     ("train", lambda: {"lr": None}, "--lr cannot be None; give a number >= 0"),
-    ("train", lambda: {"model": None}, "--model cannot be None; give a value"),
+    ("train", lambda: {"model": None}, "--model cannot be None; give a string, or leave it out"),
     ("train", lambda: {"scheduler": None}, "--scheduler cannot be None; give one of: cosine, "),
     ("train", lambda: {"hflip": None}, "--hflip cannot be None; give True or False"),
     ("train", lambda: {"tracker": [None]}, "--tracker cannot be None; give one of: tensorboard"),
