@@ -469,12 +469,12 @@ def set_aside_line(df: pd.DataFrame) -> str:
     its `reason`, that eda counts the rest, and the classes set aside whole (absent from eda's class table, as from
     split's and train's)."""
     aside = ~mf.kept(df)
-    why = df.loc[aside, "reason"].fillna("").astype(str).str.strip() if "reason" in df.columns else pd.Series("")
+    why = mf.text_values(df.loc[aside, "reason"]).str.strip() if "reason" in df.columns else pd.Series("")
     reasons = why[why != ""].value_counts()
     said = f": {', '.join(f'{n} {r}' for r, n in reasons.items())}" if len(reasons) else ""
     gone = ""
     if "label" in df.columns:
-        labels = df["label"].fillna("").astype(str)
+        labels = mf.text_values(df["label"])
         whole = sorted(set(labels[aside & (labels != "")]) - set(labels[~aside]))
         if whole:
             gone = (f"; {plural(len(whole), 'class', 'classes')} set aside whole (in no class count here): "

@@ -383,7 +383,7 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
     cache, why = read_vectors(cpaths[kind], tag, size, kind)
     stale = [(cpaths[kind], why)] if why else []
     n = len(df)
-    errors = df["error"].fillna("").astype(str).to_numpy() if "error" in df.columns else np.array([""] * n)
+    errors = mf.text_values(df["error"]).to_numpy() if "error" in df.columns else np.array([""] * n)
     shas = mf.content_hashes(df)
     readable = [i for i in range(n) if errors[i] == ""]
     resumed = sum(1 for i in readable if shas[i] and shas[i] not in cache and shas[i] in shards[kind])

@@ -88,10 +88,11 @@ class NearDuplicates:
         per content hash that a pass already filled (else one is made: thumbnails are decoded only where no earlier
         run kept their numbers, or where a pair is verified rather than replayed)."""
         from imgcls.clean.pair_cache import CandidateCache, PairCache, Thumbnails, content_keys
+        from imgcls.manifest import text_values
         floor = self.cut if floor is None else floor
         if levels:                     # every pair a level counts must come back
             floor = min(floor, *levels)
-        ok = (df["error"].fillna("").astype(str) == "").to_numpy()
+        ok = (text_values(df["error"]) == "").to_numpy()
         if emb is None:
             emb = self.embeddings(df, workers)
         keys = content_keys(df)
@@ -183,7 +184,8 @@ def _decoded(ts: "Thumbnails", i: np.ndarray, j: np.ndarray, record: "PairRecord
 def exact_pairs(values: Sequence | pd.Series, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(first row, later row) position pairs: every row whose non-empty value an earlier row (among `valid` rows)
     has, linked to the first of them."""
-    vals = pd.Series(values).fillna("").astype(str).to_numpy()
+    from imgcls.manifest import text_values
+    vals = text_values(values).to_numpy()
     use = vals != ""
     if valid is not None:
         use &= np.asarray(valid, bool)
@@ -199,7 +201,8 @@ def content_representatives(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, n
     """(rows, first, later): the readable rows a per-image pass decodes, one per content hash (each sha256's first
     readable row, and every readable row without one), and the byte-identical copies left out (`later`), each
     with the row it copies (`first`): what the pass computes for `first` holds for `later`."""
-    ok = (df["error"].fillna("").astype(str) == "").to_numpy() if "error" in df.columns else np.ones(len(df), bool)
+    from imgcls.manifest import text_values
+    ok = (text_values(df["error"]) == "").to_numpy() if "error" in df.columns else np.ones(len(df), bool)
     first, later = (exact_pairs(df["sha256"], valid=ok) if "sha256" in df.columns
                     else (np.zeros(0, np.int64),) * 2)
     return np.setdiff1d(np.flatnonzero(ok), later), first, later
@@ -209,11 +212,12 @@ def reference_pairs(keys: Sequence | pd.Series, refs: Sequence | pd.Series, sep:
                     ) -> tuple[np.ndarray, np.ndarray]:
     """(named row, naming row) position pairs: row j whose `refs` cell names (sep-separated) the `keys` value of row
     i. A name no row has links nothing."""
+    from imgcls.manifest import text_values
     where: dict[str, int] = {}
-    for k, v in enumerate(pd.Series(keys).fillna("").astype(str)):
+    for k, v in enumerate(text_values(keys)):
         where.setdefault(v, k)
     ii, jj = [], []
-    for j, cell in enumerate(pd.Series(refs).fillna("").astype(str)):
+    for j, cell in enumerate(text_values(refs)):
         for name in cell.split(sep) if cell else ():
             i = where.get(name)
             if i is not None and i != j:

@@ -120,6 +120,15 @@ def _blank(v) -> bool:
     return v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
 
 
+def text_values(values) -> pd.Series:
+    """Each value as text, '' where missing: the one reading of a text column (label, error, root, ...) whatever
+    dtype a CSV gave it (str, object, all-empty float64, Int64). A value reads as astype(str) gives it (a float
+    column's 1.0 as '1.0'); fillna('') first, as before, warned on a float64 column (pandas 3: Pandas4Warning, an
+    error in pandas 4) and raised on Int64."""
+    s = values if isinstance(values, pd.Series) else pd.Series(values)
+    return s.astype(str).where(s.notna().to_numpy(), "")
+
+
 def parse_bool(v, blank=None):
     """True / False from a bool, 0 / 1 or one of TRUE_WORDS / FALSE_WORDS; `blank` for an empty cell; raises
     ValueError for anything else."""
@@ -206,7 +215,7 @@ def judge_readable(df: pd.DataFrame, rows: Iterable[int] | None = None) -> None:
         return
     if not {"keep", "reason"} <= set(df.columns):
         return
-    reasons = df["reason"].fillna("").astype(str).to_numpy()
+    reasons = text_values(df["reason"]).to_numpy()
     back = [i for i in rows if readable[i] and reasons[i] == UNREADABLE]
     if back:
         keep = kept(df).copy()
@@ -230,7 +239,7 @@ def augmented(df: pd.DataFrame) -> np.ndarray:
     """Rows that are oversampled copies (a non-empty `augmented_from`; no column: none)."""
     if "augmented_from" not in df.columns:
         return np.zeros(len(df), bool)
-    return (df["augmented_from"].fillna("").astype(str).str.strip() != "").to_numpy()
+    return (text_values(df["augmented_from"]).str.strip() != "").to_numpy()
 
 
 def copy_sources(value) -> list[str]:
@@ -475,7 +484,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
             df, root = read_competition_csv(csv_path, root, opts, view)
             guessed = df.attrs.get(CSV_GROUPS_GUESSED)
             # said: a `group` column of another meaning (a super-class) keeps whole classes on one side of a split
-            n = df["group"].fillna("").astype(str).str.strip().replace("", np.nan).nunique() \
+            n = text_values(df["group"]).str.strip().replace("", np.nan).nunique() \
                 if guessed and groups_matter else 0
             if n:
                 notes.append(f"groups from its column '{guessed}': {plural(n, 'group')}, each kept on one side of "
@@ -618,7 +627,7 @@ def content_hashes(df: pd.DataFrame) -> np.ndarray:
     the key of everything cached by content (embeddings, photo features, verified pairs)."""
     if "sha256" not in df.columns:
         return np.full(len(df), "", object)
-    return df["sha256"].fillna("").astype(str).to_numpy()
+    return text_values(df["sha256"]).to_numpy()
 
 
 def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS,
@@ -705,7 +714,7 @@ def reuse_scan(df: pd.DataFrame, earlier: str | os.PathLike, summary: str | os.P
         return df
     if not set(SCAN_COLUMNS) <= set(old.columns):
         return df
-    old = old[(error_texts(old) == "") & (old["sha256"].fillna("").astype(str) != "")
+    old = old[(error_texts(old) == "") & (text_values(old["sha256"]) != "")
               & old["bytes"].notna() & old["mtime"].notna()]
     keys = _resolved_paths(old)
     if not keys.is_unique:
@@ -723,7 +732,7 @@ def reuse_scan(df: pd.DataFrame, earlier: str | os.PathLike, summary: str | os.P
             df.loc[rows, c] = pd.array(src[c].to_numpy(), dtype="Int64")
         else:
             df[c] = df[c].astype(object) if c in df.columns else None
-            df.loc[rows, c] = src[c].fillna("").astype(str).to_numpy()
+            df.loc[rows, c] = text_values(src[c]).to_numpy()
     info(f"reused the scan of {plural(int(hit.sum()), 'image')} from the earlier {earlier} (each checked against its "
          f"file: any image changed since is scanned again)")
     return df
@@ -763,7 +772,7 @@ def _fill_scan(df: pd.DataFrame, todo: list[int], workers: int, max_pixels: int 
             df.loc[scanned.index, c] = pd.array(scanned[c], dtype="Int64")
         else:
             df[c] = df[c].astype(object)
-            df.loc[scanned.index, c] = scanned[c].fillna("").astype(str).values
+            df.loc[scanned.index, c] = text_values(scanned[c]).values
 
 
 def over_limit_rows(df: pd.DataFrame, max_pixels: int | None, skip: set[int] = frozenset()) -> list[int]:
@@ -795,8 +804,8 @@ def say_lost_classes(df: pd.DataFrame, scanned: pd.Index, why: str = "unreadable
     'left out by preprocess' for a --no-face drop or a failed image)."""
     if "label" not in df.columns:
         return
-    labels = df["label"].fillna("").astype(str)
-    ok = df["error"].fillna("").astype(str) == ""
+    labels = text_values(df["label"])
+    ok = text_values(df["error"]) == ""
     if not ok.any():
         return
     have = set(labels[ok])
@@ -817,7 +826,7 @@ def say_unreadable(df: pd.DataFrame, show: int = 5, fate: str = "left out",
                    listed_in: str = "the manifest's error column") -> None:
     """One warning naming the unreadable images among df's rows by path and reason (the first `show`; `listed_in`
     lists every one): each step leaves them out and goes on (`fate`: what happens to them instead)."""
-    errors = df["error"].fillna("").astype(str)
+    errors = text_values(df["error"])
     bad = df[errors != ""]
     if bad.empty:
         return
@@ -828,7 +837,7 @@ def say_unreadable(df: pd.DataFrame, show: int = 5, fate: str = "left out",
 
 def error_texts(df: pd.DataFrame) -> pd.Series:
     """Each row's `error` as text, '' for a readable image or a table without the column (no scan yet)."""
-    return df["error"].fillna("").astype(str) if "error" in df.columns else pd.Series("", index=df.index)
+    return text_values(df["error"]) if "error" in df.columns else pd.Series("", index=df.index)
 
 
 def unscanned_rows(df: pd.DataFrame) -> list[int]:
@@ -876,7 +885,7 @@ def require_readable(df: pd.DataFrame, note: str = "", of: str = "", data_flag: 
     its data, in the route the message names (predict's '--data'; '' where the step is not known: csv_route)."""
     if len(df) == 0:
         return
-    err = df["error"].fillna("").astype(str)
+    err = text_values(df["error"])
     if (err != "").all():
         first = image_paths(df.iloc[:1])[0]
         fate = "is left" if (err == NO_FACE_DROPPED).all() else "can be read"    # readable, left out by preprocess

@@ -330,7 +330,7 @@ def predict_dropped_faces(df: pd.DataFrame) -> pd.DataFrame:
     from imgcls.manifest import NO_FACE_DROPPED
     if "error" not in df.columns:
         return df
-    dropped = (df["error"].fillna("").astype(str) == NO_FACE_DROPPED).to_numpy()
+    dropped = (mf.text_values(df["error"]) == NO_FACE_DROPPED).to_numpy()
     if not dropped.any():
         return df
     first = mf.image_paths(df[dropped].head(1))[0]
@@ -859,7 +859,7 @@ def _trained_by_table(run: Path, df: pd.DataFrame, where: dict[str, int], folds:
     else:
         split = split_values(table)
         took = mf.kept(table) & ~validated & ((split != "test").to_numpy() if split is not None else True)
-    sources = (table["source_path"].fillna("").astype(str).to_numpy() if "source_path" in table.columns
+    sources = (mf.text_values(table["source_path"]).to_numpy() if "source_path" in table.columns
                else np.full(len(table), "", object))
     for i in np.flatnonzero(took):
         for key in (paths[i], sources[i]):
@@ -965,7 +965,7 @@ def check_eval_scorable(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray, 
     --label-col reads, the labels read against the model's classes) and what predict reads labels from (class
     folders named as its classes, or a CSV with path,label columns; a CSV or manifest with its --target column),
     rather than predicting everything and then saying so."""
-    labels = df["label"].fillna("").astype(str)
+    labels = mf.text_values(df["label"])
     if (rows & labels.isin(spec.classes).to_numpy()).any():
         return
     if target != "label":
@@ -1010,7 +1010,7 @@ def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray
     also the val rows of its own splits.csv (folds 1..K-1 trained on fold 0's). Refused before the model runs,
     pointing to the honest scores (the run's validation or out-of-fold score; rows it never trained on, such as
     the split's test rows). `view`: the read's look at the data's folder (trained_rows')."""
-    labelled = df["label"].fillna("").astype(str).isin(spec.classes).to_numpy()
+    labelled = mf.text_values(df["label"]).isin(spec.classes).to_numpy()
     scored = rows & labelled
     split = split_values(df)
     ensemble = _ensemble_honest_score(spec)
@@ -1049,7 +1049,7 @@ def say_trained_on(spec: EnsembleSpec, df: pd.DataFrame, data, view: FolderView 
     read's look at the data's folder (trained_rows'). Unlabelled data is looked at too (DACON's flat train/ or its
     train.csv read without --label-col, given for test/ / test.csv): a submission of training images, said; a run
     whose records are not readable here is passed over there (a test set's prediction does not need them)."""
-    labelled = df["label"].fillna("").astype(str).isin(spec.classes).to_numpy()
+    labelled = mf.text_values(df["label"]).isin(spec.classes).to_numpy()
     rows = labelled if labelled.any() else np.asarray(mf.kept(df), bool)
     seen = np.zeros(len(df), bool)
     runs = []
@@ -1093,7 +1093,7 @@ def _own_test_rows(spec: EnsembleSpec, df: pd.DataFrame, tables: dict | None = N
     if table is None or "split" not in table.columns:
         return None
     target = model_target(spec)
-    labels = table[target if target in table.columns else "label"].fillna("").astype(str)
+    labels = mf.text_values(table[target if target in table.columns else "label"])
     n = int((mf.kept(table) & split_rows(table, "test") & labels.isin(spec.classes).to_numpy()).sum())
     return (src, n) if n else None
 
@@ -1174,7 +1174,7 @@ def weights_fitted_rows(keys: set[str], df: pd.DataFrame) -> np.ndarray:
 
 def _eval_scores(df: pd.DataFrame, probs: Probabilities, classes: Sequence[str], part: str = "all",
                  rows: np.ndarray | None = None, fitted: np.ndarray | None = None) -> dict | None:
-    labels = df["label"].fillna("").astype(str)
+    labels = mf.text_values(df["label"])
     cidx = {c: i for i, c in enumerate(classes)}
     known = labels.map(cidx)
     readable = np.array([not e for e in probs.errors])
@@ -1347,7 +1347,7 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
         rows = np.ones(len(df), bool)
     given = df          # as read: what warn_preprocess_differs compares with the members' preprocessing
     df = predict_dropped_faces(df)
-    pre_err = df["error"].fillna("").astype(str).tolist() if "error" in df.columns else None
+    pre_err = mf.text_values(df["error"]).tolist() if "error" in df.columns else None
     # none of the images readable (a manifest that says so, files that are no images) fails before the model runs
     # (and before predict says what it predicts with)
     require_one_readable(df, pre_err, max_pixels, **unreadable)
@@ -1395,7 +1395,7 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
     # the probabilities join the submission on it
     ids = template.row_ids() if template is not None else submission_ids(df, fmt)[0].tolist()
     table = pd.DataFrame({"id": ids, "path": df["path"].astype(str)})
-    if (df["label"].fillna("").astype(str) != "").any():
+    if (mf.text_values(df["label"]) != "").any():
         table["label"] = df["label"].astype(str)
     table["pred"] = [classes[i] for i in pred]
     table["error"] = probs.errors
@@ -1471,7 +1471,7 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
         info(f"wrote {sub_path} ({plural(len(sub), 'row')}{held}), {probs_path} and {out / REPORT_HTML} in "
              f"{probs.seconds:.1f} s ({summary['images_per_s']} images/s)")
         if not evaluate:
-            known = int((df["label"].fillna("").astype(str).isin(classes).to_numpy()
+            known = int((mf.text_values(df["label"]).isin(classes).to_numpy()
                          & np.array([not e for e in probs.errors], bool)).sum())     # readable, as --eval counts
             if known and not seen:  # a labelled hold-out predicted without its score: say how to get it
                 info(f"the data has {known} image(s) labelled with the model's classes: "

@@ -163,6 +163,7 @@ def _score(preds: pd.DataFrame | None, run: Run, record: tuple[dict, pd.DataFram
     scores train recorded of it (`record`, _recorded_scores') where they are of these very predictions
     (_record_fits), else scored here with imgcls.metrics (sklearn: a run or an ensemble of an older imgcls,
     which records none)."""
+    from imgcls.manifest import text_values
     if preds is None or "label" not in preds.columns or "pred" not in preds.columns:
         return
     classes = prob_classes(preds.columns) or run.classes
@@ -186,7 +187,7 @@ def _score(preds: pd.DataFrame | None, run: Run, record: tuple[dict, pd.DataFram
             else ""
         paths = [posixpath.relpath(k, top) if top else k for k in keys]
     elif "path" in rows.columns:
-        root = rows["root"].fillna("").astype(str) if "root" in rows.columns else pd.Series("", index=rows.index)
+        root = text_values(rows["root"]) if "root" in rows.columns else pd.Series("", index=rows.index)
         keys = [f"{r}/{q}" if r else str(q) for r, q in zip(root, rows["path"])]
         paths = [str(q) for q in rows["path"]]
     else:
@@ -503,11 +504,12 @@ def _profile_shares(path: Path, members: list) -> dict[str, str]:
     table, report.html and predict show it (scores.csv's `shares`, ensemble.profile.share_text: '1.00', or per
     attribute where they differ): spec.yaml's weight is over every member, which the product of the attributes
     never uses (one run per attribute has 1.00 each, not 0.333). {} where scores.csv does not record them."""
+    from imgcls.manifest import text_values
     t = read_run_file(path / ENSEMBLE_SCORES_CSV, ENSEMBLE_SCORES, ENSEMBLE_FILE_FIX)
     if t is None or "shares" not in t.columns or len(t) < len(members):
         return {}
     return {str(m.get("name")): (v if "," not in v else f"({v})")
-            for m, v in zip(members, t["shares"].fillna("").astype(str))}
+            for m, v in zip(members, text_values(t["shares"]))}
 
 
 def _ensemble_target(path: Path, doc: dict) -> str:

@@ -1916,3 +1916,22 @@ def test_reading_a_manifest_resolves_each_root_once(tmp_path, monkeypatch):
     back = mf.read_manifest_file(tmp_path / "m" / "manifest.csv")
     assert len(resolved) <= 3, len(resolved)
     assert set(back["root"]) == {str(root.resolve())} and back["path"].tolist() == df["path"].tolist()
+
+
+def test_text_values_reads_every_dtype_as_astype_str_with_blank_for_missing():
+    """manifest.text_values, the one reading of a text column: each value as astype(str) gives it (a float column's
+    1.0 as '1.0', as fillna('').astype(str) gave it), '' where missing, whatever dtype a CSV left (an all-empty column
+    is float64), with no pandas warning; an Int64 column with a gap (fillna('') raised) and a list too."""
+    import warnings
+    import numpy as np
+    cases = [(pd.Series([np.nan, np.nan]), ["", ""]), (pd.Series([1.0, np.nan]), ["1.0", ""]),
+             (pd.Series([1, None], dtype="Int64"), ["1", ""]), (pd.Series(["a", None]), ["a", ""]),
+             (pd.Series(["a", None, 2, pd.NA], dtype=object), ["a", "", "2", ""]),
+             (pd.Series([True, False]), ["True", "False"]), (["x", None, np.nan], ["x", "", ""])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for values, want in cases:
+            got = mf.text_values(values)
+            assert list(got) == want and all(isinstance(v, str) for v in got), (values, list(got))
+    s = pd.Series(["b", None], index=[7, 7])
+    assert list(mf.text_values(s).index) == [7, 7]

@@ -1764,3 +1764,19 @@ def test_a_plain_run_holding_a_run_named_fold_0_is_a_run_not_a_k_fold_set(tmp_pa
     fake_run(a / "fold_0", "resnet10t", [("a", "b"), ("b", "b")])
     kinds = {r.path.name: r.kind for r in find_runs(tmp_path / "runs")}
     assert kinds == {"A": "run", "fold_0": "run"}, kinds
+
+
+def test_a_predictions_table_whose_root_column_is_all_empty_is_read_without_a_pandas_warning(tmp_path):
+    """A val_predictions.csv whose `root` column is empty in every row (a run of rows named by path only) reads back
+    from the CSV as float64 NaN: runs' row keys took it with fillna('').astype(str), which pandas 3 warns about
+    (Pandas4Warning: a str fill value for a float64 column) and pandas 4 refuses. The keys are the paths, no warning."""
+    import warnings
+    from imgcls.runs import read_run
+    d = fake_run(tmp_path / "runs" / "r", "m", [("a", "a"), ("b", "b"), ("c", "a")])
+    preds = pd.read_csv(d / "val_predictions.csv").assign(root="")
+    preds.to_csv(d / "val_predictions.csv", index=False)
+    assert pd.read_csv(d / "val_predictions.csv")["root"].dtype == np.float64
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run = read_run(d)
+    assert run.row_keys == {"0.png", "1.png", "2.png"} and run.row_paths == run.row_keys

@@ -157,7 +157,7 @@ def _classes_flagged(flagged: np.ndarray, df: pd.DataFrame) -> list[str]:
     """'k of n 'c'' for each class of which more than OOD_MAX_CLASS_SHARE of the remaining images are flagged."""
     if "label" not in df.columns:
         return []
-    labels = df["label"].fillna("").astype(str).to_numpy()
+    labels = mf.text_values(df["label"]).to_numpy()
     eligible = df["keep"].to_numpy() & (labels != "")
     hit = []
     for c in sorted(set(labels[eligible])):

@@ -60,7 +60,7 @@ def possible_copy_names(df: pd.DataFrame, names: list[str], cfg: PreprocessConfi
     if cfg.oversample_settings() is None:
         return []
     k_max = math.ceil(cfg.oversample_max_factor) - 1
-    labelled = (df["label"].fillna("").astype(str) != "").to_numpy() if "label" in df.columns else \
+    labelled = (mf.text_values(df["label"]) != "").to_numpy() if "label" in df.columns else \
         np.zeros(len(df), bool)
     sources = mf.kept(df) & labelled & ~mf.augmented(df)
     return [copy_name(n, k) for n, s in zip(names, sources) if s for k in range(1, k_max + 1)]
@@ -274,7 +274,7 @@ def add_copies(res: pd.DataFrame, out: Path, cfg: PreprocessConfig) -> tuple[pd.
         warn(f"{int(copies_in.sum())} input row(s) are already oversampled copies (augmented_from): passed through, "
              f"not counted and not copied again")
     eligible = ((res["root"].astype(str) == out_root) & (res["error"].fillna("") == "")
-                & (res["label"].fillna("").astype(str) != "")).to_numpy() & mf.kept(res) & ~copies_in
+                & (mf.text_values(res["label"]) != "")).to_numpy() & mf.kept(res) & ~copies_in
     plan = plan_copies(res, eligible, cfg)     # no name an input image has: refuse_taken_copy_names, before the work
     prev = _previous_copies(out, settings)
     paths = list(res["path"].astype(str))

@@ -35,9 +35,10 @@ def check_split_values(df, where) -> None:
     (layouts.row_at; `where` names a table not read from a file): another tool's 'valid' read as no validation rows
     sent them into train's random draw, and a train row with an empty fold was 'train (every fold)' to --check but
     trained in no fold."""
+    from imgcls.manifest import text_values
     if "split" not in df.columns:
         return
-    values, split = df["split"].fillna("").astype(str), split_values(df)       # as written, as read
+    values, split = text_values(df["split"]), split_values(df)       # as written, as read
     bad = ~split.isin(SPLITS + ("",))
     if not bad.any():
         _check_fold_values(df, split, where)
@@ -55,9 +56,10 @@ def check_split_values(df, where) -> None:
 def split_values(df):
     """The `split` column as train, predict and split --check read it: lower-cased ('Train' is train), '' where
     empty; None without the column. The one reading of the column: split_rows, train's sides, predict's parts."""
+    from imgcls.manifest import text_values
     if "split" not in df.columns:
         return None
-    return df["split"].fillna("").astype(str).str.lower()
+    return text_values(df["split"]).str.lower()
 
 
 def split_rows(df, part: str):

@@ -22,7 +22,7 @@ def class_column(df: pd.DataFrame, stratify: Sequence[str]) -> str:
     (--stratify, or what a checked table's split recorded) that has values (DACON's `artist`, which
     `train --target artist` trains on); `label` where none or several have."""
     def filled(c: str) -> bool:
-        return c in df.columns and bool((df[c].fillna("").astype(str) != "").any())
+        return c in df.columns and bool((mf.text_values(df[c]) != "").any())
     if filled("label"):
         return "label"
     other = list(dict.fromkeys(c for c in stratify if c != "label" and filled(c)))
@@ -72,7 +72,7 @@ def exclusion_reasons(df: pd.DataFrame, cfg: SplitConfig) -> pd.Series:
     if "keep" in df.columns:
         why = df["reason"].astype(str).replace("nan", "") if "reason" in df.columns else pd.Series("", index=df.index)
         mark(~mf.kept(df), ("clean: " + why.where(why != "", "keep=false")))
-    mark(df["error"].fillna("").astype(str) != "", "unreadable: " + df["error"].fillna("").astype(str))
+    mark(mf.text_values(df["error"]) != "", "unreadable: " + mf.text_values(df["error"]))
     if cfg.drop_ages:
         if "age" not in df.columns:
             raise UserError("--drop-ages needs an `age` column (a profile dataset); this source has none")
@@ -80,5 +80,5 @@ def exclusion_reasons(df: pd.DataFrame, cfg: SplitConfig) -> pd.Series:
         mark(ages.isin(list(cfg.drop_ages)), "age " + ages.astype("Int64").astype(str) + " in --drop-ages "
              + drop_ages_text(cfg.drop_ages))
     for col in cfg.stratify:
-        mark(df[col].fillna("").astype(str) == "", f"no {col}")
+        mark(mf.text_values(df[col]) == "", f"no {col}")
     return reasons

@@ -86,7 +86,7 @@ def check_leaks(df: pd.DataFrame, group_col: str = "group",
     are near-duplicates (but for two oversampled copies in two folds: in_folds) or are an oversampled copy and a
     source its augmented_from names (_copy_leaks). `near_pairs` index positions of df. One row per (kind, key, side
     pair)."""
-    from imgcls.manifest import augmented
+    from imgcls.manifest import augmented, text_values
     side = sides(df).to_numpy()
     copy_in_folds = augmented(df) & in_folds(side, has_folds(df))
     paths = df["path"].astype(str).to_numpy()
@@ -95,7 +95,7 @@ def check_leaks(df: pd.DataFrame, group_col: str = "group",
     for col in (group_col,) + LINK_COLUMNS:
         if col not in df.columns:
             continue
-        vals = df[col].fillna("").astype(str).to_numpy()
+        vals = text_values(df[col]).to_numpy()
         sel = used & (vals != "")
         sub = pd.DataFrame({"key": vals[sel], "side": side[sel], "path": paths[sel]})
         n_sides = sub.groupby("key")["side"].nunique()

@@ -84,7 +84,7 @@ def _classes_to_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str
     label = df["label"].copy()
     cls = class_column(df, cfg.stratify)
     if cls != "label":
-        df["label"] = df[cls].fillna("").astype(str)
+        df["label"] = mf.text_values(df[cls])
     return df, label, moved
 
 
@@ -98,7 +98,7 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     cfg.validate()      # a Python caller's config as the command line's (its fractions: assign.fraction_plan's)
     _check_stratify(df, cfg)
     notes: list[str] = []
-    if "split" in df.columns and (df["split"].fillna("").astype(str) != "").any():
+    if "split" in df.columns and (mf.text_values(df["split"]) != "").any():
         if "drop_reason" in df.columns:     # an earlier imgcls split's table (split check / fix's, the leak
             info("the source is a split table (an earlier imgcls split): this split replaces its `split` / `fold` "
                  "columns; train on the source itself to keep its split")     # check's held-out commands)
@@ -231,7 +231,7 @@ def _check_parts_before_scan(df: pd.DataFrame, cfg: SplitConfig, group_col: str)
     inc = df[(exclusion_reasons(df, cfg) == "").to_numpy()]
     if inc.empty:           # make_split's line
         return
-    group = inc[group_col].fillna("").astype(str).to_numpy() if group_col in inc.columns else np.full(len(inc), "")
+    group = mf.text_values(inc[group_col]).to_numpy() if group_col in inc.columns else np.full(len(inc), "")
     units = np.where(group != "", "group " + group, "row " + np.arange(len(inc)).astype(str))
     check_enough_units(units, inc["label"].to_numpy(), strata_of(inc, cfg), cfg)
 
@@ -599,7 +599,7 @@ def _stratify_of(cfg: SplitConfig, table: pd.DataFrame, file: Path, typed, recor
         made = recorded.get("stratify")
         return tuple(c for c in made if isinstance(c, str)) if isinstance(made, list) else tuple(cfg.stratify)
     _check_stratify(table, cfg, str(file))
-    if "label" in cfg.stratify and (table["label"].fillna("").astype(str) == "").all():
+    if "label" in cfg.stratify and (mf.text_values(table["label"]) == "").all():
         raise UserError(f"--stratify label: {file} has no labels to balance; give the column its classes are in "
                         f"(e.g. --stratify artist), or drop --stratify to take the columns its split recorded")
     return tuple(cfg.stratify)

@@ -103,11 +103,11 @@ def resized_only(df: pd.DataFrame) -> np.ndarray:
     for it (face_found blank: no --face-crop), its background was not removed (bg_removed false) and it is not an
     oversampled copy (augmented_from). Its picture is its input's, scaled: the near-duplicate search can look at the
     input (embedded_images)."""
-    from imgcls.manifest import augmented, coerce, error_texts
+    from imgcls.manifest import augmented, coerce, error_texts, text_values
     if "source_path" not in df.columns or not len(df):
         return np.zeros(len(df), bool)
     flags = coerce(df[[c for c in ("face_found", "bg_removed") if c in df.columns]].copy())
-    out = (df["source_path"].fillna("").astype(str) != "").to_numpy() & ~augmented(df)
+    out = (text_values(df["source_path"]) != "").to_numpy() & ~augmented(df)
     out &= np.asarray(error_texts(df)) == ""
     if "face_found" in flags.columns:
         out &= flags["face_found"].isna().to_numpy()
@@ -162,9 +162,10 @@ def content_label_conflicts(df: pd.DataFrame, near_pairs: Sequence[tuple[int, in
     'near-duplicate' or 'byte-identical or near-duplicate', an example (path, label, path, label, how the two are
     linked) of one such link: a byte-identical one first). The split keeps each group on one side (one unit), but
     training would see the same picture under two labels."""
+    from imgcls.manifest import text_values
     if "label" not in df.columns or len(df) < 2:
         return 0, "", None
-    labels = df["label"].fillna("").astype(str).to_numpy()
+    labels = text_values(df["label"]).to_numpy()
     use = labels != ""
     if "label_conflict" in df.columns:
         from imgcls.manifest import coerce

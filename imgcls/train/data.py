@@ -434,11 +434,11 @@ def usable_rows(df: pd.DataFrame, target: str = "label", readable: bool = True
     that split did not leave out (its drop_reason: --drop-ages, no value of a stratify column); with how many rows
     each rule left out, in that order ({'no label': n, 'unreadable': n, 'dropped by clean': n, 'left out by
     split': n}, zeros omitted). `readable` False: unreadable rows kept (their `error` as recorded)."""
-    rules = [(f"no {target}" if target != "label" else "unlabeled", df[target].fillna("").astype(str) != ""),
-             ("unreadable", df["error"].fillna("").astype(str).eq("") | (not readable)),
+    rules = [(f"no {target}" if target != "label" else "unlabeled", mf.text_values(df[target]) != ""),
+             ("unreadable", mf.text_values(df["error"]).eq("") | (not readable)),
              ("dropped by clean", pd.Series(mf.kept(df), index=df.index))]
     if "drop_reason" in df.columns:     # a split table's rows split left out (clean's and unreadable ones above)
-        rules.append(("left out by split (drop_reason)", df["drop_reason"].fillna("").astype(str) == ""))
+        rules.append(("left out by split (drop_reason)", mf.text_values(df["drop_reason"]) == ""))
     ok, counts = pd.Series(True, index=df.index), {}
     for name, rule in rules:
         counts[name] = int((ok & ~rule).sum())
@@ -704,7 +704,7 @@ def duplicate_units(frame: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
     ii, jj = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for col in ("sha256", "dup_group"):
         if col in frame.columns:
-            i, j = links.exact_pairs(frame[col].fillna("").astype(str).to_numpy())
+            i, j = links.exact_pairs(mf.text_values(frame[col]).to_numpy())
             ii.append(i)
             jj.append(j)
     comp = links.components(n, np.concatenate(ii), np.concatenate(jj))

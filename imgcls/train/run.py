@@ -122,7 +122,7 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
     hint = mf.label_column_hint(df, "--target", "trains on") if single else ""
     if hint:                            # a competition CSV whose classes are in a column of another name (artist)
         raise UserError(f"{src} has no labels (no column label, class or target); {hint}")
-    labelled_kept = df[(df[cfg.target].fillna("").astype(str) != "").to_numpy() & mf.kept(df)]
+    labelled_kept = df[(mf.text_values(df[cfg.target]) != "").to_numpy() & mf.kept(df)]
     table, (df, left_out) = df, tdata.usable_rows(df, cfg.target)
     if not len(df) and left_out.get("unreadable"):
         # every row to train on unreadable (a split table older than a preprocess rerun: its files gone) is that
@@ -130,7 +130,7 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
         mf.require_readable(labelled_kept, of=" to train on")
     if left_out.get("unreadable"):      # a side of the table's split all unreadable: that line, not a random draw
         pool = tdata.usable_rows(table, cfg.target, readable=False)[0]
-        check_unreadable_sides(cfg, pool, pool["error"].fillna("").astype(str).to_numpy(), src=src, study=study,
+        check_unreadable_sides(cfg, pool, mf.text_values(pool["error"]).to_numpy(), src=src, study=study,
                                searched=searched)
     if say_skipped and left_out:
         info(f"{plural(n_all - len(df), 'row')} skipped: " + ", ".join(f"{n} {why}" for why, n in left_out.items()))
@@ -164,7 +164,7 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
         # the draw of the table as read had both sides (its check before the scan): where the draw of the rows
         # with their unreadable images has them too, those images emptied the side, not the split
         if not (train.any() and val.any()) and left_out.get("unreadable") and _drawn_both_sides(cfg, df, fold, pool):
-            gone = pool[pool["error"].fillna("").astype(str) != ""]
+            gone = pool[mf.text_values(pool["error"]) != ""]
             lost = _lost_images(len(gone), mf.image_paths(gone.iloc[:1])[0], gone["error"].iloc[0])
         check_sides(cfg, df, fold, train, val, study=study, lost=lost, src=src, searched=searched)
     return df, meta, folds, draws
