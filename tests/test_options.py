@@ -698,7 +698,7 @@ def test_a_config_given_in_another_step_s_argument_order_names_the_keyword(tmp_p
     wrote run_split(SRC, OUT, SplitConfig(val=0.3)) as for clean got AttributeError: 'SplitConfig' object has no
     attribute 'csv' from deep in the manifest reader (run_clean(SRC, OUT, LayoutOptions()): no attribute
     'materialize'). It is a TypeError naming the argument, its class and the keyword, before any work."""
-    from imgcls.clean import CleanConfig, run_clean
+    from imgcls.clean import run_clean
     from imgcls.manifest import LayoutOptions
     from imgcls.preprocess import PreprocessConfig, run_preprocess
     from imgcls.split import SplitConfig, run_split
@@ -1263,8 +1263,8 @@ def test_a_python_caller_reads_how_to_finish_an_interrupted_preprocess_from_pyth
     (tmp_path / PREPROCESS_JOURNAL).write_text("")
     with pytest.raises(UserError) as e:
         refuse_output_as_data(tmp_path)
-    assert str(e.value).endswith(f"; run the same imgcls preprocess command again (Python: the same run_preprocess "
-                                 f"call) to finish it (the images it finished are kept)")
+    assert str(e.value).endswith("; run the same imgcls preprocess command again (Python: the same run_preprocess "
+                                 "call) to finish it (the images it finished are kept)")
 
 
 def test_a_python_caller_of_run_predict_without_a_run_reads_run_train(tmp_path):

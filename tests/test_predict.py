@@ -631,7 +631,7 @@ def test_the_mask_eval_folder_without_its_info_csv_gets_the_competitions_bare_id
     assert res.exit_code == 0, res.output
     assert pd.read_csv(tmp_path / "p" / "submission.csv")["ImageID"].tolist() == ["0a.jpg", "9c.jpg", "f3.jpg"]
     said = " ".join(res.output.split())
-    assert f"holds that folder alone and no CSV listing its images (the mask competition's info.csv)" in said, said
+    assert "holds that folder alone and no CSV listing its images (the mask competition's info.csv)" in said, said
 
 
 def test_the_mask_eval_folder_read_as_unlabeled_writes_its_info_csv_s_ids_and_order(tmp_path):
@@ -1851,7 +1851,6 @@ def test_eval_on_the_originals_of_preprocessed_training_images_is_refused(tmp_pa
               epochs=1, out="runs", plots=False)
     single = run_train(TrainConfig(src="splits.csv", name="one", **kw))
     kfold = run_train(TrainConfig(src="splits.csv", name="kf", folds="all", **kw))
-    real = pr.predict_members
     monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the leak check"))
     n_val = int((proc["split"] == "val").sum())
     for run, said_part in ((single, f"{len(proc) - n_val} of the {len(proc)} labelled rows of {raw} outside the "
@@ -2651,7 +2650,7 @@ def test_a_sample_submission_given_as_data_is_the_submission_s_template_not_its_
     with pytest.raises(UserError) as e:
         from imgcls.pipeline import default_test_data
         default_test_data(source=run)
-    assert f"--data sample_submission.csv (Python:" in str(e.value), str(e.value)
+    assert "--data sample_submission.csv (Python:" in str(e.value), str(e.value)
     res = invoke("predict", run, "--data", "sample_submission.csv", "--out", tmp_path / "p", "--workers", 0)
     said = " ".join(res.output.split())
     assert res.exit_code == 0 and "lies beside" not in said and "--sample-submission" not in said, said

@@ -806,7 +806,6 @@ def test_other_losses_and_class_weights():
 
 
 def test_class_weights_auto_acts_in_a_run(tmp_path, monkeypatch):
-    from pathlib import Path
 
     import imgcls.train.loop as loop
     src = make_image_folder(tmp_path / "raw", {"a": 16, "b": 4}, size=(40, 40))
@@ -1579,7 +1578,6 @@ def test_pretrained_offline_without_weights_is_one_clear_line(two_class, tmp_pat
 
 
 def test_channels_last_deterministic_and_compile_act(two_class, tmp_path, monkeypatch):
-    from pathlib import Path
 
     import imgcls.train.loop as loop
     seen = {}
@@ -1865,7 +1863,6 @@ def test_sam_under_a_grad_scaler_takes_the_same_step():
 
 
 def test_drop_rate_amp_seed_lr_and_weight_decay_act(two_class, tmp_path, monkeypatch):
-    from pathlib import Path
 
     import imgcls.train.loop as loop
     seen = []

@@ -597,7 +597,6 @@ def local_residuals(thumbs: np.ndarray, a_idx: np.ndarray, b_idx: np.ndarray, ho
     range of the other image's pixels within SHIFT px (_residual). Returns (curves, shared), each (n,). With
     `floor`, the shared-gain model is left out (shared stays inf) for a pair whose curves part alone
     (_curves_score) scores below the floor: a third of fmnist_lt's checks at 0.90, a quarter of each one's time."""
-    src = thumbs.shape[1]
     curves = np.full(len(a_idx), np.inf, np.float32)
     shared = np.full(len(a_idx), np.inf, np.float32)
     for s in range(0, len(a_idx), chunk):
