@@ -92,6 +92,21 @@ def test_space_errors_name_the_key(spec, words):
         assert w in msg
 
 
+def test_space_takes_what_an_option_validator_takes():
+    """A choice value's type is options' scalar rule, which leaves an option with a validator to it: --oversample
+    takes a number of images per class as well as a word (TrainConfig(oversample=200) is accepted), and the space
+    refused `oversample: {choice: [median, 200]}` as 'takes str values'. A value the validator refuses is refused
+    in its words, naming the key."""
+    assert TrainConfig(oversample=200).oversample_target() == 200
+    space = parse_space({"oversample": {"choice": ["median", 200]}})
+    assert space.as_dict() == {"oversample": {"choice": ["median", 200]}}
+    with pytest.raises(UserError, match=r"^space key 'oversample': --oversample takes median, max, off or a "
+                                        r"positive number .*\(got '1.5'\)$"):
+        parse_space({"oversample": {"choice": ["median", 1.5]}})
+    with pytest.raises(UserError, match=r"^space key 'fill': --fill 3: use auto"):
+        parse_space({"fill": {"choice": ["auto", 3]}})
+
+
 def test_default_space_is_valid_and_printed():
     space = load_space(None)
     assert {"lr", "optimizer", "aug"} <= set(space.names())
