@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls.errors import UserError
-from imgcls.options import python_too
+from imgcls.options import join, python_too
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, TRIALS_CSV, output_kind, read_yaml,
                             trial_record)
 from imgcls.run_names import (BEST_BY, BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG,
@@ -262,7 +262,7 @@ def _fmt_value(v, short: bool = True) -> str:
     if v is None or isinstance(v, bool):
         return "null" if v is None else str(v).lower()
     if isinstance(v, (list, tuple)):
-        return ",".join(str(x) for x in v)
+        return join(v)
     if isinstance(v, dict):                  # an ensemble's members and their weights
         return " ".join(f"{k}={_fmt_value(x, short)}" for k, x in v.items())
     if isinstance(v, float) and short:

@@ -143,7 +143,7 @@ def _stratify_cli(text: str) -> tuple[str, ...]:
 
 
 def _ages_cli(ages) -> str | None:
-    return ",".join(map(str, ages)) or None
+    return join(ages) or None
 
 
 PARTS, LABELS, LINKS, RUNTIME = "Parts", "Labels", "Linked images", "Runtime"
@@ -178,7 +178,7 @@ class SplitConfig:
     group_col: str | None = option(None, panel=PARTS, none="group, a CSV's only where it has one",
                                    help="Column whose rows never cross splits or folds (e.g. the person); 'none': no "
                                         "groups, a `group` column left unread.")
-    stratify: Sequence[str] = option(("label",), panel=PARTS, cli_type=str, to_cli=lambda v: ",".join(v) or "none",
+    stratify: Sequence[str] = option(("label",), panel=PARTS, cli_type=str, to_cli=lambda v: join(v) or "none",
                                      from_cli=_stratify_cli,
                                      help="Column(s) to stratify on, comma-separated (e.g. mask,gender,age_band), or "
                                           "'none'.")

@@ -15,7 +15,7 @@ from imgcls import profiles
 from imgcls.console import all_placed, cache_reuse, info, interruption_leaves, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_file_name_encoding, check_not_replacing, check_output_location, check_writable
-from imgcls.options import PATH, SRC_PATH, check_arguments, python_too, set_options
+from imgcls.options import PATH, SRC_PATH, check_arguments, join, python_too, set_options
 from imgcls.outputs import (output_set, own_earlier_files, placing_journal, refuse_other_output,
                             refuse_users_files, replacing_line, split_outputs)
 from imgcls.parallel import ParallelOptions, check_workers
@@ -112,7 +112,7 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     relabelled = None
     if moved is not None:
         relabelled = moved
-        edges = ",".join(map(str, cfg.relabel_age))
+        edges = join(cfg.relabel_age)
         if moved:       # what the option is for: said, not a warning
             info(f"--relabel-age {edges}: {moved} image(s) moved to another age band")
         else:           # no one at those ages: the option did nothing

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from imgcls.options import option_text
+from imgcls.options import join, option_text
 
 
 def metric_name(key: str) -> str:
@@ -46,7 +46,7 @@ def flat_params(config: dict) -> dict[str, str | int | float | bool]:
     out = {}
     for k, v in config.items():
         if isinstance(v, (list, tuple)):
-            v = ",".join(str(option_text(x)) for x in v)
+            v = join(map(option_text, v))
         out[k] = "" if v is None else v
     return out
 

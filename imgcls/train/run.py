@@ -20,6 +20,7 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
     other multi heads decode to the product of their classes."""
     from imgcls import manifest as mf
     from imgcls.errors import UserError
+    from imgcls.options import join
     from imgcls.profiles import ProfileScheme, bands_of_labels
     if cfg.heads == "single":
         col = cfg.target
@@ -39,7 +40,7 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
         return [{"name": col, "classes": classes}], "single", classes, y[:, None], y
     if cfg.target != "label":
         raise UserError(f"--target {cfg.target} trains one single-head model on that column; drop --heads multi "
-                        f"(or --target to train the heads {','.join(cfg.head_columns)})")
+                        f"(or --target to train the heads {join(cfg.head_columns)})")
     cols = list(cfg.head_columns)     # heads == "multi" (TrainConfig.validate checked the choice)
     missing = [c for c in cols if c not in df.columns]
     if missing:
