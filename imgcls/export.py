@@ -21,7 +21,7 @@ from pathlib import Path
 from imgcls.console import info
 from imgcls.errors import UserError
 from imgcls.fsutil import check_file_name_encoding, check_writable, write_json
-from imgcls.options import META_KEY, check, in_range, option, range_text, seed_option, shown, whole_number
+from imgcls.options import META_KEY, check, option, seed_option, shown, whole_argument
 from imgcls.outputs import EXPORT_SUMMARY, output_set, refuse_other_output, refuse_users_files, replacing_line
 from imgcls.run_names import fold_set
 
@@ -101,12 +101,9 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     from imgcls.train.rundir import check_which, diverged_fix, find_checkpoints
     check_which("export_onnx", which)
     # keywords no flag sets: batch=0, batch=-1 or seed=None was a traceback in numpy or torch once the model loaded
-    if whole_number(batch) is None or batch < 1:
-        raise UserError(f"export_onnx's batch must be a whole number >= 1 (got {batch!r})")
+    batch = whole_argument("export_onnx", "batch", batch, lo=1)
     seeds = seed_option().metadata[META_KEY]    # every step's seed range (seed=-1, 2**64: torch's RuntimeError)
-    if whole_number(seed) is None or not in_range(seed, seeds):
-        raise UserError(f"export_onnx's seed must be a whole number {range_text(seeds)} (got {seed!r})")
-    batch, seed = whole_number(batch), whole_number(seed)
+    seed = whole_argument("export_onnx", "seed", seed, lo=seeds.lo, hi=seeds.hi)
     run = Path(run)
     ckpts = find_checkpoints(run, which)
     default = (run if run.is_dir() else run.parent) / "onnx"

@@ -308,6 +308,22 @@ def whole_number(value: Any) -> int | None:
     return int(value)
 
 
+def whole_argument(step: str, name: str, value: Any, lo: int | None = None, hi: int | None = None,
+                   or_none: bool = False) -> int | None:
+    """A library function's keyword that no config field declares (export_onnx's batch and seed, run_train's
+    stop_after) as the plain int it is (whole_number), where it is a whole number in [lo, hi]; else one line naming
+    the function, the keyword, its range and the value: "export_onnx's batch must be a whole number >= 1 (got 0)".
+    `or_none`: None passes as None (and the refusal says so: ', or None')."""
+    if value is None and or_none:
+        return None
+    bounds = Spec(help="", lo=lo, hi=hi)
+    whole = whole_number(value)
+    if whole is None or not in_range(whole, bounds):
+        raise UserError(f"{step}'s {name} must be a whole number {range_text(bounds)} (got {value!r})"
+                        + (", or None" if or_none else ""))
+    return whole
+
+
 def plain_value(value: Any) -> Any:
     """A number of another type (numpy's np.int64, np.float32, np.float64) as the plain int / float it is, a numpy
     bool (np.bool_) as a bool, in a list or tuple too (head_weights=[np.float64(1), ...]): config.yaml's

@@ -587,18 +587,14 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
     import copy
 
     from imgcls.console import same_on_every_process
-    from imgcls.options import PATH, SRC_PATH, check_arguments, whole_number
+    from imgcls.options import PATH, SRC_PATH, check_arguments, whole_argument
     from imgcls.train.callbacks import check_callbacks
     check_arguments("run_train", required=("cfg",), cfg=(cfg, TrainConfig))
     check_arguments("TrainConfig", src=(cfg.src, PATH, SRC_PATH))
     check_callbacks("run_train", callbacks)
     _check_study(study)
     # stop_after=0 or -1 trained an epoch, 1.5 two, '1' was a TypeError once the run folder was made
-    if stop_after is not None:
-        if whole_number(stop_after) is None or stop_after < 1:
-            from imgcls.errors import UserError
-            raise UserError(f"run_train's stop_after must be a whole number >= 1 (got {stop_after!r}), or None")
-        stop_after = whole_number(stop_after)
+    stop_after = whole_argument("run_train", "stop_after", stop_after, lo=1, or_none=True)
     cfg = copy.deepcopy(cfg)
     # under torchrun every process checks the same options and files (and gets rank 0's refusal of the run folder or
     # cache): a refusal is said once
