@@ -33,7 +33,7 @@ from imgcls import io as imgio
 from imgcls.console import info, plural, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import write_table
-from imgcls.options import check, shown
+from imgcls.options import check, shown, truth
 from imgcls.outputs import MANIFEST_NAME  # noqa: F401  (the file's name, beside the other outputs')
 from imgcls.layouts import (COMMON_EXTENSIONS, CSV_GROUPS_GUESSED, CSV_IMAGE_FOLDERS, NO_GROUPS, SPLIT_FOLDERS,
                             FolderView, LayoutOptions, LoneFolder, csv_route, most_of, nfc, read_competition_csv,
@@ -105,10 +105,6 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
 # the scan's whole-number columns (width, height, bytes, mtime): nullable integers (Int64) wherever a scan fills them
 INT_SCAN_COLUMNS = tuple(c for c in SCAN_COLUMNS if COLUMNS[c].kind == "int")
 
-# The one truth table of a bool cell (case and surrounding spaces ignored); an empty cell takes the column's `blank`
-# (`keep`: kept - no decision to drop it, as for a manifest without the column). Anything else is an error.
-TRUE_WORDS = ("true", "1", "1.0", "yes", "y", "t")
-FALSE_WORDS = ("false", "0", "0.0", "no", "n", "f")
 
 
 def columns_of(step: str) -> list[str]:
@@ -130,20 +126,19 @@ def text_values(values) -> pd.Series:
 
 
 def parse_bool(v, blank=None):
-    """True / False from a bool, 0 / 1 or one of TRUE_WORDS / FALSE_WORDS; `blank` for an empty cell; raises
-    ValueError for anything else."""
+    """A bool cell: True / False from a bool, 0 / 1 or one of the truth table's words (options.truth: TRUE_WORDS /
+    FALSE_WORDS, case and surrounding spaces ignored); `blank` for an empty cell (`keep`: kept - no decision to drop
+    it, as for a manifest without the column); raises ValueError for anything else."""
     if _blank(v):
         return blank
     if isinstance(v, (bool, np.bool_)):
         return bool(v)
     if isinstance(v, (int, float, np.integer, np.floating)) and v in (0, 1):
         return bool(v)
-    t = str(v).strip().lower()
-    if t in TRUE_WORDS:
-        return True
-    if t in FALSE_WORDS:
-        return False
-    raise ValueError(v)
+    read = truth(v)
+    if read is None:
+        raise ValueError(v)
+    return read
 
 
 def _bad_cell(col: Column, df: pd.DataFrame, ok: np.ndarray, where: str) -> UserError:

@@ -386,6 +386,19 @@ def _check_value(name: str, value: Any, spec: Spec, kind: str | None = None, tak
         spec.validator(value)
 
 
+# The one truth table of a yes / no text (case and surrounding spaces ignored): a manifest's bool cell
+# (manifest.parse_bool), a runs --filter value of a yes / no option, a bool option's text (_as_item). Here, in the
+# standard library, for what imports no pandas.
+TRUE_WORDS = ("true", "1", "1.0", "yes", "y", "t")
+FALSE_WORDS = ("false", "0", "0.0", "no", "n", "f")
+
+
+def truth(text: Any) -> bool | None:
+    """True / False for a text (or a value's str()) among TRUE_WORDS / FALSE_WORDS, None for anything else."""
+    word = str(text).strip().lower()
+    return True if word in TRUE_WORDS else False if word in FALSE_WORDS else None
+
+
 # _check_items' and _check_scalar's word for a declared type; SCALARS: _kind's names of the scalar ones
 ITEM_TAKES = {int: "a whole number", float: "a number", bool: "True or False", str: "a string"}
 SCALARS = {"int": int, "float": float, "bool": bool, "str": str}
@@ -407,8 +420,9 @@ def _item_fits(v: Any, item: type) -> bool:
 
 def _as_item(v: Any, item: type) -> Any:
     """A wrong value as the command line would read its text (int('57'), float('1.5'), str(1), a bool's 'no' or 1
-    as click reads them), a whole float as the whole number it is (30.0: 30); None where it reads as none ('x',
-    57.5 for a whole number, None, a bool for a number or a text, a list or another object for a text)."""
+    as the one truth table reads them: truth), a whole float as the whole number it is (30.0: 30); None where it
+    reads as none ('x', 57.5 for a whole number, None, a bool for a number or a text, a list or another object for
+    a text)."""
     if v is None or (isinstance(v, bool) and item is not bool):
         return None
     if item is int and isinstance(v, numbers.Real) and float(v).is_integer():
@@ -416,11 +430,7 @@ def _as_item(v: Any, item: type) -> Any:
     if item is str and not isinstance(v, numbers.Number):    # str() of anything is some text, not what it reads as
         return None
     if item is bool:
-        import click
-        try:
-            return click.BOOL.convert(str(v).strip(), None, None)
-        except click.BadParameter:
-            return None
+        return truth(v)
     try:
         return item(str(v).strip())
     except ValueError:

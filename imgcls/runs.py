@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls.errors import UserError
-from imgcls.options import join, python_too
+from imgcls.options import join, python_too, truth
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, TRIALS_CSV, output_kind, read_yaml,
                             trial_record)
 from imgcls.run_names import (BEST_BY, BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG,
@@ -593,16 +593,6 @@ def find_runs(root: str | os.PathLike = DEFAULT_ROOT) -> list[Run]:
 # The leaderboard
 # --------------------------------------------------------------------------------------------------------------
 
-def _truth(value: str) -> bool | None:
-    """A --filter value as a yes / no option's (manifest.parse_bool's truth table: true, false, 1, 0, yes, no, ...,
-    any case); None where it is none of them."""
-    from imgcls.manifest import parse_bool
-    try:
-        return parse_bool(value)
-    except ValueError:
-        return None
-
-
 RANKED = ("val_macro_f1", "val_acc")     # --sort by a score ranks the runs: within each task only (task_rank)
 
 
@@ -635,10 +625,10 @@ def leaderboard(runs: Sequence[Run], sort: str = RunsConfig.sort, filters: Seque
             has = pd.Series([key in r.config for r in runs], index=df.index)   # a recorded null is its value
         num = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
         colnum = pd.to_numeric(col, errors="coerce")
-        truth = _truth(value) if op in ("=", "!=") and len(col[has]) and \
+        said = truth(value) if op in ("=", "!=") and len(col[has]) and \
             all(isinstance(v, (bool, np.bool_)) for v in col[has]) else None
-        if truth is not None:   # a yes / no option: config.yaml's `false`, Python's False, 0, no (the one truth table)
-            mask = col.map(lambda v: isinstance(v, (bool, np.bool_)) and bool(v) == truth)
+        if said is not None:    # a yes / no option: config.yaml's `false`, Python's False, 0, no (the one truth table)
+            mask = col.map(lambda v: isinstance(v, (bool, np.bool_)) and bool(v) == said)
             mask = ~mask if op == "!=" else mask
         elif op == "~":
             mask = col.astype(str).str.contains(value, regex=False)

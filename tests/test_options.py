@@ -1593,3 +1593,20 @@ def test_a_scalar_option_of_the_wrong_type_is_refused_in_one_line_for_every_conf
         unchecked = [n for n in opts.specs(cls) if opts._kind(cls, n) is None]
         assert unchecked == {SplitConfig: ["extra"], TuneConfig: ["train", "typed", "search_typed"]}.get(cls, []), \
             (cls, unchecked)
+
+
+def test_a_bool_options_text_is_read_by_the_one_truth_table_of_parse_bool():
+    """A text given to a bool option was read by click's truth table (imported from a package imgcls does not
+    declare), which takes 'on' / 'off' and refuses '1.0', where a manifest's bool cell (manifest.parse_bool) and a
+    runs --filter value read the one truth table (options.truth): the fix a refusal offers is the value parse_bool
+    reads, and none where parse_bool reads none."""
+    from imgcls.manifest import parse_bool
+    for word in (*opts.TRUE_WORDS, *opts.FALSE_WORDS, " YES ", "F", "on", "off", "2"):
+        try:
+            read = parse_bool(word)
+        except ValueError:
+            read = None
+        with pytest.raises(UserError) as e:
+            opts.check(TrainConfig(pretrained=word))
+        fix = f"; give pretrained={read}" if read is not None else ""
+        assert str(e.value) == f"--pretrained must be True or False (got {word!r}){fix}"
