@@ -419,16 +419,15 @@ def _item_fits(v: Any, item: type) -> bool:
 
 
 def _as_item(v: Any, item: type) -> Any:
-    """A wrong value as the command line would read its text (int('57'), float('1.5'), str(1), a bool's 'no' or 1
-    as the one truth table reads them: truth), a whole float as the whole number it is (30.0: 30); None where it
-    reads as none ('x', 57.5 for a whole number, None, a bool for a number or a text, a list or another object for
-    a text)."""
-    if v is None or (isinstance(v, bool) and item is not bool):
+    """A wrong value as the command line would read its text (int('57'), float('1.5'), a bool's 'no' or 1 as the one
+    truth table reads them: truth), a whole float as the whole number it is (30.0: 30); None where it reads as none
+    ('x', 57.5 for a whole number, None, a bool for a number) and for a text item: a number's str() (tta=2: '2',
+    keep=3, bg_color=0, filter=[1]) is a fix the option's own reading then refuses (parse_tta: unknown --tta '2'),
+    and no other value is some text of its own."""
+    if v is None or item is str or (isinstance(v, bool) and item is not bool):
         return None
     if item is int and isinstance(v, numbers.Real) and float(v).is_integer():
         return int(v)
-    if item is str and not isinstance(v, numbers.Number):    # str() of anything is some text, not what it reads as
-        return None
     if item is bool:
         return truth(v)
     try:
@@ -444,8 +443,9 @@ def _check_scalar(name: str, opt: str, value: Any, spec: Spec, typ: type) -> Non
     option, its range where declared, the value and the fix: the value as the command line would read it, where
     it reads so (_as_item). A float for a whole number (epochs=1.5) broke training with a TypeError after the data
     was read; a text for a bool (pretrained='no', ood='false') was taken as true, silently, a number (ema=1) kept
-    as it is; a number for a text was taken (model=3) or failed later with a traceback (tta=2, keep=3); a text for
-    a float with no range (ood_threshold='0.5') was taken. A field whose declaration checks its value itself
+    as it is; a number for a text was taken (model=3) or failed later with a traceback (tta=2, keep=3): a text's
+    refusal offers no fix, a number's str() ('2') being no text the option takes; a text for a float with no range
+    (ood_threshold='0.5') was taken. A field whose declaration checks its value itself
     (choices, a validator: the --oversample target 30, --folds 0, --timeout 3600) is left to that check."""
     if _item_fits(value, typ) or (typ is str and isinstance(value, os.PathLike)):
         return

@@ -1507,13 +1507,13 @@ def test_a_list_option_item_of_the_wrong_type_is_refused_in_one_line_for_every_c
             (lambda: SplitConfig(relabel_age=(29, "59")).validate(),
              "--relabel-age (29, '59') holds '59', not a whole number; give relabel_age=(29, 59)"),
             (lambda: SplitConfig(stratify=["label", 1]).validate(),
-             "--stratify ['label', 1] holds 1, not a string; give stratify=['label', '1']"),
+             "--stratify ['label', 1] holds 1, not a string; give each item as a string"),
             (lambda: TrainConfig(heads="multi", head_weights=[1.0, None, 1]).validate(registry=False),
              "--head-weights [1.0, None, 1] holds None, not a number; give each item as a number"),
             (lambda: TrainConfig(heads="multi", head_weights=[1, "2", 1]).validate(registry=False),
              "--head-weights [1, '2', 1] holds '2', not a number; give head_weights=[1, 2.0, 1]"),
             (lambda: TrainConfig(heads="multi", head_columns=["mask", 3]).validate(registry=False),
-             "--head-columns ['mask', 3] holds 3, not a string; give head_columns=['mask', '3']"),
+             "--head-columns ['mask', 3] holds 3, not a string; give each item as a string"),
             (lambda: opts.check(LayoutOptions(age_bands=[30, "60"])),
              "--age-bands [30, '60'] holds '60', not a whole number; give age_bands=[30, 60]"),
             (lambda: opts.check(RunsConfig(filter=["model=x", None])),
@@ -1559,9 +1559,9 @@ def test_a_scalar_option_of_the_wrong_type_is_refused_in_one_line_for_every_conf
             (lambda: TrainConfig(ema=1), "--ema must be True or False (got 1); give ema=True"),
             (lambda: TrainConfig(amp="x"), "--amp must be True or False (got 'x')"),
             (lambda: CleanConfig(ood="false"), "--ood must be True or False (got 'false'); give ood=False"),
-            (lambda: TrainConfig(model=3), "--model must be a string (got 3); give model='3'"),
-            (lambda: TrainConfig(out=5), "--out must be a string (got 5); give out='5'"),
-            (lambda: PredictConfig(tta=2), "--tta must be a string (got 2); give tta='2'"),
+            (lambda: TrainConfig(model=3), "--model must be a string (got 3)"),
+            (lambda: TrainConfig(out=5), "--out must be a string (got 5)"),
+            (lambda: PredictConfig(tta=2), "--tta must be a string (got 2)"),
             (lambda: LayoutOptions(label_col=["label"]), "--label-col must be a string (got ['label'])"),
             (lambda: CleanConfig(ood_threshold="0.5"), "--ood-threshold must be a number (got '0.5'); give "
                                                        "ood_threshold=0.5"),
@@ -1573,7 +1573,7 @@ def test_a_scalar_option_of_the_wrong_type_is_refused_in_one_line_for_every_conf
             # a flag of another word than its keyword: the fix gives the keyword, said once
             (lambda: EdaConfig(samples_per_class="4"), "--samples must be a whole number >= 1 (got '4'); give "
                                                        "samples_per_class=4"),
-            (lambda: TuneConfig(study="s", keep=3), "--keep must be a string (got 3); give keep='3'")):
+            (lambda: TuneConfig(study="s", keep=3), "--keep must be a string (got 3)")):
         with pytest.raises(UserError) as e:
             opts.check(make())
         assert str(e.value) == said
@@ -1610,3 +1610,21 @@ def test_a_bool_options_text_is_read_by_the_one_truth_table_of_parse_bool():
             opts.check(TrainConfig(pretrained=word))
         fix = f"; give pretrained={read}" if read is not None else ""
         assert str(e.value) == f"--pretrained must be True or False (got {word!r}){fix}"
+
+
+def test_a_number_for_a_text_option_is_refused_with_no_fix_the_option_would_refuse():
+    """A number given to a text option (a scalar or a list's item) was refused with its str() as the fix: "--tta
+    must be a string (got 2); give tta='2'", which parse_tta then refused (unknown --tta '2'); keep=3, bg_color=0,
+    filter=[1] the same. A text's refusal now offers no quoted number: it says what the option takes."""
+    from imgcls.predict_config import PredictConfig
+    from imgcls.preprocess.config import PreprocessConfig
+    from imgcls.runs_config import RunsConfig
+    from imgcls.tune import TuneConfig
+    for make, said in (
+            (lambda: PredictConfig(tta=2), "--tta must be a string (got 2)"),
+            (lambda: TuneConfig(study="s", keep=3), "--keep must be a string (got 3)"),
+            (lambda: PreprocessConfig(bg_color=0), "--bg-color must be a string (got 0)"),
+            (lambda: RunsConfig(filter=[1]), "--filter [1] holds 1, not a string; give each item as a string")):
+        with pytest.raises(UserError) as e:
+            opts.check(make())
+        assert str(e.value) == said
