@@ -328,7 +328,10 @@ def plain_value(value: Any) -> Any:
     """A number of another type (numpy's np.int64, np.float32, np.float64) as the plain int / float it is, a numpy
     bool (np.bool_) as a bool, in a list or tuple too (head_weights=[np.float64(1), ...]): config.yaml's
     yaml.safe_dump refuses those, write_json wrote an np.int64 as a string; anything else as given (the same
-    object where nothing in it changed)."""
+    object where nothing in it changed). A one-dimensional numpy array (head_weights=np.array([1., 1., 2.])) is the
+    list of plain values it holds (tolist)."""
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 1 and hasattr(value, "tolist"):
+        return value.tolist()
     if isinstance(value, (list, tuple)):
         items = [plain_value(v) for v in value]
         return value if all(a is b for a, b in zip(items, value)) else type(value)(items)
@@ -364,6 +367,8 @@ def _check_value(name: str, value: Any, spec: Spec, kind: str | None = None, tak
             raise UserError(f"{who} cannot be None; give {_wanted(spec, kind)}, or leave it out for its default")
         return
     opt = flag(name, spec)
+    if kind == "list":      # a numpy array is checked as the list check() stores (plain_value)
+        value = plain_value(value)
     if kind == "list" and isinstance(value, (str, numbers.Number)):     # age_bands=30: a TypeError of its validator
         what = f"the string {value!r}" if isinstance(value, str) else repr(value)
         raise UserError(python_too(f"{opt} takes a list of values, not {what}", f"{name}=[...]"))

@@ -1483,6 +1483,32 @@ def test_head_weights_that_train_no_loss_are_refused_in_one_line(tmp_path):
     TrainConfig(heads="multi", head_weights=[0, 1, 2.5]).validate(registry=False)
 
 
+def test_head_weights_past_a_floats_range_or_as_a_numpy_array_are_one_line_or_taken():
+    """head_weights=[1, 10**400, 1] failed with math.isfinite's OverflowError traceback, np.array([1., 1., 2.]) with
+    numpy's ValueError at `if weights` (the truth of an array). The first is refused in one line; a numpy array is
+    checked and stored as the plain list it holds (options.plain_value), as a numpy number is, for any list option:
+    config.yaml's yaml.safe_dump refuses an array."""
+    from imgcls.split.config import SplitConfig
+    for weights in ([1, 10**400, 1], [1, -(10**400), 1]):
+        with pytest.raises(UserError) as e:
+            TrainConfig(heads="multi", head_weights=weights).validate(registry=False)
+        assert str(e.value) == ("--head-weights holds a number past a float's range: each weight must be a finite "
+                                "number >= 0 (one per head), e.g. 1,1,2")
+    cfg = TrainConfig(heads="multi", head_weights=np.array([1., 1., 2.]))
+    cfg.validate(registry=False)
+    assert cfg.head_weights == [1.0, 1.0, 2.0] and type(cfg.head_weights) is list
+    for weights, said in ((np.array([1., 1.]), "--head-weights has 2 values for 3 heads"),
+                          (np.array([0., 0., 0.]), "--head-weights weighs every head 0"),
+                          (np.array([1., np.nan, 1.]), "--head-weights holds nan: each weight")):
+        with pytest.raises(UserError, match=re.escape(said)):
+            TrainConfig(heads="multi", head_weights=weights).validate(registry=False)
+    cfg = SplitConfig(age_bands=np.array([30, 60]))
+    cfg.validate()
+    assert cfg.age_bands == [30, 60] and type(cfg.age_bands[0]) is int
+    with pytest.raises(UserError, match=re.escape("--drop-ages ['57'] holds '57', not a whole number")):
+        SplitConfig(drop_ages=np.array(["57"])).validate()
+
+
 def test_a_list_option_item_of_the_wrong_type_is_refused_in_one_line_for_every_config():
     """A Python caller's (or a config.yaml's) list items were checked only for blanks: drop_ages=['57', 'x'] dropped
     no one, silently (no age is a text), head_weights=[1.0, None, 1] was taken (only a count mismatch was refused,

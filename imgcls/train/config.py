@@ -68,10 +68,14 @@ def _head_weights(weights) -> None:
     (loop.Trainer.head_w), so a weight is a finite number >= 0 (0: that head adds nothing to the loss) and one at
     least is > 0. nan or inf trained a NaN loss, a negative weight a loss that training pushed up, all 0 none."""
     for w in weights:
-        if not (math.isfinite(w) and w >= 0):
-            raise UserError(f"--head-weights holds {float(w)}: each weight must be a finite number >= 0 (one per "
+        try:
+            said = float(w)
+        except OverflowError:       # an int past a float's range (10**400): no finite weight
+            said = "a number past a float's range"
+        if not (isinstance(said, float) and math.isfinite(said) and w >= 0):
+            raise UserError(f"--head-weights holds {said}: each weight must be a finite number >= 0 (one per "
                             f"head), e.g. 1,1,2")
-    if weights and not any(w > 0 for w in weights):
+    if len(weights) and not any(w > 0 for w in weights):
         raise UserError("--head-weights weighs every head 0, so no head would learn; give one weight > 0 at least")
 
 
