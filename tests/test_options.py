@@ -1654,3 +1654,16 @@ def test_a_number_for_a_text_option_is_refused_with_no_fix_the_option_would_refu
         with pytest.raises(UserError) as e:
             opts.check(make())
         assert str(e.value) == said
+
+
+def test_a_blank_head_weight_between_commas_on_the_command_line_is_a_missing_weight():
+    """--head-weights 1,,1: list_items dropped the blank, so train said "has 2 values for 3 heads", where Python's
+    [1, '', 1] is told the declaration's blank_fix. The command line's empty item between commas is refused with it
+    too, before the count; a text naming no weight stays list_items' line."""
+    for typed, said in (("1,,1", "error: --head-weights '1,,1' holds a blank item; give a weight in its place (one "
+                                 "per head)"),
+                        ("1, ,2,3", "error: --head-weights '1, ,2,3' holds a blank item; give a weight in its place "
+                                    "(one per head)"),
+                        (",,", "error: --head-weights ',,' names no weight")):
+        r = runner.invoke(app, ["train", SAMPLE, "--heads", "multi", "--head-weights", typed])
+        assert r.exit_code == 2 and r.output.strip().startswith(said), r.output

@@ -55,7 +55,14 @@ def _csv_list(text: str) -> list[str]:
 
 
 def _float_list(text: str) -> list[float]:
+    """--head-weights' reading. An empty item between commas (1,,1) is a head's missing weight, refused with the
+    declaration's blank_fix as a Python caller's [1, '', 1] is: list_items dropped it, and the count of weights no
+    longer matched the heads ('has 2 values for 3 heads')."""
     takes = "comma-separated numbers, e.g. 1,1,2"
+    parts = [w.strip() for w in str(text).split(",")]
+    if "" in parts[1:-1] and any(parts):      # all blank (',,'): list_items' "names no weight"
+        fix = specs(TrainConfig)["head_weights"][1].blank_fix
+        raise UserError(f"--head-weights '{text}' holds a blank item; {fix}")
     words = list_items("--head-weights", text, takes, item="weight", left_out="to weigh every head 1")
     try:
         return [float(w) for w in words]
