@@ -5,11 +5,12 @@ Each field is declared with `option(...)`: its default, its choices, its numeric
 
 - `cli_parameters(Config)` builds the Typer parameters of a command (`imgcls.cli.common.command(options=...)`), so
   the defaults and choices shown by `--help` and used by the CLI are the dataclass's own: they cannot disagree;
-- `check(cfg)` validates a config (choices and ranges, and options that would be ignored: `needs` / `conflicts`)
-  with one line naming the option and what it accepts, the same for a command line, a config.yaml and a Python
-  caller; steps call it before any long work.
+- `check(cfg)` validates a config (types, choices and ranges, and options that would be ignored: `needs` /
+  `conflicts`) with one line naming the option and what it accepts, the same for a command line, a config.yaml and
+  a Python caller; steps call it before any long work.
 
-Only the standard library and typer are imported here: building `imgcls --help` must stay instant.
+Only the standard library and imgcls.errors are imported here, typer where the parameters are built (cli_parameters):
+building `imgcls --help` must stay instant.
 """
 from __future__ import annotations
 
@@ -33,23 +34,24 @@ META_KEY = "imgcls.option"
 @dataclass(frozen=True)
 class Spec:
     """How one config field is offered and checked. `lo` / `hi`: the numeric range (inclusive unless `lo_open` /
-    `hi_open`). `validator`: a further check of a value's spelling (e.g. --device), raising UserError. `flags`:
-    Typer parameter declarations when the derived `--field-name` is not the flag (e.g.
-    "--amp/--no-amp", "--format"). `cli=False`: config.yaml / Python only. `cli_type`, `to_cli`, `from_cli`: when
-    the command line spells the value differently (a list as "a,b", a path). `none`: what a None default means,
-    shown as the default in --help. `needs`: the fields this option acts through, each a name (that field must be
-    set: true, not None), (name, value), (name, (value, value, ...)): one of those values, or (name, When(...)): a
-    test of that field's value (and of the config, where one is at hand); `conflicts`: a field this one is an
-    alternative to. A value other than the default that would be ignored (its `needs` unmet, or its
-    alternative also set) is refused by check() in one line, rather than silently doing nothing. `per_command`:
-    (command, ((key, value), ...)) pairs, the `help` / `none` another command that offers this field shows in its
-    --help where the option means something else there (tune's --tracking-uri: the study folder's store); see
-    for_command. `off`: (value, what it means), the value that says what a Python caller's None is taken to mean:
-    of a field whose type takes no None (max_pixels 0: no limit, --workers 1, --tta none), the refusal of a None
-    names it, and a run's record that holds null (such a None, before it was refused) reads as it (recorded_nulls);
-    of one that takes None meaning off (train's --oversample), a command line types a None as it (cli_words).
-    `blank_fix`: a list option's fix of a blank item where dropping it is none, its items pairing one to one with
-    something else (--head-weights, one per head: 'give a weight in its place (one per head)'); else: drop it.
+    `hi_open`). `validator`: a further check of a value's spelling (e.g. --device), raising UserError; a scalar field
+    that declares a validator or choices is left to them, its type rule off (_check_scalar), so a validator refuses a
+    value of a wrong type itself. `flags`: Typer parameter declarations when the derived `--field-name` is not the flag
+    (e.g. "--amp/--no-amp", "--format"). `cli=False`: config.yaml / Python only. `cli_type`, `to_cli`, `from_cli`: when
+    the command line spells the value differently (a list as "a,b", a path). `none`: what a None default means, shown as
+    the default in --help. `needs`: the fields this option acts through, each a name (that field must be set: true, not
+    None), (name, value), (name, (value, value, ...)): one of those values, or (name, When(...)): a test of that field's
+    value (and of the config, where one is at hand); `conflicts`: a field this one is an alternative to. A value other
+    than the default that would be ignored (its `needs` unmet, or its alternative also set) is refused by check() in one
+    line, rather than silently doing nothing. `per_command`: (command, ((key, value), ...)) pairs, the `help` / `none`
+    another command that offers this field shows in its --help where the option means something else there (tune's
+    --tracking-uri: the study folder's store); see for_command. `off`: (value, what it means), the value that says what
+    a Python caller's None is taken to mean: of a field whose type takes no None (max_pixels 0: no limit, --workers 1,
+    --tta none), the refusal of a None names it, and a run's record that holds null (such a None, before it was refused)
+    reads as it (recorded_nulls); of one that takes None meaning off (train's --oversample), a command line types a None
+    as it (cli_words). `blank_fix`: a list option's fix of a blank item where dropping it is none, its items pairing one
+    to one with something else (--head-weights, one per head: 'give a weight in its place (one per head)'); else: drop
+    it.
     """
     help: str
     panel: str | None = None
@@ -502,7 +504,8 @@ def _repeated(spec: Spec) -> bool:
 
 
 def check(cfg: Any, names: typing.Iterable[str] | None = None, acting_later: typing.Collection[str] = ()) -> None:
-    """Every declared option of `cfg` (or only `names`): choices and ranges, one line naming the first bad one.
+    """Every declared option of `cfg` (or only `names`): types, choices and ranges, one line naming the first bad
+    one.
     `acting_later`: fields whose `needs` values set later meet (imgcls tune: a fixed --smoothing acts in the trials
     whose space value is --loss label-smoothing); they are not refused for their needs here. A number of another
     type (a notebook's np.int64, np.float32, np.bool_, in a list too) is stored as the plain value it is

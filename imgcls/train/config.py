@@ -548,7 +548,7 @@ class TrainConfig:
             raise UserError(f"unknown option(s) in config: {', '.join(unknown)}; see {TRAIN_OPTIONS}")
         default = cls()
         for k, v in d.items():   # a flag, a name or a list of another type (ema: maybe) fails here, in one line;
-            ref = getattr(default, k)   # numbers are checked with their ranges by validate()
+            ref = getattr(default, k)   # numbers are checked by validate() (options.check: types and ranges)
             if v is None or ref is None or (isinstance(ref, (int, float)) and not isinstance(ref, bool)):
                 continue
             if k == "oversample" and isinstance(v, int) and not isinstance(v, bool):
