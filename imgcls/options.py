@@ -369,15 +369,7 @@ def _check_value(name: str, value: Any, spec: Spec, kind: str | None = None, tak
             raise UserError(f"{who} cannot be None; give {_wanted(spec, kind)}, or leave it out for its default")
         return
     opt = flag(name, spec)
-    if kind == "list":      # a numpy array is checked as the list check() stores (plain_value)
-        value = plain_value(value)
-    if kind == "list" and isinstance(value, (str, numbers.Number)):     # age_bands=30: a TypeError of its validator
-        what = f"the string {value!r}" if isinstance(value, str) else repr(value)
-        raise UserError(python_too(f"{opt} takes a list of values, not {what}", f"{name}=[...]"))
-    if kind == "list" and isinstance(value, (list, tuple)):
-        _check_items(name, opt, value, spec, item)
-    if kind in SCALARS and spec.choices is None and spec.validator is None:
-        _check_scalar(name, opt, value, spec, SCALARS[kind])
+    value = _check_type(name, opt, value, spec, kind, item)
     if spec.choices is not None and isinstance(value, list):    # a repeatable option: each value is a choice
         for v in value:
             _check_value(name, v, spec, takes_none=False)
@@ -404,6 +396,31 @@ def truth(text: Any) -> bool | None:
     """True / False for a text (or a value's str()) among TRUE_WORDS / FALSE_WORDS, None for anything else."""
     word = str(text).strip().lower()
     return True if word in TRUE_WORDS else False if word in FALSE_WORDS else None
+
+
+def check_type(cls, name: str, value: Any) -> None:
+    """The type rule alone of a value (not None) for field `name` of config class `cls`, check()'s own (_check_type):
+    a config file's mapping before the config is built (TrainConfig.from_dict, whose line its caller prefixes with
+    the file's name); choices, ranges and validators are check()'s."""
+    spec = specs(cls)[name][1]
+    if value is not None:
+        with _keywords_named((name, spec)):
+            _check_type(name, flag(name, spec), value, spec, _kind(cls, name), _item_type(cls, name))
+
+
+def _check_type(name: str, opt: str, value: Any, spec: Spec, kind: str | None, item: type | None) -> Any:
+    """_check_value's type rule (a list's, its items', a scalar's); returns the value as the rest checks it (a numpy
+    array of a list option as the list check() stores, plain_value)."""
+    if kind == "list":
+        value = plain_value(value)
+    if kind == "list" and isinstance(value, (str, numbers.Number)):     # age_bands=30: a TypeError of its validator
+        what = f"the string {value!r}" if isinstance(value, str) else repr(value)
+        raise UserError(python_too(f"{opt} takes a list of values, not {what}", f"{name}=[...]"))
+    if kind == "list" and isinstance(value, (list, tuple)):
+        _check_items(name, opt, value, spec, item)
+    if kind in SCALARS and spec.choices is None and spec.validator is None:
+        _check_scalar(name, opt, value, spec, SCALARS[kind])
+    return value
 
 
 # _check_items' and _check_scalar's word for a declared type; SCALARS: _kind's names of the scalar ones

@@ -1667,3 +1667,16 @@ def test_a_blank_head_weight_between_commas_on_the_command_line_is_a_missing_wei
                         (",,", "error: --head-weights ',,' names no weight")):
         r = runner.invoke(app, ["train", SAMPLE, "--heads", "multi", "--head-weights", typed])
         assert r.exit_code == 2 and r.output.strip().startswith(said), r.output
+
+
+def test_a_config_files_value_of_the_wrong_type_is_refused_by_the_options_rule_naming_the_file(tmp_path):
+    """TrainConfig.from_dict had its own type table, checking only where the default is a bool, a str or a list: a
+    --config file's `pretrained: 'no'` got its line naming the file, `name: 2024` options' line without it (from
+    validate). from_dict now asks options' type rule (check_type) inside load's try: one rule, the file named."""
+    for text, said in (("name: 2024\n", "--name must be a string (got 2024)"),
+                       ("pretrained: 'no'\n", "--pretrained must be True or False (got 'no'); give pretrained=False"),
+                       ("epochs: '5'\n", "--epochs must be a whole number >= 1 (got '5'); give epochs=5")):
+        config = tmp_path / "c.yaml"
+        config.write_text(text)
+        r = runner.invoke(app, ["train", SAMPLE, "--config", str(config)])
+        assert r.exit_code == 2 and r.output.strip() == f"error: {config}: {said}", r.output

@@ -17,8 +17,8 @@ from imgcls.errors import UserError
 from imgcls.figure_files import CURVES_PNG
 from imgcls.image_options import INTERPOLATIONS, RESIZE_MODES, max_pixels_option
 from imgcls.model_meta import CROP_FROM_RANGE
-from imgcls.options import (When, check, check_typed, join, list_items, option, python_too, recorded_nulls,
-                            seed_option, specs, without)
+from imgcls.options import (When, check, check_type, check_typed, join, list_items, option, python_too,
+                            recorded_nulls, seed_option, specs, without)
 from imgcls.outputs import REPORT_HTML, RUNS_DIR, yaml_dump, yaml_load
 from imgcls.profile_names import PROFILE_HEADS
 from imgcls.split.config import parse_folds    # --folds' reading: the fold column's owner (rundir reads it too)
@@ -546,16 +546,8 @@ class TrainConfig:
         unknown = sorted(set(d) - names)
         if unknown:
             raise UserError(f"unknown option(s) in config: {', '.join(unknown)}; see {TRAIN_OPTIONS}")
-        default = cls()
-        for k, v in d.items():   # a flag, a name or a list of another type (ema: maybe) fails here, in one line;
-            ref = getattr(default, k)   # numbers are checked by validate() (options.check: types and ranges)
-            if v is None or ref is None or (isinstance(ref, (int, float)) and not isinstance(ref, bool)):
-                continue
-            if k == "oversample" and isinstance(v, int) and not isinstance(v, bool):
-                continue                # a number of images per class (checked by validate)
-            if not isinstance(v, type(ref)):
-                what = {"bool": "true or false", "str": "a name", "list": "a list"}.get(type(ref).__name__, "")
-                raise UserError(f"option {k}: {v!r} is not {what or type(ref).__name__}; see {TRAIN_OPTIONS}")
+        for k, v in d.items():      # a value of another type (ema: maybe, name: 2024) fails here, in one line:
+            check_type(cls, k, v)   # options' type rule, load's line naming the file; ranges are validate()'s
         return cls(**d)
 
     # (option, its record): an older train resolved the option itself (cache: ram, amp: true, workers: 0, typed or
