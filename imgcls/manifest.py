@@ -106,7 +106,6 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
 INT_SCAN_COLUMNS = tuple(c for c in SCAN_COLUMNS if COLUMNS[c].kind == "int")
 
 
-
 def columns_of(step: str) -> list[str]:
     """The columns `step` (manifest, clean, preprocess, split) adds, in their written order."""
     return [c.name for c in COLUMNS.values() if c.step == step]
