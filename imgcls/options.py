@@ -428,7 +428,7 @@ ITEM_TAKES = {int: "a whole number", float: "a number", bool: "True or False", s
 SCALARS = {"int": int, "float": float, "bool": bool, "str": str}
 
 
-def _item_fits(v: Any, item: type) -> bool:
+def item_fits(v: Any, item: type) -> bool:
     """Whether one value (a list option's item, a scalar option's value) is of its declared type as the command
     line's parser gives it (an int option's int, a float option's float, a bool, a text's str): a numpy int is a
     whole number and a whole number a number, a numpy bool a bool (plain_value stores them plain), a bool or a text
@@ -462,7 +462,7 @@ def _as_item(v: Any, item: type) -> Any:
 
 def _check_scalar(name: str, opt: str, value: Any, spec: Spec, typ: type) -> None:
     """The one rule of a scalar option's type, a Python caller's, a config.yaml's or a tune space's value (the
-    command line's parser gives each its type): the value must be of the field's declared type as _item_fits says
+    command line's parser gives each its type): the value must be of the field's declared type as item_fits says
     (int, float, bool, str; a str field, a path among them, takes a pathlib.Path too), else one line naming the
     option, its range where declared, the value and the fix: the value as the command line would read it, where
     it reads so (_as_item). A float for a whole number (epochs=1.5) broke training with a TypeError after the data
@@ -471,7 +471,7 @@ def _check_scalar(name: str, opt: str, value: Any, spec: Spec, typ: type) -> Non
     refusal offers no fix, a number's str() ('2') being no text the option takes; a text for a float with no range
     (ood_threshold='0.5') was taken. A field whose declaration checks its value itself
     (choices, a validator: the --oversample target 30, --folds 0, --timeout 3600) is left to that check."""
-    if _item_fits(value, typ) or (typ is str and isinstance(value, os.PathLike)):
+    if item_fits(value, typ) or (typ is str and isinstance(value, os.PathLike)):
         return
     ranged = (spec.lo is not None or spec.hi is not None) and typ in (int, float)
     read = _as_item(value, typ)
@@ -485,7 +485,7 @@ def _check_items(name: str, opt: str, value: list | tuple, spec: Spec, item: typ
     the option and the list without it, rather than taken: stratify=['label', ' '] was refused only after the data
     was read (no column ' '), drop_ages=[57, ''] failed with a TypeError, head_columns=['mask', ''] trained a head
     of no column. Then each item must be of the list's declared type `item` (_item_type: Sequence[int] -> int;
-    None: not checked), as the command line's parser gives it (_item_fits): drop_ages=['57', 'x'] dropped no one
+    None: not checked), as the command line's parser gives it (item_fits): drop_ages=['57', 'x'] dropped no one
     unsaid (no age is a text), head_weights=[1.0, None] was refused only as a count of weights, not naming the
     None. The refusal names the option, the first wrong item and the fix: the list as the command line would read
     it where each item reads so ('57' -> 57), else what each item must be. A blank in a list whose items pair with
@@ -504,11 +504,11 @@ def _check_items(name: str, opt: str, value: list | tuple, spec: Spec, item: typ
         raise UserError(f"{opt} {value!r} holds a blank item; {fix}")
     if item not in ITEM_TAKES:
         return
-    wrong = [v for v in value if not _item_fits(v, item)]
+    wrong = [v for v in value if not item_fits(v, item)]
     if not wrong:
         return
     takes = ITEM_TAKES[item]
-    read = [v if _item_fits(v, item) else _as_item(v, item) for v in value]
+    read = [v if item_fits(v, item) else _as_item(v, item) for v in value]
     fix = f"give {name}={type(value)(read)!r}" if None not in read else f"give each item as {takes}"
     raise UserError(f"{opt} {value!r} holds {wrong[0]!r}, not {takes}; {fix}")
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imgcls.errors import UserError
-from imgcls.options import (SCALARS, When, _item_fits, check_acts, check_typed, default_of, flag, need_met,
+from imgcls.options import (SCALARS, When, check_acts, check_typed, default_of, flag, item_fits, need_met,
                             needs_met, needs_of, plain_value, python_too, set_options, specs, typed_asks, wanted_text,
                             whole_number)
 from imgcls.train.config import TRAIN_OPTIONS, TrainConfig
@@ -307,7 +307,7 @@ def _param(key: str, spec, ftype: str) -> Param:
 
 def _check_type(key: str, v, base_type: str) -> None:
     """One choice value of space key `key`, of declared type `base_type` ('int', 'str', ...; a list or another type:
-    not checked), by options' scalar rule (_item_fits: a whole number for an int, a number for a float, ...), in
+    not checked), by options' scalar rule (item_fits: a whole number for an int, a number for a float, ...), in
     tune's words. As that rule does, an option whose declaration checks its value itself with a validator is left to
     it: --oversample takes a number of images per class (200) as well as a word (median), and a space that TrainConfig
     accepts is accepted. An option with choices keeps the type test: a value of another type is none of its
@@ -320,5 +320,5 @@ def _check_type(key: str, v, base_type: str) -> None:
             raise UserError(f"space key '{key}': {e}") from None
         return
     typ = SCALARS.get(base_type)
-    if typ is not None and not _item_fits(v, typ):
+    if typ is not None and not item_fits(v, typ):
         raise UserError(f"space key '{key}' takes {base_type} values (got {v!r})")
