@@ -33,7 +33,7 @@ from imgcls import io as imgio
 from imgcls.console import info, plural, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import write_table
-from imgcls.options import check, shown, truth
+from imgcls.options import FALSE_WORDS, TRUE_WORDS, check, shown, truth
 from imgcls.outputs import MANIFEST_NAME  # noqa: F401  (the file's name, beside the other outputs')
 from imgcls.layouts import (COMMON_EXTENSIONS, CSV_GROUPS_GUESSED, CSV_IMAGE_FOLDERS, NO_GROUPS, SPLIT_FOLDERS,
                             FolderView, LayoutOptions, LoneFolder, csv_route, most_of, nfc, read_competition_csv,
@@ -144,7 +144,8 @@ def _bad_cell(col: Column, df: pd.DataFrame, ok: np.ndarray, where: str) -> User
     """The line for df's first cell of `col` not `ok`: its row named by the file's line where df was read from one
     (row_at)."""
     pos = int(np.flatnonzero(~ok)[0])
-    accepted = ("true/false, 1/0, yes/no, y/n, t/f" + (" or empty (= kept)" if col.name == "keep" else "")
+    words = ", ".join(f"{t}/{f}" for t, f in zip(TRUE_WORDS, FALSE_WORDS))      # options' truth table, paired
+    accepted = (words + (" or empty (= kept)" if col.name == "keep" else "")
                 if col.kind == "bool" else f"a number ({col.kind})")
     origin = "the manifest's reader" if col.step == "manifest" else f"imgcls {col.step}"
     return UserError(f"{row_at(df, pos, where)} has '{df[col.name].iloc[pos]}' in its column '{col.name}' (accepted: "

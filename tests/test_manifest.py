@@ -1508,6 +1508,15 @@ def test_a_bad_cell_is_named_by_its_line_in_the_file_and_by_its_row_in_a_python_
         mf.coerce(pd.DataFrame({"keep": ["1", "0", "maybe"]}, index=[7, 8, 9]))
 
 
+def test_a_bad_bool_cell_lists_every_word_the_truth_table_accepts():
+    """A bad bool cell's line said 'accepted: true/false, 1/0, yes/no, y/n, t/f', spelt by hand beside options'
+    TRUE_WORDS / FALSE_WORDS, and left out 1.0 / 0.0, which parse_bool takes. It is built from the table."""
+    assert mf.parse_bool("1.0") is True and mf.parse_bool("0.0") is False
+    with pytest.raises(UserError) as e:
+        mf.coerce(pd.DataFrame({"keep": ["1", "maybe"]}))
+    assert "(accepted: true/false, 1/0, 1.0/0.0, yes/no, y/n, t/f or empty (= kept));" in str(e.value), str(e.value)
+
+
 def test_profile_attributes_that_are_text_stay_text(tmp_path, image_folder):
     """`mask` / `age` may be a competition CSV's own text attributes: not an error, left as they are."""
     df = mf.load(image_folder, announce=False).iloc[:2].reset_index(drop=True)
