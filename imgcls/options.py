@@ -18,6 +18,7 @@ import collections.abc
 import dataclasses
 import functools
 import inspect
+import math
 import numbers
 import os
 import types
@@ -396,6 +397,26 @@ def truth(text: Any) -> bool | None:
     """True / False for a text (or a value's str()) among TRUE_WORDS / FALSE_WORDS, None for anything else."""
     word = str(text).strip().lower()
     return True if word in TRUE_WORDS else False if word in FALSE_WORDS else None
+
+
+NO_WEIGHT = "every weight is 0"     # weights_fault's answer where no weight is > 0
+
+
+def weights_fault(weights, one_positive: bool = True) -> str:
+    """The one rule of weights that scale losses or votes (train --head-weights, ensemble --weights, an ensemble
+    spec's members' weights): each a finite number >= 0 and, `one_positive`, one at least > 0. '' where `weights`
+    (numbers) keep it; else what is wrong: the first weight that breaks it as float() spells it ('nan', '-1.0'; 'a
+    number past a float's range' for an int no float holds), or NO_WEIGHT. Each caller says it in its own words."""
+    for w in weights:
+        try:
+            said = float(w)
+        except OverflowError:       # an int past a float's range (10**400): no finite weight
+            return "a number past a float's range"
+        if not (math.isfinite(said) and said >= 0):
+            return str(said)
+    if one_positive and len(weights) and not any(float(w) > 0 for w in weights):
+        return NO_WEIGHT
+    return ""
 
 
 def check_type(cls, name: str, value: Any) -> None:

@@ -649,6 +649,23 @@ def test_typed_weights_parse_or_fail_in_one_line():
         parse_weights("1,2", 3)
 
 
+def test_weights_a_python_caller_gives_vote_keep_the_one_weights_rule():
+    """vote's weights (a Python caller's, a spec's) took nan or inf, which weighed every row nan, where --weights, a
+    spec file and --head-weights refuse them: one rule (options.weights_fault) for all."""
+    import numpy as np
+    from imgcls.ensemble.voting import vote
+    from imgcls.options import NO_WEIGHT, weights_fault
+    probs = [np.array([[0.9, 0.1]]), np.array([[0.2, 0.8]])]
+    assert np.allclose(vote(probs, "weighted", [3, 1]), [[0.725, 0.275]])
+    for weights in ([float("nan"), 1], [1, float("inf")], [-1, 2], [0, 0]):
+        with pytest.raises(UserError, match="^--weights must be finite, non-negative with a positive sum$"):
+            vote(probs, "weighted", weights)
+    assert weights_fault([1, 0]) == "" and weights_fault([0, 0]) == NO_WEIGHT and weights_fault([1, -1]) == "-1.0"
+    assert weights_fault([0], one_positive=False) == ""
+    assert weights_fault([10 ** 400]) == "a number past a float's range"
+    assert weights_fault([]) == "" and weights_fault([1, float("nan")]) == "nan"
+
+
 def test_out_that_is_a_folder_the_step_reads_is_refused(tmp_path):
     """`--out` = a member's run folder (or a k-fold run's fold folder, or the ensemble's own folder for predict)
     would overwrite its report.html and out-of-fold predictions: refused in one line, nothing written."""

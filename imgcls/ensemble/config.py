@@ -2,12 +2,11 @@
 choose from: only the standard library and imgcls.options, so `imgcls ensemble --help` imports no numpy / pandas."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from imgcls.errors import UserError
-from imgcls.options import When, join, option, python_too
+from imgcls.options import When, join, option, python_too, weights_fault
 from imgcls.outputs import yaml_load
 
 # the fix of a missing or damaged ensemble spec: the ensemble built (again), both callers
@@ -111,5 +110,5 @@ def check_spec(doc, p: Path) -> None:
             weight = float(d.get("weight", 1.0))
         except (TypeError, ValueError):
             raise bad(f"member {d['name']}: weight {d.get('weight')!r} is not a number") from None
-        if not (math.isfinite(weight) and weight >= 0):
+        if weights_fault([weight], one_positive=False):
             raise bad(f"member {d['name']}: weight {weight} is not a non-negative number")

@@ -10,7 +10,7 @@ import numpy as np
 from imgcls.ensemble.config import METHODS, EnsembleConfig
 from imgcls.errors import UserError
 from imgcls.metrics import macro_f1
-from imgcls.options import keyword_note, specs
+from imgcls.options import keyword_note, specs, weights_fault
 
 WEIGHT_FLOOR = 1e-6      # a fitted weight below this share of the largest is 0: it moves no probability visibly
 
@@ -26,8 +26,8 @@ def normalise_weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
     w = np.asarray(weights, dtype=np.float64)
     if len(w) != n:
         raise UserError(f"--weights has {len(w)} value(s) for {n} member(s); give one weight per member")
-    if (w < 0).any() or w.sum() <= 0:
-        raise UserError("--weights must be non-negative with a positive sum")
+    if not len(w) or weights_fault(w):       # options' weights rule; nan or inf weighed every member nan
+        raise UserError("--weights must be finite, non-negative with a positive sum")
     return w / w.sum()
 
 

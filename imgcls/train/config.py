@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path, PurePath
 from typing import Optional
@@ -17,8 +16,8 @@ from imgcls.errors import UserError
 from imgcls.figure_files import CURVES_PNG
 from imgcls.image_options import INTERPOLATIONS, RESIZE_MODES, max_pixels_option
 from imgcls.model_meta import CROP_FROM_RANGE
-from imgcls.options import (When, check, check_type, check_typed, join, list_items, option, python_too,
-                            recorded_nulls, seed_option, specs, without)
+from imgcls.options import (NO_WEIGHT, When, check, check_type, check_typed, join, list_items, option, python_too,
+                            recorded_nulls, seed_option, specs, weights_fault, without)
 from imgcls.outputs import REPORT_HTML, RUNS_DIR, yaml_dump, yaml_load
 from imgcls.profile_names import PROFILE_HEADS
 from imgcls.split.config import parse_folds    # --folds' reading: the fold column's owner (rundir reads it too)
@@ -72,18 +71,14 @@ def _float_list(text: str) -> list[float]:
 
 def _head_weights(weights) -> None:
     """--head-weights' validator: the multi-head loss is the sum of each head's loss times its weight
-    (loop.Trainer.head_w), so a weight is a finite number >= 0 (0: that head adds nothing to the loss) and one at
-    least is > 0. nan or inf trained a NaN loss, a negative weight a loss that training pushed up, all 0 none."""
-    for w in weights:
-        try:
-            said = float(w)
-        except OverflowError:       # an int past a float's range (10**400): no finite weight
-            said = "a number past a float's range"
-        if not (isinstance(said, float) and math.isfinite(said) and w >= 0):
-            raise UserError(f"--head-weights holds {said}: each weight must be a finite number >= 0 (one per "
-                            f"head), e.g. 1,1,2")
-    if len(weights) and not any(w > 0 for w in weights):
+    (loop.Trainer.head_w), so the weights keep options.weights_fault's rule (0: that head adds nothing to the loss).
+    nan or inf trained a NaN loss, a negative weight a loss that training pushed up, all 0 none."""
+    wrong = weights_fault(weights)
+    if wrong == NO_WEIGHT:
         raise UserError("--head-weights weighs every head 0, so no head would learn; give one weight > 0 at least")
+    if wrong:
+        raise UserError(f"--head-weights holds {wrong}: each weight must be a finite number >= 0 (one per "
+                        f"head), e.g. 1,1,2")
 
 
 @functools.lru_cache(maxsize=2)
