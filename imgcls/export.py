@@ -13,6 +13,7 @@ model trained on another decoding sees other pixels for some files there (export
 """
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from dataclasses import dataclass
@@ -155,7 +156,7 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
         for ck in ckpts:
             # a model of seconds to build, export and run in ONNX Runtime: nothing on screen until its line
             with status(f"exporting {ck} to ONNX and checking it with ONNX Runtime"):
-                lm = load_model(ck, "cpu", diverged_fix(ck))
+                lm = load_model(ck, "cpu", functools.partial(diverged_fix, ck))
                 meta = lm.meta
                 metas.append(meta)
                 s = meta.img_size

@@ -19,6 +19,7 @@
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -587,7 +588,8 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
     n, n_cls = len(paths), len(spec.classes)
     paths = [str(p) for p in paths]
     # checkpoints grouped by preprocessing: one decode pass serves all folds of a run (and same-input models)
-    loaded = [[load_model(c, dev, diverged_fix(c)) for c in m.checkpoints] for m in spec.members]
+    loaded = [[load_model(c, dev, functools.partial(diverged_fix, c)) for c in m.checkpoints]
+              for m in spec.members]
     for m, lms in zip(spec.members, loaded):
         for ck, lm in zip(m.checkpoints, lms):
             # --combine profile: a member's classes are its own (an attribute's values); they combine at the end

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
@@ -162,20 +162,22 @@ class LoadedModel:
         return decode_proba(out, self.meta).clamp_min(1e-12).log()     # the heads' outputs, one forward pass
 
 
-def check_finite(state_dict: dict, named: str, fix: str) -> None:
+def check_finite(state_dict: dict, named: str, fix: str | Callable[[], str]) -> None:
     """Refuse a checkpoint (`named`: how its line names it) whose weights hold NaN or infinity, a diverged run's (its
     loss NaN from epoch 1, its best.pt is that epoch's): predicted with, its probabilities would be NaN (argmax's
-    first class for every image); started from (--init-from), a new run would diverge at its first step."""
+    first class for every image); started from (--init-from), a new run would diverge at its first step. `fix`: the
+    refusal's fix, or what says it (called only for a refusal: a k-fold fold's reads its set's config.yaml)."""
     if not all(torch.isfinite(t).all() for t in state_dict.values() if torch.is_tensor(t) and t.is_floating_point()):
-        raise UserError(f"{named} holds NaN or infinite weights: the run's loss diverged; {fix}")
+        raise UserError(f"{named} holds NaN or infinite weights: the run's loss diverged; "
+                        f"{fix() if callable(fix) else fix}")
 
 
 def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu",
-               diverged: str = "train it again with a lower --lr") -> LoadedModel:
+               diverged: str | Callable[[], str] = "train it again with a lower --lr") -> LoadedModel:
     """Rebuild the network of a checkpoint (no download: the weights are in the file) in eval mode, in the
     channels_last layout of imgcls.device.inference_layout (its inputs are converted by LoadedModel). `diverged`:
-    the fix its refusal names where the weights are NaN (rundir.diverged_fix, which knows a k-fold set's folds: this
-    module does not import rundir)."""
+    the fix its refusal names where the weights are NaN, or what says it (check_finite: rundir.diverged_fix, which knows
+    a k-fold set's folds: this module does not import rundir)."""
     from imgcls.console import status
     from imgcls.device import inference_layout
     from imgcls.model_meta import ModelMeta
