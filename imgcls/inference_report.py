@@ -15,12 +15,15 @@ from imgcls import metrics, report
 from imgcls.console import plural, warn
 from imgcls.errors import UserError
 from imgcls.figure_files import not_drawn
-from imgcls.outputs import REPORT_HTML
+from imgcls.outputs import ENSEMBLE_OOF_CSV, REPORT_HTML
 from imgcls.profiles import class_titles
 from imgcls.run_names import PER_CLASS_CSV, VAL_PREDICTIONS
 from imgcls.train.rundir import PER_CLASS, VALIDATION, read_run_csv, set_fold_dirs
 
 NO_PLOTS = not_drawn("the tables hold their numbers")      # where predict --no-plots leaves out its figures
+# where ensemble --no-plots leaves out its confusion matrices
+ENSEMBLE_NO_PLOTS = not_drawn(f"{ENSEMBLE_OOF_CSV} holds their rows (label, pred), {PER_CLASS_CSV} and the table above "
+                              f"their per-class scores")
 
 
 def training_distribution(run: str | os.PathLike, classes: Sequence[str] | None = None
@@ -241,13 +244,15 @@ def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFr
 
 
 def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof: pd.DataFrame | None,
-                          member_probs: Sequence[np.ndarray] = (), member_metas: Sequence = ()) -> Path:
+                          member_probs: Sequence[np.ndarray] = (), member_metas: Sequence = (),
+                          plots: bool = True) -> Path:
     """out/report.html of an ensemble: members (weights, own and common val macro-F1), per-class F1 of every member
     (member_probs: each member's probabilities on the oof rows, in order) and of the ensemble on the common
     validation rows, the ensemble's confusion matrices. A --combine profile table's `shares` column (each member's
     shares within its attributes, ensemble.profile.share_text: per attribute where they differ, which the numeric
     weight cannot say) is shown in the weight column, as the terminal's table shows it. member_metas: the members'
-    model metadata (ensemble.profile.member_meta), which name a profile ensemble's classes (their age bands)."""
+    model metadata (ensemble.profile.member_meta), which name a profile ensemble's classes (their age bands); plots
+    False (--no-plots): no confusion PNGs, a line where they go."""
     from imgcls.ensemble.table import NOT_RUN_NOTE
     from imgcls.runs import COMMON_OOF, common_rows, cross_fitted
     out = Path(out)
@@ -287,7 +292,7 @@ def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof
         ctx["confusion"] = S(_confusion_html(y, oof["pred"].astype(str), classes, out,
                                              f"ensemble ({spec.method}) on {len(oof)} {rows} rows"
                                              + ("\nweights fitted on these rows: optimistic" if fitted else ""),
-                                             meanings))
+                                             meanings) if plots else report.note(ENSEMBLE_NO_PLOTS))
     # the columns as the note above the table and the terminal's table name them (scores.csv keeps its own names)
     shown = table.rename(columns={"val_images": "own val images", "val_macro_f1": "own val macro-F1",
                                   "common_macro_f1": f"{rows} macro-F1"})

@@ -232,6 +232,41 @@ def test_the_ensemble_report_heads_its_confusion_matrices(tmp_path):
     assert 'alt="confusion matrix"' in after and 'alt="confusion matrix, row-normalised"' in after
 
 
+def test_no_plots_writes_the_ensemble_s_tables_and_report_without_its_pngs(tmp_path):
+    """ensemble drew its confusion-matrix PNGs on every build, with no switch (train and predict have --no-plots):
+    a script's loop of ensembles paid matplotlib's seconds each time. --no-plots writes every other file and a
+    report that says where the matrices go (no image it would show missing); a rebuild with it removes the earlier
+    build's PNGs; the scores are the same; the default still draws them."""
+    rows = _val_rows(tmp_path / "data", n=12, classes="abc")
+    r1 = make_tiny_run(tmp_path / "runs" / "r1", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "r2", seed=2, val_rows=rows, val_quality=0.3)
+    out = tmp_path / "ens"
+    drawn = {}
+    for flags in ([], ["--no-plots"], []):
+        res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--out", str(out), "-q", *flags])
+        assert res.exit_code == 0, res.output
+        page = " ".join((out / "report.html").read_text().split())
+        pngs = sorted(p.name for p in out.glob("*.png"))
+        scores = yaml.safe_load((out / "spec.yaml").read_text())["scores"]
+        if flags:
+            assert pngs == [] and "<img" not in page, pngs
+            assert re.findall(r"<h2>([^<]*)", page)[-1] == "Confusion matrices"
+            after = page[page.index("<h2>Confusion matrices</h2>"):]
+            assert ("figures not drawn (--no-plots): oof_predictions.csv holds their rows (label, pred), "
+                    "per_class.csv and the table above their per-class scores") in html.unescape(after), after
+            assert "Per-class F1 on the common val rows" in page
+            assert {"spec.yaml", "scores.csv", "oof_predictions.csv", "per_class.csv"} <= {p.name for p in
+                                                                                          out.iterdir()}
+            assert scores == drawn["scores"]
+        else:
+            assert pngs == ["confusion_matrix.png", "confusion_matrix_normalized.png"], pngs
+            assert len(re.findall(r"<img", page)) == 2 and "not drawn" not in page
+            drawn["scores"] = scores
+    from imgcls.ensemble import build_ensemble
+    build_ensemble([r1, r2], out=tmp_path / "py", plots=False)          # the Python caller's keyword
+    assert not list((tmp_path / "py").glob("*.png")) and (tmp_path / "py" / "report.html").is_file()
+
+
 def test_run_predict_takes_the_ensemble_spec_build_ensemble_returns(tmp_path):
     """`spec = build_ensemble([...]); run_predict(spec, DATA)`, the object a notebook holds, was pathlib's
     `TypeError: expected str, bytes or os.PathLike object, not EnsembleSpec`: run_predict took only spec.path. The

@@ -127,6 +127,18 @@ def test_ensemble_scores_on_the_profile_truth_and_predict_writes_the_mask_submis
     assert "training share" in (tmp_path / f"pred_{runs[0].name}" / "report.html").read_text()
 
 
+def test_a_profile_ensemble_with_no_plots_draws_no_png(tmp_path):
+    """--combine profile wrote its confusion PNGs whatever was asked: plots=False (--no-plots) leaves them out
+    there too, its report saying so, its scored rows written as without it."""
+    runs, y = _runs(tmp_path, [("/d", f"img{k}.jpg") for k in range(4)])
+    out = tmp_path / "ens"
+    build_ensemble(runs, combine="profile", out=out, plots=False)
+    assert not list(out.glob("*.png"))
+    page = (out / "report.html").read_text()
+    assert "<img" not in page and "figures not drawn (--no-plots)" in page
+    assert pd.read_csv(out / "oof_predictions.csv")["pred"].tolist() == y.tolist()
+
+
 def test_hard_or_auto_weights_are_refused(tmp_path):
     with pytest.raises(UserError, match="--combine profile multiplies"):
         build_ensemble([tmp_path], method="hard", combine="profile")

@@ -45,18 +45,20 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
                    weights: str | Sequence[float] | None = EnsembleConfig.weights,
                    out: str | os.PathLike | None = None, name: str | None = None,
                    metric: str | None = EnsembleConfig.metric,
-                   which: str = "best", combine: str = EnsembleConfig.combine) -> EnsembleSpec:
+                   which: str = "best", combine: str = EnsembleConfig.combine,
+                   plots: bool = EnsembleConfig.plots) -> EnsembleSpec:
     """Score members on their validation predictions, fit or take weights, write the ensemble folder; returns the
     EnsembleSpec written (spec.path: its spec.yaml, what run_predict takes; members with their weights; scores;
     its paths absolute, as run_train's run folder).
     `weights`: 'auto', 'w1,w2,...' or a list of numbers; given with method soft they make it weighted.
-    `combine="profile"`: see the module doc."""
+    `combine="profile"`: see the module doc. `plots` False (--no-plots): no confusion-matrix PNGs, report.html
+    says so where they go."""
     check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
     if isinstance(runs, (str, os.PathLike)):     # one path's characters are not run folders
         raise TypeError(f"build_ensemble's runs must be a list of run folders (got the path {str(runs)!r}); pass "
                         f"build_ensemble([{str(runs)!r}, 'outputs/runs/B'])")
     weights = weights_text(weights)      # a list of numbers: its --weights text
-    check(EnsembleConfig(method=method, weights=weights, metric=metric, combine=combine))
+    check(EnsembleConfig(method=method, weights=weights, metric=metric, combine=combine, plots=plots))
     from imgcls.train.rundir import check_which
     check_which("build_ensemble", which)
     soft_weighted = bool(weights) and method == "soft"     # said in one line once the weights are taken
@@ -103,7 +105,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
                                                            REPORT_HTML, *confusion_png_names())],
                        placing=out / "ensemble")
     if combine == "profile":
-        return with_absolute_paths(build_profile(members, method, weights, out, name, out_typed))
+        return with_absolute_paths(build_profile(members, method, weights, out, name, out_typed, plots))
     classes = check_same_classes(members)
     n_cls = len(classes)
     cidx = {c: i for i, c in enumerate(classes)}
@@ -208,7 +210,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
                                         "common_macro_f1"])
     with status("writing the ensemble's files and report"):     # its confusion matrices: seconds
         spec.path = write_ensemble_files(spec, out, out_typed, table, oof if len(y) else None, P,
-                                         [member_meta(m) for m in spec.members])
+                                         [member_meta(m) for m in spec.members], plots)
     with interruption_leaves(all_placed(out)):      # the set is in place: a stop from here on leaves it whole
         print_scores(table, int(len(y)))
         # the common column (and the ensemble's score) is a mean over every class: one no common row has counts as 0

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from imgcls.errors import UserError
 from imgcls.options import When, join, option, python_too, weights_fault
-from imgcls.outputs import yaml_load
+from imgcls.outputs import ENSEMBLE_OOF_CSV, REPORT_HTML, yaml_load
+from imgcls.run_names import PER_CLASS_CSV
 
 # the fix of a missing or damaged ensemble spec: the ensemble built (again), both callers
 BUILD_ENSEMBLE = python_too("`imgcls ensemble RUN RUN ...`", "build_ensemble([RUN, RUN, ...])")
@@ -45,6 +46,11 @@ class EnsembleConfig:
                           help="vote: members share classes; profile: per-attribute runs (train --target mask / "
                                "gender / age_band) and profile runs -> the 18 profile classes by the product of "
                                "the attributes' probabilities.")
+    plots: bool = option(True, panel="Output",
+                         help=f"Draw the confusion-matrix PNGs (shown in {REPORT_HTML}); --no-plots: no figures "
+                              f"(matplotlib's seconds per build saved, e.g. a script's loop of ensembles), the "
+                              f"numbers stay in {REPORT_HTML}'s per-class table, {ENSEMBLE_OOF_CSV} and "
+                              f"{PER_CLASS_CSV}. Does not change the weights or the scores.")
 
 
 def weights_text(weights):

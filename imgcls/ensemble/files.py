@@ -14,13 +14,15 @@ from imgcls.outputs import ENSEMBLE_SCORES_CSV, SPEC_NAME
 
 
 def write_ensemble_files(spec: EnsembleSpec, folder: Path, out_typed: bool, table: pd.DataFrame,
-                         oof: pd.DataFrame | None, member_probs: Sequence = (), member_metas: Sequence = ()) -> Path:
+                         oof: pd.DataFrame | None, member_probs: Sequence = (), member_metas: Sequence = (),
+                         plots: bool = True) -> Path:
     """An ensemble's spec.yaml, scores.csv (`table`), oof_predictions.csv (`oof`) and its per_class.csv
     (write_scored_rows; `oof` None: neither, and an earlier build's go), its report.html and confusion PNGs
-    (inference_report.write_ensemble_report of `member_probs` and `member_metas`; no PNGs without `oof`: an
-    earlier build's go) in `folder`, written as one set (outputs.output_set): a build stopped between them left a
-    new spec beside the earlier build's scored rows (removed before, or the earlier ones: what predict --eval
-    leaves out), or its report and figures, or on a first build a spec without them. Returns spec.yaml's path."""
+    (inference_report.write_ensemble_report of `member_probs` and `member_metas`; no PNGs without `oof` nor with
+    `plots` False, --no-plots: an earlier build's go) in `folder`, written as one set (outputs.output_set): a build
+    stopped between them left a new spec beside the earlier build's scored rows (removed before, or the earlier
+    ones: what predict --eval leaves out), or its report and figures, or on a first build a spec without them.
+    Returns spec.yaml's path."""
     from imgcls.figure_files import confusion_png_names
     from imgcls.fsutil import write_table
     from imgcls.inference_report import write_ensemble_report
@@ -36,5 +38,5 @@ def write_ensemble_files(spec: EnsembleSpec, folder: Path, out_typed: bool, tabl
         write_table(table, files.stage / ENSEMBLE_SCORES_CSV)
         if oof is not None:
             write_scored_rows(files.stage, oof, spec.classes)
-        write_ensemble_report(files.stage, spec, table, oof, member_probs, member_metas)
+        write_ensemble_report(files.stage, spec, table, oof, member_probs, member_metas, plots)
     return path

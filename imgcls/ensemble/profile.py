@@ -186,7 +186,7 @@ def _true_attributes(meta, labels: pd.Series, scheme) -> dict[str, np.ndarray]:
 
 
 def build_profile(members: list[Member], method: str, weights: str | None, out, name,
-                  out_typed: bool = False) -> EnsembleSpec:
+                  out_typed: bool = False, plots: bool = True) -> EnsembleSpec:
     metas = [member_meta(m) for m in members]
     names = [m.name for m in members]
     scheme = profile_scheme(metas, names)
@@ -264,7 +264,7 @@ def build_profile(members: list[Member], method: str, weights: str | None, out, 
     table = pd.DataFrame(rows, columns=["member", "checkpoints", "weight", "shares", "val_images", "val_macro_f1",
                                         "common_macro_f1"])
     spec.path = write_ensemble_files(spec, out, out_typed, table, oof,
-                                     member_metas=[member_meta(m) for m in spec.members])
+                                     member_metas=[member_meta(m) for m in spec.members], plots=plots)
     with interruption_leaves(all_placed(out)):      # the set is in place: a stop from here on leaves it whole
         print_scores(table, int(len(y)))
         info(f"wrote {spec.path} and {out / REPORT_HTML} (use: {predict_fix(out, 'mask')})")
