@@ -124,15 +124,15 @@ def test_ensemble_and_predict_print_their_output_on_stdout_for_a_script_quiet_or
     monkeypatch.chdir(tmp_path)
     for quiet in (["-q"], []):
         ens = tmp_path / f"ens{len(quiet)} 런"
-        r = CliRunner().invoke(app, ["ensemble", str(r1), str(r2), "--out", str(ens), *quiet])
+        r = CliRunner().invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), "--out", str(ens), *quiet])
         assert r.exit_code == 0 and r.stdout.endswith(f"{ens}\n"), (r.stdout, r.stderr)
         assert r.stdout == f"{ens}\n" or not quiet, r.stdout        # -q: that line alone (the table goes)
-        r = CliRunner().invoke(app, ["predict", str(ens), "--data", str(test), "--workers", "0", *quiet])
+        r = CliRunner().invoke(app, ["predict", "--no-plots", str(ens), "--data", str(test), "--workers", "0", *quiet])
         assert r.exit_code == 0 and r.stdout == f"outputs/predictions/{ens.name}/submission.csv\n", r.output
         assert (tmp_path / r.stdout.strip()).is_file()
         pred = tmp_path / f"pred{len(quiet)}"
-        r = CliRunner().invoke(app, ["predict", str(ens), "--data", str(test), "--out", str(pred), "--workers", "0",
-                                     *quiet])
+        r = CliRunner().invoke(app, ["predict", "--no-plots", str(ens), "--data", str(test), "--out", str(pred),
+                                     "--workers", "0", *quiet])
         assert r.exit_code == 0 and r.stdout == f"{pred / 'submission.csv'}\n", r.output
 
 
@@ -158,9 +158,9 @@ def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
     # the k-fold member's score is out-of-fold, and the table says so (a score names the rows it was computed on)
     assert "a k-fold member's rows (ckpts > 1) are out-of-fold" in " ".join(res.output.split())
     r3 = make_tiny_run(tmp_path / "runs" / "effnet2", seed=3, val_rows=rows, val_quality=0.5)
-    res1 = runner.invoke(app, ["ensemble", str(r1), str(r3), "--out", str(tmp_path / "ens_1")])
+    res1 = runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r3), "--out", str(tmp_path / "ens_1")])
     assert res1.exit_code == 0 and "out-of-fold" not in res1.output, res1.output
-    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted", "--weights", "auto",
+    res = runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), "--method", "weighted", "--weights", "auto",
                               "--out", str(tmp_path / "ens_q"), "-q"])
     # --quiet: the scores are in scores.csv; a warning still shows (the fit leaves resnet at 0: effnet alone runs)
     assert res.exit_code == 0 and res.stdout == f"{tmp_path / 'ens_q'}\n", res.output     # the folder, for a script
@@ -185,7 +185,8 @@ def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
     for i in range(4):
         make_image(test / f"t{i}.png", seed=50 + i, kind="noise")
     pred = tmp_path / "pred"
-    res = runner.invoke(app, ["predict", str(out), "--data", str(test), "--out", str(pred), "--workers", "0"])
+    res = runner.invoke(app, ["predict", "--no-plots", str(out), "--data", str(test), "--out", str(pred),
+                              "--workers", "0"])
     assert res.exit_code == 0, res.output
     probs = pd.read_parquet(pred / "probs.parquet")
     # the ensemble's probabilities are the weighted mean of the members' (each the mean of its folds)
@@ -206,7 +207,7 @@ def test_the_ensemble_report_shows_a_class_without_rows_as_not_scored_not_as_f1_
     r1 = make_tiny_run(tmp_path / "runs" / "r1", seed=1, val_rows=rows, val_quality=0.6)
     r2 = make_tiny_run(tmp_path / "runs" / "r2", seed=2, val_rows=rows, val_quality=0.3)
     out = tmp_path / "ens"
-    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--out", str(out)])
+    res = runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), "--out", str(out)])
     assert res.exit_code == 0, res.output
     page = " ".join((out / "report.html").read_text().split())
     table = page[page.index("Per-class F1"):]
@@ -276,12 +277,12 @@ def test_run_predict_takes_the_ensemble_spec_build_ensemble_returns(tmp_path):
     rows = _val_rows(tmp_path / "data")
     r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows)
     r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows)
-    spec = build_ensemble([r1, r2], out=tmp_path / "ens")
+    spec = build_ensemble([r1, r2], out=tmp_path / "ens", plots=False)
     test = tmp_path / "test"
     for i in range(3):
         make_image(test / f"t{i}.png", seed=50 + i, kind="noise")
-    by_object = run_predict(spec, test, out=tmp_path / "p1", workers=0)
-    by_path = run_predict(spec.path, test, out=tmp_path / "p2", workers=0)
+    by_object = run_predict(spec, test, out=tmp_path / "p1", workers=0, plots=False)
+    by_path = run_predict(spec.path, test, out=tmp_path / "p2", workers=0, plots=False)
     assert by_object["source"] == by_path["source"] == str(spec.path.resolve())
     assert pd.read_parquet(tmp_path / "p1" / "probs.parquet").equals(pd.read_parquet(tmp_path / "p2" / "probs.parquet"))
 
@@ -293,7 +294,7 @@ def test_scores_csv_counts_the_checkpoints_the_ensemble_runs(tmp_path):
     screen's and the report's notes say a weight-0 member is not run."""
     _, r1, r2 = _run_and_kfold_set(tmp_path)
     out = tmp_path / "ens"
-    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted", "--weights", "1,0",
+    res = runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), "--method", "weighted", "--weights", "1,0",
                               "--out", str(out)], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     table = pd.read_csv(out / "scores.csv").set_index("member")
@@ -309,7 +310,7 @@ def test_a_member_of_weight_zero_is_not_run(tmp_path, monkeypatch):
     r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
     r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows, val_quality=0.1)
     out = tmp_path / "ens"
-    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted", "--weights", "1,0",
+    res = runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), "--method", "weighted", "--weights", "1,0",
                               "--out", str(out)])
     assert res.exit_code == 0, res.output
     test = tmp_path / "test"
@@ -319,7 +320,7 @@ def test_a_member_of_weight_zero_is_not_run(tmp_path, monkeypatch):
     loaded, load = [], ck.load_model
     monkeypatch.setattr(ck, "load_model", lambda path, *a, **k: loaded.append(Path(path).parent.name) or
                         load(path, *a, **k))
-    res = runner.invoke(app, ["predict", str(out), "--data", str(test), "--out", str(tmp_path / "pred"),
+    res = runner.invoke(app, ["predict", "--no-plots", str(out), "--data", str(test), "--out", str(tmp_path / "pred"),
                               "--workers", "0"])
     assert res.exit_code == 0, res.output
     assert loaded == ["effnet"] and "resnet x1 (w=0.00): not run" in " ".join(res.output.split())
@@ -328,7 +329,7 @@ def test_a_member_of_weight_zero_is_not_run(tmp_path, monkeypatch):
     assert [(m["name"], m["run"]) for m in members] == [("effnet", True), ("resnet", False)]
     html = (tmp_path / "pred" / "report.html").read_text()
     assert "not run: its weight 0 adds nothing to the vote" in html and "resnet/best.pt" not in html
-    res = runner.invoke(app, ["predict", str(r1), "--data", str(test), "--out", str(tmp_path / "alone"),
+    res = runner.invoke(app, ["predict", "--no-plots", str(r1), "--data", str(test), "--out", str(tmp_path / "alone"),
                               "--workers", "0"])
     assert res.exit_code == 0, res.output
     got, alone = (pd.read_parquet(tmp_path / d / "probs.parquet").filter(like="p_") for d in ("pred", "alone"))
@@ -343,13 +344,14 @@ def test_weights_that_leave_one_member_to_run_say_the_ensemble_is_that_run(tmp_p
     r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
     r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows, val_quality=0.1)
     for method in ("weighted", "hard"):
-        res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", method, "--weights", "1,0",
+        res = runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), "--method", method, "--weights", "1,0",
                                   "--out", str(tmp_path / method)])
         flat = " ".join(res.output.split())
         assert res.exit_code == 0, res.output
         assert "warning: resnet has weight 0, which is not run: the ensemble is effnet alone, an ensemble of one; " \
                f"give it a weight above 0, or predict with that run itself: imgcls predict {r1}" in flat, flat
-    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--weights", "1,2", "--out", str(tmp_path / "two")])
+    res = runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), "--weights", "1,2",
+                              "--out", str(tmp_path / "two")])
     assert res.exit_code == 0 and "weight 0" not in res.output, res.output
 
 
@@ -361,11 +363,11 @@ def test_default_folder_is_named_by_method_and_members(tmp_path, monkeypatch):
     r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows, val_quality=0.1)
     monkeypatch.chdir(tmp_path)
     for method in ("soft", "hard"):
-        res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", method])
+        res = runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), "--method", method])
         assert res.exit_code == 0, res.output
         assert load_spec(tmp_path / "outputs" / "ensembles" / f"{method}-effnet+resnet").method == method
     assert "replaced" not in res.output
-    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "hard"])
+    res = runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), "--method", "hard"])
     assert res.exit_code == 0 and "holds an earlier ensemble; this run replaces it once its files are all " \
         "written" in " ".join(res.output.split())
     res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--name", "../x"])
@@ -384,7 +386,7 @@ def test_a_hard_vote_one_member_outweighs_says_the_ensemble_is_that_member(tmp_p
     rows = _val_rows(tmp_path / "data")
     r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
     r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows, val_quality=0.1)
-    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "hard", "--weights", "1,2",
+    res = runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), "--method", "hard", "--weights", "1,2",
                               "--out", str(tmp_path / "h")])
     flat = " ".join(res.output.split())
     assert res.exit_code == 0, res.output
@@ -393,7 +395,7 @@ def test_a_hard_vote_one_member_outweighs_says_the_ensemble_is_that_member(tmp_p
     scores = load_spec(tmp_path / "h").scores
     assert scores["ensemble_macro_f1"] == pytest.approx(scores["members"]["resnet"]["common_macro_f1"])
     for i, w in enumerate(("1,1", "1,0")):
-        res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "hard", "--weights", w,
+        res = runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), "--method", "hard", "--weights", w,
                                   "--out", str(tmp_path / f"n{i}")])
         assert res.exit_code == 0 and "decides every image" not in res.output, res.output
 
@@ -409,14 +411,14 @@ def test_weights_with_soft_say_the_vote_is_weighted(tmp_path):
     said = "a weighted soft vote (each member's probabilities averaged with its weight), built as --method weighted"
     for i, args in enumerate((["--method", "soft", "--weights", "1,2"], ["--weights", "1,2"],
                               ["--method", "soft", "--weights", "auto"])):
-        res = runner.invoke(app, ["ensemble", str(r1), str(r2), *args, "--out", str(tmp_path / f"e{i}")])
+        res = runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), *args, "--out", str(tmp_path / f"e{i}")])
         flat = " ".join(res.output.split())
         assert res.exit_code == 0, res.output
         assert f"--weights {args[-1]} with --method soft: {said}" in flat and "ensemble (weighted)" in flat, flat
         assert load_spec(tmp_path / f"e{i}").method == "weighted"
     for i, args in enumerate(([], ["--method", "weighted", "--weights", "1,2"],
                               ["--method", "hard", "--weights", "1,2"])):
-        res = runner.invoke(app, ["ensemble", str(r1), str(r2), *args, "--out", str(tmp_path / f"n{i}")])
+        res = runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), *args, "--out", str(tmp_path / f"n{i}")])
         assert res.exit_code == 0 and "weighted soft vote" not in res.output, res.output
 
 
@@ -429,9 +431,9 @@ def test_typed_weights_get_their_own_folder_and_a_refused_rebuild_replaces_nothi
     r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows, val_quality=0.1)
     monkeypatch.chdir(tmp_path)
     ens = tmp_path / "outputs" / "ensembles"
-    assert runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted"]).exit_code == 0
+    assert runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), "--method", "weighted"]).exit_code == 0
     fitted = (ens / "weighted-effnet+resnet" / "spec.yaml").read_bytes()
-    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--weights", "1,2"])
+    res = runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), "--weights", "1,2"])
     assert res.exit_code == 0 and "replaced" not in res.output, res.output
     assert [m.weight for m in load_spec(ens / "weighted-effnet+resnet-w1_2").members] == pytest.approx([1 / 3, 2 / 3])
     assert (ens / "weighted-effnet+resnet" / "spec.yaml").read_bytes() == fitted
@@ -473,7 +475,8 @@ def test_a_fold_imgcls_train_is_training_now_is_used_with_a_warning(tmp_path):
     mark_training(kf / "fold_0", done=4, epochs=4, best=3, finished=True)
     mark_training(kf / "fold_1", done=2, epochs=4, best=1)
     with RunLock(kf):
-        res = runner.invoke(app, ["ensemble", str(kf / "fold_0"), str(kf / "fold_1"), "--out", str(tmp_path / "e")])
+        res = runner.invoke(app, ["ensemble", "--no-plots", str(kf / "fold_0"), str(kf / "fold_1"),
+                                  "--out", str(tmp_path / "e")])
     flat = " ".join(res.output.split())
     assert res.exit_code == 0 and (tmp_path / "e" / "spec.yaml").is_file(), res.output
     assert f"warning: {kf / 'fold_1'} is being trained by imgcls train now: its best.pt is from an unfinished run " \
@@ -510,7 +513,8 @@ def test_a_stopped_member_is_said_with_its_epochs_done(tmp_path):
     stopped = mark_training(make_tiny_run(tmp_path / "runs" / "stopped", seed=2, val_rows=rows),
                             done=2, epochs=6, best=1)
     mark_training(done, done=4, epochs=4, best=3, finished=True)
-    res = runner.invoke(app, ["ensemble", str(done), str(stopped), "--weights", "1,2", "--out", str(tmp_path / "e")])
+    res = runner.invoke(app, ["ensemble", "--no-plots", str(done), str(stopped), "--weights", "1,2",
+                              "--out", str(tmp_path / "e")])
     flat = " ".join(res.output.split())
     assert res.exit_code == 0 and (tmp_path / "e" / "spec.yaml").is_file(), res.output
     assert f"warning: {stopped} is a stopped run (2/6 epochs): its best.pt is from a partial run; it is " \
@@ -531,7 +535,7 @@ def test_fold_members_are_named_by_their_set(tmp_path, monkeypatch):
         (kf / f"fold_{k}" / "val_predictions.csv").write_bytes((kf / "val_predictions.csv").read_bytes())
     import shutil
     shutil.copytree(kf, tmp_path / "runs" / "other")
-    res = runner.invoke(app, ["ensemble", "runs/kf/fold_0", "runs/kf/fold_1"])
+    res = runner.invoke(app, ["ensemble", "--no-plots", "runs/kf/fold_0", "runs/kf/fold_1"])
     assert res.exit_code == 0, res.output
     ens = tmp_path / "outputs" / "ensembles" / "soft-kf.fold_0+kf.fold_1"
     assert [m.name for m in load_spec(ens).members] == ["kf.fold_0", "kf.fold_1"]
@@ -551,7 +555,7 @@ def test_checkpoint_files_given_are_named_by_their_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for n, seed in (("a", 1), ("b", 2)):
         make_tiny_run(tmp_path / "runs" / n, seed=seed, val_rows=rows)
-    res = runner.invoke(app, ["ensemble", "runs/a/best.pt", "runs/b/best.pt"])
+    res = runner.invoke(app, ["ensemble", "--no-plots", "runs/a/best.pt", "runs/b/best.pt"])
     assert res.exit_code == 0, res.output
     ens = tmp_path / "outputs" / "ensembles" / "soft-a+b"
     assert [m.name for m in load_spec(ens).members] == ["a", "b"], res.output
@@ -605,7 +609,7 @@ def test_a_rebuild_that_cannot_be_scored_leaves_no_score_of_the_earlier_ensemble
     r2 = make_tiny_run(tmp_path / "runs" / "b", seed=2, val_rows=rows, val_quality=0.3)
     r3 = make_tiny_run(tmp_path / "runs" / "c", seed=3, val_rows=other, val_quality=0.3)
     out = tmp_path / "ens"
-    assert runner.invoke(app, ["ensemble", str(r1), str(r2), "--out", str(out), "-q"]).exit_code == 0
+    assert runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), "--out", str(out), "-q"]).exit_code == 0
     assert (out / "oof_predictions.csv").is_file() and (out / "per_class.csv").is_file()
     res = runner.invoke(app, ["ensemble", str(r1), str(r3), "--out", str(out)])
     assert res.exit_code == 0 and "share no image" in res.output, res.output
@@ -646,7 +650,7 @@ def test_real_runs_from_train_ensemble_and_predict(tmp_path):
                           aug="none", out=str(tmp_path / "runs"), name=name, val_split=0.34, seed=0)
         runs.append(run_train(cfg))
     out = tmp_path / "ens"
-    res = runner.invoke(app, ["ensemble", *map(str, runs), "--method", "hard", "--out", str(out)])
+    res = runner.invoke(app, ["ensemble", "--no-plots", *map(str, runs), "--method", "hard", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert load_spec(out).classes == ["a", "b", "c"]
     pred = tmp_path / "pred"
@@ -660,12 +664,13 @@ def test_real_runs_from_train_ensemble_and_predict(tmp_path):
     assert (f"the honest one is the ensemble's macro-F1 on its members' common val rows"
             in line and f"{scores[key]:.4f} over {scores['common_val_images']} images" in line
             and str(out / "scores.csv") in line and "its validation macro-F1" not in line), line
-    res = runner.invoke(app, ["predict", str(out), "--data", str(data), "--out", str(pred), "--workers", "0"])
+    res = runner.invoke(app, ["predict", "--no-plots", str(out), "--data", str(data), "--out", str(pred),
+                              "--workers", "0"])
     line = " ".join(res.output.split())
     assert res.exit_code == 0 and "trained on (their training data, not a test set)" in line, line
     assert f"the honest score is the ensemble's macro-F1 on its members' common val rows" in line, line
     test = make_image_folder(tmp_path / "test", {"a": 3, "b": 3, "c": 3}, size=(36, 36), seed=7)
-    res = runner.invoke(app, ["predict", str(out), "--data", str(test), "--out", str(pred), "--eval",
+    res = runner.invoke(app, ["predict", "--no-plots", str(out), "--data", str(test), "--out", str(pred), "--eval",
                               "--tta", "flip", "--workers", "0"])
     assert res.exit_code == 0, res.output
     sub = pd.read_csv(pred / "submission.csv")
@@ -714,7 +719,7 @@ def test_out_that_is_a_folder_the_step_reads_is_refused(tmp_path):
         assert res.exit_code == 2 and "which this step reads" in res.output and "Traceback" not in res.output
     assert sorted(p.name for p in r1.iterdir()) == before and (r1 / "report.html").read_text() == "train's report"
     r3 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=3, val_rows=rows, val_quality=0.3)
-    res = runner.invoke(app, ["ensemble", str(r1), str(r3), "--out", str(tmp_path / "e")])
+    res = runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r3), "--out", str(tmp_path / "e")])
     assert res.exit_code == 0, res.output
     for i in range(2):
         make_image(tmp_path / "test" / f"t{i}.png", seed=50 + i, kind="noise")
@@ -757,7 +762,8 @@ def test_a_file_or_folder_that_is_not_a_run_is_named_for_what_it_is(tmp_path):
     (onnx / "best.onnx").write_bytes(b"onnx")
     table = tmp_path / "splits.csv"
     table.write_text("path,label\n")
-    assert runner.invoke(app, ["ensemble", str(r1), str(r2), "--out", str(tmp_path / "ens")]).exit_code == 0
+    assert runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2),
+                               "--out", str(tmp_path / "ens")]).exit_code == 0
     study = tmp_path / "tune" / "s"
     study.mkdir(parents=True)
     (study / "trials.csv").write_text("trial,state\n")
@@ -826,7 +832,7 @@ def test_report_labels_every_score_over_the_rows_the_weights_were_fitted_on(tmp_
     r2 = make_tiny_run(tmp_path / "runs" / "b", seed=2, val_rows=rows, val_quality=0.3)
     for method, fitted in (("weighted", True), ("soft", False)):
         out = tmp_path / method
-        res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", method, "--out", str(out)])
+        res = runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), "--method", method, "--out", str(out)])
         assert res.exit_code == 0, res.output
         flat = " ".join((out / "report.html").read_text().split())
         assert ("ensemble log-loss on them (weights fitted on these rows: optimistic)" in flat) is fitted
@@ -846,9 +852,10 @@ def test_predict_eval_on_the_rows_the_weights_were_fitted_on_says_so(tmp_path):
     r2 = make_tiny_run(tmp_path / "runs" / "b", seed=2, val_rows=rows, val_quality=0.3)
     for method, n in (("weighted", 12), ("soft", 0)):
         ens = tmp_path / f"ens_{method}"
-        assert runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", method, "--out", str(ens)]).exit_code == 0
+        assert runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), "--method", method,
+                                   "--out", str(ens)]).exit_code == 0
         pred = tmp_path / f"pred_{method}"
-        res = runner.invoke(app, ["predict", str(ens), "--data", str(data), "--out", str(pred), "--eval",
+        res = runner.invoke(app, ["predict", "--no-plots", str(ens), "--data", str(data), "--out", str(pred), "--eval",
                                   "--workers", "0"])
         assert res.exit_code == 0, res.output
         said = " ".join(res.output.split())
@@ -858,7 +865,7 @@ def test_predict_eval_on_the_rows_the_weights_were_fitted_on_says_so(tmp_path):
         assert (note in flat) is bool(n), flat
         assert ("--weights auto was fitted on: optimistic" in said) is bool(n), said
     other = make_image_folder(tmp_path / "test", {"a": 2, "b": 2, "c": 2}, size=(36, 36), seed=9)
-    res = runner.invoke(app, ["predict", str(tmp_path / "ens_weighted"), "--data", str(other), "--out",
+    res = runner.invoke(app, ["predict", "--no-plots", str(tmp_path / "ens_weighted"), "--data", str(other), "--out",
                               str(tmp_path / "pred_other"), "--eval", "--workers", "0"])
     assert res.exit_code == 0 and "fitted on: optimistic" not in " ".join(res.output.split()), res.output
 
@@ -877,7 +884,8 @@ def test_predict_eval_with_a_malformed_oof_predictions_csv_is_one_line(tmp_path,
     r1 = make_tiny_run(tmp_path / "runs" / "a", seed=1, val_rows=rows, val_quality=0.6)
     r2 = make_tiny_run(tmp_path / "runs" / "b", seed=2, val_rows=rows, val_quality=0.3)
     ens = tmp_path / "ens"
-    assert runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted", "--out", str(ens)]).exit_code == 0
+    assert runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), "--method", "weighted",
+                               "--out", str(ens)]).exit_code == 0
     bad = ens / "oof_predictions.csv"
     lines = bad.read_text().splitlines()
     bad.write_text("\n".join([*lines[:2], lines[2] + ",extra", *lines[3:]]) + "\n")
@@ -898,7 +906,7 @@ def test_report_members_table_names_its_columns_as_its_note(tmp_path):
     r1 = make_tiny_run(tmp_path / "runs" / "single", seed=1, val_rows=rows, val_quality=0.6)
     r2 = make_tiny_run(tmp_path / "runs" / "kf", seed=2, folds=2, val_rows=rows, val_quality=0.3)
     out = tmp_path / "ens"
-    assert runner.invoke(app, ["ensemble", str(r1), str(r2), "--out", str(out)]).exit_code == 0
+    assert runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), "--out", str(out)]).exit_code == 0
     html = (out / "report.html").read_text()
     flat = " ".join(html.split())
     assert ("<th>member</th><th>checkpoints</th><th>weight</th><th>own val images</th><th>own val macro-F1</th>"
@@ -917,14 +925,14 @@ def test_a_rebuild_into_a_typed_out_names_what_keeps_both(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     blend = Path("outputs") / "ensembles" / "blend"
     for _ in range(2):
-        res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--out", str(blend)])
+        res = runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), "--out", str(blend)])
         assert res.exit_code == 0, res.output
     said = " ".join(res.output.split())
     assert f"{blend} holds an earlier ensemble; this run replaces it once its files are all written (another " \
            f"--out FOLDER keeps both)" in said, said
     assert "--name NAME keeps both" not in said
     for _ in range(2):
-        res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--name", "mix"])
+        res = runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), "--name", "mix"])
         assert res.exit_code == 0, res.output
     assert "holds an earlier ensemble; this run replaces it once its files are all written (--name NAME keeps " \
            "both)" in " ".join(res.output.split())
@@ -974,7 +982,7 @@ def test_the_terminal_table_s_common_val_column_names_its_rows(tmp_path):
     rows = _val_rows(tmp_path / "data")
     r1 = make_tiny_run(tmp_path / "runs" / "single", seed=1, val_rows=rows[:20], val_quality=0.6)
     r2 = make_tiny_run(tmp_path / "runs" / "kf", seed=2, folds=2, val_rows=rows, val_quality=0.3)
-    res = runner.invoke(app, ["ensemble", str(r2), str(r1), "--method", "weighted", "--weights", "auto",
+    res = runner.invoke(app, ["ensemble", "--no-plots", str(r2), str(r1), "--method", "weighted", "--weights", "auto",
                               "--out", str(tmp_path / "ens")])
     assert res.exit_code == 0, res.output
     flat = " ".join(res.output.split())
@@ -991,7 +999,7 @@ def test_kfold_members_common_rows_are_named_oof_as_runs_names_them(tmp_path):
     r1 = make_tiny_run(tmp_path / "runs" / "kf1", seed=1, folds=2, val_rows=rows, val_quality=0.6)
     r2 = make_tiny_run(tmp_path / "runs" / "kf2", seed=2, folds=2, val_rows=rows, val_quality=0.3)
     out = tmp_path / "ens"
-    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted", "--weights", "auto",
+    res = runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), "--method", "weighted", "--weights", "auto",
                               "--out", str(out)])
     assert res.exit_code == 0, res.output
     flat = " ".join(res.output.split())
@@ -1033,7 +1041,7 @@ def test_ensemble_report_names_the_profile_class_ids(tmp_path):
     runs = [make_tiny_run(tmp_path / "runs" / f"m{k}", multi=True, model="test_resnet", seed=k, val_rows=rows,
                           val_quality=0.5, age_bands=[30, 60]) for k in (1, 2)]
     out = tmp_path / "ens"
-    res = runner.invoke(app, ["ensemble", *map(str, runs), "--out", str(out), "-q"])
+    res = runner.invoke(app, ["ensemble", "--no-plots", *map(str, runs), "--out", str(out), "-q"])
     assert res.exit_code == 0, res.output
     page = html.unescape((out / "report.html").read_text()).replace("\n", "")
     assert "<td>4</td><td>wear, female, 30-59</td>" in page and "<td>17</td><td>not_wear, female, >=60</td>" in page
@@ -1068,7 +1076,7 @@ def test_the_score_table_says_which_classes_the_common_rows_lack(tmp_path):
     rows = [(r, p.replace("?", "a"), "a" if lab == "?" else lab) for r, p, lab in rows]     # no row of class c
     r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
     r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows, val_quality=0.3)
-    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--out", str(tmp_path / "ens")])
+    res = runner.invoke(app, ["ensemble", "--no-plots", str(r1), str(r2), "--out", str(tmp_path / "ens")])
     assert res.exit_code == 0, res.output
     said = " ".join(res.output.split())
     assert ("1 of 3 classes have no common validation rows (c): each counts in the macro-F1 with F1 0 (the mean is "
@@ -1076,7 +1084,7 @@ def test_the_score_table_says_which_classes_the_common_rows_lack(tmp_path):
     full = _val_rows(tmp_path / "data")
     r3 = make_tiny_run(tmp_path / "runs" / "e3", seed=1, val_rows=full)
     r4 = make_tiny_run(tmp_path / "runs" / "e4", model="test_resnet", seed=2, val_rows=full)
-    res = runner.invoke(app, ["ensemble", str(r3), str(r4), "--out", str(tmp_path / "ens2")])
+    res = runner.invoke(app, ["ensemble", "--no-plots", str(r3), str(r4), "--out", str(tmp_path / "ens2")])
     assert res.exit_code == 0 and "no common validation rows" not in res.output
 
 
@@ -1093,7 +1101,7 @@ def test_an_ensemble_stopped_while_writing_leaves_no_spec_without_its_scored_row
     r1 = make_tiny_run(tmp_path / "runs" / "a", seed=1, val_rows=rows, val_quality=0.6)
     r2 = make_tiny_run(tmp_path / "runs" / "b", seed=2, val_rows=rows, val_quality=0.1)
     out = tmp_path / "ens"
-    argv = ["ensemble", str(r1), str(r2), "--out", str(out), "-q"]
+    argv = ["ensemble", "--no-plots", str(r1), str(r2), "--out", str(out), "-q"]
     if earlier:
         assert runner.invoke(app, argv + ["--method", "weighted", "--weights", "auto"]).exit_code == 0
     before = tree_snapshot(out) if earlier else None
@@ -1197,7 +1205,7 @@ def test_runs_shows_the_scores_an_ensemble_recorded_equal_to_re_scoring_its_rows
     ens = tmp_path / "outputs"
     for name, args in (("soft", [r1, r2]), ("hard", [r1, r2, "--method", "hard", "--weights", "1,2"]),
                        ("profile", m)):
-        res = runner.invoke(app, ["ensemble", *map(str, args), "--out", str(ens / name), "-q"])
+        res = runner.invoke(app, ["ensemble", "--no-plots", *map(str, args), "--out", str(ens / name), "-q"])
         assert res.exit_code == 0, res.output
         assert (ens / name / "per_class.csv").is_file()
     expected = {}
@@ -1227,7 +1235,7 @@ def test_a_rebuild_sweeps_the_temporary_files_a_killed_build_left(tmp_path):
     r1 = make_tiny_run(tmp_path / "runs" / "a", seed=1, val_rows=rows, val_quality=0.6)
     r2 = make_tiny_run(tmp_path / "runs" / "b", seed=2, val_rows=rows, val_quality=0.1)
     out = tmp_path / "ens"
-    argv = ["ensemble", str(r1), str(r2), "--out", str(out), "-q"]
+    argv = ["ensemble", "--no-plots", str(r1), str(r2), "--out", str(out), "-q"]
     assert runner.invoke(app, argv).exit_code == 0
     killed = [out / ".spec.yaml.k9k9k9k9.tmp.yaml", out / "..ensemble.placing.json.k9k9k9k9.tmp.json"]
     for p in killed:
@@ -1263,7 +1271,7 @@ def test_ensemble_says_what_it_does_on_a_terminal_before_its_table(tmp_path, mon
     _, r1, r2 = _run_and_kfold_set(tmp_path)
     buf = io.StringIO()
     monkeypatch.setattr(console, "console", Console(file=buf, force_terminal=True, width=200, markup=False))
-    build_ensemble([r1, r2], out=tmp_path / "ens")
+    build_ensemble([r1, r2], out=tmp_path / "ens", plots=False)
     assert "writing the ensemble's files and report" in buf.getvalue()
     assert "spinner" not in console._state
 
@@ -1281,7 +1289,7 @@ def test_a_stopped_fold_given_alone_is_finished_by_resuming_its_set(tmp_path):
                                                     "epochs": 6}))
     fold = mark_training(kf / "fold_1", done=2, epochs=6, best=1)
     (fold / "val_predictions.csv").write_text((done / "val_predictions.csv").read_text())
-    res = runner.invoke(app, ["ensemble", str(done), str(fold), "--out", str(tmp_path / "e")])
+    res = runner.invoke(app, ["ensemble", "--no-plots", str(done), str(fold), "--out", str(tmp_path / "e")])
     flat = " ".join(res.output.split())
     assert res.exit_code == 0, res.output
     assert f"warning: {fold} is a stopped run (2/6 epochs)" in flat, flat
@@ -1298,7 +1306,7 @@ def test_a_stray_fold_given_as_a_member_is_not_advised_as_one(tmp_path):
     shutil.copy(kf / "val_predictions.csv", kf / "fold_2" / "val_predictions.csv")
 
     def said(*runs, out):
-        res = runner.invoke(app, ["ensemble", *map(str, runs), "--out", str(tmp_path / out)])
+        res = runner.invoke(app, ["ensemble", "--no-plots", *map(str, runs), "--out", str(tmp_path / out)])
         assert res.exit_code == 0, res.output
         return " ".join(res.output.split())
     left_out = f"warning: fold_2 in {kf} left out: not one of the set's folds (it trained fold_0, fold_1)"
@@ -1338,7 +1346,7 @@ def test_members_of_one_name_are_named_apart_by_their_folders(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     for i, p in enumerate(("runs/a/x", "runs/b/x", "runs/c/x_1", "tune/s1/trial_0000", "tune/s2/trial_0000")):
         make_tiny_run(tmp_path / p, seed=i, val_rows=rows)
-    res = runner.invoke(app, ["ensemble", "runs/a/x", "runs/b/x", "runs/c/x_1"])
+    res = runner.invoke(app, ["ensemble", "--no-plots", "runs/a/x", "runs/b/x", "runs/c/x_1"])
     assert res.exit_code == 0, res.output
     ens = tmp_path / "outputs" / "ensembles" / "soft-a.x+b.x+x_1"
     assert [m.name for m in load_spec(ens).members] == ["a.x", "b.x", "x_1"], res.output
@@ -1368,10 +1376,10 @@ def test_build_ensemble_takes_its_weights_as_a_list_of_numbers(tmp_path):
     rows = _val_rows(tmp_path / "data")
     r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows)
     r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows)
-    typed = build_ensemble([r1, r2], method="weighted", weights="0.3,0.7", out=tmp_path / "typed")
+    typed = build_ensemble([r1, r2], method="weighted", weights="0.3,0.7", out=tmp_path / "typed", plots=False)
     # an array too (fit_weights' own): the check of the text read its truth value, a ValueError
     for i, given in enumerate(([0.3, 0.7], (0.3, np.float64(0.7)), [3, 7], np.array([0.3, 0.7]))):
-        spec = build_ensemble([r1, r2], method="weighted", weights=given, out=tmp_path / f"list{i}")
+        spec = build_ensemble([r1, r2], method="weighted", weights=given, out=tmp_path / f"list{i}", plots=False)
         assert spec.weights == pytest.approx(typed.weights) and spec.method == "weighted", spec.weights
     assert typed.weights == pytest.approx([0.3, 0.7])
     with pytest.raises(UserError) as e:
@@ -1390,14 +1398,14 @@ def test_build_ensemble_returns_its_paths_absolute_and_the_cli_prints_its_folder
     make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows)
     make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows)
     monkeypatch.chdir(tmp_path)
-    spec = build_ensemble(["runs/effnet", "runs/resnet"], out="ens")
+    spec = build_ensemble(["runs/effnet", "runs/resnet"], out="ens", plots=False)
     assert spec.path == tmp_path / "ens" / "spec.yaml"
     assert [m.run for m in spec.members] == [tmp_path / "runs" / "effnet", tmp_path / "runs" / "resnet"]
     assert all(c.is_absolute() for m in spec.members for c in m.checkpoints)
     monkeypatch.chdir(tmp_path / "runs")
     assert spec.path.is_file() and all(c.is_file() for m in spec.members for c in m.checkpoints)
     monkeypatch.chdir(tmp_path)
-    r = CliRunner().invoke(app, ["ensemble", "runs/effnet", "runs/resnet", "--out", "ens2", "-q"])
+    r = CliRunner().invoke(app, ["ensemble", "--no-plots", "runs/effnet", "runs/resnet", "--out", "ens2", "-q"])
     assert r.exit_code == 0 and r.stdout == "ens2\n", (r.stdout, r.stderr)
-    r = CliRunner().invoke(app, ["ensemble", "runs/effnet", "runs/resnet", "-q"])
+    r = CliRunner().invoke(app, ["ensemble", "--no-plots", "runs/effnet", "runs/resnet", "-q"])
     assert r.exit_code == 0 and r.stdout == "outputs/ensembles/soft-effnet+resnet\n", (r.stdout, r.stderr)
