@@ -3,6 +3,7 @@ library and imgcls.options, so `imgcls runs --help` imports no numpy / pandas; i
 re-exports these)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Optional
 
@@ -13,13 +14,16 @@ DEFAULT_ROOT = "outputs"        # the folder `imgcls runs` reads without one giv
 RUNS_TABLE = python_too("`imgcls runs`", "imgcls.runs.run_runs()")     # the leaderboard a fix points to, both callers
 
 
+_OPERATOR = re.compile(r"!=|>=|<=|=|>|<|~")     # at one place, an alternation tries the two-character first
+
+
 def parse_filter(expr: str) -> tuple[str, str, str]:
     """One --filter expression as (column, operator, value): 'model=resnet10t' -> ('model', '=', 'resnet10t'); one
-    line naming it where it has no operator ('', 'model')."""
-    for op in ("!=", ">=", "<=", "=", ">", "<", "~"):
-        if op in expr:
-            k, v = expr.split(op, 1)
-            return k.strip(), op, v.strip()
+    line naming it where it has no operator ('', 'model'). It splits at the operator leftmost in the text, so a value
+    may hold one ('name~a=b' is name contains 'a=b'); at one place the two-character operator wins ('lr>=0.1')."""
+    found = _OPERATOR.search(expr)
+    if found:
+        return expr[:found.start()].strip(), found.group(), expr[found.end():].strip()
     raise UserError(f"--filter '{expr}': write COLUMN=VALUE (also !=, >, <, >=, <=, ~ for 'contains'), "
                     f"e.g. --filter model=resnet10t")
 

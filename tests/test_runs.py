@@ -118,6 +118,21 @@ def test_sort_and_filter(outputs):
     assert list(leaderboard(runs, filters=["loss=focal"])["name"]) == ["runs/best"]     # a config option
 
 
+def test_a_filter_splits_at_its_leftmost_operator(outputs):
+    """parse_filter took the first operator of a fixed list found anywhere: 'name~a=b' read column 'name~a' (no such
+    column: a refusal) with '='; it splits at the leftmost operator, the two-character one where both start there."""
+    from imgcls.runs_config import parse_filter
+    assert parse_filter("name~a=b") == ("name", "~", "a=b")
+    assert parse_filter("name=a!=b") == ("name", "=", "a!=b")
+    assert parse_filter("name~x>y") == ("name", "~", "x>y")
+    assert parse_filter("lr>=0.1") == ("lr", ">=", "0.1")
+    assert parse_filter("lr<=0.1") == ("lr", "<=", "0.1")
+    assert parse_filter("model!=resnet10t") == ("model", "!=", "resnet10t")
+    runs = find_runs(outputs)
+    assert list(leaderboard(runs, filters=["name~a=b"])["name"]) == []       # a name that holds 'a=b': none
+    assert list(leaderboard(runs, filters=["name~runs/b"])["name"]) == ["runs/best"]
+
+
 def test_cli_table_csv_round_trip_json_and_errors(outputs, tmp_path):
     r = CliRunner().invoke(app, ["runs", str(outputs), "--filter", "kind=run", "--csv", str(tmp_path / "r.csv")])
     assert r.exit_code == 0, r.output
