@@ -682,11 +682,34 @@ def test_typed_weights_parse_or_fail_in_one_line():
     assert parse_weights("3,1", 2).tolist() == [0.75, 0.25]
     with pytest.raises(UserError, match=r"--weights takes auto or .* \(got '0.5,x'\)"):
         parse_weights("0.5,x", 2, "auto or comma-separated numbers, e.g. 0.6,0.4")
-    for text in ("nan,1", "1,inf"):     # floats to Python, yet every member's weight was nan (or 0 beside inf)
-        with pytest.raises(UserError, match=rf"^--weights takes comma-separated numbers, .* \(got '{text}'\)$"):
+    for text, bad in (("nan,1", "nan"), ("1,inf", "inf"), ("1e309,1", "inf"), ("-1,2", "-1.0")):
+        # floats to Python, yet every member's weight was nan (or 0 beside inf): options.weights_fault's rule
+        with pytest.raises(UserError) as e:
             parse_weights(text, 2)
+        assert str(e.value) == (f"--weights '{text}' holds {bad}: each weight must be a finite number >= 0; it takes "
+                                f"comma-separated numbers, e.g. 0.6,0.4")
+    with pytest.raises(UserError, match="^--weights '0,0' weighs every member 0; give one weight > 0 at least"):
+        parse_weights("0,0", 2)
     with pytest.raises(UserError, match="2 value\\(s\\) for 3 member"):
         parse_weights("1,2", 3)
+
+
+def test_weights_whose_sum_overflows_are_normalised_not_zeroed():
+    """--weights 1e308,1e308 (each finite) summed to inf, and normalise_weights weighed every member 0: the vote
+    was 0 for every class. Weights that large are divided by the largest first; weights of a finite sum keep
+    their exact shares."""
+    import warnings
+
+    import numpy as np
+    from imgcls.ensemble.voting import normalise_weights, parse_weights, vote
+    probs = [np.array([[0.9, 0.1]]), np.array([[0.2, 0.8]])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")      # no overflow in the sum either
+        assert parse_weights("1e308,1e308", 2).tolist() == [0.5, 0.5]
+        assert normalise_weights([1.5e308, 1e308, 0], 3).tolist() == pytest.approx([0.6, 0.4, 0.0])
+        assert np.allclose(vote(probs, "weighted", [1e308, 1e308]), [[0.55, 0.45]])
+        assert np.allclose(vote(probs, "hard", [1e308, 1e307]), vote(probs, "hard", [10, 1]))
+    assert normalise_weights([0.6, 0.4], 2).tolist() == [0.6, 0.4] and parse_weights("3,1", 2).tolist() == [0.75, 0.25]
 
 
 def test_weights_a_python_caller_gives_vote_keep_the_one_weights_rule():

@@ -10,7 +10,7 @@ import numpy as np
 from imgcls.ensemble.config import METHODS, EnsembleConfig
 from imgcls.errors import UserError
 from imgcls.metrics import macro_f1
-from imgcls.options import keyword_note, specs, weights_fault
+from imgcls.options import NO_WEIGHT, keyword_note, specs, weights_fault
 
 WEIGHT_FLOOR = 1e-6      # a fitted weight below this share of the largest is 0: it moves no probability visibly
 
@@ -21,6 +21,8 @@ def _metric_keyword() -> str:
 
 
 def normalise_weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
+    """Members' weights summing to 1 (equal where None). Weights whose sum is past a float's range (1e308,1e308) are
+    first divided by the largest: their sum was inf, which weighed every member 0."""
     if weights is None:
         return np.full(n, 1.0 / n)
     w = np.asarray(weights, dtype=np.float64)
@@ -28,17 +30,24 @@ def normalise_weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
         raise UserError(f"--weights has {len(w)} value(s) for {n} member(s); give one weight per member")
     if not len(w) or weights_fault(w):       # options' weights rule; nan or inf weighed every member nan
         raise UserError("--weights must be finite, non-negative with a positive sum")
+    if w.max() > np.finfo(np.float64).max / len(w):     # a sum that may overflow; smaller weights keep their bits
+        w = w / w.max()
     return w / w.sum()
 
 
 def parse_weights(text: str, n: int, example: str = "comma-separated numbers, e.g. 0.6,0.4") -> np.ndarray:
-    """`--weights w1,w2,...` typed by a user -> normalised weights for `n` members (one line when it does not parse)."""
+    """`--weights w1,w2,...` typed by a user -> normalised weights for `n` members (one line when it does not parse,
+    or breaks options' weights rule, weights_fault: nan and inf parse as floats, yet weighed every member nan)."""
     try:
         values = [float(x) for x in str(text).split(",")]
-        if not np.isfinite(values).all():       # nan, inf parse as floats, yet weigh every member nan
-            raise ValueError
     except ValueError:
         raise UserError(f"--weights takes {example} (got '{text}')") from None
+    wrong = weights_fault(values)
+    if wrong == NO_WEIGHT:
+        raise UserError(f"--weights '{text}' weighs every member 0; give one weight > 0 at least, e.g. 0.6,0.4")
+    if wrong:
+        raise UserError(f"--weights '{text}' holds {wrong}: each weight must be a finite number >= 0; "
+                        f"it takes {example}")
     return normalise_weights(values, n)
 
 
