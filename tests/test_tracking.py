@@ -1271,3 +1271,34 @@ def test_tune_says_its_trials_wandb_offline_folders_in_one_line(data, tmp_path, 
     assert line == f"wandb (offline): 3 folders in {study}'s trials; upload them with: wandb sync " \
                    f"{sh(study)}/trial_*/wandb/offline-run-*", err
     assert len(glob.glob(f"{study}/trial_*/wandb/offline-run-*")) == 3 == len(fake_wandb)
+
+
+def test_a_tune_study_s_wandb_sync_leaves_out_a_stray_fold_folder(tmp_path, capsys):
+    """tune --tracker wandb, offline, with --folds: the study's folders to sync were globbed as
+    trial_*/fold_*/wandb/offline-run-*, so a fold_2 copied into a trial's 2-fold set (another set's: no fold of it,
+    rundir.set_fold_dirs) had its offline run counted and uploaded by the `wandb sync` said. Only the set's folds'
+    runs are listed, and the sync names those folders where the pattern would take the stray one too."""
+    import json
+    import shutil
+
+    from imgcls.console import sh
+    from imgcls.track.wandb_tracker import offline_runs, say_study_offline
+    study = tmp_path / "tune" / "s"
+    trial = study / "trial_0000"
+    runs = {}
+    for d in ("", "fold_0", "fold_1", "fold_2"):
+        (trial / d).mkdir(parents=True, exist_ok=True)
+        TrainConfig(name="trial_0000", folds="all").save(trial / d / "config.yaml")
+        runs[d] = trial / d / "wandb" / f"offline-run-20260101_000000-{d or 'set'}"
+        runs[d].mkdir(parents=True)
+    (trial / "oof_score.json").write_text(json.dumps({"folds": [0, 1]}))       # the set trained fold_0, fold_1
+    assert offline_runs(study) == sorted(runs[d] for d in ("", "fold_0", "fold_1"))
+    capsys.readouterr()
+    say_study_offline(study, [])
+    line = " ".join(capsys.readouterr().err.split())
+    assert "wandb (offline): 3 folders in " in line and "fold_2" not in line, line
+    assert line.endswith("wandb sync " + " ".join(sh(runs[d]) for d in ("fold_0", "fold_1", ""))), line
+    shutil.rmtree(trial / "fold_2")         # no stray folder: the patterns, as before
+    say_study_offline(study, [runs[""]])
+    line = " ".join(capsys.readouterr().err.split())
+    assert line.endswith(f"wandb sync {sh(study)}/trial_*/fold_*/wandb/offline-run-*"), line

@@ -10,6 +10,7 @@ from imgcls.run_names import BEST_PT
 from imgcls.track.common import (WANDB, epoch_scalars, flat_params, oof_scalars, record_tracker_run,
                                  recorded_tracker_run)
 from imgcls.train.callbacks import Callback, is_deliberate_stop
+from imgcls.train.rundir import set_fold_dirs
 
 TRACKER = WANDB                    # a run (or k-fold set) folder's wandb_run.json (record_tracker_run): its run
 STOPPED = "imgcls/stopped"         # in the summary of a run an exception stopped: the exception
@@ -31,26 +32,38 @@ def mode() -> str:
 
 
 def offline_runs(study_dir: str | os.PathLike) -> list[Path]:
-    """The offline W&B runs' folders in a tune study's trials (trial_NNNN/wandb/offline-run-*, with --folds also
-    trial_NNNN/fold_K/wandb/offline-run-*)."""
-    return sorted(d for pattern in STUDY_RUNS for d in Path(study_dir).glob(pattern) if d.is_dir())
+    """The offline W&B runs' folders in a tune study's trials: trial_NNNN/wandb/offline-run-*, with --folds also
+    trial_NNNN/fold_K/wandb/offline-run-* of the folds the trial's set names (rundir.set_fold_dirs: a stray fold_K
+    folder, another set's, holds no run of the study)."""
+    runs = []
+    for trial in Path(study_dir).glob(STUDY_TRIALS):
+        if trial.is_dir():
+            for run in [trial, *set_fold_dirs(trial)[0]]:
+                runs += [d for d in (run / "wandb").glob(OFFLINE_RUNS) if d.is_dir()]
+    return sorted(runs)
 
 
-STUDY_RUNS = ("trial_*/wandb/offline-run-*", "trial_*/fold_*/wandb/offline-run-*")
+STUDY_TRIALS, OFFLINE_RUNS = "trial_*", "offline-run-*"
+STUDY_RUNS = (f"{STUDY_TRIALS}/wandb/{OFFLINE_RUNS}", f"{STUDY_TRIALS}/fold_*/wandb/{OFFLINE_RUNS}")
 
 
 def say_study_offline(study_dir: str | os.PathLike, before: list[Path]) -> None:
     """tune --tracker wandb, offline: one line for the study (its trials' runs say none, say_sync=False) naming the
-    folders its trials wrote in this command (those not in `before`) and the `wandb sync` of the study's trials,
-    which skips runs synced already."""
+    folders its trials wrote in this command (those not in `before`) and the `wandb sync` of the study's trials
+    (offline_runs), which skips runs synced already: by the patterns STUDY_RUNS where they match those runs alone,
+    else by the folders themselves (the fold pattern would upload a stray fold folder's runs too)."""
     seen = set(before)
-    made = [d for d in offline_runs(study_dir) if d not in seen]
+    study = offline_runs(study_dir)
+    made = [d for d in study if d not in seen]
     if not made:
         return
     from imgcls.console import info, plural, sh
     patterns = [p for p in STUDY_RUNS if any(d.match(p) for d in made)]
+    named = [d for d in study if any(d.match(p) for p in patterns)]       # what the sync is to upload
+    globbed = sorted(d for p in patterns for d in Path(study_dir).glob(p) if d.is_dir())
+    sync = [f"{sh(study_dir)}/{p}" for p in patterns] if globbed == named else [sh(d) for d in named]
     info(f"wandb (offline): {plural(len(made), 'folder')} in {study_dir}'s trials; upload them with: wandb sync "
-         + " ".join(f"{sh(study_dir)}/{p}" for p in patterns))
+         + " ".join(sync))
 
 
 class WandbTracker(Callback):
