@@ -437,6 +437,12 @@ def _check_type(name: str, opt: str, value: Any, spec: Spec, kind: str | None, i
     if kind == "list" and isinstance(value, (str, numbers.Number)):     # age_bands=30: a TypeError of its validator
         what = f"the string {value!r}" if isinstance(value, str) else repr(value)
         raise UserError(python_too(f"{opt} takes a list of values, not {what}", f"{name}=[...]"))
+    if kind == "list" and type(value).__module__ == "numpy" and getattr(value, "ndim", 1) > 1:
+        # np.array([['label', 'gender']]) was taken unchecked (plain_value makes a list of a 1-d array alone): a
+        # column named by the row ['label', 'gender'], an item rule that never ran, a ValueError of its truth
+        shape = "x".join(map(str, value.shape))
+        raise UserError(python_too(f"{opt} takes a list of values, not a {value.ndim}-dimensional array (shape "
+                                   f"{shape})", f"{name}=[...]"))
     if kind == "list" and isinstance(value, (list, tuple)):
         _check_items(name, opt, value, spec, item)
     if kind in SCALARS and spec.choices is None and spec.validator is None:

@@ -767,6 +767,15 @@ def test_every_step_s_config_argument_of_another_type_is_a_type_error_naming_it(
     # a number where a list goes: age_bands=30 was a TypeError traceback ('int' object is not iterable)
     ("split", lambda: {"age_bands": 30}, "--age-bands takes a list of values, not 30 (Python: age_bands=[...])"),
     ("train", lambda: {"head_weights": 2.0}, "--head-weights takes a list of values, not 2.0"),
+    # a numpy array of more than one dimension was taken unchecked (plain_value lists a 1-d one alone): the columns
+    # of a row ['label', 'gender'], a TypeError of --head-weights' validator, a ValueError of a choice's truth
+    ("split", lambda: {"stratify": np.array([["label", "gender"]])}, "--stratify takes a list of values, not a "
+                                                                     "2-dimensional array (shape 1x2) (Python: "
+                                                                     "stratify=[...])"),
+    ("train", lambda: {"head_weights": np.ones((2, 2))}, "--head-weights takes a list of values, not a "
+                                                          "2-dimensional array (shape 2x2)"),
+    ("train", lambda: {"tracker": np.array([["tensorboard"]])}, "--tracker takes a list of values, not a "
+                                                                "2-dimensional array (shape 1x1)"),
     # None where the field takes none passed as 'not set': epochs=None, lr=None a TypeError once the data was read,
     # model=None an AttributeError in timm, scheduler=None trained with no schedule, recorded as null
     ("train", lambda: {"epochs": None}, "--epochs cannot be None; give a whole number >= 1, or leave it out for its "
