@@ -44,8 +44,9 @@ def age_edges(flag_name: str, example: str = "30,60") -> Callable[[Any], None]:
         what = edges_fault(edges)       # np.array([30.0, 60.0]) is increasing: said as not whole, not as out of order
         if not what:
             return
-        # text shown quoted (np.array(['30', '60'])): not whole ages, as 30,60 would read
-        given = ",".join(repr(e) if isinstance(e, str) else str(e) for e in edges)
+        # text shown quoted (np.array(['30', '60'])): not whole ages, as 30,60 would read; a numpy text as the plain
+        # one ('30', not np.str_('30'))
+        given = ",".join(repr(str(e)) if isinstance(e, str) else str(e) for e in edges)
         python = f"{flag_name.lstrip('-').replace('-', '_')}=[{example.replace(',', ', ')}]"
         raise UserError(f"{flag_name}{' ' + given if edges else ''} {what}: give the band edges in increasing order, "
                         f"e.g. {example} (Python: {python})")

@@ -1106,6 +1106,18 @@ def test_age_band_edges_that_are_text_or_negative_are_one_line_with_the_flags_ow
     SplitConfig(age_bands=[0, 30], relabel_age=[0, 29]).validate()
 
 
+def test_age_band_edges_of_numpy_text_are_shown_as_the_plain_text():
+    """The --age-bands validator (profile_names.age_edges) showed a numpy array's text items by their repr:
+    "--age-bands np.str_('60'),np.str_('30') is not whole ages"; they are shown as plain text is, quoted."""
+    import numpy as np
+
+    from imgcls.profile_names import age_edges
+    for given, said in ((np.array(["60", "30"]), "'60','30'"), (["30", np.str_("60")], "'30','60'")):
+        with pytest.raises(UserError) as e:
+            age_edges("--age-bands")(given)
+        assert str(e.value).startswith(f"--age-bands {said} is not whole ages: give the band edges"), str(e.value)
+
+
 def test_user_errors(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         mf.load(tmp_path / "missing")
