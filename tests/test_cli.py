@@ -947,6 +947,28 @@ def test_a_sigterm_whose_interruption_vanished_before_a_typer_exit_ends_by_sigte
     assert e.value.exit_code == 3
 
 
+def test_a_sigterm_whose_interruption_vanished_before_sys_exit_ends_by_sigterm_as_a_typer_exit_does():
+    """sys.exit(N) (SystemExit, no Exception) in a command's body after a swallowed SIGTERM passed every clause of
+    sigterm_interrupts and the process exited N (3; 1 for sys.exit('message')), where a typer.Exit, an Abort, a click
+    error, a refusal or a crash there ends by SIGTERM (143): a script waiting for 143 read it as the step's own
+    failure. It ends as typer.Exit does: another code than 0 by SIGTERM (a message said first, as Python says it),
+    0 or None as the step's end, said as one. Without a SIGTERM sys.exit is the process's exit, as before."""
+    import signal
+
+    from imgcls.cli.common import sigterm_interrupts
+    said_end = ("interrupted: imgcls demo took its SIGTERM only as it ended: its work is complete, nothing needs to "
+                "run again")
+    for last, said in (("sys.exit(3)", ""), ("sys.exit('the demo gave up')", "the demo gave up"),
+                       ("sys.exit(0)", said_end), ("sys.exit()", said_end)):
+        r = _python_of_this_checkout(_sigterm_swallowed_then(last))
+        assert r.returncode == -signal.SIGTERM, (last, r.returncode, r.stderr)
+        assert " ".join(r.stderr.split()) == said, (last, r.stderr)
+    with pytest.raises(SystemExit) as e:
+        with sigterm_interrupts("imgcls demo"):
+            sys.exit(3)
+    assert e.value.code == 3
+
+
 def test_a_sigterm_whose_interruption_vanished_before_a_usage_error_says_its_line_and_ends_by_sigterm():
     """sigterm_interrupts' crash path (`except Exception`) took a click error a command's body raised (a
     typer.BadParameter, any ClickException) after a swallowed SIGTERM for a crash: a traceback. It is no crash: its

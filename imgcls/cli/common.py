@@ -311,8 +311,8 @@ def sigterm_interrupts(what: str = "imgcls") -> Iterator[None]:
     nor outside the main thread). A step (`what`: `imgcls ensemble`) that ran to its end over its Terminated says
     so, then ends by SIGTERM all the same; so does one that stopped on a refusal (its line) or a crash (its
     traceback) after a Terminated it swallowed, and one that ended by its own typer.Exit or Abort there (no
-    traceback: they are no crash; an Exit of 0 is an end, said as one) or by a click error (typer.BadParameter: its
-    one line, as the command line says it)."""
+    traceback: they are no crash; an Exit of 0 is an end, said as one), by sys.exit (as an Exit; a message said as
+    Python says it) or by a click error (typer.BadParameter: its one line, as the command line says it)."""
     import signal
 
     from imgcls.process import takes_sigterm
@@ -348,6 +348,17 @@ def sigterm_interrupts(what: str = "imgcls") -> Iterator[None]:
         if getattr(e, "exit_code", None) != 0:
             if isinstance(e, typer.Abort):
                 typer.echo(ABORTED, err=True)
+            _end_by_sigterm()
+            raise
+    except SystemExit as e:
+        # sys.exit(N) in the body (its own, or a library's), as typer.Exit: after a Terminated that vanished, a code
+        # of 0 (None) is the step's end (below), any other ends by SIGTERM, a message (sys.exit('...')) said first
+        # as Python says it at the exit
+        if not handler.raised:
+            raise
+        if e.code not in (0, None):
+            if not isinstance(e.code, int):
+                print(e.code, file=sys.stderr)
             _end_by_sigterm()
             raise
     except _click_exceptions(Command).ClickException as e:
