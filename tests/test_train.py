@@ -2095,6 +2095,50 @@ def test_a_resume_refused_before_it_trained_leaves_a_crashed_run_crashed(two_cla
     assert state() == [("", "2/2")]
 
 
+def test_an_older_k_fold_set_s_refused_resume_reads_crashed_its_stray_fold_counting_in_neither_count(tmp_path):
+    """An older k-fold set (no plan.json, --folds all) holding a stray fold_2 with an epoch, resumed after a crash
+    and refused before it trained, read 'stopped': the epochs done were counted before the resume recorded the
+    set's plan (fold_2 counted) and after it (fold_2 not), the counts differed, and the crash line was not restated.
+    Only the folds the session trains count: the set reads crashed, its last line naming the refusal."""
+    import shutil
+
+    from imgcls import manifest as mf
+    from imgcls.errors import UserError
+    from imgcls.train.callbacks import Callback
+
+    class Crash(Callback):
+        def on_epoch_end(self, epoch, logs):
+            raise RuntimeError("a bug after the first epoch")
+
+    class Refuse(Callback):
+        def on_run_start(self, info):
+            raise UserError("the images broke since the scan")
+
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "splits.csv")
+    cfg = TrainConfig(**{**TINY, "src": str(tmp_path / "splits.csv"), "out": str(tmp_path / "runs"), "name": "kf",
+                         "epochs": 2, "folds": "all", "aug": "none"})
+    run = tmp_path / "runs" / "kf"
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_train(cfg, callbacks=[Crash()])
+    (run / "plan.json").unlink()            # a set trained before plan.json (and folds.json)
+    (run / "fold_2").mkdir()                # another set's fold left in it: an epoch, no images of this set's
+    shutil.copy(run / "fold_0" / "metrics.csv", run / "fold_2")
+    shutil.copy(run / "fold_0" / "config.yaml", run / "fold_2")
+
+    def state():
+        r = CliRunner().invoke(app, ["runs", str(tmp_path / "runs"), "--json", "-"])
+        return [x["state"] for x in json.loads(r.stdout)]
+    assert state() == ["crashed"]
+    with pytest.raises(UserError, match="broke since the scan"):
+        run_train(TrainConfig(), resume=run, callbacks=[Refuse()])
+    assert (run / "plan.json").is_file() and state() == ["crashed"]
+    last = (run / "train.log").read_text().splitlines()[-1]
+    assert last.endswith("stopped by an exception, RuntimeError: a bug after the first epoch; resumed since, refused "
+                         "before it trained: the images broke since the scan"), last
+
+
 def test_a_refused_run_whose_tracker_run_keeps_its_folder_is_listed_refused_and_its_log_says_why(two_class,
                                                                                                    tmp_path):
     """A run refused in its first epoch whose MLflow / W&B run had started keeps its folder (the tracker's run names

@@ -826,7 +826,7 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
         elif dist.main:                      # temp files of a killed run go; the record is kept as it was
             from imgcls.fsutil import remove_stale_temps
             from imgcls.train.rundir import ended_by_exception, ended_line
-            ended, trained = ended_line(run_dir), _epochs_trained(run_dir)
+            ended, trained = ended_line(run_dir), _epochs_trained(run_dir, folds)
             remove_stale_temps(run_dir)
             _record_session(cfg, run_dir, record, typed_at)      # but for how this session ran
             if ended is not None:   # imgcls runs reads the crash (the refusal) as over: a k-fold set's folds log in
@@ -845,7 +845,7 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
         # run names, whose train.log says what stopped it (imgcls runs: refused)
         if dist.main and unclaim_run_dir(made):
             _log_end(run_dir, f"{REFUSED_LINE}: {_first_line(e)}")
-        elif dist.main and ended is not None and _epochs_trained(run_dir) == trained:
+        elif dist.main and ended is not None and _epochs_trained(run_dir, folds) == trained:
             # a resume refused before it trained (its set-up's lines, its `resumed:` one, written): the crash
             # (refusal) it found is restated as the last line, with this refusal, so the run reads as it did
             _log_end(run_dir, f"{ended.split(RESUME_REFUSED)[0]}{RESUME_REFUSED}: {_first_line(e)}")
@@ -889,11 +889,15 @@ def _log_crash(run_dir: Path, e: Exception) -> None:
     _log_end(run_dir, f"{CRASH_LINE}, {type(e).__name__}: {_first_line(e)}")
 
 
-def _epochs_trained(run_dir: Path) -> dict:
-    """The epochs done (rundir.epochs_done) of the run, or of each fold of a k-fold set, by folder name, where
-    any: what a session that trained an epoch changes."""
-    from imgcls.train.rundir import epochs_done, set_fold_dirs
-    return {d.name: n for d in (run_dir, *set_fold_dirs(run_dir)[0]) if (n := epochs_done(d))}
+def _epochs_trained(run_dir: Path, folds: list[int | None]) -> dict:
+    """The epochs done (rundir.epochs_done) of the run, or of each fold of a k-fold set this session trains
+    (`folds`, check_data's), by folder name, where any: what a session that trained an epoch changes. Its folds, not
+    the set's fold folders as read: an older set without a plan counted a stray fold_2 until the session recorded
+    one (record_plan), and the two counts around it differed though nothing trained."""
+    from imgcls import run_names
+    from imgcls.train.rundir import epochs_done
+    dirs = [run_names.fold_dir(run_dir, f) for f in folds if f is not None]
+    return {d.name: n for d in (run_dir, *dirs) if (n := epochs_done(d))}
 
 
 def _first_line(e: Exception) -> str:
