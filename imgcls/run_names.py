@@ -28,7 +28,8 @@ OOF_SCORE = "oof_score.json"    # a k-fold set's out-of-fold score: train writes
 # Ctrl-C; the folder stays, and `imgcls runs` lists the run as crashed (imgcls.runs.run_state)
 CRASH_LINE = "stopped by an exception"
 # the start of that line where a refusal (a UserError) stopped a new run before its first epoch trained and its folder
-# stayed (its MLflow or W&B run names it: rundir.unclaim_run_dir); `imgcls runs` lists the run as refused
+# stayed (its MLflow or W&B run names it, or --exist-ok gave it: rundir.unclaim_run_dir); `imgcls runs` lists the
+# run as refused
 REFUSED_LINE = "refused before its first epoch trained"
 # what a resume refused before it trained adds to the line of either kind it found last, restated as train.log's last
 # line again: the run reads as it did before that resume (crashed, refused: imgcls.train.run._run_train)

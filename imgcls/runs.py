@@ -778,8 +778,8 @@ STATE_NOTE = (f"epochs: done, of a finished run ('4/10, early stop': train's ear
               f"'{STOPPED} 2/6': not finished, 2 of its 6 epochs done, and "
               f"nothing trains it ('{CRASHED} 2/6': an exception stopped it (a crash, not Ctrl-C nor a refusal), after "
               f"2 of its 6 epochs: its {TRAIN_LOG}'s last line names it; '{REFUSED} 0/6': a refusal stopped it "
-              f"before its first epoch, its folder kept for its MLflow / W&B run: its {TRAIN_LOG}'s last line names "
-              f"it; "
+              f"before its first epoch, its folder kept for its MLflow / W&B run or given by --exist-ok: its "
+              f"{TRAIN_LOG}'s last line names it; "
               f"{RUNNING}: a train holds it now; {PRUNED} / {FAILED}: a tune trial Optuna pruned / "
               f"that failed; {DIVERGED}: its loss went NaN, no score; {FOLD_MISSING}: a finished k-fold set a fold was "
               f"removed from, no score, predict refuses it; {MEMBER_MISSING} a: an ensemble whose member a's "
@@ -1086,12 +1086,12 @@ def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | o
                                         f"stop could have ended it, its last.pt gone; or {UNKNOWN}/6), else {STOPPED} "
                                         f"(ended before its epochs or last fold), {CRASHED} (an exception stopped "
                                         f"it: its {TRAIN_LOG}'s last line names it), {REFUSED} (a refusal stopped "
-                                        f"it before its first epoch, its folder kept for its tracker's run: its "
-                                        f"{TRAIN_LOG}'s last line names it), {RUNNING}, {PRUNED} or {FAILED} "
-                                        f"(a tune trial); progress: epochs done / set ({UNKNOWN} where its "
-                                        f"{METRICS_CSV} is malformed or gone and no {LAST_STATE} beside its "
-                                        f"{LAST_PT} tells them; a k-fold set: folds done, and where the "
-                                        f"next fold got); {TIME_NOTE}",
+                                        f"it before its first epoch, its folder kept for its tracker's run or "
+                                        f"given by --exist-ok: its {TRAIN_LOG}'s last line names it), "
+                                        f"{RUNNING}, {PRUNED} or {FAILED} (a tune trial); progress: epochs done / "
+                                        f"set ({UNKNOWN} where its {METRICS_CSV} is malformed or gone and no "
+                                        f"{LAST_STATE} beside its {LAST_PT} tells them; a k-fold set: folds done, "
+                                        f"and where the next fold got); {TIME_NOTE}",
                                leaderboard=report.safe(report.table(shown, digits=4)),
                                curves=report.safe(curves) if curves else "",
                                heat=report.safe(heat) if heat else "")

@@ -2164,8 +2164,8 @@ def test_a_refused_run_whose_tracker_run_keeps_its_folder_is_listed_refused_and_
     r = CliRunner().invoke(app, ["runs", str(tmp_path / "runs")], env={"COLUMNS": "300"})
     text = " ".join(r.output.split())
     assert r.exit_code == 0 and "refused 0/2" in text and "stopped 0/2" not in text, r.output
-    assert "'refused 0/6': a refusal stopped it before its first epoch, its folder kept for its MLflow / W&B run: " \
-           "its train.log's last line names it" in text, r.output
+    assert "'refused 0/6': a refusal stopped it before its first epoch, its folder kept for its MLflow / W&B run or " \
+           "given by --exist-ok: its train.log's last line names it" in text, r.output
     r = CliRunner().invoke(app, ["runs", str(tmp_path / "runs"), "--json", "-"])
     assert [(x["name"], x["state"], x["progress"]) for x in json.loads(r.stdout)] == [("refused", "refused", "0/2")]
     with pytest.raises(UserError, match="broke since the scan"):       # a resume refused before it trained
@@ -2176,6 +2176,42 @@ def test_a_refused_run_whose_tracker_run_keeps_its_folder_is_listed_refused_and_
     assert "resumed: this session trains it on after the refusal above" in (run / "train.log").read_text()
     r = CliRunner().invoke(app, ["runs", str(tmp_path / "runs"), "--json", "-"])
     assert [(x["name"], x["state"]) for x in json.loads(r.stdout)] == [("refused", "")]
+
+
+def test_an_exist_ok_run_refused_in_a_kept_folder_reads_refused_not_its_earlier_state(two_class, tmp_path):
+    """`--name X --exist-ok` into a folder a run crashed in before its first epoch, refused once it had written its
+    config.yaml and set-up lines there (a refusal after the claim), wrote no refusal line: `imgcls runs` read the
+    folder 'stopped 0/3', the earlier crash gone and the refusal unsaid. train.log's last line names the refusal
+    and the run reads 'refused 0/3'. A refusal before the folder is touched changes nothing: it reads as before."""
+    from conftest import tree_snapshot
+    from imgcls.errors import UserError
+    from imgcls.train.callbacks import Callback
+
+    class Crash(Callback):
+        def on_step_end(self, step, logs):
+            raise RuntimeError("a bug in the first epoch")
+
+    class Refuse(Callback):
+        def on_run_start(self, info):
+            raise UserError("the images broke since the scan")
+
+    def state():
+        r = CliRunner().invoke(app, ["runs", str(tmp_path / "runs"), "--json", "-"])
+        return [(x["state"], x["progress"]) for x in json.loads(r.stdout)]
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_train(cfg_for(two_class, tmp_path, name="x"), callbacks=[Crash()])
+    run = tmp_path / "runs" / "x"
+    assert state() == [("crashed", "0/2")]
+    before = tree_snapshot(run)
+    with pytest.raises(UserError, match="fold"):        # refused before the folder is touched: read as before
+        run_train(cfg_for(two_class, tmp_path, name="x", exist_ok=True, epochs=3, folds="all"))
+    assert tree_snapshot(run) == before and state() == [("crashed", "0/2")]
+    with pytest.raises(UserError, match="broke since the scan"):
+        run_train(cfg_for(two_class, tmp_path, name="x", exist_ok=True, epochs=3), callbacks=[Refuse()])
+    assert state() == [("refused", "0/3")]
+    last = (run / "train.log").read_text().splitlines()[-1]
+    assert re.fullmatch(r"\S+ \S+ refused before its first epoch trained: the images broke since the scan", last), last
 
 
 def test_ctrl_c_before_the_first_epoch_says_the_same_command_is_refused_only_where_it_is(two_class, tmp_path,

@@ -843,7 +843,7 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     except UserError as e:
         # a refusal before the first epoch trained (a side broken since the scan): no folder left, or one a tracker's
         # run names, whose train.log says what stopped it (imgcls runs: refused)
-        if dist.main and unclaim_run_dir(made):
+        if dist.main and unclaim_run_dir(made, taken=run_dir if resume is None else None):
             _log_end(run_dir, f"{REFUSED_LINE}: {_first_line(e)}")
         elif dist.main and ended is not None and _epochs_trained(run_dir, folds) == trained:
             # a resume refused before it trained (its set-up's lines, its `resumed:` one, written): the crash

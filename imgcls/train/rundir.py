@@ -128,17 +128,21 @@ def claim_run_dir(out: Path, name: str | None, model: str, exist_ok: bool = Fals
     return run_dir, []
 
 
-def unclaim_run_dir(made: list[Path]) -> bool:
+def unclaim_run_dir(made: list[Path], taken: Path | None = None) -> bool:
     """A run refused before its first epoch trained (images broken since the scan, found as they decode): the run
     folder claim_run_dir made (`made`, its list) goes with the files the run wrote there, and the folders above it
     it made where left empty, so the same command is not refused on 'already exists' once the fault is fixed. One
     holding an epoch's weights (best.pt or last.pt: a k-fold set's trained fold), or one it did not make ([]:
     --exist-ok, --resume), stays; so does one whose MLflow or W&B run has started (its record there: the tracker
     ended it as failed, and --resume goes on in it), saying so: True then (train.log records the refusal), else
-    False."""
+    False. `taken`: the folder --exist-ok took (`made` []: it was there, holding no run's last.pt), which the run's
+    config.yaml and set-up lines now fill: True too where no epoch of this run trained (still no last.pt), so
+    `imgcls runs` reads the refusal, not the folder's earlier state (crashed, a Ctrl-C's stopped) as this run's."""
     import shutil
 
     from imgcls.fsutil import remove_made
+    if not made and taken is not None:
+        return not holds_run(taken)
     if not made or any((d / f).exists() for d in (made[0], *fold_dirs(made[0])) for f in (BEST_PT, LAST_PT)):
         return False
     from imgcls.track.common import recorded_trackers
