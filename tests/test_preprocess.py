@@ -1751,3 +1751,21 @@ def test_an_interrupted_run_of_other_settings_keeps_the_earlier_interrupted_run_
     pp.run_preprocess(src, out, pp.PreprocessConfig(size=16), workers=1)
     assert not list(out.rglob("*.jpg")) and len(list(out.rglob("*.png"))) == 6
     assert sorted(manifest(out).index) == sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
+
+
+def test_a_run_into_an_out_of_other_inputs_warns_before_it_replaces_them(tmp_path):
+    """The test set preprocessed into the default --out of the training set's: that run's images are removed, which
+    the split table lists; said in one warning before the work, naming where they came from and --out. A rerun of
+    the same inputs (another --size) says nothing of it."""
+    train = make_image_folder(tmp_path / "train", {"a": 3, "b": 2}, size=(40, 30), ext=".jpg")
+    test = make_image_folder(tmp_path / "test", {"x": 2}, size=(40, 30), seed=1, ext=".jpg")
+    out = tmp_path / "p"
+    assert run(train, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
+    r = run(train, "--out", out, "--size", "16", "--workers", "1")
+    assert r.exit_code == 0, r.output
+    assert "other images" not in r.flat
+    r = run(test, "--out", out, "--size", "16", "--workers", "1")
+    assert r.exit_code == 0, r.output
+    assert (f"warning: {out} holds an earlier preprocess output of 5 other images (from {train.resolve()}); this "
+            f"run replaces it once its files are all written (--out FOLDER keeps both)") in r.flat
+    assert r.flat.index("other images") < r.flat.index("removed 5 images an earlier run wrote")

@@ -12,7 +12,7 @@ from imgcls import manifest as mf
 from imgcls.console import info
 from imgcls.errors import UserError
 from imgcls.fsutil import file_stamp, remove_earlier, safe_relative, write_text
-from imgcls.outputs import PREPROCESS_JOURNAL, PREPROCESS_SETTINGS, REPORT_HTML
+from imgcls.outputs import PREPROCESS_JOURNAL, PREPROCESS_SETTINGS, REPORT_HTML, replacing_line
 from imgcls.preprocess.config import PreprocessConfig, applied_text, letterbox_fill
 
 JOURNAL = PREPROCESS_JOURNAL      # its presence tells the data readers the run did not finish
@@ -188,6 +188,25 @@ def earlier_outputs(out: Path, old: pd.DataFrame | None) -> set[str]:
         names.update(str(p) for p, r in zip(old["path"], old["root"]) if str(r) == out_r)
     names.update(journal_paths(out / JOURNAL))
     return names
+
+
+def other_inputs_line(out: Path, old: pd.DataFrame | None, sources: list[str]) -> str:
+    """The warning, before the work, for a run into an --out whose earlier output (its manifest `old`,
+    earlier_manifest) was made from none of this run's inputs (`sources`, real paths): that run's images are
+    removed once this one's are written (remove_outputs), e.g. the test set preprocessed into the default
+    data/processed, where the training set's images, which data/splits.csv lists, were deleted without a word
+    before. '' where there is no such output, or the two runs share an input (a rerun)."""
+    if old is None or "source_path" not in old.columns:
+        return ""
+    out_r = str(out.resolve())
+    mine = [str(s) for s, r in zip(old["source_path"], old["root"]) if str(r) == out_r and str(s)]
+    if not mine or set(mine) & set(sources):
+        return ""
+    try:
+        where = f" (from {os.path.commonpath(mine)})"
+    except ValueError:      # paths on two drives (Windows)
+        where = ""
+    return replacing_line(out, f"an earlier preprocess output of {len(mine)} other images{where}")
 
 
 def journal_paths(jfile: Path) -> list[str]:

@@ -25,8 +25,8 @@ from imgcls.preprocess.config import BLANK_MATTE, FACE_LOST, PreprocessConfig
 from imgcls.preprocess.image import (FACE_COLUMNS, RECORD_COLUMNS, Models, empty_record, init_worker, process_image,
                                      run_chunk)
 from imgcls.preprocess.outputs import (JOURNAL, SETTINGS_FILE, earlier_manifest, earlier_outputs, input_stamp,
-                                      kept_outputs, open_journal, output_names, previous_records, remove_outputs,
-                                      write_stamps)
+                                      kept_outputs, open_journal, other_inputs_line, output_names, previous_records,
+                                      remove_outputs, write_stamps)
 
 MIN_PER_WORKER = 16
 
@@ -118,6 +118,9 @@ def _preprocess_into(out: Path, src, df: pd.DataFrame, cfg: PreprocessConfig, wo
     old = earlier_manifest(out)
     prev = previous_records(out, settings, old)
     earlier = earlier_outputs(out, old)     # what an earlier run wrote here: what this one does not write goes
+    other = other_inputs_line(out, old, sources)
+    if other:
+        warn(other)
     # an input an earlier run wrote an output of, still of the bytes (sha256) its stamp records, decoded whole then:
     # hashed again, not decoded (two thirds of an up-to-date rerun's scan)
     recorded = [(prev.get(s) or {}).get("source_stamp") for s in sources]
