@@ -2481,3 +2481,20 @@ def test_the_class_shares_chart_says_each_class_s_images(tmp_path, monkeypatch):
     dist = spr.distribution(df, ["label"])
     spr.plot_distribution(dist, tmp_path / "d.png")
     assert drawn == [("where each class's images went (its images over each bar)", ["10", "2"])]
+
+
+def test_the_notes_list_numeric_classes_in_number_order():
+    """The mask competition's classes are ids 0..17: the notes listed them in string order ('10 (1 group), 20 (1
+    group), 3 (1 group)'; a list of 12 cut after 0, 10, 12, ... '... and 2 more'), where train's lines and every
+    table list 3 before 10."""
+    from imgcls.split.assign import assign
+    from imgcls.split.config import SplitConfig
+    rows = ([(str(c), f"c{c}g{g}") for c in (0, 1, 2) for g in range(12)]
+            + [(str(c), f"c{c}g{g}") for c in (4, 11, 12) for g in range(2)] + [(c, f"s{c}") for c in ("3", "10", "20")])
+    df = pd.DataFrame(rows, columns=["label", "group"])
+    _, _, notes = assign(df, df["group"].to_numpy(), SplitConfig(val=0.2, seed=0, stratify=["label"]))
+    single = [n for n in notes if "with a single group" in n]
+    assert single == ["3 class(es) with a single group kept whole in train (no val examples): 3 (1 group), 10 (1 "
+                      "group), 20 (1 group)"], notes
+    assert [n.split("F1 0): ")[1] for n in notes if "drew no val rows" in n] == [
+        "4 (2 groups), 11 (2 groups), 12 (2 groups)"], notes

@@ -249,8 +249,16 @@ def kept_in_train(units: np.ndarray, labels: np.ndarray) -> tuple[set, dict, dic
     return pinned | dominant_units, rare, dominant
 
 
+def _class_rank(names) -> dict[str, int]:
+    """Each class's place in the class order (manifest.class_names: numeric labels as numbers, the profile ids
+    '2' < '10'), for the warnings' class lists: string order listed 0, 10, 12, 3 and cut '... and 2 more' there."""
+    from imgcls.manifest import class_names
+    return {c: i for i, c in enumerate(class_names(names))}
+
+
 def _fmt_dominant(d: dict, limit: int = 10) -> str:
-    items = sorted(d.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    rank = _class_rank(d)
+    items = sorted(d.items(), key=lambda kv: (-kv[1][0], rank.get(kv[0], -1), kv[0]))
     return shown([f"{k} ({n} of {t} images)" for k, (n, t) in items], limit)
 
 
@@ -294,7 +302,7 @@ def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.nd
         split[(f >= a) & (f < a + b)] = "val"
         before = split.copy()
         split = _apply_train_moves(units, labels, split)
-        moved = sorted(set(labels) - set(labels[before == "train"]))
+        moved = list(_class_rank(set(labels) - set(labels[before == "train"])))
         if moved:
             notes.append(f"{len(moved)} class(es) had every group in val/test; one group each moved to train: "
                          + shown(moved, 10))
@@ -379,5 +387,6 @@ def _apply_train_moves(units: np.ndarray, labels: np.ndarray, split: np.ndarray)
 
 
 def _fmt_classes(d: dict, limit: int = 10) -> str:
-    items = sorted(d.items(), key=lambda kv: (kv[1], kv[0]))
+    rank = _class_rank(d)
+    items = sorted(d.items(), key=lambda kv: (kv[1], rank.get(kv[0], -1), kv[0]))
     return shown([f"{k} ({v} group{'s' if v != 1 else ''})" for k, v in items], limit)
