@@ -1070,6 +1070,28 @@ def test_ensemble_report_names_the_profile_class_ids(tmp_path):
     assert "<td>4</td><td>wear, female, 30-59</td>" in page and "<td>17</td><td>not_wear, female, >=60</td>" in page
 
 
+def test_an_ensemble_of_profile_class_runs_names_predict_s_mask_format(tmp_path):
+    """`ensemble RUN RUN` of --heads multi runs (the mask competition's 18 classes): its line said `imgcls predict
+    ENS`, whose default id,label wrote the competition's eval/ as id,label, not ImageID,ans; it names --format mask
+    now, as a --combine profile ensemble's does. Runs of other classes, or of other age bands, keep the bare line."""
+    rows = [(str(tmp_path / "data"), f"p{i:03d}.png", str(i % 18)) for i in range(36)]
+
+    def line(runs, out):
+        res = runner.invoke(app, ["ensemble", *map(str, runs), "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        flat = " ".join(res.output.split())
+        return flat[flat.index("(use: ") + 6:].split(" (Python: ")[0]
+    prof = [make_tiny_run(tmp_path / "runs" / f"m{k}", multi=True, model="test_resnet", seed=k, val_rows=rows,
+                          val_quality=0.5, age_bands=[30, 60]) for k in (1, 2)]
+    assert line(prof, tmp_path / "e1") == f"imgcls predict {tmp_path / 'e1'} --format mask"
+    other = [make_tiny_run(tmp_path / "runs" / f"o{k}", multi=True, model="test_resnet", seed=k, val_rows=rows,
+                           val_quality=0.5, age_bands=[25, 50]) for k in (1, 2)]
+    assert line(other, tmp_path / "e2") == f"imgcls predict {tmp_path / 'e2'}"
+    abc = _val_rows(tmp_path / "d2")
+    plain = [make_tiny_run(tmp_path / "runs" / f"p{k}", seed=k, val_rows=abc) for k in (1, 2)]
+    assert line(plain, tmp_path / "e3") == f"imgcls predict {tmp_path / 'e3'}"
+
+
 def test_a_member_tune_cleared_is_named_by_a_normalised_path(tmp_path, monkeypatch):
     """An ensemble built from a tune trial whose checkpoints `tune --keep` deleted afterwards: predicting it said
     `outputs/ensembles/soft-x/../../tune/s1/trials.csv`, the member's path as spec.yaml stores it (relative to the

@@ -27,6 +27,17 @@ from imgcls.metrics import macro_f1, without_rows_note
 from imgcls.options import check, python_too
 
 
+def competition_format(metas: Sequence) -> str | None:
+    """The --format the predict line names for an ensemble of these members (ModelMeta): 'mask' where every one
+    predicts the mask competition's 18 profile classes of its age bands (--heads multi, or one head on the profile
+    label), whose submission is ImageID,ans of class ids, as a --combine profile ensemble's line says; the default
+    id,label wrote the competition's eval/ as id,label. None for other models."""
+    from imgcls.profiles import DEFAULT_AGE_BANDS
+    profile = all(m.target == "label" and m.age_bands is not None and tuple(m.age_bands) == tuple(DEFAULT_AGE_BANDS)
+                  and m.class_meanings() for m in metas)
+    return "mask" if metas and profile else None
+
+
 def _warn_one_run(spec: EnsembleSpec, runs: Sequence[str | os.PathLike]) -> None:
     """One warning where the weights (typed, or fitted) leave one member to run: a member of weight 0 under a
     weighted or hard vote is not run (EnsembleSpec.running), so the ensemble predicts as that run alone, what
@@ -209,13 +220,13 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     table = pd.DataFrame(rows, columns=["member", "checkpoints", "weight", "val_images", "val_macro_f1",
                                         "common_macro_f1"])
     with status("writing the ensemble's files and report"):     # its confusion matrices: seconds
-        spec.path = write_ensemble_files(spec, out, out_typed, table, oof if len(y) else None, P,
-                                         [member_meta(m) for m in spec.members], plots)
+        metas = [member_meta(m) for m in spec.members]
+        spec.path = write_ensemble_files(spec, out, out_typed, table, oof if len(y) else None, P, metas, plots)
     with interruption_leaves(all_placed(out)):      # the set is in place: a stop from here on leaves it whole
         print_scores(table, int(len(y)))
         # the common column (and the ensemble's score) is a mean over every class: one no common row has counts as 0
         missing = without_rows_note(y, list(classes), "common validation") if len(y) else ""
         if missing:
             info(missing)
-        info(f"wrote {spec.path} and {out / REPORT_HTML} (use: {predict_fix(out)})")
+        info(f"wrote {spec.path} and {out / REPORT_HTML} (use: {predict_fix(out, competition_format(metas))})")
     return with_absolute_paths(spec)
