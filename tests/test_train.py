@@ -4397,3 +4397,36 @@ def test_a_resume_of_a_k_fold_set_names_a_fold_folder_outside_its_plan_as_predic
     said = " ".join("".join(capsys.readouterr()).split())
     assert said.count("left out") == 1 and "already finished, nothing to resume" in said, said
     assert f"warning: fold_2 in {kf} left out: not one of the set's folds (it trained fold_0, fold_1)" in said, said
+
+
+def test_a_resume_of_an_older_k_fold_set_reads_no_stray_fold_folder_s_predictions(tmp_path, capsys):
+    """An older k-fold set (no plan.json, --folds all) holding a fold_2 copied in (another set's fold), resumed
+    after a crash, was refused as 'puts 6 of the 6 images fold_2 validated on in another fold ... the table's folds
+    changed': before the resume recorded the plan, check_resume_data read every fold folder's val_predictions.csv,
+    the stray one's too, though the table had not changed. The set's folds are those its data holds: the resume
+    reads only theirs, trains them, and says the stray warning (rundir.warn_stray_folds) once, as a set with a plan
+    does."""
+    import shutil
+
+    from imgcls import manifest as mf
+    from imgcls.train.callbacks import Callback
+
+    class Crash(Callback):
+        def on_epoch_end(self, epoch, logs):
+            raise RuntimeError("a bug after the first epoch")
+
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "splits.csv")
+    cfg = cfg_for(tmp_path / "splits.csv", tmp_path, name="kf", folds="all", epochs=2, cache="none")
+    kf = tmp_path / "runs" / "kf"
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_train(cfg, callbacks=[Crash()])
+    (kf / "plan.json").unlink()             # a set trained before plan.json (and folds.json)
+    shutil.copytree(kf / "fold_0", kf / "fold_2")     # fold 0's images: in fold 0 of this table, not fold 2
+    capsys.readouterr()
+    run_train(TrainConfig(), resume=str(kf))
+    said = " ".join("".join(capsys.readouterr()).split())
+    assert said.count("left out") == 1, said
+    assert f"warning: fold_2 in {kf} left out: not one of the set's folds (it trains fold_0, fold_1)" in said, said
+    assert json.loads((kf / "oof_score.json").read_text())["folds"] == [0, 1]

@@ -645,8 +645,8 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     from imgcls.preprocess.outputs import applied as preprocess_applied, letterboxed
     from imgcls.train import data as tdata
     from imgcls.train.dist import init_distributed
-    from imgcls.train.rundir import (RunLock, check_run_name, claim_run_dir, finished, record_plan, set_fold_dirs,
-                                     unclaim_run_dir, warn_stray_folds)
+    from imgcls.train.rundir import (RunLock, check_run_name, claim_run_dir, finished, planned_folds, record_plan,
+                                     set_fold_dirs, unclaim_run_dir, warn_stray_folds)
     from imgcls.weights import data_config
 
     dist = init_distributed(cfg.device)
@@ -724,11 +724,19 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     # there) and the table's faults (no labels, --target, --folds, ...): refused before every image is scanned
     # (minutes on a large set); checked again below on the rows that can be read
     check_output_location(out, *mf.input_folders(df), images=mf.image_paths(df), owns=False)
-    check_data(cfg, df, say_target=dist.main, src=src_named, scanned=False, study=study, searched=searched)
+    set_folds = check_data(cfg, df, say_target=dist.main, src=src_named, scanned=False, study=study,
+                           searched=searched)[2]
+    set_folds = [f for f in set_folds if f is not None] or None
+    if resume is not None and set_folds and planned_folds(resume) is None:
+        # an older k-fold set (no plan, --folds all): its folds are those its data holds, a fold_2 copied in none
+        from imgcls.run_names import fold_dir
+        stray = set_fold_dirs(resume, folds=set_folds)[1]
+        if stray and dist.main:     # as a set with a plan says it (above): the resume trains none
+            warn_stray_folds(resume, stray, [fold_dir(resume, k) for k in set_folds], trained=False)
     df = mf.scan_images(df, workers=io_workers, max_pixels=cfg.max_pixels)
     if resume is not None:       # the data the run trained on, not another folder's of the same relative name
         from imgcls.train.rundir import check_resume_data
-        check_resume_data(resume, df, src_named, record)
+        check_resume_data(resume, df, src_named, record, set_folds)
     df, (heads, decode, classes, targets, final), folds, draws = check_data(
         cfg, df, say_skipped=dist.main, src=src_named, study=study, searched=searched)
 

@@ -318,17 +318,20 @@ def planned_folds(run_dir: str | os.PathLike, oof: OofRecord | None = None) -> l
     return folds if isinstance(folds, list) and folds else None
 
 
-def set_fold_dirs(run_dir: str | os.PathLike, oof: OofRecord | None = None) -> tuple[list[Path], list[Path]]:
+def set_fold_dirs(run_dir: str | os.PathLike, oof: OofRecord | None = None,
+                  folds: Sequence[int] | None = None) -> tuple[list[Path], list[Path]]:
     """(the fold folders of the k-fold set in `run_dir` that its plan names, those it does not): a fold_2 copied
     into a 2-fold set, left by another set of its name, is no fold of it; every reader of the set leaves it out
     (runs counts none, predict / ensemble / export average none: find_checkpoints). Where nothing records the plan
-    (planned_folds: None) every fold folder is the set's (run_names.fold_dirs). `oof`: planned_folds'."""
-    folds = fold_dirs(run_dir)
-    planned = planned_folds(run_dir, oof) if folds else None
+    (planned_folds: None) the set's folds are `folds` where given (a resume of an older set, --folds all: the folds
+    its data holds, train's check_data's), else every fold folder is the set's (run_names.fold_dirs). `oof`:
+    planned_folds'."""
+    dirs = fold_dirs(run_dir)
+    planned = (planned_folds(run_dir, oof) or folds or None) if dirs else None
     if planned is None:
-        return folds, []
+        return dirs, []
     named = {fold_dir(run_dir, k).name for k in planned}
-    return [d for d in folds if d.name in named], [d for d in folds if d.name not in named]
+    return [d for d in dirs if d.name in named], [d for d in dirs if d.name not in named]
 
 
 class OofRecord(NamedTuple):
@@ -867,12 +870,12 @@ def finished(run_dir: Path) -> bool:
     return bool(lasts) and (single or kfold_finished(run_dir)) and all(train_finished(p) for p in lasts)
 
 
-def validation_files(run_dir: Path) -> list[Path]:
+def validation_files(run_dir: Path, folds: Sequence[int] | None = None) -> list[Path]:
     """The val_predictions.csv files a run folder holds: a single run's, or a k-fold set's out-of-fold one and each
     fold_<g>/ one (the images each validated on) of its planned folds (set_fold_dirs: a fold_2 copied into a 2-fold
-    set is left out)."""
-    return [f for f in [run_dir / VAL_PREDICTIONS, *(d / VAL_PREDICTIONS for d in set_fold_dirs(run_dir)[0])]
-            if f.is_file()]
+    set is left out; `folds`: its)."""
+    ours = set_fold_dirs(run_dir, folds=folds)[0]
+    return [f for f in [run_dir / VAL_PREDICTIONS, *(d / VAL_PREDICTIONS for d in ours)] if f.is_file()]
 
 
 # the fix a malformed CSV file of a run names: imgcls wrote it, so no row of it is the user's to mend by hand
@@ -1037,7 +1040,7 @@ def _image_key(recorded: bool):
     return key
 
 
-def check_resume_data(run_dir: Path, df, src: str, record) -> None:
+def check_resume_data(run_dir: Path, df, src: str, record, folds: Sequence[int] | None = None) -> None:
     """A resumed run must read the data it was trained on: the data `df` (read from `src`, the data config.yaml
     recorded or one given again) holds at least one of the run's validation images (its val_predictions.csv, a
     k-fold set's fold_*/val_predictions.csv: one file that does is enough), compared by root and path, not by
@@ -1049,15 +1052,16 @@ def check_resume_data(run_dir: Path, df, src: str, record) -> None:
     path typed again counts as recorded: its refusal names cd or the data's absolute path, not giving it again. A
     malformed file the resume reads back (a single run's, every fold's: Trainer.restore; its val_predictions.csv,
     the per_class.csv of one that goes on) is read_run_csv's one line, said here before the images are decoded:
-    every such file is read (small CSVs), a later fold's too where an earlier one matches the data."""
+    every such file is read (small CSVs), a later fold's too where an earlier one matches the data. `folds`: the
+    folds a k-fold set that records no plan trains (set_fold_dirs': a fold_2 copied in is not read)."""
     recorded = src == record.src
     # the per-class scores a run that goes on reads back (Trainer.restore: a single run's, an unfinished fold's; its
     # report reads them again): a malformed file is read_run_csv's one line, said here before the images are decoded;
     # a set's planned folds (set_fold_dirs: a fold_2 copied in is no fold the resume trains)
-    for d in [run_dir, *set_fold_dirs(run_dir)[0]]:
+    for d in [run_dir, *set_fold_dirs(run_dir, folds=folds)[0]]:
         if (d / PER_CLASS_CSV).is_file() and train_finished(d / LAST_PT) is False:
             read_run_csv(d / PER_CLASS_CSV, PER_CLASS, dtype=str)
-    files = validation_files(run_dir)
+    files = validation_files(run_dir, folds)
     if not files:
         return
     key = _image_key(recorded)
