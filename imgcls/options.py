@@ -332,9 +332,10 @@ def plain_value(value: Any) -> Any:
     bool (np.bool_) as a bool, in a list or tuple too (head_weights=[np.float64(1), ...]): config.yaml's
     yaml.safe_dump refuses those, write_json wrote an np.int64 as a string; anything else as given (the same
     object where nothing in it changed). A one-dimensional numpy array (head_weights=np.array([1., 1., 2.])) is the
-    list of plain values it holds (tolist)."""
+    list of plain values it holds (tolist, then each item made plain: an object array's items are numpy's still,
+    np.str_('30') was said as such and np.int64(30) kept)."""
     if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 1 and hasattr(value, "tolist"):
-        return value.tolist()
+        return plain_value(value.tolist())
     if isinstance(value, (list, tuple)):
         items = [plain_value(v) for v in value]
         return value if all(a is b for a, b in zip(items, value)) else type(value)(items)

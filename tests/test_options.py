@@ -1518,6 +1518,26 @@ def test_head_weights_past_a_floats_range_or_as_a_numpy_array_are_one_line_or_ta
         SplitConfig(drop_ages=np.array(["57"])).validate()
 
 
+def test_an_object_numpy_array_s_items_are_made_plain_as_a_list_s_are():
+    """options.plain_value listed a numpy array (tolist) but left an object-dtype array's items numpy's:
+    age_bands=np.array([np.str_('30'), np.str_('60')], dtype=object) was refused as "holds np.str_('30')", not as
+    the plain list ['30', '60'] is, and np.array([np.int64(30), np.int64(60)], dtype=object) was kept as numpy
+    numbers (config.yaml's yaml.safe_dump refuses them). Each item is made plain: the same call as the list's."""
+    from imgcls.options import plain_value
+    from imgcls.split.config import SplitConfig
+    assert plain_value(np.array([np.int64(30), np.float64(2.5), np.bool_(True)], dtype=object)) == [30, 2.5, True]
+    assert [type(v) for v in plain_value(np.array([np.int64(30), np.float64(2.5)], dtype=object))] == [int, float]
+    texts = np.array([np.str_("30"), np.str_("60")], dtype=object)
+    assert plain_value(texts) == ["30", "60"] and type(plain_value(texts)[0]) is str
+    for bands in (["30", "60"], texts):
+        with pytest.raises(UserError) as e:
+            SplitConfig(age_bands=bands).validate()
+        assert str(e.value) == "--age-bands ['30', '60'] holds '30', not a whole number; give age_bands=[30, 60]"
+    cfg = SplitConfig(age_bands=np.array([np.int64(30), np.int64(60)], dtype=object))
+    cfg.validate()
+    assert cfg.age_bands == [30, 60] and [type(v) for v in cfg.age_bands] == [int, int]
+
+
 def test_a_list_option_item_of_the_wrong_type_is_refused_in_one_line_for_every_config():
     """A Python caller's (or a config.yaml's) list items were checked only for blanks: drop_ages=['57', 'x'] dropped
     no one, silently (no age is a text), head_weights=[1.0, None, 1] was taken (only a count mismatch was refused,
