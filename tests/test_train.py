@@ -4430,3 +4430,35 @@ def test_a_resume_of_an_older_k_fold_set_reads_no_stray_fold_folder_s_prediction
     assert said.count("left out") == 1, said
     assert f"warning: fold_2 in {kf} left out: not one of the set's folds (it trains fold_0, fold_1)" in said, said
     assert json.loads((kf / "oof_score.json").read_text())["folds"] == [0, 1]
+
+
+def test_a_resume_of_an_older_k_fold_set_given_moved_data_rewrites_no_stray_fold_s_record(tmp_path):
+    """An older k-fold set (no plan.json, --folds all) holding a fold_2 copied in (another set's fold), resumed on
+    its data moved since and given again: the resume rewrote the records of every fold folder (_record_session,
+    TrainConfig.record_data: rundir.set_fold_dirs read no plan yet, so every fold folder was the set's), fold_2's
+    config.yaml too, which then named this set's data. The plan is recorded before the records are rewritten:
+    only the set's folds' name the new path."""
+    import shutil
+
+    from imgcls import manifest as mf
+    from imgcls.train.callbacks import Callback
+
+    class Crash(Callback):
+        def on_epoch_end(self, epoch, logs):
+            raise RuntimeError("a bug after the first epoch")
+
+    df = mf.load(make_image_folder(tmp_path / "d" / "raw", {"a": 4, "b": 4}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "d" / "splits.csv")
+    cfg = cfg_for(tmp_path / "d" / "splits.csv", tmp_path, name="kf", folds="all", epochs=1, cache="none")
+    kf = tmp_path / "runs" / "kf"
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_train(cfg, callbacks=[Crash()])
+    (kf / "plan.json").unlink()             # a set trained before plan.json (and folds.json)
+    shutil.copytree(kf / "fold_0", kf / "fold_2")
+    stray = (kf / "fold_2" / "config.yaml").read_text()
+    shutil.move(tmp_path / "d", tmp_path / "d2")
+    moved = str(tmp_path / "d2" / "splits.csv")
+    run_train(TrainConfig(src=moved), resume=str(kf))
+    assert (kf / "fold_2" / "config.yaml").read_text() == stray
+    assert [TrainConfig.load(kf / d / "config.yaml").src for d in (".", "fold_0", "fold_1")] == [moved] * 3

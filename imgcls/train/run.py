@@ -836,14 +836,17 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
             from imgcls.train.rundir import ended_by_exception, ended_line
             ended, trained = ended_line(run_dir), _epochs_trained(run_dir, folds)
             remove_stale_temps(run_dir)
+        # a resumed older run too, before its records are rewritten (_record_session: the set's folds', which
+        # set_fold_dirs reads from the plan; a fold_2 copied into an older set keeps its own record)
+        if dist.main and not (run_dir / RUN_PLAN).is_file():
+            record_plan(run_dir, [f for f in folds if f is not None], classes)
+        if resume is not None and dist.main:
             _record_session(cfg, run_dir, record, typed_at)      # but for how this session ran
             if ended is not None:   # imgcls runs reads the crash (the refusal) as over: a k-fold set's folds log in
                 from imgcls.train.progress import RunLog
                 RunLog(run_dir / TRAIN_LOG)(f"resumed: this session trains it on after the "
                                             f"{'exception' if ended_by_exception(ended) else 'refusal'} above",
                                             terminal=False)
-        if dist.main and not (run_dir / RUN_PLAN).is_file():    # a resumed older run too
-            record_plan(run_dir, [f for f in folds if f is not None], classes)
         dist.barrier()
         return _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds,
                             resume, stop_after, callbacks, study=study, draws=draws, src=src_named,
