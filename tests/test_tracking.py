@@ -1302,3 +1302,24 @@ def test_a_tune_study_s_wandb_sync_leaves_out_a_stray_fold_folder(tmp_path, caps
     say_study_offline(study, [runs[""]])
     line = " ".join(capsys.readouterr().err.split())
     assert line.endswith(f"wandb sync {sh(study)}/trial_*/fold_*/wandb/offline-run-*"), line
+
+
+def test_a_tune_study_s_wandb_sync_leaves_out_a_copied_trial_folder(tmp_path, capsys):
+    """A folder the trial_* glob matches that tune does not name (trial_backup, a user's copy of a trial) held no
+    run of the study, yet its offline run was counted and uploaded by the `wandb sync` said: only tune's trial
+    folders (outputs.TRIAL_DIR) are read, and the sync names the folders where the pattern would take the copy."""
+    from imgcls.console import sh
+    from imgcls.track.wandb_tracker import offline_runs, say_study_offline
+    study = tmp_path / "tune" / "s"
+    runs = {}
+    for d in ("trial_0000", "trial_backup"):
+        (study / d).mkdir(parents=True)
+        TrainConfig(name=d).save(study / d / "config.yaml")
+        runs[d] = study / d / "wandb" / "offline-run-20260101_000000-x"
+        runs[d].mkdir(parents=True)
+    assert offline_runs(study) == [runs["trial_0000"]]
+    capsys.readouterr()
+    say_study_offline(study, [])
+    line = " ".join(capsys.readouterr().err.split())
+    assert "wandb (offline): 1 folder in " in line and "trial_backup" not in line, line
+    assert line.endswith("wandb sync " + sh(runs["trial_0000"])), line

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from imgcls.figure_files import confusion_png_names
+from imgcls.outputs import TRIAL_DIR
 from imgcls.run_names import BEST_PT
 from imgcls.track.common import (WANDB, epoch_scalars, flat_params, oof_scalars, record_tracker_run,
                                  recorded_tracker_run)
@@ -34,10 +35,11 @@ def mode() -> str:
 def offline_runs(study_dir: str | os.PathLike) -> list[Path]:
     """The offline W&B runs' folders in a tune study's trials: trial_NNNN/wandb/offline-run-*, with --folds also
     trial_NNNN/fold_K/wandb/offline-run-* of the folds the trial's set names (rundir.set_fold_dirs: a stray fold_K
-    folder, another set's, holds no run of the study)."""
+    folder, another set's, holds no run of the study); a trial folder is one tune names (outputs.TRIAL_DIR: a copied
+    trial_backup is not)."""
     runs = []
     for trial in Path(study_dir).glob(STUDY_TRIALS):
-        if trial.is_dir():
+        if trial.is_dir() and TRIAL_DIR.fullmatch(trial.name):
             for run in [trial, *set_fold_dirs(trial)[0]]:
                 runs += [d for d in (run / "wandb").glob(OFFLINE_RUNS) if d.is_dir()]
     return sorted(runs)
