@@ -40,7 +40,7 @@ A callback that stops a run by design raises a `DeliberateStop` (tune's --timeou
 crashed; trackers close its run as killed (W&B, which has no killed state a run can give itself: finished). A
 callback's `imgcls.errors.UserError` is a refusal, as train's own are: no crash line in train.log (`imgcls runs`:
 stopped), and a run folder this call made that holds no epoch's weights yet is removed (rundir.unclaim_run_dir), or,
-kept for its MLflow / W&B run, has train.log name the refusal (`imgcls runs`: refused).
+kept for its MLflow / W&B run or given by --exist-ok, has train.log name the refusal (`imgcls runs`: refused).
 Any other exception from a callback is a crash.
 """
 from __future__ import annotations
