@@ -425,7 +425,7 @@ def task_groups(tasks: Sequence[str]) -> dict[str, str]:
 def run_state(path: Path, cfg: dict, folds: Sequence[Path] = (), oof: OofRecord | None = None) -> tuple[str, str]:
     """(state, progress) of a run folder (see STATES; state blank: finished, or not known). Evidence, in order: the
     folder's lock (running), its tune study's trials.csv (pruned, failed, complete; failed by Ctrl-C / SIGTERM, its
-    message says: stopped), then a k-fold set's
+    message says: stopped, unless `train --resume` finished it since), then a k-fold set's
     progress (rundir.set_progress) or a run's last.pt / metrics.csv (rundir.fold_state). A fold read
     alone (run_names.fold_set) is a run: its config.yaml repeats the set's --folds, which would read it as a set;
     stopped, it crashed (was refused) where its set's train.log says so (train logs that line there, not in the
@@ -448,7 +448,9 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = (), oof: OofRecord 
     if recorded == "fail":                  # is gone: no lock)
         from imgcls.outputs import INTERRUPTED, INTERRUPTED_BY_SIGTERM
         if record.get("message") in (INTERRUPTED, INTERRUPTED_BY_SIGTERM):     # Optuna fails a trial Ctrl-C
-            return STOPPED, progress        # stopped: no fault of its values (tune runs them again on resume)
+            # stopped: no fault of its values (tune runs them again on resume); finished where `train --resume`
+            # has trained its folder to its end since
+            return ("" if finished is True else STOPPED), progress
     if recorded in TRIAL_STATES:
         return TRIAL_STATES[recorded], progress
     if recorded == "complete":

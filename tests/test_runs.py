@@ -1694,6 +1694,27 @@ def test_a_tune_trial_ctrl_c_stopped_is_stopped_not_failed(outputs):
                    "s2/trial_0002": "failed 2/40", "s2/trial_0003": "failed 2/40"}, got
 
 
+def test_a_stopped_tune_trial_resumed_to_its_end_is_finished(outputs):
+    """A tune trial SIGTERM stopped (trials.csv: fail, 'interrupted (SIGTERM)') that `imgcls train --resume` then
+    trained to its last epoch (its last.pt finished) was still listed 'stopped 3/3', and `imgcls ensemble` of it
+    warned 'a stopped run (3/3 epochs)' and named `imgcls train --resume`, which says it is already finished. Its
+    folder is a finished run; one stopped and not resumed stays 'stopped'."""
+    from imgcls.runs import stopped_state
+    from imgcls.tune import INTERRUPTED_BY_SIGTERM
+    study = outputs / "tune" / "s3"
+    for n, finished in enumerate((True, False)):
+        trial = fake_run(study / f"trial_{n:04d}", "resnet10t", [("a", "a"), ("b", "b")], epochs=3)
+        (trial / "last.pt").write_bytes(b"")
+        (trial / "last_state.json").write_text(json.dumps({"epoch": 3 if finished else 2, "finished": finished}))
+    pd.DataFrame({"trial": range(2), "state": "fail", "value": "", "message": INTERRUPTED_BY_SIGTERM}).to_csv(
+        study / "trials.csv", index=False)
+    board = leaderboard(find_runs(study), sort="name")
+    got = dict(zip(board["name"], board["state"] + " " + board["progress"]))
+    assert got == {"trial_0000": " 3/3", "trial_0001": "stopped 3/3"}, got
+    assert stopped_state(study / "trial_0000") is None
+    assert stopped_state(study / "trial_0001") == ("stopped", "3/3")
+
+
 def test_a_fold_read_alone_is_a_run_of_its_epochs_not_a_stopped_k_fold_set(outputs):
     """`imgcls runs outputs/runs/kf3/fold_0` and `imgcls runs diff outputs/runs/kf3/fold_0 B` (a fold is a member
     `imgcls ensemble` takes alone) listed the finished fold 'stopped folds done 0': its config.yaml repeats the set's
