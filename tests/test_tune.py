@@ -3012,3 +3012,22 @@ def test_no_split_column_warning_names_tune_with_the_study(data, tmp_path, space
            f"out='{tmp_path / 'tune'}', train=TrainConfig(src='data/splits.csv', model='test_resnet', " \
            "pretrained=False, img_size=32, aug='none', epochs=1, batch_size=8, workers=0, device='cpu')))" in err, err
     assert "imgcls train data/splits.csv" not in err, err
+
+
+def test_metric_loss_over_a_space_that_varies_the_loss_function_is_refused(data, tmp_path):
+    """Each trial's val_loss is computed with its own training loss: a focal loss read 1.29 where cross-entropy read
+    1.82 on the same data (macro-F1 0.35 / 0.36), so `tune --metric loss` over the default space (loss: ce,
+    label-smoothing, focal) ranked the trials by which loss function reads lowest, not by the model. Refused in one
+    line before the study opens; a space that leaves the loss function alone still runs with --metric loss."""
+    varied = tmp_path / "varied.yaml"
+    varied.write_text(SPACE + "loss: {choice: [ce, focal]}\n")
+    with pytest.raises(UserError, match=r"--metric loss .* the space varies loss.*--metric macro_f1"):
+        run_tune(tune_cfg(data, tmp_path, varied, metric="loss"))
+    assert not (tmp_path / "tune").exists()
+    weighted = tmp_path / "weighted.yaml"
+    weighted.write_text(SPACE + "class_weights: {choice: [none, auto]}\n")
+    with pytest.raises(UserError, match=r"the space varies class_weights"):
+        run_tune(tune_cfg(data, tmp_path, weighted, metric="loss"))
+    with pytest.raises(UserError, match=r"the space varies loss"):      # the default space
+        run_tune(dataclasses.replace(tune_cfg(data, tmp_path, varied, metric="loss", train={"aug": TrainConfig.aug}),
+                                     space=None))

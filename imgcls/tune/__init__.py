@@ -713,6 +713,7 @@ def _check_up_front(cfg: TuneConfig, recorded: dict):
     else:
         space = load_space(cfg.space, cfg.train, cfg.typed or ())    # checks the fixed train options too, with its keys
     _say_config_replaced(cfg, space, recorded)
+    _refuse_loss_of_other_losses(cfg, space)
     check_writable(cfg.study_dir())
     _check_weights(cfg.train, space)
     table, usable = _check_data(cfg.train, space, cfg.study_dir(), cfg, named)
@@ -935,6 +936,26 @@ def _say_config_replaced(cfg: TuneConfig, space, recorded: dict) -> None:
         info(f"the space varies {', '.join(names)}: {Path(cfg.config).name}'s {values} "
              f"{'is' if len(names) == 1 else 'are'} replaced by each trial's draw; a --space without "
              f"{'it' if len(names) == 1 else 'them'} keeps the config's")
+
+
+# the train options that change what a validation loss measures (the criterion, its class weights, the heads' weights
+# in its sum): trials drawing other values of them report val losses of other functions
+LOSS_FUNCTION = ("loss", "smoothing", "focal_gamma", "class_weights", "head_weights")
+
+
+def _refuse_loss_of_other_losses(cfg: TuneConfig, space) -> None:
+    """--metric loss over a space that varies the loss function: each trial's val_loss is its own training loss's
+    (a focal loss reads lower than cross-entropy for the same predictions), so the study would rank the trials by
+    which function reads lowest, its pruner compare them alike. One line, before the study opens."""
+    varied = [k for k in space.names() if k in LOSS_FUNCTION]
+    if cfg.metric != "loss" or not varied:
+        return
+    raise UserError(f"--metric loss ranks the trials by their validation loss, which each computes with its own "
+                    f"training loss, and the space varies {', '.join(varied)}: a focal or class-weighted loss "
+                    f"reads lower than cross-entropy for the same predictions, so the best trial would be the one "
+                    f"of the lowest-reading loss, not the best model; use "
+                    + python_too("--metric macro_f1", "metric='macro_f1'") + " or accuracy, or a --space without "
+                    f"{', '.join(varied)}")
 
 
 def _check_weights(base: TrainConfig, space) -> None:
