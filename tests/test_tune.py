@@ -3031,3 +3031,25 @@ def test_metric_loss_over_a_space_that_varies_the_loss_function_is_refused(data,
     with pytest.raises(UserError, match=r"the space varies loss"):      # the default space
         run_tune(dataclasses.replace(tune_cfg(data, tmp_path, varied, metric="loss", train={"aug": TrainConfig.aug}),
                                      space=None))
+
+
+def test_the_study_name_alone_resumes_with_the_metric_the_study_was_started_with(data, tmp_path, space):
+    """`imgcls tune SRC --study m --metric accuracy ...` then `imgcls tune --study m --trials 2`: refused, 'study
+    'm' optimises --metric accuracy, not macro_f1', where the README says the study name alone resumes a study (its
+    fixed options, space, sampler and pruner are the study's when not typed). Its --metric is too, said in one
+    line; another one typed is still refused."""
+    where = ["--out", str(tmp_path / "tune"), "--workers", "0", "--device", "cpu"]
+    fixed = ["--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "1", "--batch-size", "8",
+             "--aug", "none", "--val-split", "0.3", "--space", str(space), "--pruner", "none"]
+    r = CliRunner().invoke(app, ["tune", str(data), "--study", "m", "--metric", "accuracy", *where, *fixed,
+                                 "--quiet", "--trials", "1"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["tune", "--study", "m", *where, "--trials", "2"])
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.output.split())
+    assert "study 'm' resumes with the --metric it was started with: accuracy" in said, said
+    assert list(trials_csv(tmp_path / "tune" / "m")["state"]) == ["complete", "complete"]
+    assert yaml.safe_load((tmp_path / "tune" / "m" / "trial_0001" / "config.yaml").read_text())["metric"] == \
+        "accuracy"
+    r = CliRunner().invoke(app, ["tune", "--study", "m", *where, "--trials", "3", "--metric", "macro_f1"])
+    assert r.exit_code == 2 and "optimises --metric accuracy, not macro_f1" in " ".join(r.output.split()), r.output

@@ -954,8 +954,8 @@ def _refuse_loss_of_other_losses(cfg: TuneConfig, space) -> None:
                     f"training loss, and the space varies {', '.join(varied)}: a focal or class-weighted loss "
                     f"reads lower than cross-entropy for the same predictions, so the best trial would be the one "
                     f"of the lowest-reading loss, not the best model; use "
-                    + python_too("--metric macro_f1", "metric='macro_f1'") + " or accuracy, or a --space without "
-                    f"{', '.join(varied)}")
+                    + python_too("--metric macro_f1", "metric='macro_f1'") + " or accuracy (for a study started "
+                    f"with --metric loss: under {ANOTHER_STUDY}), or a --space without {', '.join(varied)}")
 
 
 def _check_weights(base: TrainConfig, space) -> None:
@@ -1069,6 +1069,7 @@ def _study_options(cfg: TuneConfig, url: str) -> dict | None:
     elif space != yaml_load(default_space_text()):
         info(f"study '{cfg.study}' resumes with the search space it was started with: {', '.join(space)}")
     _resume_search_options(cfg, attrs.get("search"))
+    _resume_metric(cfg, attrs.get("metric"))
     _resume_trials(cfg, attrs)
     base = _base_config(attrs)
     if base is None:
@@ -1119,6 +1120,18 @@ def _resume_search_options(cfg: TuneConfig, recorded) -> None:
     if other:
         info(f"study '{cfg.study}' was started with other search options ({describe_changes(TuneConfig, other)}): "
              f"this command's trials are drawn and pruned with the ones given")
+
+
+def _resume_metric(cfg: TuneConfig, recorded) -> None:
+    """A resumed study's --metric is the one it was started with where this command leaves it unset (not typed, at
+    its default), said in one line, as its sampler and pruner are: `--study NAME` alone resumes a `--metric accuracy`
+    study, which open_study refused as another metric. One typed that differs is refused there."""
+    if recorded not in BEST_BY or recorded == cfg.metric or "metric" in cfg.search_typed \
+            or cfg.metric != TuneConfig.metric:
+        return
+    cfg.metric = cfg.train.metric = recorded      # every trial's best epoch is the objective's (_check_up_front)
+    from imgcls.console import info
+    info(f"study '{cfg.study}' resumes with the --metric it was started with: {recorded}")
 
 
 def _trials_given(cfg: TuneConfig) -> bool:
