@@ -707,6 +707,14 @@ def eval_rows(df: pd.DataFrame, eval_split: str | None) -> tuple[str, np.ndarray
     return eval_split, rows
 
 
+def member_run(member: Member) -> tuple[Path, set[int]]:
+    """(the run folder a member's checkpoints are of, its folds): a k-fold set's folder and fold numbers
+    (run_names.fold_set: a plain run named fold_0 in another run's folder is a single run, folds empty)."""
+    folds = {fold_number(Path(c).parent) for c in member.checkpoints if fold_set(Path(c).parent)}
+    first = Path(member.checkpoints[0]).parent
+    return (first.parent if folds else first), folds
+
+
 def trained_rows(member: Member, df: pd.DataFrame, view: FolderView | None = None, tables: dict | None = None
                  ) -> tuple[np.ndarray, Path | None, list[int]]:
     """(rows of df that `member` trained on, its run folder, its folds: [] for a single run; an all-False mask and
@@ -722,10 +730,8 @@ def trained_rows(member: Member, df: pd.DataFrame, view: FolderView | None = Non
     by the caller's check (_training_table), each read once for every member."""
     trained = np.zeros(len(df), bool)
     where = {str(p): i for i, p in enumerate(mf.image_paths(df))}
-    # a k-fold set's folds (run_names.fold_set): a plain run named fold_0 in another run's folder is a single run
-    folds = {fold_number(Path(c).parent) for c in member.checkpoints if fold_set(Path(c).parent)}
+    run, folds = member_run(member)
     src = getattr(member.recorded_config, "src", None)      # its training table, read once per member
-    run = Path(member.checkpoints[0]).parent if not folds else Path(member.checkpoints[0]).parent.parent
     # each val_predictions.csv read once: the run's, and each fold's
     named = {f: _named_rows(f, where) for f in validation_files(run)}
     if not any(named.values()):
@@ -1030,8 +1036,9 @@ def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray
                else f"the {own[1]} test rows of the table it trained on, which {never}, score: imgcls predict "
                     f"{sh(spec.path.parent if spec.path is not None else run)} --data {sh(own[0])} --eval "
                     f"--eval-split test" if own is not None
-               else f"--eval on a labelled test set {never}"
-               + _held_out_commands(run, folds, getattr(m.recorded_config, "src", None), df, tables))
+               else f"--eval on a labelled test set "
+                    f"{'no member trained on' if _ensemble_folder(spec) is not None else never}"
+               + _held_out_commands(run, folds, getattr(m.recorded_config, "src", None), df, tables, spec))
         what = f"{n} of the {int(scored.sum())} labelled {'rows' if part == 'all' else part + ' rows'} of {data}"
         # its keyword beside the flag: the line ends with commands to type, which a note after them would join
         flag = "--eval" + keyword_of("evaluate")
@@ -1101,13 +1108,15 @@ def _own_test_rows(spec: EnsembleSpec, df: pd.DataFrame, tables: dict | None = N
 
 
 def _held_out_commands(run: Path, folds: list[int], src: str | None, df: pd.DataFrame | None = None,
-                       tables: dict | None = None) -> str:
+                       tables: dict | None = None, spec: EnsembleSpec | None = None) -> str:
     """check_eval_not_leaked's way to a test score of the run's kind, as commands that work typed: a split of its
     training data with test rows made BEFORE training (a split made after it has test rows the run trained on), the
     run's options trained again on it (--config), and --eval on its test rows. A k-fold run's split has as many
     folds as its training table had. `src`: its training data (config.yaml's, the member's recorded_config), whose
     table is df where predict read that one, or the one the leak check read (`tables`): not read again
-    (_training_table). '' where the run's config.yaml or data is not known here."""
+    (_training_table). `spec`: the ensemble predicted with; a saved one of several members has every member trained
+    again on that split and the ensemble built again of them (_rebuild_flags), then --eval on it: a score of the
+    ensemble, not of the one member. '' where the run's config.yaml or data is not known here."""
     from imgcls.console import sh
     if not src or not Path(src).exists():
         return ""
@@ -1117,31 +1126,89 @@ def _held_out_commands(run: Path, folds: list[int], src: str | None, df: pd.Data
         read = _training_table(src, df, tables)
         have = fold_ids(read) if read is not None else []
         k = f"--folds {len(have) if len(have) > 1 else max(folds) + 1} "
-    def named(n: int) -> tuple[Path, Path]:     # the n-th pair of names: heldout.csv and RUN_heldout, then ...2
+    ens = _ensemble_folder(spec) if spec is not None else None
+    runs = [member_run(m)[0] for m in spec.members] if ens is not None else [run]
+
+    def named(n: int) -> tuple[Path, list[Path], Path | None]:
+        """The n-th set of names: heldout.csv, RUN_heldout for each run (and ENSEMBLE_heldout), then ...2."""
         tail = "" if n == 1 else str(n)
-        return Path(src).parent / f"heldout{tail}.csv", run.parent / f"{run.name}_heldout{tail}"
+        return (Path(src).parent / f"heldout{tail}.csv", [r.parent / f"{r.name}_heldout{tail}" for r in runs],
+                ens.parent / f"{ens.name}_heldout{tail}" if ens is not None else None)
 
     def score(held: Path) -> str:
         return f"imgcls predict {sh(held)} --data {sh(table)} --eval --eval-split test"
-    # the first free pair: a run is never trained over, nor a table split over (another run's training table); a
-    # pair these commands made (the run trained on the table) is named with their last step
+    # the first free set: a run is never trained over, an ensemble never built over, nor a table split over
+    # (another run's training table); a set these commands made (runs trained on the table, the ensemble built of
+    # them) is named with the steps left
     n = 1
-    table, again = named(n)
-    while table.exists() or again.exists():
-        if table.is_file() and _trained_on(again, table):     # these commands were followed already
-            return f": {again} was trained on {table}, a split made first: {score(again)}"
+    while True:
+        table, agains, ens_again = named(n)
+        made = [a for a in agains if a.exists()]
+        built = ens_again is not None and ens_again.exists()
+        if table.is_file() and made and all(_trained_on(a, table) for a in made) \
+                and (not built or _built_of(ens_again, agains)):
+            break                       # these commands were followed already, all or in part
+        if not (table.exists() or made or built):
+            break
         n += 1
-        table, again = named(n)
+    steps = [f"imgcls train {sh(table)} --config {sh(r / RUN_CONFIG)} --out {sh(r.parent)} --name {a.name}"
+             for r, a in zip(runs, agains) if not a.exists()]
+    if ens_again is not None and not built:
+        steps.append(f"imgcls ensemble {' '.join(sh(a) for a in agains)} {_rebuild_flags(spec)}--out {sh(ens_again)}")
+    last = ens_again or agains[0]
+    if made:
+        done = (f"{last} was trained on {table}" if ens_again is None else
+                f"{last} was built of runs trained on {table}" if built else
+                f"{shown(made)} {'was' if len(made) == 1 else 'were'} trained on {table}")
+        return f": {done}, a split made first: {''.join(c + ', ' for c in steps)}{'then ' if steps else ''}" \
+               f"{score(last)}"
     # the split the run trained on, made again as it was (its summary's settings: --no-near-dup, --seed, ...)
     from imgcls.options import recorded_flags
     from imgcls.outputs import read_yaml, split_outputs
     from imgcls.split.config import SPLIT_DEFINITION, SplitConfig
-    made = read_yaml(split_outputs(Path(src))["summary"]).get("config")
-    again_as = "".join(f"{sh(w)} " for w in recorded_flags(SplitConfig, made if isinstance(made, dict) else {},
+    made_as = read_yaml(split_outputs(Path(src))["summary"]).get("config")
+    again_as = "".join(f"{sh(w)} " for w in recorded_flags(SplitConfig, made_as if isinstance(made_as, dict) else {},
                                                              SPLIT_DEFINITION))
-    return (f": a split made after training has test rows it trained on, so split first and train again: imgcls "
-            f"split {sh(src)} {k}{again_as}--test 0.2 --out {sh(table)}, imgcls train {sh(table)} --config "
-            f"{sh(run / RUN_CONFIG)} --out {sh(run.parent)} --name {again.name}, then {score(again)}")
+    how = ("it trained on, so split first and train again" if ens_again is None else
+           "its members trained on, so split first, train every member again on it and build the ensemble again "
+           "of them")
+    return (f": a split made after training has test rows {how}: imgcls split {sh(src)} {k}{again_as}--test 0.2 "
+            f"--out {sh(table)}, {', '.join(steps)}, then {score(last)}")
+
+
+def _ensemble_folder(spec: EnsembleSpec) -> Path | None:
+    """The folder of a saved ensemble of several members, whose leak refusal trains them all again and builds it
+    again (_held_out_commands); None for a run."""
+    return spec.path.parent if spec.path is not None and len(spec.members) > 1 else None
+
+
+def _rebuild_flags(spec: EnsembleSpec) -> str:
+    """The `imgcls ensemble` options that build `spec` again of other runs, each followed by a space: its --combine
+    and --method, and its weights where they were typed (relative, 1,1,3,1); fitted ones are fitted again on the new
+    runs' validation rows (--method weighted / hard's auto), equal ones are --method soft's."""
+    from imgcls.console import sh
+    from imgcls.ensemble.config import EnsembleConfig
+    from imgcls.options import recorded_flags
+    values = {"combine": spec.combine, "method": spec.method}
+    w = spec.weights
+    if spec.method != "soft" and not (spec.scores or {}).get("weights_fitted_on_scored_rows") and max(w) > 0:
+        low = min(x for x in w if x > 0)
+        values["weights"] = ",".join(f"{x / low:.6g}" for x in w)
+    return "".join(f"{sh(x)} " for x in recorded_flags(EnsembleConfig, values, ("combine", "method", "weights")))
+
+
+def _built_of(folder: Path, runs: list[Path]) -> bool:
+    """Whether the ensemble folder's spec.yaml is one of exactly `runs`."""
+    from imgcls.ensemble.config import read_spec_doc
+    try:
+        doc = read_spec_doc(folder / SPEC_NAME) if (folder / SPEC_NAME).is_file() else {}
+    except UserError:
+        return False
+    members = doc.get("members") if isinstance(doc, dict) else None
+    if not isinstance(members, list) or not all(isinstance(d, dict) and isinstance(d.get("run"), str)
+                                                for d in members):
+        return False
+    return sorted((folder / d["run"]).resolve() for d in members) == sorted(r.resolve() for r in runs)
 
 
 def _trained_on(run: Path, table: Path) -> bool:

@@ -329,3 +329,79 @@ def test_each_member_is_scored_on_the_rows_the_profile_ensemble_is_scored_on(tmp
     assert members["common_macro_f1"].iloc[:3].tolist() == pytest.approx(members["val_macro_f1"].iloc[:3].tolist())
     recorded = load_spec(tmp_path / "e").scores["members"]        # spec.yaml keeps them, as a vote's does
     assert all("common_macro_f1" in v for v in recorded.values()), recorded
+
+
+def _leak_refusal(ens, raw, *args) -> str:
+    """predict ENS --data RAW --eval (the members' own training images): refused; its line, on one line."""
+    from typer.testing import CliRunner
+
+    from imgcls.cli import app
+    r = CliRunner().invoke(app, ["predict", str(ens), "--data", str(raw), "--eval", *args, "--out",
+                                 str(ens.parent / "p"), "--workers", "0", "--quiet"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and "a leaked score" in said and "Traceback" not in r.output, r.output
+    return said
+
+
+def test_the_leak_refusal_of_an_ensemble_trains_every_member_again_and_builds_the_ensemble_again(tmp_path):
+    """predict ENS --data DATA --eval --format mask on a --combine profile ensemble of train --target mask / gender /
+    age_band runs, DATA their own training images: refused (right), but its fix split again and trained the one
+    member the check met (t_mask) again, then scored that run alone: the mask's classes, no score of the ensemble. A
+    soft vote of two runs was told the same. Every member is trained again on the split and the ensemble built again
+    of them as it was (--combine profile, its typed --weights), then --eval scores that ensemble; followed in part,
+    the steps left are said; followed whole, the last one."""
+    import yaml
+
+    from conftest import make_image_folder
+    from imgcls import manifest as mf
+    raw = make_image_folder(tmp_path / "raw", {"0": 4, "4": 4, "14": 4}, size=(32, 32))
+    df = mf.load(raw, scan=True, announce=False)
+    parts = dict(zip(("mask", "gender", "age_band"), ProfileScheme().parts(df["label"].astype(int).to_numpy())))
+
+    def run(name, target, classes, values, src=raw, seed=0):
+        val = [(str(raw), p, str(v)) for k, (p, v) in enumerate(zip(df["path"], values)) if k % 4 == 0]
+        r = make_tiny_run(tmp_path / "runs" / name, classes=tuple(classes), target=target, val_rows=val, seed=seed)
+        (r / "config.yaml").write_text(yaml.safe_dump({"model": "test_efficientnet", "img_size": 32, "src": str(src),
+                                                       "target": target}))
+        return r
+    members = [("t_mask", "mask", "012"), ("t_gender", "gender", "01"), ("t_age_band", "age_band", "012"),
+               ("t_age2", "age_band", "012")]
+    runs = [run(n, t, c, parts[t], seed=i) for i, (n, t, c) in enumerate(members)]
+    ens = tmp_path / "ens"
+    build_ensemble(runs, combine="profile", weights="1,1,3,1", out=ens)
+    said = _leak_refusal(ens, raw, "--format", "mask")
+    table, again = tmp_path / "heldout.csv", [r.parent / f"{r.name}_heldout" for r in runs]
+    trains = [f"imgcls train {table} --config {r / 'config.yaml'} --out {r.parent} --name {a.name}"
+              for r, a in zip(runs, again)]
+    build = (f"imgcls ensemble {' '.join(map(str, again))} --combine profile --method weighted --weights 1,1,3,1 "
+             f"--out {tmp_path / 'ens_heldout'}")
+    score = f"imgcls predict {tmp_path / 'ens_heldout'} --data {table} --eval --eval-split test"
+    assert (f"or --eval on a labelled test set no member trained on: a split made after training has test rows its "
+            f"members trained on, so split first, train every member again on it and build the ensemble again of "
+            f"them: imgcls split {raw} --test 0.2 --out {table}, {', '.join(trains)}, {build}, then {score}") in said, \
+        said
+    # followed in part (the split, one member trained on it): the steps left
+    table.write_text("path,label\n")
+    run("t_mask_heldout", "mask", "012", parts["mask"], src=table)
+    said = _leak_refusal(ens, raw, "--format", "mask")
+    assert (f": {again[0]} was trained on {table}, a split made first: {', '.join(trains[1:])}, {build}, then "
+            f"{score}") in said, said
+    # followed whole: the ensemble's score is the step left
+    made = [again[0]] + [run(a.name, t, c, parts[t], src=table, seed=i)
+                         for i, (a, (_, t, c)) in enumerate(zip(again[1:], members[1:]))]
+    build_ensemble(made, combine="profile", weights="1,1,3,1", out=tmp_path / "ens_heldout")
+    said = _leak_refusal(ens, raw, "--format", "mask")
+    assert f": {tmp_path / 'ens_heldout'} was built of runs trained on {table}, a split made first: {score}" in said, \
+        said
+    assert "imgcls train" not in said and "imgcls ensemble" not in said, said
+    # a soft vote of two runs: the same, its ensemble built again as a soft vote (no options)
+    votes = [run(n, "label", ("0", "14", "4"), df["label"]) for n in ("a1", "a2")]
+    vote = tmp_path / "vote"
+    build_ensemble(votes, out=vote)
+    said = _leak_refusal(vote, raw)
+    # heldout.csv is the profile members' table now: another's, never split over (the next free names)
+    table2, again2 = tmp_path / "heldout2.csv", [r.parent / f"{r.name}_heldout2" for r in votes]
+    trains = [f"imgcls train {table2} --config {r / 'config.yaml'} --out {r.parent} --name {a.name}"
+              for r, a in zip(votes, again2)]
+    assert (f"{', '.join(trains)}, imgcls ensemble {' '.join(map(str, again2))} --out {tmp_path / 'vote_heldout2'}, "
+            f"then imgcls predict {tmp_path / 'vote_heldout2'} --data {table2} --eval --eval-split test") in said, said
