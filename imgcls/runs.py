@@ -833,11 +833,26 @@ def _f4(v) -> str:
     return "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.4f}"
 
 
+def shown_seconds(s) -> int:
+    """The seconds a time cell (duration) stands for: `s` to the whole second, and to the minute under an hour or
+    more, which it shows as hours and minutes (the seconds cut)."""
+    s = int(round(float(s)))
+    return s // 60 * 60 if s >= 3600 else s
+
+
 def duration(s) -> str:
+    """A time cell: 2m05s, or 1h02m from an hour on (shown_seconds); '' for none."""
     if s is None or (isinstance(s, float) and np.isnan(s)):
         return ""
-    s = int(round(float(s)))
+    s = shown_seconds(s)
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def duration_change(a, b) -> str:
+    """B - A of two times as their cells show them (duration): the difference of the shown values, so the three
+    cells agree (1.84 s and 0.40 s are 0m02s and 0m00s: -0m02s, where their own difference, -1.44 s, was -0m01s)."""
+    d = shown_seconds(b) - shown_seconds(a)
+    return ("-" if d < 0 else "+") + duration(abs(d))
 
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike | None, fmt: str) -> str | None:
@@ -980,7 +995,7 @@ def print_diff(d: dict) -> None:
         if np.isnan(dv):
             delta = ""
         elif k == "seconds":
-            delta = ("-" if dv < 0 else "+") + duration(abs(dv))
+            delta = duration_change(va, vb)
         else:
             delta = f"{dv:+.4f}" if k in ("val_macro_f1", "val_acc") else f"{dv:+.0f}"
             if k in ("val_macro_f1", "val_acc") and (not same_task or not same or optimistic):

@@ -1816,3 +1816,20 @@ def test_a_predictions_table_whose_root_column_is_all_empty_is_read_without_a_pa
         warnings.simplefilter("error")
         run = read_run(d)
     assert run.row_keys == {"0.png", "1.png", "2.png"} and run.row_paths == run.row_keys
+
+
+def test_diff_shows_the_time_change_as_the_difference_of_the_times_shown(tmp_path):
+    """`imgcls runs diff A B` showed A's 1.84 s and B's 0.40 s as `0m02s | 0m00s | -0m01s`: each cell rounded on its
+    own, the change from the exact -1.44 s, so the three cells disagreed. The change is the difference of the times
+    as shown (runs.duration_change), at every size: an hour or more is shown to the minute."""
+    from imgcls.runs import duration_change
+    good = [("a", "a"), ("b", "b")]
+    for a, b, cells in ((0.92, 0.20, "0m02s 0m00s -0m02s"),          # two epochs each: 1.84 s and 0.40 s
+                        (1829.5, 1830.9, "1h00m 1h01m +1m00s")):       # 3659 s and 3661.8 s
+        fake_run(tmp_path / f"A{a}", "resnet10t", good, epochs=2, seconds=a)
+        fake_run(tmp_path / f"B{b}", "resnet10t", good, epochs=2, seconds=b)
+        r = CliRunner().invoke(app, ["runs", "diff", str(tmp_path / f"A{a}"), str(tmp_path / f"B{b}")])
+        row = next(line for line in r.output.splitlines() if "time (epochs)" in line)
+        assert r.exit_code == 0 and " ".join(row.replace("│", " ").split()[2:]) == cells, r.output
+    assert duration_change(3500, 3600.2) == "+1m40s" and duration_change(20, 3) == "-0m17s"
+    assert duration_change(0, 3 * 3600 + 59) == "+3h00m" and duration_change(5.4, 5.2) == "+0m00s"
