@@ -331,6 +331,60 @@ def test_resume_needs_no_starting_weights_once_last_pt_holds_them(two_class, tmp
     assert TrainConfig.load(part / "config.yaml").weights_source == f"file {start}"     # the record is kept
 
 
+def test_a_resume_of_a_run_whose_last_pt_is_gone_is_refused_not_trained_over_from_epoch_1(tmp_path, monkeypatch):
+    """`train --resume` of a run whose last.pt was deleted (by hand, or tune --keep with a trial's checkpoints) but
+    whose metrics.csv records its epochs trained it from epoch 1 again, over its metrics.csv and best.pt, without a
+    word. One line, exit 2, nothing read or written, naming what is gone and the way on: a new run from its best.pt
+    or again under another name; a tune trial's retrain; a k-fold set per fold, trained again as a new set. A run
+    whose only epoch's last.pt was never written (stopped as it was written: no last_state.json) trains from the
+    start, as one stopped before it."""
+    import imgcls.train.data as tdata
+    from conftest import tree_snapshot
+    from imgcls import manifest as mf
+    from imgcls.errors import UserError
+    from test_cli import one_error_line
+    src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32))
+    run = run_train(cfg_for(src, tmp_path, epochs=3), stop_after=2)
+    trial = run_train(cfg_for(src, tmp_path, epochs=1, out=str(tmp_path / "tune" / "P"), name="trial_0002"))
+    (trial.parent / "trials.csv").write_text("trial,checkpoints\n2,removed (--keep best-1)\n")
+    one = run_train(cfg_for(src, tmp_path, name="one", epochs=2), stop_after=1)
+    df = mf.load(src)
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "splits.csv")
+    kf = _kfold_set_stopped_after_fold_0(tmp_path / "splits.csv", tmp_path / "kfruns", epochs=2)
+    for r in (run, trial, one, kf / "fold_0"):
+        (r / "last.pt").unlink()
+    (trial / "best.pt").unlink()
+    before = tree_snapshot(tmp_path)
+    monkeypatch.setattr(tdata, "plan_cache", lambda *a, **k: pytest.fail("the images were decoded before the check"))
+    line = one_error_line(CliRunner().invoke(app, ["train", "--resume", str(run)]))
+    assert line.startswith(f"error: --resume {run}: its last.pt is gone, though its metrics.csv records 2 epochs: "
+                           f"deleted since? "), line
+    assert f"start a new run from its best.pt: imgcls train {src} --init-from {run} (Python: " in line, line
+    assert f"or train it again under another name: imgcls train --config {run / 'config.yaml'} --name run-2" in line
+    with pytest.raises(UserError, match=re.escape(f"--resume {run}: its last.pt is gone")):
+        run_train(TrainConfig(), resume=run)
+    (run / "last_state.json").unlink()                  # deleted with last.pt: its metrics.csv's 2 epochs tell
+    assert "its last.pt is gone, though its metrics.csv records 2 epochs" in one_error_line(
+        CliRunner().invoke(app, ["train", "--resume", str(run)]))
+    line = one_error_line(CliRunner().invoke(app, ["train", "--resume", str(trial)]))
+    assert line.startswith(f"error: --resume {trial}: its last.pt is gone, though its metrics.csv records 1 epoch: "
+                           f"imgcls tune deleted this trial's checkpoints"), line
+    assert "--init-from" not in line                    # no best.pt to start from
+    line = one_error_line(CliRunner().invoke(app, ["train", "--resume", str(one)]))
+    assert "its last.pt is gone, though its metrics.csv records 1 epoch" in line, line
+    line = one_error_line(CliRunner().invoke(app, ["train", "--resume", str(kf)]))
+    assert line.startswith(f"error: --resume {kf}: the last.pt of fold_0 is gone, though fold_0/metrics.csv records "
+                           f"2 epochs: deleted since? "), line
+    assert f"train the set again as a new k-fold set (no fold is trained alone): imgcls train --config " \
+           f"{kf / 'config.yaml'} --name kf-2" in line, line
+    assert tree_snapshot(tmp_path) == {k: v for k, v in before.items() if k != "runs/run/last_state.json"}
+    monkeypatch.undo()
+    (one / "last_state.json").unlink()                  # its only epoch's last.pt never written: nothing to go on from
+    run_train(TrainConfig(), resume=one)
+    assert list(metrics(one)["epoch"]) == [1, 2] and finished(one)
+
+
 @pytest.mark.parametrize("name,role", [("val_predictions.csv", "the run's validation predictions"),
                                        ("per_class.csv", "the run's per-class scores")])
 def test_a_resume_of_a_run_whose_run_csv_is_malformed_is_one_line(two_class, tmp_path, monkeypatch, name, role):

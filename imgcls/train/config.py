@@ -200,7 +200,8 @@ def refuse_config_with_resume(config, resume) -> None:
 
 def resume_record(run_dir: str | Path) -> Path:
     """The config.yaml of a run folder given to --resume; a folder that does not exist (a mistyped name), a file
-    (its best.pt) or a folder without one is one line saying which."""
+    (its best.pt), a folder without one, or a run whose last.pt is gone after it trained (check_last_pt_kept) is
+    one line saying which."""
     from imgcls.fsutil import did_you_mean
     run_dir = Path(run_dir)
     if not run_dir.exists():
@@ -216,6 +217,8 @@ def resume_record(run_dir: str | Path) -> Path:
                         f"trains the folds not finished); resume the set: {resume_fix(kfold)}")
     if not (run_dir / RUN_CONFIG).is_file():
         raise UserError(f"--resume {run_dir}: no {RUN_CONFIG} there; give a run folder written by imgcls train")
+    from imgcls.train.rundir import check_last_pt_kept
+    check_last_pt_kept(resume_folder(run_dir))      # epochs recorded, last.pt gone: not trained over from epoch 1
     return run_dir / RUN_CONFIG
 
 

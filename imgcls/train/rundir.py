@@ -31,7 +31,7 @@ from imgcls.options import choose_another, python_too
 from imgcls.outputs import MANIFEST_NAME, REPORT_HTML
 from imgcls.run_names import (BEST_PT, CRASH_LINE, FOLDS_PLANNED, IMAGE_CACHE, LAST_PT, LAST_STATE, METRICS_CSV,
                               OOF_SCORE, PER_CLASS_CSV, REFUSED_LINE, RUN_CONFIG, RUN_PLAN, TRAIN_LOG, VAL_PREDICTIONS,
-                              fold_dir, fold_dirs, fold_number, fold_set, is_fold_dir)
+                              fold_dir, fold_dirs, fold_number, fold_set, is_fold_dir, records_folds)
 from imgcls.runs_config import RUNS_TABLE
 
 if TYPE_CHECKING:
@@ -201,14 +201,66 @@ def train_longer(run_dir: Path) -> str:
     its weights on its data (--init-from takes its model and input size), or for a k-fold set (one fold's weights would leak
     into the others) a new set with its recorded options."""
     if (run_dir / LAST_PT).is_file():
-        from imgcls.outputs import read_yaml
-        src = read_yaml(run_dir / RUN_CONFIG).get("src")       # its data (recorded absolute), else the default
-        data = f"{sh(src)} " if isinstance(src, str) and src else ""
-        given = f"src={src!r}, " if isinstance(src, str) and src else ""
-        return "start a new run from its weights: " + python_too(
-            f"imgcls train {data}--init-from {sh(run_dir)} --epochs N",
-            f"run_train(TrainConfig({given}init_from={str(run_dir)!r}, epochs=N))")
+        return "start a new run from its weights: " + init_from_fix(run_dir, epochs="N")
     return "start a new k-fold set with its options: " + train_again(run_dir, run_dir.name + "-long", epochs="N")
+
+
+def init_from_fix(run_dir: Path, **typed) -> str:
+    """The command, and its Python call, that starts a new run from a run's best.pt on its data (recorded absolute,
+    else the default; --init-from takes its model and input size), with the options of `typed` ({option: what to
+    type, a placeholder such as N})."""
+    from imgcls.outputs import read_yaml
+    src = read_yaml(run_dir / RUN_CONFIG).get("src")
+    data = f"{sh(src)} " if isinstance(src, str) and src else ""
+    given = f"src={src!r}, " if isinstance(src, str) and src else ""
+    return python_too(f"imgcls train {data}--init-from {sh(run_dir)}"
+                      + "".join(f" --{k.replace('_', '-')} {v}" for k, v in typed.items()),
+                      f"run_train(TrainConfig({given}init_from={str(run_dir)!r}"
+                      + "".join(f", {k}={v}" for k, v in typed.items()) + "))")
+
+
+def last_pt_gone(folder: Path) -> str | None:
+    """What shows that the run (or k-fold fold) in `folder` wrote a last.pt that is gone since (deleted by hand,
+    or by tune --keep with the trial's other checkpoints): its metrics.csv records a second epoch (the first's
+    last.pt was written before it), or LAST_STATE, written after last.pt only, is there ('metrics.csv records 3
+    epochs'). None where last.pt is there, or where the folder tells of none written: stopped in its first epoch,
+    or as its last.pt was being written (metrics.csv's first row then, nothing else): nothing to continue, and
+    --resume trains it from the start."""
+    if (folder / LAST_PT).is_file():
+        return None
+    done = epochs_done(folder)      # last.pt gone: metrics.csv's epochs, None where it is malformed or gone
+    if done and (done > 1 or (folder / LAST_STATE).is_file()):
+        return f"{METRICS_CSV} records {done} epoch{'s' if done > 1 else ''}"
+    if (folder / LAST_STATE).is_file():
+        return f"{LAST_STATE}, written after each {LAST_PT}, is there"
+    return None
+
+
+def check_last_pt_kept(run_dir: Path) -> None:
+    """--resume of a run whose last.pt is gone (last_pt_gone; a k-fold set: any of its folds'): there is nothing to
+    continue from, and the resume trained it from epoch 1 again silently, over the metrics.csv, best.pt and
+    predictions of the epochs it had (a tune trial's record of them too). One line naming what is gone and the way
+    on (a new run from its best.pt, or trained again under another name; a tune trial's retrain: deleted_by_tune),
+    before anything is read or written."""
+    kfold = records_folds(run_dir / RUN_CONFIG)
+    gone = [(d, why) for d in (set_fold_dirs(run_dir)[0] if kfold else [run_dir]) if (why := last_pt_gone(d))]
+    if not gone:
+        return
+    if kfold:
+        one = len(gone) == 1
+        what = (f"the {LAST_PT} of {', '.join(d.name for d, _ in gone)} {'is' if one else 'are'} gone, though "
+                f"{gone[0][0].name}/{gone[0][1]}")
+        again = ("train the set again as a new k-fold set (no fold is trained alone): "
+                 + train_again(run_dir, run_dir.name + "-2"))
+    else:
+        what = f"its {LAST_PT} is gone, though its {gone[0][1]}"
+        again = f"train it again under another name: {train_again(run_dir, run_dir.name + '-2')}"
+        if (run_dir / BEST_PT).is_file():
+            again = f"start a new run from its {BEST_PT}: {init_from_fix(run_dir)}, or {again}"
+    by_tune = deleted_by_tune(run_dir)
+    fix = by_tune or (f"deleted since? There is nothing to continue, and a resume does not train the "
+                      f"{'set' if kfold else 'run'} over from epoch 1; {again}")
+    raise UserError(f"--resume {run_dir}: {what}: {fix}")
 
 
 class RunLock:
