@@ -278,6 +278,30 @@ def test_a_losing_label_points_at_the_first_kept_member():
     assert out["keep"].tolist() == [False, True, True, True, True]
 
 
+def test_what_a_later_stage_removes_is_not_said_to_be_the_conflict_policys():
+    """A duplicate group whose label --conflicts kept, its images then removed as out of domain (a photo copied
+    into two classes) or undersampled: clean's line said "no label kept in 1 (--conflicts all)", which --conflicts
+    all never does, and the report's conflict table "none (tie or --conflicts drop)"."""
+    from imgcls.clean import CleanConfig
+    from imgcls.clean.duplicates import conflict_table, group_outcomes, mark_duplicates
+    df, emb = _embedded(["a", "b", "a", "c", "a", "b"], [0, 0, 1, 1, 2, 2], ["x", "x", "y", "y", "z", "z"])
+    for policy, kept in (("all", "every tied label kept"), ("majority-ties", "every tied label kept"),
+                         ("majority", "no label kept"), ("drop", "no label kept")):
+        out = mark_duplicates(df.copy(), emb, CleanConfig(near_dup=False, conflicts=policy)).frame
+        flagged = out["sha256"].eq("x") & out["keep"]            # what the out-of-domain stage does after it
+        out.loc[flagged, "keep"], out.loc[flagged, "reason"] = False, "out_of_domain"
+        said = group_outcomes(out, policy, {})
+        assert f"3 groups whose labels tie: {kept} (--conflicts {policy})" in said, said
+        table = {r["dup_group"]: r["kept"] for r in conflict_table(out)}
+        first = out.loc[out["sha256"] == "x", "dup_group"].iat[0]
+        if policy in ("all", "majority-ties"):
+            assert "removed (out_of_domain)" in said and "2 removed (out_of_domain)" in said, said
+            assert table[first] == ("none: --conflicts kept a label, its images then removed: a/000.png (a) as "
+                                    "out_of_domain, b/001.png (b) as out_of_domain"), table
+        else:
+            assert table[first] == "none (tie or --conflicts drop)", table
+
+
 @pytest.mark.timeout(60)
 def test_duplicate_stage_bookkeeping_scales(work, monkeypatch):
     """20,000 images in 4,000 copy groups, 700-odd of them label ties, against 4,000 images (150-odd ties) in the same

@@ -224,14 +224,18 @@ def conflict_table(df: pd.DataFrame, votes: dict[str, dict[str, int]] | None = N
     label = df["label"].astype(str).to_numpy()[sub][order]
     path = df["path"].astype(str).to_numpy()[sub][order]
     keep = df["keep"].astype(bool).to_numpy()[sub][order]
+    reason = df["reason"].astype(str).to_numpy()[sub][order]
     bounds = links.run_bounds(group)
     rows = []
     for a, b in zip(bounds[:-1], bounds[1:]):
         g = group[a]
         counts = Counter(label[a:b].tolist()).most_common()
+        later = [f"{p} ({lab}) as {r}" for p, lab, k, r in zip(path[a:b], label[a:b], keep[a:b], reason[a:b])
+                 if not k and r != "label_conflict"]     # of a label that stayed, removed by a later stage
         row = {"dup_group": g, "labels": ", ".join(f"{k} x{v}" for k, v in counts),
                "kept": ", ".join(f"{p} ({lab})" for p, lab, k in zip(path[a:b], label[a:b], keep[a:b]) if k)
-               or "none (tie or --conflicts drop)",
+               or (f"none: --conflicts kept a label, its images then removed: {', '.join(later)}" if later
+                   else "none (tie or --conflicts drop)"),
                "removed": ", ".join(path[a:b][~keep[a:b]])}
         if votes:
             row["tie vote"] = ", ".join(f"{lab} {n}" for lab, n in votes[g].items()) if g in votes else ""
@@ -298,7 +302,10 @@ def group_outcomes(df: pd.DataFrame, policy: str, votes: dict[str, dict[str, int
         {"dup_group": str, "label": str, "keep": bool, "reason": str})
     if sub.empty:
         return ""
-    per_label = sub.groupby(["dup_group", "label"]).agg(n=("keep", "size"), kept=("keep", "any"))
+    # a label --conflicts kept: one of its members is not a label_conflict loser (one a later stage removed, out of
+    # domain or undersampled, is said among the images removed: it read "no label kept ... (--conflicts all)")
+    sub["stays"] = sub["reason"] != "label_conflict"
+    per_label = sub.groupby(["dup_group", "label"]).agg(n=("keep", "size"), kept=("stays", "any"))
     top = per_label["n"].groupby(level=0).transform("max")
     at_top = per_label["n"] == top
     groups = pd.DataFrame({"labels": per_label["n"].groupby(level=0).size(),
