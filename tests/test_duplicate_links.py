@@ -439,6 +439,31 @@ def test_clean_report_shows_linked_duplicates_and_says_when_nothing_is_out_of_do
     assert page.index("score 0.900 removed") < page.index("score 0.200 kept") < page.index("score 0.100 kept")
 
 
+def test_clean_report_says_a_twin_a_later_stage_removed_is_not_kept(tmp_path):
+    """A photo filed under a and b: --conflicts kept a, b's copy removed as label_conflict, then a's removed as out of
+    domain. 'Removed duplicates beside their kept twin' showed b's copy beside "kept a/0.png (a)", an image clean
+    did not keep."""
+    import html as htmlmod
+    from dataclasses import asdict
+
+    from conftest import make_image
+    from imgcls.clean import CleanConfig
+    from imgcls.clean.report import write_clean_report
+    paths = ["a/0.png", "b/1.png", "c/2.png"]
+    for k, p in enumerate(paths):
+        make_image(tmp_path / p, seed=k)
+    df = pd.DataFrame({"root": str(tmp_path), "path": paths, "label": ["a", "b", "c"], "keep": [False, False, True],
+                       "reason": ["out_of_domain", "label_conflict", ""], "dup_group": ["d0", "d0", ""],
+                       "duplicate_of": ["", "a/0.png", ""], "label_conflict": [True, True, False], "error": "",
+                       "ood_score": [0.9, 0.9, 0.0], "width": 48, "height": 40})
+    summary = {"config": asdict(CleanConfig()), "n_images": 3, "kept": 1,
+               "removed": {"out_of_domain": 1, "label_conflict": 1}, "label_conflict_groups": 1,
+               "label_conflicts": [], "families": {"groups_of_3_or_more": 0, "images_in_them": 0, "pair_groups": 1},
+               "threshold_sweep": []}
+    page = htmlmod.unescape(write_clean_report(tmp_path / "r.html", df, summary).read_text())
+    assert "removed b/1.png (b)" in page and "kept a/0.png (a), itself removed: out of domain" in page
+
+
 def test_clean_report_threshold_sweep_says_what_the_mode_does(tmp_path):
     """The sweep's heading said "the images deduplication would remove" (2,815 at 0.98 on Open Clip Art) although
     the default --duplicates link removes nothing. Under link it names the count as the images linked to their

@@ -24,6 +24,9 @@ def _pair(row, kept_row, verb: str = "removed", first: str = "kept", max_pixels:
     def named(r) -> str:        # an unlabeled image's path alone (it read "x.png ()")
         return f"{r['path']} ({r['label']})" if str(r["label"] or "") else str(r["path"])
     twin = named(kept_row) if kept_row is not None else "none: no label of its group stays"
+    if kept_row is not None and not bool(kept_row.get("keep", True)):
+        # the twin a later stage removed (out of domain, undersampled): it read "kept" beside an image not kept
+        twin += f", itself removed: {str(kept_row['reason'] or '').replace('_', ' ')}"
     # the reason in words on its own line (the manifest's code, glued to the kept twin, read as the twin's reason)
     reason = str(row["reason"] or "").replace("_", " ")
     lines = [f"{verb} {named(row)}", f"{first} {twin}"] + ([f"reason: {reason}"] if reason else [])
