@@ -464,6 +464,29 @@ def test_clean_report_says_a_twin_a_later_stage_removed_is_not_kept(tmp_path):
     assert "removed b/1.png (b)" in page and "kept a/0.png (a), itself removed: out of domain" in page
 
 
+def test_clean_report_of_no_dedup_says_duplicates_were_not_searched(tmp_path):
+    """clean --no-dedup's report said "duplicate groups spanning labels 0", "Label conflicts ... (0; --conflicts
+    majority-knn)" and "none" under each duplicate section, for a set whose byte copies across classes clean had not
+    looked for: read as a set without duplicates. It says the stage was off, as the out-of-domain section does."""
+    import html as htmlmod
+    from dataclasses import asdict
+
+    from conftest import make_image
+    from imgcls.clean import CleanConfig
+    from imgcls.clean.report import write_clean_report
+    make_image(tmp_path / "a/0.png", seed=0)
+    df = pd.DataFrame({"root": str(tmp_path), "path": ["a/0.png"], "label": ["a"], "keep": True, "reason": "",
+                       "dup_group": "", "duplicate_of": "", "label_conflict": False, "error": "", "ood_score": 0.0,
+                       "width": 48, "height": 40})
+    for dedup in (True, False):
+        summary = {"config": asdict(CleanConfig(dedup=dedup)), "n_images": 1, "kept": 1, "removed": {},
+                   "label_conflict_groups": 0, "label_conflicts": [], "threshold_sweep": [],
+                   "families": {"groups_of_3_or_more": 0, "images_in_them": 0, "pair_groups": 0}}
+        page = htmlmod.unescape(write_clean_report(tmp_path / "r.html", df, summary).read_text())
+        assert ("duplicate stage off (--no-dedup)" in page) is not dedup
+        assert ("duplicate groups spanning labels" in page and "Label conflicts" in page) is dedup
+
+
 def test_clean_report_threshold_sweep_says_what_the_mode_does(tmp_path):
     """The sweep's heading said "the images deduplication would remove" (2,815 at 0.98 on Open Clip Art) although
     the default --duplicates link removes nothing. Under link it names the count as the images linked to their

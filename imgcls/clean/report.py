@@ -131,18 +131,20 @@ def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
     families["labels"] = families.index.map(joined)
     families = families.sort_values("n", ascending=False).reset_index()
     conflicts = summary.get("label_conflicts", [])
+    # --no-dedup looked for no duplicate: its sections said "0" and "none", read as a set without duplicates
+    searched = summary["config"].get("dedup", True)
+    dup_counts = [("duplicate groups spanning labels", summary["label_conflict_groups"]),
+                  ("families (duplicate groups of 3+): groups / images",
+                   f'{summary["families"]["groups_of_3_or_more"]} / {summary["families"]["images_in_them"]}'),
+                  ("duplicate groups of 2 images (kept or removed)", summary["families"]["pair_groups"]),
+                  ("duplicates kept, linked to a kept image of their group / groups", f"{n_linked} / {linked_groups}")]
     sections = [
         ("Summary", report.key_values([("images", summary["n_images"]), ("kept", summary["kept"])]
                                       + [(f"removed: {k}", v) for k, v in summary["removed"].items()]
-                                      + [("duplicate groups spanning labels", summary["label_conflict_groups"])]
-                                      + [("families (duplicate groups of 3+): groups / images",
-                                          f'{summary["families"]["groups_of_3_or_more"]} / '
-                                          f'{summary["families"]["images_in_them"]}'),
-                                         ("duplicate groups of 2 images (kept or removed)",
-                                          summary["families"]["pair_groups"]),
-                                         ("duplicates kept, linked to a kept image of their group / groups",
-                                          f"{n_linked} / {linked_groups}")])),
+                                      + (dup_counts if searched else [("duplicates", "not searched (--no-dedup)")]))),
         ("Per-class counts before / after", _counts_figure(counts) + report.table(counts)),
+    ]
+    dup_sections = [
         (f"Label conflicts: duplicate groups spanning labels ({len(conflicts)}; "
          f"--conflicts {summary['config'].get('conflicts', '')})",
          report.table(conflicts, ["dup_group", "labels", "tie vote", "kept", "removed"])),   # tie vote: majority-knn
@@ -155,6 +157,9 @@ def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
          _pairs(df, linked, "linked", "first", max_pixels, linked_to) or report.note("none")),
         (f"Families of near-identical images (groups of 3 or more: {len(families)})",
          report.table(families, ["dup_group", "n", "labels", "example"])),
+    ]
+    sections += dup_sections if searched else [("Duplicates", report.note("duplicate stage off (--no-dedup)"))]
+    sections += [
         ("Most out-of-domain images (ranked by score)", _ood_section(df, summary, max_pixels)),
         ("Unreadable", report.table(df[df["reason"] == mf.UNREADABLE], ["path", "error"])),
     ]
