@@ -1801,6 +1801,24 @@ def test_undersampling_methods_cap_each_class(method):
     assert counts["big"] == 15 and counts["small"] == 15
 
 
+@pytest.mark.parametrize("method", ["random", "nearmiss", "cluster-centroids"])
+def test_undersampling_leaves_a_class_within_the_cap_alone(method):
+    """clean --undersample cluster-centroids --max-per-class 30 fitted k-means to a class of 21 images too, which it
+    keeps whole: its byte copies (one embedding twice) printed scikit-learn's "ConvergenceWarning: Number of distinct
+    clusters (20) found smaller than n_clusters (21)" with its source path. Only the classes over the cap are
+    undersampled."""
+    import warnings
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(70, 4))
+    x[60:] = x[59]                                  # 'small': 20 images, 11 of them one picture
+    y = np.array(["big"] * 50 + ["small"] * 20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        keep = select(x, y, method, 30, seed=0)
+    counts = pd.Series(y[keep]).value_counts()
+    assert counts["big"] == 30 and counts["small"] == 20
+
+
 def test_detectors_own_their_thresholds_behind_one_registry():
     """Each out-of-domain detector derives from one base and carries its threshold; the registry lists them. The
     names and thresholds are clean's config's (--ood-method's choices in --help order, --ood-threshold's defaults):

@@ -15,8 +15,10 @@ def select(x: np.ndarray | None, y: np.ndarray, method: str, max_per_class: int,
         raise UserError(f"unknown --undersample '{method}'; use one of: {', '.join(METHODS)}")
     y = np.asarray(y).astype(str)
     labels, counts = np.unique(y, return_counts=True)
-    strategy = {lab: int(min(c, max_per_class)) for lab, c in zip(labels, counts)}
-    if all(strategy[lab] == c for lab, c in zip(labels, counts)):
+    # the classes over the cap alone: one within it is left whole (cluster-centroids fitted k-means to it too, and a
+    # class of byte copies printed scikit-learn's "ConvergenceWarning: Number of distinct clusters ...")
+    strategy = {lab: max_per_class for lab, c in zip(labels, counts) if c > max_per_class}
+    if not strategy:
         return np.arange(len(y))
     feats = x if x is not None else np.arange(len(y), dtype=float).reshape(-1, 1)
     if method == "random":
@@ -38,7 +40,7 @@ def select(x: np.ndarray | None, y: np.ndarray, method: str, max_per_class: int,
     keep = []
     for lab in labels:
         idx = np.flatnonzero(y == lab)
-        if strategy[lab] == len(idx):
+        if lab not in strategy:
             keep.extend(idx)
             continue
         sub = feats[idx]
