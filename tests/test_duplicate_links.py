@@ -464,7 +464,7 @@ def test_clean_report_says_a_twin_a_later_stage_removed_is_not_kept(tmp_path):
     assert "removed b/1.png (b)" in page and "kept a/0.png (a), itself removed: out of domain" in page
 
 
-def test_clean_report_of_no_dedup_says_duplicates_were_not_searched(tmp_path):
+def test_clean_report_of_no_dedup_or_exact_only_says_what_was_not_searched(tmp_path):
     """clean --no-dedup's report said "duplicate groups spanning labels 0", "Label conflicts ... (0; --conflicts
     majority-knn)" and "none" under each duplicate section, for a set whose byte copies across classes clean had not
     looked for: read as a set without duplicates. It says the stage was off, as the out-of-domain section does."""
@@ -485,6 +485,11 @@ def test_clean_report_of_no_dedup_says_duplicates_were_not_searched(tmp_path):
         page = htmlmod.unescape(write_clean_report(tmp_path / "r.html", df, summary).read_text())
         assert ("duplicate stage off (--no-dedup)" in page) is not dedup
         assert ("duplicate groups spanning labels" in page and "Label conflicts" in page) is dedup
+    # --exact-only: no near-duplicate score, no sweep; its empty table read as no duplicate at any threshold
+    for near in (True, False):
+        summary["config"] = asdict(CleanConfig(near_dup=near))
+        page = htmlmod.unescape(write_clean_report(tmp_path / "r.html", df, summary).read_text())
+        assert ("--exact-only: near duplicates not searched, no threshold to sweep" in page) is not near
 
 
 def test_clean_report_threshold_sweep_says_what_the_mode_does(tmp_path):

@@ -92,6 +92,10 @@ def _sweep_section(summary: dict) -> tuple[str, str]:
         head = ("Threshold sweep (--duplicates link): the images that would be linked to their duplicate group's "
                 f"first member at each threshold (exact copies + near copies; {kept})")
         names = {"removed": "linked", "remaining": "distinct images (one per group)"}
+    if not summary["config"].get("near_dup", True):
+        # --exact-only scores no pair: the table's "none" read as no duplicate at any threshold
+        return head, report.note("--exact-only: near duplicates not searched, no threshold to sweep (byte copies "
+                                 "only, grouped by sha256)")
     return head, report.table(pd.DataFrame(summary["threshold_sweep"]).rename(columns=names))
 
 
