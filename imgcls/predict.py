@@ -1185,16 +1185,20 @@ def _ensemble_folder(spec: EnsembleSpec) -> Path | None:
 def _rebuild_flags(spec: EnsembleSpec) -> str:
     """The `imgcls ensemble` options that build `spec` again of other runs, each followed by a space: its --combine
     and --method, and its weights where they were typed (relative, 1,1,3,1); fitted ones are fitted again on the new
-    runs' validation rows (--method weighted / hard's auto), equal ones are --method soft's."""
+    runs' validation rows (--method weighted / hard's auto) by the metric they were fitted by (--weight-metric where
+    not the method's default), equal ones are --method soft's."""
     from imgcls.console import sh
-    from imgcls.ensemble.config import EnsembleConfig
+    from imgcls.ensemble.config import EnsembleConfig, weight_metric
     from imgcls.options import recorded_flags
     values = {"combine": spec.combine, "method": spec.method}
     w = spec.weights
     if spec.method != "soft" and not (spec.scores or {}).get("weights_fitted_on_scored_rows") and max(w) > 0:
         low = min(x for x in w if x > 0)
         values["weights"] = ",".join(f"{x / low:.6g}" for x in w)
-    return "".join(f"{sh(x)} " for x in recorded_flags(EnsembleConfig, values, ("combine", "method", "weights")))
+    elif spec.weight_metric is not None and spec.weight_metric != weight_metric(spec.method):
+        values["metric"] = spec.weight_metric
+    return "".join(f"{sh(x)} " for x in recorded_flags(EnsembleConfig, values,
+                                                       ("combine", "method", "weights", "metric")))
 
 
 def _built_of(folder: Path, runs: list[Path]) -> bool:

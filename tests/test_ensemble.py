@@ -1454,3 +1454,39 @@ def test_build_ensemble_returns_its_paths_absolute_and_the_cli_prints_its_folder
     assert r.exit_code == 0 and r.stdout == "ens2\n", (r.stdout, r.stderr)
     r = CliRunner().invoke(app, ["ensemble", "--no-plots", "runs/effnet", "runs/resnet", "-q"])
     assert r.exit_code == 0 and r.stdout == "outputs/ensembles/soft-effnet+resnet\n", (r.stdout, r.stderr)
+
+
+def test_spec_records_the_weight_metric_and_the_rebuild_command_repeats_it(tmp_path):
+    """--method weighted --weight-metric f1 fitted its weights by macro-F1, but spec.yaml did not record it: predict's
+    leak refusal's rebuild command (predict._rebuild_flags, no --weights: fitted again) fitted them by log-loss. The
+    metric is spec.yaml's weight_metric and the command repeats one that is not the method's default; a spec.yaml
+    without it (written before) reads as that default, the one it was built with."""
+    from imgcls.ensemble import build_ensemble
+    from imgcls.predict import _rebuild_flags
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows, val_quality=0.3)
+    by_f1 = build_ensemble([r1, r2], method="weighted", metric="f1", out=tmp_path / "f1", plots=False)
+    assert by_f1.weight_metric == "f1"
+    assert yaml.safe_load((tmp_path / "f1" / "spec.yaml").read_text())["weight_metric"] == "f1"
+    assert _rebuild_flags(load_spec(tmp_path / "f1")) == "--method weighted --weight-metric f1 "
+    # the method's default is left out, as before (hard's default is f1, so --weight-metric logloss is not: refused
+    # for hard, it never reaches a spec)
+    build_ensemble([r1, r2], method="weighted", out=tmp_path / "ll", plots=False)
+    assert load_spec(tmp_path / "ll").weight_metric == "logloss"
+    assert _rebuild_flags(load_spec(tmp_path / "ll")) == "--method weighted "
+    build_ensemble([r1, r2], method="hard", metric="f1", out=tmp_path / "hard", plots=False)
+    assert _rebuild_flags(load_spec(tmp_path / "hard")) == "--method hard "
+    # an older spec.yaml, without weight_metric: its method's default, no flag
+    doc = yaml.safe_load((tmp_path / "ll" / "spec.yaml").read_text())
+    del doc["weight_metric"]
+    (tmp_path / "ll" / "spec.yaml").write_text(yaml.safe_dump(doc))
+    assert load_spec(tmp_path / "ll").weight_metric is None
+    assert _rebuild_flags(load_spec(tmp_path / "ll")) == "--method weighted "
+    # typed weights record none (nothing was fitted)
+    typed = build_ensemble([r1, r2], method="weighted", weights="1,3", out=tmp_path / "typed", plots=False)
+    assert typed.weight_metric is None and "weight_metric" not in (tmp_path / "typed" / "spec.yaml").read_text()
+    doc["weight_metric"] = "auc"
+    (tmp_path / "ll" / "spec.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(UserError, match="weight_metric 'auc' is not one of logloss, f1"):
+        load_spec(tmp_path / "ll")

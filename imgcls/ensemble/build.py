@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls.console import all_placed, info, interruption_leaves, loading, status, warn
-from imgcls.ensemble.config import EnsembleConfig, weights_text
+from imgcls.ensemble.config import EnsembleConfig, weight_metric, weights_text
 from imgcls.ensemble.spec import (SCORED_ROWS_FILES, EnsembleSpec, check_same_classes, ensemble_folder,
                                   member_folders, member_from_run, read_oof, scored_rows,
                                   unique_member_names, with_absolute_paths)
@@ -153,7 +153,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     y = y_all[ok].astype(int).to_numpy()
     P = [o.loc[common, [f"p_{c}" for c in classes]].to_numpy(np.float64)[ok] for o in oofs]
 
-    fitted = False
+    fitted, fitted_by = False, None
     if method == "soft":                  # no --weights (given ones made it weighted above)
         w = np.full(len(members), 1.0 / len(members))
     elif weights in (None, "", "auto"):
@@ -161,10 +161,10 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
             raise UserError("--weights auto needs validation predictions on the same images for every member; "
                             "pass explicit --weights w1,w2,...")
         w = fit_weights(P, y, method, metric)
-        fitted = len(members) > 1
+        fitted, fitted_by = len(members) > 1, weight_metric(method, metric)
         from imgcls.runs import common_rows     # named as the table's column over these rows names them
         rows_said = common_rows([len(m.checkpoints) for m in members])
-        info(f"fitted weights on {len(y)} {rows_said} images ({metric or ('f1' if method == 'hard' else 'logloss')}): "
+        info(f"fitted weights on {len(y)} {rows_said} images ({fitted_by}): "
              + ", ".join(f"{m.name}={x:.3f}" for m, x in zip(members, w)))
     else:
         w = given_w
@@ -180,7 +180,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     for m, x in zip(members, w):
         m.weight = float(x)
     scores: dict = {"members": {}, "common_val_images": int(len(y))}       # filled below: the spec holds this dict
-    spec = EnsembleSpec(name, method, members, classes, scores=scores)
+    spec = EnsembleSpec(name, method, members, classes, scores=scores, weight_metric=fitted_by)
     _warn_one_run(spec, runs)
 
     for r, p in zip(rows, P):

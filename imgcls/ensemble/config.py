@@ -18,6 +18,12 @@ WEIGHT_METRICS = ("logloss", "f1")             # imgcls.ensemble.voting.fit_weig
 COMBINES = ("vote", "profile")                 # imgcls.ensemble.spec.EnsembleSpec.combine
 
 
+def weight_metric(method: str, metric: str | None = None) -> str:
+    """What fitted weights optimise: --weight-metric where given, else the method's default (f1 for hard, logloss
+    for soft / weighted, as it has been since weights were fitted: a spec.yaml without weight_metric reads as it)."""
+    return metric or ("f1" if method == "hard" else "logloss")
+
+
 def _weighs(method: str, cfg) -> bool:
     """--weight-metric's first need: weights, i.e. --method weighted or hard, or soft with --weights (weights make
     soft weighted); that they are fitted rather than typed is the second (FITTED)."""
@@ -106,6 +112,8 @@ def check_spec(doc, p: Path) -> None:
         raise bad("classes is not a list")
     if doc.get("combine", "vote") not in COMBINES:
         raise bad(f"combine {doc.get('combine')!r} is not one of {', '.join(COMBINES)}")
+    if doc.get("weight_metric", "logloss") not in WEIGHT_METRICS:
+        raise bad(f"weight_metric {doc.get('weight_metric')!r} is not one of {', '.join(WEIGHT_METRICS)}")
     for i, d in enumerate(doc["members"]):
         if not isinstance(d, dict) or not all(k in d for k in ("name", "run", "checkpoints")):
             raise bad(f"member {i + 1} lacks name / run / checkpoints")

@@ -52,6 +52,9 @@ class EnsembleSpec:
     path: Path | None = None       # the spec file
     scores: dict = field(default_factory=dict)
     combine: str = "vote"          # vote | profile (see the module doc)
+    # what the fitted weights optimised (--weight-metric, config.weight_metric's default where not typed); None:
+    # weights not fitted (typed, equal, a profile's), or a spec.yaml written before it was recorded (the default)
+    weight_metric: str | None = None
 
     @property
     def weights(self) -> list[float]:
@@ -257,7 +260,7 @@ def write_spec(spec: EnsembleSpec, folder: str | os.PathLike, out_typed: bool = 
     base = folder.resolve()
     rel = lambda p: Path(os.path.relpath(Path(p).resolve(), base)).as_posix()
     doc = {"kind": "imgcls-ensemble", "name": spec.name, "method": spec.method, "combine": spec.combine,
-           "classes": list(spec.classes),
+           **({"weight_metric": spec.weight_metric} if spec.weight_metric else {}), "classes": list(spec.classes),
            "members": [{"name": m.name, "run": rel(m.run), "weight": float(m.weight),
                         "checkpoints": [rel(c) for c in m.checkpoints]} for m in spec.members],
            "scores": spec.scores}
@@ -338,7 +341,7 @@ def load_spec(path: str | os.PathLike) -> EnsembleSpec:
         members.append(Member(str(d["name"]), run, ckpts, weight))
     return EnsembleSpec(doc.get("name", p.parent.name), doc.get("method", "soft"), members,
                         [str(c) for c in doc.get("classes", [])], p, doc.get("scores", {}),
-                        doc.get("combine", "vote"))
+                        doc.get("combine", "vote"), doc.get("weight_metric"))
 
 
 def read_oof(run: Path, classes: Sequence[str]) -> pd.DataFrame:

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from imgcls.ensemble.config import METHODS, EnsembleConfig
+from imgcls.ensemble.config import METHODS, EnsembleConfig, weight_metric
 from imgcls.errors import UserError
 from imgcls.metrics import macro_f1
 from imgcls.options import NO_WEIGHT, keyword_note, specs, weights_fault
@@ -100,7 +100,7 @@ def fit_weights(probs: Sequence[np.ndarray], y: np.ndarray, method: str = "weigh
     m = len(probs)
     if m == 1:
         return np.ones(1)
-    metric = metric or ("f1" if method == "hard" else "logloss")
+    metric = weight_metric(method, metric)
     n_cls = probs[0].shape[1]
     if metric == "logloss":
         if method == "hard":
