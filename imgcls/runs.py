@@ -39,9 +39,9 @@ from imgcls.runs_config import (COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig,  
                                 parse_filter)
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, PER_CLASS,
                                  RESUME_MAY_CHANGE, RUN_FILE_FIX, UNKNOWN, VALIDATION, OofRecord, RunLock,
-                                 ended_by_exception, ended_line, fold_state, planned_classes, nan_probability_rows,
-                                 progress_settings, read_metrics, read_oof_score, read_run_file, read_without,
-                                 set_fold_dirs, set_progress)
+                                 ended_by_exception, ended_line, epochs_done, fold_state, planned_classes,
+                                 nan_probability_rows, progress_settings, read_metrics, read_oof_score, read_run_file,
+                                 read_without, set_fold_dirs, set_progress)
 
 # scored_on: the rows of a run's score (an ensemble's ends with OPTIMISTIC when its weights were fitted on them)
 OPTIMISTIC = "weights fitted on these rows (optimistic)"
@@ -425,16 +425,18 @@ def task_groups(tasks: Sequence[str]) -> dict[str, str]:
 def run_state(path: Path, cfg: dict, folds: Sequence[Path] = (), oof: OofRecord | None = None) -> tuple[str, str]:
     """(state, progress) of a run folder (see STATES; state blank: finished, or not known). Evidence, in order: the
     folder's lock (running), its tune study's trials.csv (pruned, failed, complete; failed by Ctrl-C / SIGTERM, its
-    message says: stopped, unless `train --resume` finished it since), then a k-fold set's
-    progress (rundir.set_progress) or a run's last.pt / metrics.csv (rundir.fold_state). A fold read
-    alone (run_names.fold_set) is a run: its config.yaml repeats the set's --folds, which would read it as a set;
-    stopped, it crashed (was refused) where its set's train.log says so (train logs that line there, not in the
-    fold's: rundir.ended_line). `oof`: a set's oof_score.json as read_oof_score read it, where the caller has it."""
+    message says: stopped; any of them finished where `train --resume` trained it to its end since:
+    _trained_to_end_since), then a k-fold set's progress (rundir.set_progress) or a run's last.pt / metrics.csv
+    (rundir.fold_state). A fold read alone (run_names.fold_set) is a run: its config.yaml repeats the set's --folds,
+    which would read it as a set; stopped, it crashed (was refused) where its set's train.log says so (train logs
+    that line there, not in the fold's: rundir.ended_line). `oof`: a set's oof_score.json as read_oof_score read
+    it, where the caller has it."""
     kset = fold_set(path)
     if kset is not None:
         cfg = {k: v for k, v in cfg.items() if k != "folds"}
     epochs, early_stop = progress_settings(cfg)
-    if cfg.get("folds") or folds:
+    kfold = bool(cfg.get("folds") or folds)
+    if kfold:
         sp = set_progress(path, epochs, early_stop, oof)      # train.rundir's, which predict's refusal says too
         finished, progress, gone = sp.finished, sp.text, sp.gone
     else:
@@ -444,13 +446,12 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = (), oof: OofRecord 
     if gone:        # a finished k-fold set's fold folder or checkpoint removed since
         return FOLD_MISSING, progress
     record = trial_record(path) or {}
-    recorded = record.get("state", "")      # a trial Optuna recorded as still running: by its folder (its process
-    if recorded == "fail":                  # is gone: no lock)
-        from imgcls.outputs import INTERRUPTED, INTERRUPTED_BY_SIGTERM
-        if record.get("message") in (INTERRUPTED, INTERRUPTED_BY_SIGTERM):     # Optuna fails a trial Ctrl-C
-            # stopped: no fault of its values (tune runs them again on resume); finished where `train --resume`
-            # has trained its folder to its end since
-            return ("" if finished is True else STOPPED), progress
+    # a trial Optuna recorded as still running: by its folder (its process is gone: no lock)
+    recorded = record.get("state", "")
+    if recorded in TRIAL_STATES and _trained_to_end_since(path, record, finished, kfold):
+        return "", progress
+    if recorded == "fail" and _stopped_trial(record):      # Optuna fails a trial Ctrl-C
+        return STOPPED, progress            # stopped: no fault of its values (tune runs them again on resume)
     if recorded in TRIAL_STATES:
         return TRIAL_STATES[recorded], progress
     if recorded == "complete":
@@ -459,6 +460,30 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = (), oof: OofRecord 
         ended = ended_line(path) or (ended_line(kset) if kset is not None else None)
         return (STOPPED if ended is None else CRASHED if ended_by_exception(ended) else REFUSED), progress
     return "", progress
+
+
+def _stopped_trial(record: dict) -> bool:
+    """Whether a tune trial's trials.csv row (state fail) is one Ctrl-C / SIGTERM stopped, as its message says."""
+    from imgcls.outputs import INTERRUPTED, INTERRUPTED_BY_SIGTERM
+    return record.get("message") in (INTERRUPTED, INTERRUPTED_BY_SIGTERM)
+
+
+def _trained_to_end_since(path: Path, record: dict, finished: bool | None, kfold: bool) -> bool:
+    """Whether `imgcls train --resume` trained a tune trial's folder on to its end after trials.csv's `record` ended
+    the trial before it (pruned, failed, stopped): a finished run then, not the trial's state. Its folder finished
+    (`finished`: run_state's reading, a k-fold set's own where `kfold`) and, but for a stopped trial (no verdict on
+    it), with epochs beyond the trial's epochs_run (over every fold of a set): a trial pruned or failed after its
+    last epoch has that epoch done too, and so stays pruned / failed, as does one whose table has no epochs_run."""
+    if finished is not True:
+        return False
+    if record.get("state") == "fail" and _stopped_trial(record):
+        return True
+    try:
+        ran = int(float(record.get("epochs_run") or ""))
+    except ValueError:
+        return False
+    done = [epochs_done(d) for d in (set_fold_dirs(path)[0] if kfold else [path])]
+    return None not in done and sum(done) > ran
 
 
 def _state_of(folder: Path, folds: Sequence[Path] = ()) -> tuple[str, str] | None:

@@ -1715,6 +1715,37 @@ def test_a_stopped_tune_trial_resumed_to_its_end_is_finished(outputs):
     assert stopped_state(study / "trial_0001") == ("stopped", "3/3")
 
 
+def test_a_pruned_or_failed_tune_trial_resumed_to_its_end_is_finished(outputs):
+    """A tune trial Optuna pruned after epoch 1 (trials.csv: pruned, epochs_run 1) that `imgcls train --resume` then
+    trained to its end still read 'pruned 3/3' in `imgcls runs`, and a failed one resumed to its end 'failed 3/3'.
+    As for a stopped trial: its folder finished, with epochs beyond those trials.csv recorded, is a finished run. A
+    trial pruned or failed after its last epoch (its last.pt finished too, no epoch beyond), one not resumed, and
+    one whose table has no epochs_run keep their state."""
+    from imgcls.runs import stopped_state
+    study = outputs / "tune" / "s4"
+    # (trials.csv state, epochs_run, epochs its folder has done, last.pt finished)
+    trials = [("pruned", 1, 3, True), ("fail", 2, 3, True), ("pruned", 3, 3, True), ("fail", 3, 3, True),
+              ("pruned", 1, 1, False), ("fail", 2, 2, False)]
+    for n, (_, _, done, finished) in enumerate(trials):
+        trial = fake_run(study / f"trial_{n:04d}", "resnet10t", [("a", "a"), ("b", "b")], epochs=3)
+        metrics = pd.read_csv(trial / "metrics.csv")
+        metrics[metrics["epoch"] <= done].to_csv(trial / "metrics.csv", index=False)
+        (trial / "last.pt").write_bytes(b"")
+        (trial / "last_state.json").write_text(json.dumps({"epoch": done, "finished": finished}))
+    table = pd.DataFrame({"trial": range(len(trials)), "state": [t[0] for t in trials],
+                          "value": "", "epochs_run": [t[1] for t in trials], "message": ""})
+    table.to_csv(study / "trials.csv", index=False)
+    board = leaderboard(find_runs(study), sort="name")
+    got = dict(zip(board["name"], board["state"] + " " + board["progress"]))
+    assert got == {"trial_0000": " 3/3", "trial_0001": " 3/3", "trial_0002": "pruned 3/3", "trial_0003": "failed 3/3",
+                   "trial_0004": "pruned 1/3", "trial_0005": "failed 2/3"}, got
+    assert stopped_state(study / "trial_0000") is None
+    # a table without epochs_run (nothing tells the epochs the trial ran): its state as recorded
+    table.drop(columns="epochs_run").to_csv(study / "trials.csv", index=False)
+    board = leaderboard(find_runs(study), sort="name")
+    assert list(board["state"][:2]) == ["pruned", "failed"], board
+
+
 def test_a_fold_read_alone_is_a_run_of_its_epochs_not_a_stopped_k_fold_set(outputs):
     """`imgcls runs outputs/runs/kf3/fold_0` and `imgcls runs diff outputs/runs/kf3/fold_0 B` (a fold is a member
     `imgcls ensemble` takes alone) listed the finished fold 'stopped folds done 0': its config.yaml repeats the set's
