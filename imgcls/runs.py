@@ -858,6 +858,23 @@ def _f4(v) -> str:
     return "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.4f}"
 
 
+def shown_score(v) -> float:
+    """The score a score cell (_f4) stands for: `v` to 4 decimals, as the cell writes it (NaN, None: NaN)."""
+    return float(_f4(v) or "nan")
+
+
+def shown_change(a, b) -> float:
+    """B - A of two scores as their cells show them (shown_score): what score_change writes, as a number."""
+    return shown_score(b) - shown_score(a)
+
+
+def score_change(a, b) -> str:
+    """B - A of two scores as their cells show them (_f4): the difference of the shown values, so the three cells
+    agree (0.12344 and 0.12356 are 0.1234 and 0.1236: +0.0002, where their own difference, 0.00012, was +0.0001),
+    as duration_change's of two times."""
+    return f"{shown_change(a, b):+.4f}"
+
+
 def shown_seconds(s) -> int:
     """The seconds a time cell (duration) stands for: `s` to the whole second, and to the minute under an hour or
     more, which it shows as hours and minutes (the seconds cut)."""
@@ -1022,7 +1039,7 @@ def print_diff(d: dict) -> None:
         elif k == "seconds":
             delta = duration_change(va, vb)
         else:
-            delta = f"{dv:+.4f}" if k in ("val_macro_f1", "val_acc") else f"{dv:+.0f}"
+            delta = score_change(va, vb) if k in ("val_macro_f1", "val_acc") else f"{dv:+.0f}"
             if k in ("val_macro_f1", "val_acc") and (not same_task or not same or optimistic):
                 delta += " (other task)" if not same_task else " (other rows)" if not same else " (optimistic)"
         if k == "epochs":       # a run not finished says so, as the leaderboard's cell ('stopped 2/6', 'running 3/6')
@@ -1061,8 +1078,9 @@ def _print_per_class(pc: pd.DataFrame | None, caveat: str | None = None, top: in
     from imgcls.profiles import class_titles
     if pc is None or not len(pc):
         return
-    pc = pc.assign(_change=pc["delta_f1"].abs()).sort_values("_change", ascending=False, na_position="last",
-                                                             kind="stable")
+    # each change as its cells show it (shown_change: the difference of the shown F1s, not of the exact ones)
+    change = [abs(shown_change(a, b)) for a, b in zip(pc["f1_a"], pc["f1_b"])]
+    pc = pc.assign(_change=change).sort_values("_change", ascending=False, na_position="last", kind="stable")
     meanings = dict(zip(pc["class"].astype(str), pc["meaning"])) if "meaning" in pc.columns else {}
     # a class of no change as printed (+0.0000) is said in the line under the table, with those past the top
     still = pc["_change"].round(4) == 0
@@ -1092,7 +1110,7 @@ def _print_per_class(pc: pd.DataFrame | None, caveat: str | None = None, top: in
         t.add_column(c, justify="left" if c == "class" else "right", overflow="fold")
     for name, r in zip(class_titles(shown["class"].astype(str).tolist(), meanings), shown.itertuples(index=False)):
         t.add_row(name, cell(r.f1_a, r.support_a), cell(r.f1_b, r.support_b),
-                  "" if np.isnan(r.delta_f1) else f"{r.delta_f1:+.4f}")
+                  "" if np.isnan(r.delta_f1) else score_change(r.f1_a, r.f1_b))
     print_table(t, always=True)
 
 

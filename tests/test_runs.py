@@ -1864,3 +1864,25 @@ def test_diff_shows_the_time_change_as_the_difference_of_the_times_shown(tmp_pat
         assert r.exit_code == 0 and " ".join(row.replace("│", " ").split()[2:]) == cells, r.output
     assert duration_change(3500, 3600.2) == "+1m40s" and duration_change(20, 3) == "-0m17s"
     assert duration_change(0, 3 * 3600 + 59) == "+3h00m" and duration_change(5.4, 5.2) == "+0m00s"
+
+
+def test_diff_shows_a_score_change_as_the_difference_of_the_scores_shown(tmp_path, capsys):
+    """`imgcls runs diff A B` showed macro-F1s of 0.12344 and 0.12356 as `0.1234 | 0.1236 | +0.0001`: each cell
+    rounded to 4 decimals, the change from the exact +0.00012, so the three cells disagreed (the time row's fault,
+    runs.duration_change). A score's change, and a class's in the per-class table, is the difference of the scores
+    as shown (runs.score_change); a class whose shown F1s are equal is unchanged."""
+    from imgcls.runs import diff_runs, print_diff, score_change
+    good = [("a", "a"), ("b", "b"), ("c", "c")]
+    d = diff_runs(fake_run(tmp_path / "A", "resnet10t", good), fake_run(tmp_path / "B", "resnet10t", good))
+    d["metrics"] = [(k, 0.12344, 0.12356, 0.00012) if k == "val_macro_f1" else
+                    (k, 0.5, 0.49994, -0.00006) if k == "val_acc" else (k, a, b, dv) for k, a, b, dv in d["metrics"]]
+    pc = d["per_class"]
+    pc["f1_a"], pc["f1_b"] = [0.12344, 0.123451, 0.5], [0.12356, 0.123549, 0.5]
+    pc["delta_f1"] = pc["f1_b"] - pc["f1_a"]
+    capsys.readouterr()
+    print_diff(d)
+    rows = {line.replace("│", " ").split()[0]: " ".join(line.replace("│", " ").split()[1:])
+            for line in capsys.readouterr().out.splitlines() if line.replace("│", " ").split()}
+    assert rows["val_macro_f1"] == "0.1234 0.1236 +0.0002" and rows["val_acc"] == "0.5000 0.4999 -0.0001", rows
+    assert rows["a"] == "0.1234 0.1236 +0.0002" and "b" not in rows, rows       # b: 0.1235 both, unchanged
+    assert score_change(0.12349, 0.12351) == "+0.0000" and score_change(0.3, 0.1) == "-0.2000"
