@@ -1231,7 +1231,7 @@ def run_runs(action: str = "table", paths: Sequence[str | os.PathLike] = (), cfg
              typed: Sequence[str] | None = None):
     """What `imgcls runs` does. action "table": the leaderboard of every run under paths[0] (default outputs),
     printed, or written to cfg.csv / cfg.json ('-': to stdout instead); returns it. "report": one HTML page
-    comparing those runs (cfg.out, default DIR/runs_report.html); returns its path. "diff": paths = two runs,
+    comparing those runs (cfg.out, default DIR/runs_report.html); returns its path, absolute. "diff": paths = two runs,
     printed; returns diff_runs' dict. A Python caller's console.set_quiet(True) prints neither table nor diff (they
     are returned); the command's --quiet prints them, its output. `typed`: the options given (default: those not at their default); one that
     does nothing in this action is refused in one line, as is a path that cannot be written, before any run is
@@ -1290,7 +1290,7 @@ def run_runs(action: str = "table", paths: Sequence[str | os.PathLike] = (), cfg
         info(f"wrote {path} ({listed(board['kind'])})" if not cfg.filter else
              f"wrote {path} ({listed(board['kind'])} of the {listed([r.kind for r in found])} under {root}, those "
              f"--filter kept)")
-        return path
+        return Path(os.path.abspath(path))      # as run_train's and build_ensemble's: a notebook may change folder
     to_stdout = False
     for fmt, dest in (("csv", cfg.csv), ("json", cfg.json)):
         if dest is not None:

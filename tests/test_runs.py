@@ -838,6 +838,22 @@ def test_python_run_runs_gives_the_cli_leaderboard_report_and_diff(outputs, tmp_
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.html").exists()
 
 
+def test_run_runs_report_returns_its_page_absolute_and_says_it_as_named(outputs, tmp_path, monkeypatch, capsys):
+    """run_runs('report') with a relative folder or out returned the page's path relative to the working folder
+    (run_train's, build_ensemble's, run_predict's paths are absolute): a notebook that changed folder lost it.
+    It is absolute; the info line still names it as given."""
+    from imgcls.runs import RunsConfig, run_runs
+    monkeypatch.chdir(tmp_path)
+    for paths, cfg, named in [(["outputs"], None, "outputs/runs_report.html"),
+                              (["outputs"], RunsConfig(out="p.html"), "p.html")]:
+        page = run_runs("report", paths, cfg)
+        assert page == tmp_path / named and page.is_absolute(), page
+        assert f"wrote {named} (" in " ".join(capsys.readouterr().err.split())
+        monkeypatch.chdir(outputs)
+        assert page.is_file()
+        monkeypatch.chdir(tmp_path)
+
+
 def test_run_runs_given_one_path_instead_of_a_list_names_the_list_to_pass(outputs, tmp_path, monkeypatch):
     """run_runs("table", "outputs"), a notebook's natural call, iterated the string: "runs takes one folder (got 7:
     o u t p u t s)"; a Path was "'PosixPath' object is not iterable" from inside, and a one-letter folder name was
