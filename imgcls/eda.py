@@ -380,7 +380,8 @@ def run_eda(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAU
     `test`: the competition's test images, compared with the dataset (compare_test; summary["test"]). `src` None:
     refused as a bare `imgcls eda` is, naming what to give (pipeline.given_input)."""
     check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
-    check_arguments("run_eda", opts=(opts, mf.LayoutOptions), src=(src, PATH, SRC_PATH))
+    check_arguments("run_eda", opts=(opts, mf.LayoutOptions), src=(src, PATH, SRC_PATH),
+                    out=(out, PATH, "a path to a folder"))
     check(EdaConfig(samples_per_class=samples_per_class, seed=seed, test=None if test is None else str(test)))
     check_workers(workers)
     check(ImageLimits(max_pixels))

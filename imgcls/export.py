@@ -22,7 +22,7 @@ from pathlib import Path
 from imgcls.console import info
 from imgcls.errors import UserError
 from imgcls.fsutil import check_file_name_encoding, check_writable, write_json
-from imgcls.options import META_KEY, check, option, seed_option, shown, whole_argument
+from imgcls.options import META_KEY, PATH, check, check_arguments, option, seed_option, shown, whole_argument
 from imgcls.outputs import EXPORT_SUMMARY, output_set, refuse_other_output, refuse_users_files, replacing_line
 from imgcls.run_names import fold_set
 
@@ -96,6 +96,8 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     under "files" one record per ONNX file: its path and onnxruntime-vs-torch parity). Raises when parity fails,
     having written nothing."""
     check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
+    check_arguments("export_onnx", required=("run",), run=(run, PATH, "a path to a run folder or a checkpoint"),
+                    out=(out, PATH, "a path to a folder"))
     opts = ExportConfig(opset=opset, atol=atol)
     check(opts)
     opset, atol = opts.opset, opts.atol     # as check stores them: plain numbers (np.int64 opset) in export.json

@@ -1404,6 +1404,43 @@ def test_a_dataframe_given_to_run_predict_and_an_unknown_checkpoint_name_are_one
         find_checkpoints(tmp_path, which="x")
 
 
+def test_every_step_s_other_path_arguments_of_another_type_are_a_type_error_naming_them(tmp_path):
+    """The steps' path arguments other than their input (an out, run_check's file, export_onnx's run,
+    build_ensemble's and run_runs' folders) were not checked: a notebook's DataFrame or None there failed inside
+    pathlib (`expected str, bytes or os.PathLike object, not NoneType`), naming no argument, where run_predict's
+    and every src are one TypeError naming the argument and what to pass."""
+    import pandas as pd
+    from imgcls.clean import run_clean
+    from imgcls.eda import run_eda
+    from imgcls.ensemble import build_ensemble
+    from imgcls.export import export_onnx
+    from imgcls.preprocess import run_preprocess
+    from imgcls.runs import run_runs
+    from imgcls.split import run_check, run_split
+    df = pd.DataFrame({"path": ["a.png"]})
+    data, csv = tmp_path / "data", tmp_path / "splits.csv"
+    folder = "must be a path to a folder (got a DataFrame)"
+    cases = [(lambda: run_eda(data, df), f"run_eda's out {folder}"),
+             (lambda: run_clean(data, df), f"run_clean's out {folder}"),
+             (lambda: run_preprocess(data, df), f"run_preprocess's out {folder}"),
+             (lambda: run_split(data, df), "run_split's out must be a path to a CSV (got a DataFrame)"),
+             (lambda: run_check(df), "run_check's file must be a path to a splits CSV (got a DataFrame)"),
+             (lambda: run_check(None), "run_check's file must be a path to a splits CSV (got a NoneType)"),
+             (lambda: run_check(csv, df, fix=True), "run_check's out must be a path to a CSV (got a DataFrame)"),
+             (lambda: export_onnx(None),
+              "export_onnx's run must be a path to a run folder or a checkpoint (got a NoneType)"),
+             (lambda: export_onnx(tmp_path, df), f"export_onnx's out {folder}"),
+             (lambda: build_ensemble([tmp_path, df]),
+              "build_ensemble's runs[1] must be a path to a run folder or a checkpoint (got a DataFrame)"),
+             (lambda: build_ensemble([tmp_path, tmp_path], out=df), f"build_ensemble's out {folder}"),
+             (lambda: run_runs("diff", [tmp_path, None]),
+              "run_runs's paths[1] must be a path to a folder (got a NoneType)")]
+    for call, msg in cases:
+        with pytest.raises(TypeError, match=re.escape(msg) + "$"):
+            call()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_a_python_caller_of_run_runs_reads_a_flag_of_another_action_as_its_first_argument(tmp_path):
     """run_runs with an option of another action said "--csv acts only with imgcls runs [DIR] (the leaderboard), not
     with imgcls runs report; drop --csv": commands and a flag only. A Python caller passes the action as run_runs'

@@ -189,7 +189,8 @@ def run_clean(src: str | os.PathLike | None = None, out: str | os.PathLike = DEF
     `materialize` (link | copy), when given, replaces cfg.materialize. `src` None: refused as a bare `imgcls clean`
     is, naming what to give (pipeline.given_input)."""
     check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
-    check_arguments("run_clean", cfg=(cfg, CleanConfig), opts=(opts, mf.LayoutOptions), src=(src, PATH, SRC_PATH))
+    check_arguments("run_clean", cfg=(cfg, CleanConfig), opts=(opts, mf.LayoutOptions), src=(src, PATH, SRC_PATH),
+                    out=(out, PATH, "a path to a folder"))
     cfg = cfg or CleanConfig()
     if materialize is not None:
         cfg = replace(cfg, materialize=materialize)

@@ -24,7 +24,7 @@ from imgcls.fsutil import check_file_name_encoding, check_output_not_source, che
 from imgcls.outputs import (ENSEMBLE_SCORES_CSV, REPORT_HTML, SPEC_NAME, predict_fix, refuse_other_output,
                             refuse_users_files)
 from imgcls.metrics import macro_f1, without_rows_note
-from imgcls.options import check, python_too
+from imgcls.options import PATH, check, check_arguments, python_too
 
 
 def competition_format(metas: Sequence) -> str | None:
@@ -68,6 +68,10 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     if isinstance(runs, (str, os.PathLike)):     # one path's characters are not run folders
         raise TypeError(f"build_ensemble's runs must be a list of run folders (got the path {str(runs)!r}); pass "
                         f"build_ensemble([{str(runs)!r}, 'outputs/runs/B'])")
+    runs = list(runs)       # a generator read once
+    members_given = {f"runs[{i}]": (r, PATH, "a path to a run folder or a checkpoint") for i, r in enumerate(runs)}
+    check_arguments("build_ensemble", required=tuple(members_given), out=(out, PATH, "a path to a folder"),
+                    **members_given)
     weights = weights_text(weights)      # a list of numbers: its --weights text
     check(EnsembleConfig(method=method, weights=weights, metric=metric, combine=combine, plots=plots))
     from imgcls.train.rundir import check_which

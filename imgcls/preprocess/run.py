@@ -38,7 +38,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     the furthest pipeline stage up to data/clean (imgcls.pipeline.default_input), announced."""
     check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
     check_arguments("run_preprocess", cfg=(cfg, PreprocessConfig), opts=(opts, mf.LayoutOptions),
-                    src=(src, PATH, SRC_PATH))
+                    src=(src, PATH, SRC_PATH), out=(out, PATH, "a path to a folder"))
     cfg = cfg or PreprocessConfig()
     cfg.validate()
     check_workers(workers)

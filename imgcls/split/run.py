@@ -283,7 +283,8 @@ def run_split(src=None, out=dict(PIPELINE)["splits"], opts: mf.LayoutOptions | N
     """`imgcls split SRC`: load, derive labels, split, check, write the table and its reports. `src` None: the
     furthest pipeline stage up to data/processed (imgcls.pipeline.default_input), announced."""
     check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
-    check_arguments("run_split", opts=(opts, mf.LayoutOptions), cfg=(cfg, SplitConfig), src=(src, PATH, SRC_PATH))
+    check_arguments("run_split", opts=(opts, mf.LayoutOptions), cfg=(cfg, SplitConfig), src=(src, PATH, SRC_PATH),
+                    out=(out, PATH, "a path to a CSV"))
     cfg = cfg or SplitConfig()
     cfg.validate()
     opts = reader_options(opts, cfg)
@@ -382,7 +383,8 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     the cfg fields typed (the CLI's --val / --test; None: those not at their default), else the split's recorded
     ones, else the file's own. The caller's `cfg` is left as given (the targets are set on a copy)."""
     check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
-    check_arguments("run_check", cfg=(cfg, SplitConfig))
+    check_arguments("run_check", required=("file",), cfg=(cfg, SplitConfig),
+                    file=(file, PATH, "a path to a splits CSV"), out=(out, PATH, "a path to a CSV"))
     cfg = copy.deepcopy(cfg) if cfg is not None else SplitConfig()
     cfg.validate()
     check_workers(workers)
