@@ -1299,9 +1299,14 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
             raise TypeError("run_predict's source is an EnsembleSpec with no spec.yaml; pass the one build_ensemble "
                             "returns (or its spec.path)")
         source = source.path
-    PredictConfig(tta=tta, tta_merge=tta_merge, fmt=fmt, sample_submission=sample_submission,
-                  probs_format=probs_format, evaluate=evaluate, eval_split=eval_split, batch_size=batch_size,
-                  amp=amp, device=device, workers=workers, max_pixels=max_pixels, plots=plots).validate()
+    checked = PredictConfig(tta=tta, tta_merge=tta_merge, fmt=fmt, sample_submission=sample_submission,
+                            probs_format=probs_format, evaluate=evaluate, eval_split=eval_split, batch_size=batch_size,
+                            amp=amp, device=device, workers=workers, max_pixels=max_pixels, plots=plots)
+    checked.validate()
+    # the checked values: check stores a notebook's np.int64 / np.bool_ as the plain number or bool it is (torch's
+    # DataLoader refuses an np.int64 batch_size)
+    batch_size, workers, max_pixels = checked.batch_size, checked.workers, checked.max_pixels
+    evaluate, amp, plots = checked.evaluate, checked.amp, checked.plots
     spec = locate_source(source)     # its classes (torch) once the test data is found
     if max_pixels is None:
         max_pixels = recorded_max_pixels(spec)

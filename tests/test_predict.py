@@ -471,6 +471,24 @@ def test_predict_json_names_its_paths_absolute(tmp_path, monkeypatch):
     assert summary["members"][0]["checkpoints"] == [str(run / "best.pt")]
 
 
+def test_run_predict_takes_a_notebook_s_numpy_numbers_as_the_numbers_they_are(tmp_path):
+    """run_predict(..., batch_size=np.int64(8)) (a notebook's number) passed the option check, which reads a numpy
+    int as the whole number it is, but the unchecked keyword reached torch's DataLoader, which refused it:
+    'ValueError: batch_size should be a positive integer value, but got batch_size=8'. The step takes the checked
+    values (options.check stores them plain), as export_onnx does its opset and atol: the same files as
+    batch_size=8, and predict.json records them plain."""
+    from imgcls.predict import run_predict
+    run = make_tiny_run(tmp_path / "runs" / "r")
+    for i in range(3):
+        make_image(tmp_path / "test" / f"img{i}.png", size=(36, 36), seed=i, kind="noise")
+    plain = run_predict(run, tmp_path / "test", out=tmp_path / "p1", batch_size=2, workers=0, plots=False)
+    given = run_predict(run, tmp_path / "test", out=tmp_path / "p2", batch_size=np.int64(2), workers=np.int64(0),
+                        max_pixels=np.int64(10**6), evaluate=np.bool_(False), plots=np.bool_(False))
+    assert (tmp_path / "p1" / "submission.csv").read_text() == (tmp_path / "p2" / "submission.csv").read_text()
+    assert json.loads((tmp_path / "p2" / "predict.json").read_text())["n_images"] == plain["n_images"] == 3
+    assert given["n_images"] == 3 and not (tmp_path / "p2" / "confusion_matrix.png").exists()
+
+
 def test_predict_folder_follows_shuffled_template_and_matches_direct_forward(tmp_path):
     run = make_tiny_run(tmp_path / "runs" / "r1")
     test = tmp_path / "test"
