@@ -261,7 +261,12 @@ def test_resume_refusals_keep_the_record_and_temp_files_are_cleaned(data, tmp_pa
     line = one_error_line(train(data, runs, "--name", "part", "--epochs", "1"))
     assert "already holds a finished run" in line and "--resume" not in line
     assert shlex.split(line.split("imgcls ", 1)[1].split(" (Python: ")[0]) == suggested[:-1] + ["N"]
-    assert f"(Python: run_train(TrainConfig(src={str(data)!r}, init_from={str(run)!r}, epochs=N)))" in line, line
+    # its Python form too: TrainConfig.resolve takes the run's model and input size, as the command line does
+    # (TrainConfig(init_from=...) kept the default model, refused with the run's weights)
+    python = f"TrainConfig.resolve({{'src': {str(data)!r}, 'init_from': {str(run)!r}, 'epochs': N}})"
+    assert f"(Python: run_train({python}))" in line, line
+    resolved = eval(python, {"TrainConfig": TrainConfig, "N": 1})
+    assert (resolved.model, resolved.img_size, resolved.init_from) == ("test_resnet", 32, str(run))
     # resuming it as recorded says it is finished and changes nothing, before the data is read (and decoded)
     monkeypatch.setattr("imgcls.manifest.load", lambda *a, **k: pytest.fail("data read to resume a finished run"))
     r = runner.invoke(app, ["train", "--resume", str(run)])

@@ -212,11 +212,13 @@ def init_from_fix(run_dir: Path, **typed) -> str:
     from imgcls.outputs import read_yaml
     src = read_yaml(run_dir / RUN_CONFIG).get("src")
     data = f"{sh(src)} " if isinstance(src, str) and src else ""
-    given = f"src={src!r}, " if isinstance(src, str) and src else ""
+    given = f"'src': {src!r}, " if isinstance(src, str) and src else ""
+    # resolve, as the command line: it takes the run's model and input size (TrainConfig(init_from=...) keeps the
+    # default model, which is refused with another model's weights)
     return python_too(f"imgcls train {data}--init-from {sh(run_dir)}"
                       + "".join(f" --{k.replace('_', '-')} {v}" for k, v in typed.items()),
-                      f"run_train(TrainConfig({given}init_from={str(run_dir)!r}"
-                      + "".join(f", {k}={v}" for k, v in typed.items()) + "))")
+                      f"run_train(TrainConfig.resolve({{{given}'init_from': {str(run_dir)!r}"
+                      + "".join(f", {k!r}: {v}" for k, v in typed.items()) + "}))")
 
 
 def last_pt_gone(folder: Path) -> str | None:
