@@ -385,6 +385,26 @@ def test_a_resume_of_a_run_whose_last_pt_is_gone_is_refused_not_trained_over_fro
     assert list(metrics(one)["epoch"]) == [1, 2] and finished(one)
 
 
+def test_a_resume_of_a_finished_k_fold_set_with_a_fold_s_last_pt_gone_says_already_finished(tmp_path):
+    """check_last_pt_kept (a resume of a run whose last.pt is gone is refused) came before run_train's own 'already
+    finished' answer, so a finished k-fold set one of whose folds' last.pt was deleted, which a resume had answered
+    'already finished, nothing to resume' (exit 0), was refused (exit 2: 'train the set again as a new k-fold
+    set'). A finished set is answered as before, nothing written."""
+    from conftest import tree_snapshot
+    from imgcls import manifest as mf
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "splits.csv")
+    kf = run_train(TrainConfig(**{**TINY, "src": str(tmp_path / "splits.csv"), "out": str(tmp_path / "runs"),
+                                  "name": "kf", "epochs": 1, "folds": "all", "aug": "none"}))
+    (kf / "fold_0" / "last.pt").unlink()
+    before = tree_snapshot(tmp_path)
+    r = CliRunner().invoke(app, ["train", "--resume", str(kf)])
+    assert r.exit_code == 0, r.output
+    assert "kf: already finished, nothing to resume" in " ".join(r.output.split()), r.output
+    assert tree_snapshot(tmp_path) == before
+
+
 @pytest.mark.parametrize("name,role", [("val_predictions.csv", "the run's validation predictions"),
                                        ("per_class.csv", "the run's per-class scores")])
 def test_a_resume_of_a_run_whose_run_csv_is_malformed_is_one_line(two_class, tmp_path, monkeypatch, name, role):

@@ -245,6 +245,8 @@ def check_last_pt_kept(run_dir: Path) -> None:
     on (a new run from its best.pt, or trained again under another name; a tune trial's retrain: deleted_by_tune),
     before anything is read or written."""
     kfold = records_folds(run_dir / RUN_CONFIG)
+    if kfold and finished(run_dir):     # a finished set (its other folds' last.pt say so): run_train says 'already
+        return                          # finished, nothing to resume', as it did before this check
     gone = [(d, why) for d in (set_fold_dirs(run_dir)[0] if kfold else [run_dir]) if (why := last_pt_gone(d))]
     if not gone:
         return
