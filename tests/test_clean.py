@@ -1819,6 +1819,18 @@ def test_undersampling_leaves_a_class_within_the_cap_alone(method):
     assert counts["big"] == 30 and counts["small"] == 20
 
 
+def test_random_undersampling_keeps_its_seeded_sample_with_a_class_within_the_cap_before():
+    """Leaving the classes within the cap out of RandomUnderSampler's strategy (for cluster-centroids' sake) shifted
+    its draws: it draws for each class in label order, so a capped 'b' after a within-cap 'a' kept other images for
+    the same --seed. random's sample is the one the sampler draws given every class (reviewer)."""
+    from imblearn.under_sampling import RandomUnderSampler
+    y = np.array(["a"] * 5 + ["b"] * 20)
+    x = np.arange(len(y), dtype=float).reshape(-1, 1)
+    ref = RandomUnderSampler(sampling_strategy={"a": 5, "b": 8}, random_state=0)
+    ref.fit_resample(x, y)
+    assert list(select(None, y, "random", 8, seed=0)) == sorted(ref.sample_indices_)
+
+
 def test_detectors_own_their_thresholds_behind_one_registry():
     """Each out-of-domain detector derives from one base and carries its threshold; the registry lists them. The
     names and thresholds are clean's config's (--ood-method's choices in --help order, --ood-threshold's defaults):

@@ -23,7 +23,10 @@ def select(x: np.ndarray | None, y: np.ndarray, method: str, max_per_class: int,
     feats = x if x is not None else np.arange(len(y), dtype=float).reshape(-1, 1)
     if method == "random":
         from imblearn.under_sampling import RandomUnderSampler
-        s = RandomUnderSampler(sampling_strategy=strategy, random_state=seed)
+        # every class given, those within the cap at their count: the sampler draws for each class in label order,
+        # so leaving one out would shift the draws of the classes after it (another sample for the same --seed)
+        every = {lab: int(min(c, max_per_class)) for lab, c in zip(labels, counts)}
+        s = RandomUnderSampler(sampling_strategy=every, random_state=seed)
         s.fit_resample(feats, y)
         return np.sort(s.sample_indices_)
     if method == "nearmiss":
