@@ -84,7 +84,7 @@ def _refused_set(folder: Path) -> str | None:
     """Why a k-fold set is no model to predict with (find_checkpoints refuses it: a fold's checkpoint removed since
     it finished, or stopped before its last fold), in a few words with the fix, as `imgcls runs` reads its state;
     None where it is one."""
-    from imgcls.train.rundir import find_checkpoints, kfold_finished, resume_fix
+    from imgcls.train.rundir import find_checkpoints, finish_fix, kfold_finished
     try:
         find_checkpoints(folder)
         return None
@@ -96,8 +96,7 @@ def _refused_set(folder: Path) -> str | None:
     # while another fold has one): said from `finished`, as check_kfold_finished refused it
     state, progress = set_state(folder) or ("", "")
     what = (state or (FOLD_MISSING if finished else "unfinished")) + (f" ({progress})" if progress else "")
-    return f"{folder}, {what}: " + ("restore the fold or train the set again" if finished else
-                                    f"finish it with {resume_fix(folder)}")
+    return f"{folder}, {what}: " + ("restore the fold or train the set again" if finished else finish_fix(folder))
 
 
 def _passed_by(folder: Path, mark: Path) -> str | None:
@@ -114,9 +113,9 @@ def _passed_by(folder: Path, mark: Path) -> str | None:
     if folder != mark.parent:
         return _refused_set(folder)
     from imgcls.runs import stopped_state
-    from imgcls.train.rundir import resume_fix
+    from imgcls.train.rundir import finish_fix
     stopped = stopped_state(folder)
-    return f"{folder}, {stopped[0]} ({stopped[1]} epochs): finish it with {resume_fix(folder)}" if stopped else None
+    return f"{folder}, {stopped[0]} ({stopped[1]} epochs): {finish_fix(folder)}" if stopped else None
 
 
 def resolve_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,

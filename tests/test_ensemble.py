@@ -517,9 +517,33 @@ def test_a_stopped_member_is_said_with_its_epochs_done(tmp_path):
                               "--out", str(tmp_path / "e")])
     flat = " ".join(res.output.split())
     assert res.exit_code == 0 and (tmp_path / "e" / "spec.yaml").is_file(), res.output
-    assert f"warning: {stopped} is a stopped run (2/6 epochs): its best.pt is from a partial run; it is " \
-           f"used as it is, or finish the run first: imgcls train --resume {stopped} (Python: " in flat, flat
+    assert f"warning: {stopped} is a stopped run (2/6 epochs): its best.pt is from a partial run, used as it " \
+           f"is; finish it with imgcls train --resume {stopped} (Python: " in flat, flat
     assert flat.count("stopped run") == 1 and "(stopped" not in flat, flat     # 'stopped' said once, not twice
+
+
+def test_a_stopped_member_whose_last_pt_is_gone_is_not_told_to_resume(tmp_path):
+    """`ensemble done stopped`, stopped at epoch 2 of 3 and its last.pt (and last_state.json) deleted since: the
+    warning said "finish the run first: imgcls train --resume RUN", which train refuses for it (nothing to continue
+    from). It names what is gone and the way on that refusal names (rundir.finish_fix): a new run from its best.pt,
+    or the run again under another name."""
+    rows = _val_rows(tmp_path / "data")
+    done = mark_training(make_tiny_run(tmp_path / "runs" / "done", seed=1, val_rows=rows),
+                         done=4, epochs=4, best=3, finished=True)
+    stopped = mark_training(make_tiny_run(tmp_path / "runs" / "stopped", seed=2, val_rows=rows),
+                            done=2, epochs=3, best=2)
+    (stopped / "last.pt").unlink()
+    (stopped / "last_state.json").unlink()
+    (stopped / "metrics.csv").write_text("epoch,val_macro_f1\n1,0.4\n2,0.5\n")
+    res = runner.invoke(app, ["ensemble", "--no-plots", str(done), str(stopped), "--out", str(tmp_path / "e")])
+    flat = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert f"warning: {stopped} is a stopped run (2/3 epochs): its best.pt is from a partial run, used as it is; " \
+           f"its last.pt is gone, though its metrics.csv records 2 epochs, so it cannot be finished (train " \
+           f"--resume refuses it): start a new run from its best.pt: imgcls train " in flat, flat
+    assert f"--init-from {stopped} (Python: " in flat and "or train it again under another name: imgcls train " \
+           f"--config {stopped / 'config.yaml'} --name stopped-2" in flat, flat
+    assert "--resume " not in flat.replace("train --resume refuses", ""), flat
 
 
 def test_fold_members_are_named_by_their_set(tmp_path, monkeypatch):
@@ -1338,7 +1362,7 @@ def test_a_stopped_fold_given_alone_is_finished_by_resuming_its_set(tmp_path):
     flat = " ".join(res.output.split())
     assert res.exit_code == 0, res.output
     assert f"warning: {fold} is a stopped run (2/6 epochs)" in flat, flat
-    assert f"finish the run first: imgcls train --resume {kf} (Python: " in flat, flat
+    assert f"finish it with imgcls train --resume {kf} (Python: " in flat, flat
 
 
 def test_a_stray_fold_given_as_a_member_is_not_advised_as_one(tmp_path):

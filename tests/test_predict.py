@@ -3064,8 +3064,8 @@ def test_a_saved_ensemble_with_a_stopped_member_says_so_as_imgcls_ensemble_did(t
     res = invoke("predict", ens, "--data", tmp_path / "test", "--out", tmp_path / "p", "--workers", 0, "-q")
     said = " ".join(res.output.split())
     assert res.exit_code == 0, res.output
-    assert f"warning: {stopped.resolve()} is a stopped run (2/6 epochs): its best.pt is from a partial run; " \
-           f"it is used as it is, or finish the run first: imgcls train --resume {stopped.resolve()}" in said, said
+    assert f"warning: {stopped.resolve()} is a stopped run (2/6 epochs): its best.pt is from a partial run, " \
+           f"used as it is; finish it with imgcls train --resume {stopped.resolve()}" in said, said
     assert said.count("stopped run") == 1, said
 
 
@@ -3904,6 +3904,46 @@ def test_a_stopped_single_run_is_passed_by_as_a_stopped_kfold_set_is(tmp_path, c
     assert f"no run given and none usable under {runs} or {ensembles} (not {stopped}, stopped (3/10 epochs): " \
            in str(e.value), e.value
     assert "; or train another with imgcls train (Python: " in str(e.value) and "train first" not in str(e.value)
+
+
+def test_a_stopped_run_or_set_whose_last_pt_is_gone_is_passed_by_naming_a_way_on_not_its_resume(tmp_path, capsys):
+    """predict with no run passed by a run stopped at 2/3 whose last.pt (and last_state.json) were deleted since,
+    saying "finish it with imgcls train --resume RUN", which train refuses for it (nothing to continue from); a
+    k-fold set so, and its refusal where nothing else is there. They now name what is gone and the way on that
+    refusal names (rundir.finish_fix): a new run from its best.pt, the set again as a new one."""
+    import os
+    import time
+    from imgcls.predict import locate_source
+    from imgcls.train.rundir import record_plan
+    runs, ensembles = tmp_path / "runs", tmp_path / "ensembles"
+    t = time.time()
+    done = mark_training(make_tiny_run(runs / "done", seed=1), done=4, epochs=4, best=3, finished=True)
+    os.utime(done / "best.pt", (t - 300, t - 300))
+    stopped = mark_training(make_tiny_run(runs / "stopped", seed=2), done=2, epochs=3, best=2)
+    kf = make_tiny_run(runs / "kf", folds=2)
+    record_plan(kf, [0, 1, 2], ["a", "b", "c"])       # fold_2 never trained: stopped (Ctrl-C) before it
+    (kf / "oof_score.json").unlink()
+    for folder in (stopped, kf / "fold_0"):
+        (folder / "last.pt").unlink(missing_ok=True)
+        (folder / "last_state.json").unlink(missing_ok=True)
+        (folder / "metrics.csv").write_text("epoch,val_macro_f1\n1,0.4\n2,0.5\n")
+    capsys.readouterr()
+    assert [m.run for m in locate_source(None, runs, ensembles).members] == [done]
+    said = " ".join("".join(capsys.readouterr()).split())
+    assert f"not {stopped}, stopped (2/3 epochs): its last.pt is gone, though its metrics.csv records 2 epochs, so " \
+           f"it cannot be finished (train --resume refuses it): start a new run from its best.pt: imgcls train " in said
+    assert f"--init-from {stopped} (Python: " in said, said
+    assert f"{kf}, stopped (folds done " in said and "the last.pt of fold_0 is gone, though fold_0/metrics.csv " \
+           "records 2 epochs, so it cannot be finished (train --resume refuses it): train the set again as a new " \
+           f"k-fold set (no fold is trained alone): imgcls train --config {kf / 'config.yaml'} --name kf-2" \
+           in said, said
+    assert "--resume " not in said.replace("train --resume refuses", ""), said
+    shutil.rmtree(done)
+    shutil.rmtree(stopped)
+    with pytest.raises(UserError) as e:                 # the set alone: its refusal names the same way on
+        locate_source(kf, runs, ensembles)
+    assert f"{kf} is an unfinished k-fold run" in str(e.value) and "the last.pt of fold_0 is gone" in str(e.value)
+    assert "--resume " not in str(e.value).replace("train --resume refuses", ""), e.value
 
 
 def test_a_crashed_run_is_passed_by_and_warned_of_as_crashed_as_imgcls_runs_lists_it(tmp_path, capsys):

@@ -172,11 +172,11 @@ def warn_unfinished(run: Path, checkpoint: Path) -> None:
     if stopped is None:
         return
     from imgcls.console import warn
-    from imgcls.train.rundir import resume_fix
+    from imgcls.train.rundir import finish_fix
     # a fold given alone is finished by resuming its k-fold set (train refuses --resume on the fold)
     folder = fold_set(checkpoint.parent) or checkpoint.parent
-    warn(f"{run} is a {stopped[0]} run ({stopped[1]} epochs): its {checkpoint.name} is from a partial run; it is "
-         f"used as it is, or finish the run first: {resume_fix(folder)}")
+    warn(f"{run} is a {stopped[0]} run ({stopped[1]} epochs): its {checkpoint.name} is from a partial run, used as "
+         f"it is; {finish_fix(folder)}")
 
 
 def warn_training_now(run: Path, checkpoint: Path) -> bool:

@@ -238,18 +238,16 @@ def last_pt_gone(folder: Path) -> str | None:
     return None
 
 
-def check_last_pt_kept(run_dir: Path) -> None:
-    """--resume of a run whose last.pt is gone (last_pt_gone; a k-fold set: any of its folds'): there is nothing to
-    continue from, and the resume trained it from epoch 1 again silently, over the metrics.csv, best.pt and
-    predictions of the epochs it had (a tune trial's record of them too). One line naming what is gone and the way
-    on (a new run from its best.pt, or trained again under another name; a tune trial's retrain: deleted_by_tune),
-    before anything is read or written."""
+def _gone_way_on(run_dir: Path) -> tuple[str, bool, str] | None:
+    """(what is gone, whether tune --keep deleted it, the way on) of a run or k-fold set whose last.pt is gone after
+    it trained (last_pt_gone; a k-fold set: any of its folds'): a new run from its best.pt, or trained again under
+    another name; a tune trial's retrain (deleted_by_tune). None where its last.pt is kept, or none was written."""
     kfold = records_folds(run_dir / RUN_CONFIG)
     if kfold and finished(run_dir):     # a finished set (its other folds' last.pt say so): run_train says 'already
         return                          # finished, nothing to resume', as it did before this check
     gone = [(d, why) for d in (set_fold_dirs(run_dir)[0] if kfold else [run_dir]) if (why := last_pt_gone(d))]
     if not gone:
-        return
+        return None
     if kfold:
         one = len(gone) == 1
         what = (f"the {LAST_PT} of {', '.join(d.name for d, _ in gone)} {'is' if one else 'are'} gone, though "
@@ -262,9 +260,33 @@ def check_last_pt_kept(run_dir: Path) -> None:
         if (run_dir / BEST_PT).is_file():
             again = f"start a new run from its {BEST_PT}: {init_from_fix(run_dir)}, or {again}"
     by_tune = deleted_by_tune(run_dir)
-    fix = by_tune or (f"deleted since? There is nothing to continue, and a resume does not train the "
-                      f"{'set' if kfold else 'run'} over from epoch 1; {again}")
+    return what, by_tune is not None, by_tune or again
+
+
+def check_last_pt_kept(run_dir: Path) -> None:
+    """--resume of a run whose last.pt is gone (last_pt_gone; a k-fold set: any of its folds'): there is nothing to
+    continue from, and the resume trained it from epoch 1 again silently, over the metrics.csv, best.pt and
+    predictions of the epochs it had (a tune trial's record of them too). One line naming what is gone and the way
+    on (_gone_way_on), before anything is read or written."""
+    gone = _gone_way_on(run_dir)
+    if gone is None:
+        return
+    what, by_tune, way_on = gone
+    fix = way_on if by_tune else (f"deleted since? There is nothing to continue, and a resume does not train the "
+                                  f"{'set' if records_folds(run_dir / RUN_CONFIG) else 'run'} over from epoch 1; "
+                                  f"{way_on}")
     raise UserError(f"--resume {run_dir}: {what}: {fix}")
+
+
+def finish_fix(run_dir: Path) -> str:
+    """The way to finish a stopped run or k-fold set, for the lines that name one (predict's newest choice passing
+    it by, an ensemble's member): 'finish it with' its --resume (resume_fix) where its last.pt is kept; where it is
+    gone (--resume refuses it: check_last_pt_kept) what is gone and the way on that refusal names."""
+    gone = _gone_way_on(Path(run_dir))
+    if gone is None:
+        return f"finish it with {resume_fix(run_dir)}"
+    what, _, way_on = gone
+    return f"{what}, so it cannot be finished (train --resume refuses it): {way_on}"
 
 
 class RunLock:
@@ -504,7 +526,7 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path], name: str, oof:
     else:
         missing = f"{record.name} missing: training stopped before its last fold ({progress.text})"
     raise UserError(f"{run_dir} is an unfinished k-fold run ({len(have)} fold(s) with a checkpoint: {listed}; "
-                    f"{missing}); finish it with {resume_fix(run_dir)}{one_fold}")
+                    f"{missing}); {finish_fix(run_dir)}{one_fold}")
 
 
 def read_metrics(folder: Path) -> pd.DataFrame | None:
