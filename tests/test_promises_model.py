@@ -86,8 +86,8 @@ def test_exist_ok_refuses_the_users_own_files_of_a_runs_names(data, tmp_path):
     """train --name mine --exist-ok (a folder holding no run, the user's own) wrote its report.html, config.yaml
     and the rest over the user's files of those names, exit 0, without a word; every other step refuses its --out's
     files that are not its own. A file (or fold_N folder) of a run's name there is now refused in one line before
-    the work, nothing touched; every file a run writes is among those names, and a run's own files (one whose
-    checkpoints tune --keep removed) are still trained over."""
+    the work, nothing touched; every file a run writes is among those names. A run's own record whose checkpoints
+    tune --keep removed is refused too (rundir.earlier_run_record: never trained over)."""
     from imgcls.train.rundir import RUN_FILES, check_run_dir_free
     runs = tmp_path / "runs"
     mine = runs / "mine"
@@ -110,7 +110,8 @@ def test_exist_ok_refuses_the_users_own_files_of_a_runs_names(data, tmp_path):
     assert {p.name for p in mine.iterdir()} - {"notes.txt"} <= set(RUN_FILES)     # what it wrote: a run's names
     for ck in ("best.pt", "last.pt", "last_state.json"):       # as tune --keep leaves a trial it did not keep
         (mine / ck).unlink()
-    check_run_dir_free(runs, "mine", exist_ok=True)             # its own files: trained over, as ever
+    with pytest.raises(UserError, match="holds an earlier run's record"):     # its record: never trained over
+        check_run_dir_free(runs, "mine", exist_ok=True)
 
 
 def test_a_tune_study_folder_is_no_run_folder_exist_ok_or_not(data, tmp_path):

@@ -2252,6 +2252,49 @@ def test_a_refused_run_whose_tracker_run_keeps_its_folder_is_listed_refused_and_
     assert [(x["name"], x["state"]) for x in json.loads(r.stdout)] == [("refused", "")]
 
 
+def test_exist_ok_into_an_earlier_run_s_record_whose_checkpoints_are_gone_is_refused(two_class, tmp_path,
+                                                                                     monkeypatch):
+    """`train --name run --exist-ok` into a folder holding an earlier run's record whose *.pt were deleted (by hand,
+    tune --keep: metrics.csv, last_state.json, plan.json... stay) trained in among those files: a Ctrl-C before its
+    first epoch left the folder reading `stopped 2/3` (the old metrics.csv), its plan.json kept, and said `--resume
+    trains it from the start`, which the resume refuses. Now refused in one line, --exist-ok or not, before anything
+    is read or written, naming what tells of that run and the fix; a k-fold set's fold's record so too. A folder a
+    crash left before its first epoch is still trained into with --exist-ok."""
+    import imgcls.train.data as tdata
+    from conftest import tree_snapshot
+    from imgcls.errors import UserError
+    from test_cli import one_error_line
+    run = run_train(cfg_for(two_class, tmp_path, epochs=3), stop_after=2)
+    for p in run.glob("*.pt"):
+        p.unlink()
+    kf = tmp_path / "runs" / "kf"
+    (kf / "fold_0").mkdir(parents=True)
+    (kf / "fold_0" / "metrics.csv").write_text("epoch,val_macro_f1\n1,0.5\n")
+    (kf / "config.yaml").write_text("model: test_resnet\nfolds: all\nepochs: 2\n")     # a k-fold set's record
+    before = tree_snapshot(tmp_path)
+    monkeypatch.setattr(tdata, "plan_cache", lambda *a, **k: pytest.fail("the images were decoded before the check"))
+    for name, record in (("run", "metrics.csv records 2 epochs"), ("kf", "fold_0/metrics.csv records 1 epoch")):
+        for exist_ok in (["--exist-ok"], []):
+            line = one_error_line(CliRunner().invoke(app, ["train", str(two_class), "--out", str(tmp_path / "runs"),
+                                                           "--name", name, *exist_ok]))
+            assert line == (f"error: run folder {tmp_path / 'runs' / name} holds an earlier run's record, its last.pt "
+                            f"gone ({record}); a run is never trained over, --exist-ok or not: choose another --name "
+                            f"(Python: name=), or remove the folder first"), line
+    with pytest.raises(UserError, match="holds an earlier run's record"):
+        run_train(cfg_for(two_class, tmp_path, epochs=3, exist_ok=True))
+    assert tree_snapshot(tmp_path) == before
+    monkeypatch.undo()
+    from imgcls.train.callbacks import Callback
+
+    class Crash(Callback):
+        def on_step_end(self, step, logs):
+            raise RuntimeError("a bug in the first epoch")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_train(cfg_for(two_class, tmp_path, name="x"), callbacks=[Crash()])
+    assert run_train(cfg_for(two_class, tmp_path, name="x", exist_ok=True, epochs=1)).name == "x"
+
+
 def test_an_exist_ok_run_refused_in_a_kept_folder_reads_refused_not_its_earlier_state(two_class, tmp_path):
     """`--name X --exist-ok` into a folder a run crashed in before its first epoch, refused once it had written its
     config.yaml and set-up lines there (a refusal after the claim), wrote no refusal line: `imgcls runs` read the

@@ -402,7 +402,8 @@ class TrainConfig:
     name: str | None = option(None, panel=OUTPUT, none="time-model, made unique",
                               help="Run name, one plain folder name; an existing one is an error unless --exist-ok.")
     exist_ok: bool = option(False, panel=OUTPUT, help="Train into an existing --name folder that holds no run (a "
-                                                      "folder with a run's checkpoints is only continued: --resume) "
+                                                      "folder with a run's checkpoints is only continued: --resume; "
+                                                      "an earlier run's record whose checkpoints are gone is refused) "
                                                       "nor another step's output (a tune study is refused).")
     plots: bool = option(True, panel=OUTPUT,
                          help=f"Draw {CURVES_PNG} and the confusion-matrix PNGs (shown in {REPORT_HTML}); --no-plots: "

@@ -3,7 +3,8 @@
 - `check_run_name`: a run name is a single path component (`--name ../..` would write the run anywhere).
 - `claim_run_dir`: `out/name` made with an atomic mkdir, so two `imgcls train` started at once can never share a
   folder: the default name (time-model) takes the next free `-2`, `-3`... suffix; a given `--name` that exists is an
-  error unless `--exist-ok` (and even then a folder holding a run's checkpoints is never trained over: `--resume` it).
+  error unless `--exist-ok` (and even then a folder holding a run's checkpoints is never trained over: `--resume` it;
+  nor one holding an earlier run's record whose last.pt is gone: earlier_run_record).
 - `unclaim_run_dir`: a run refused before its first epoch trained removes the folder claim_run_dir made for it.
 - `RunLock`: an exclusive `flock` on the run folder itself for the run's duration (a resume of a run that is still
   training fails in one line). The kernel drops the lock when the process ends, `kill -9` included: no lock file
@@ -94,6 +95,22 @@ def holds_run(folder: Path) -> bool:
     return (folder / LAST_PT).exists() or any((d / LAST_PT).exists() for d in fold_dirs(folder))
 
 
+def earlier_run_record(folder: Path) -> str | None:
+    """What in `folder` (or a fold_N folder of it) tells of an earlier run that trained epochs there, its last.pt
+    gone (holds_run: with it, a run to --resume), in a few words ('metrics.csv records 2 epochs', 'fold_0/best.pt
+    is there'): its metrics.csv's epochs, its best.pt, its LAST_STATE. None where nothing does: an empty folder, the
+    user's own, or one a refusal or a crash left before its first epoch finished."""
+    for d in (folder, *fold_dirs(folder)):
+        at = "" if d == folder else f"{d.name}/"
+        done = epochs_done(d)
+        if done:
+            return f"{at}{METRICS_CSV} records {done} epoch{'s' if done > 1 else ''}"
+        for f in (BEST_PT, LAST_STATE):
+            if (d / f).is_file():
+                return f"{at}{f} is there"
+    return None
+
+
 def _fold_files(run_dir: Path, name: str) -> list[Path]:
     """The file `name` of each fold of the k-fold set in `run_dir` that holds one, by fold number: its planned folds
     (set_fold_dirs: a fold folder its plan does not name is no fold of it)."""
@@ -178,11 +195,17 @@ def check_run_dir_free(out: Path, name: str, exist_ok: bool = False) -> None:
     if other is not None and other[0] != "train":
         raise UserError(f"run folder {run_dir} holds {other[1]}; a run is trained into a folder of its own: "
                         f"{ANOTHER_NAME}")
+    # an earlier run's record, its last.pt gone (deleted by hand, or tune --keep): trained into, a Ctrl-C before the
+    # first epoch left it reading as that run (its metrics.csv's `stopped 2/3`), its plan.json kept
+    record = earlier_run_record(run_dir)
+    if record is not None:
+        raise UserError(f"run folder {run_dir} holds an earlier run's record, its {LAST_PT} gone ({record}); a run is "
+                        f"never trained over, --exist-ok or not: {ANOTHER_NAME}, or remove the folder first")
     if not exist_ok:
         raise UserError(f"run folder {run_dir} already exists; {ANOTHER_NAME}, or pass "
                         f"{python_too('--exist-ok', 'exist_ok=True')} to train into it")
     # --exist-ok: a folder holding no run, the user's own (notes, their report.html): a file of a run's name there
-    # would be replaced; a run's own files there (a run whose checkpoints tune --keep removed) are replaced
+    # would be replaced; a run's own files there (one a refusal or a crash left before its first epoch) are replaced
     from imgcls.outputs import refuse_users_files
     refuse_users_files(run_dir, "train", run_files(run_dir), flag="--name")
 
