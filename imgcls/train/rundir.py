@@ -267,7 +267,7 @@ def _gone_way_on(run_dir: Path) -> tuple[str, bool, str] | None:
     another name; a tune trial's retrain (deleted_by_tune). None where its last.pt is kept, or none was written."""
     kfold = records_folds(run_dir / RUN_CONFIG)
     if kfold and finished(run_dir):     # a finished set (its other folds' last.pt say so): run_train says 'already
-        return                          # finished, nothing to resume', as it did before this check
+        return None                     # finished, nothing to resume', as it did before this check
     gone = [(d, why) for d in (set_fold_dirs(run_dir)[0] if kfold else [run_dir]) if (why := last_pt_gone(d))]
     if not gone:
         return None
