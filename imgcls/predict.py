@@ -1111,22 +1111,26 @@ def _held_out_commands(run: Path, folds: list[int], src: str | None, df: pd.Data
     """check_eval_not_leaked's way to a test score of the run's kind, as commands that work typed: a split of its
     training data with test rows made BEFORE training (a split made after it has test rows the run trained on), the
     run's options trained again on it (--config), and --eval on its test rows. A k-fold run's split has as many
-    folds as its training table had. `src`: its training data (config.yaml's, the member's recorded_config), whose
-    table is df where predict read that one, or the one the leak check read (`tables`): not read again
-    (_training_table). `spec`: the ensemble predicted with; a saved one of several members has every member trained
-    again on that split and the ensemble built again of them (_rebuild_flags), then --eval on it: a score of the
-    ensemble, not of the one member. '' where the run's config.yaml or data is not known here."""
+    folds as it trained (_fold_count); where k-fold members trained different counts, the most, said. `src`: its
+    training data (config.yaml's, the member's recorded_config), whose table is df where predict read that one, or
+    the one the leak check read (`tables`): not read again (_training_table). `spec`: the ensemble predicted with;
+    a saved one of several members has every member trained again on that split and the ensemble built again of
+    them (_rebuild_flags), then --eval on it: a score of the ensemble, not of the one member. '' where the run's
+    config.yaml or data is not known here."""
     from imgcls.console import sh
     if not src or not Path(src).exists():
         return ""
-    k = ""
-    if folds:
-        from imgcls.train.data import fold_ids
-        read = _training_table(src, df, tables)
-        have = fold_ids(read) if read is not None else []
-        k = f"--folds {len(have) if len(have) > 1 else max(folds) + 1} "
     ens = _ensemble_folder(spec) if spec is not None else None
+    # each run's folds (its members') and training data: a k-fold set's fold count
+    kinds = {run: (set(folds), src)}
+    if ens is not None:
+        kinds = {}
+        for m in spec.members:
+            r, f = member_run(m)
+            kinds.setdefault(r, (set(), getattr(m.recorded_config, "src", None)))[0].update(f)
     runs = [member_run(m)[0] for m in spec.members] if ens is not None else [run]
+    counts = {r: _fold_count(r, f, s, df, tables) for r, (f, s) in kinds.items() if f}
+    k = f"--folds {max(counts.values())} " if counts else ""
 
     def named(n: int) -> tuple[Path, list[Path], Path | None]:
         """The n-th set of names: heldout.csv, RUN_heldout for each run (and ENSEMBLE_heldout), then ...2."""
@@ -1171,6 +1175,10 @@ def _held_out_commands(run: Path, folds: list[int], src: str | None, df: pd.Data
     how = ("it trained on, so split first and train again" if ens_again is None else
            "its members trained on, so split first, train every member again on it and build the ensemble again "
            "of them")
+    if len(set(counts.values())) > 1:
+        had = ", ".join(f"{r.name} {n}" for r, n in counts.items())
+        how += (f" (its k-fold members had different fold counts, {had}: a split has one, so each trains again "
+                f"with {max(counts.values())} folds)")
     return (f": a split made after training has test rows {how}: imgcls split {sh(src)} {k}{again_as}--test 0.2 "
             f"--out {sh(table)}, {', '.join(steps)}, then {score(last)}")
 
@@ -1179,6 +1187,21 @@ def _ensemble_folder(spec: EnsembleSpec) -> Path | None:
     """The folder of a saved ensemble of several members, whose leak refusal trains them all again and builds it
     again (_held_out_commands); None for a run."""
     return spec.path.parent if spec.path is not None and len(spec.members) > 1 else None
+
+
+def _fold_count(run: Path, folds: set[int], src: str | None, df: pd.DataFrame | None = None,
+                tables: dict | None = None) -> int:
+    """How many folds the k-fold set `run` trained (a split made for it again has as many): the folds of its
+    training table (config.yaml's src, _training_table), else the set's planned folds (rundir.planned_folds: its
+    oof_score.json / plan.json / typed --folds), else those of its `folds` seen (its members')."""
+    from imgcls.split.config import fold_ids
+    from imgcls.train.rundir import planned_folds
+    read = _training_table(src, df, tables) if src else None
+    have = fold_ids(read) if read is not None else []
+    if len(have) > 1:
+        return len(have)
+    planned = planned_folds(run) or sorted(folds)
+    return max(planned) + 1
 
 
 def _rebuild_flags(spec: EnsembleSpec) -> str:

@@ -405,3 +405,53 @@ def test_the_leak_refusal_of_an_ensemble_trains_every_member_again_and_builds_th
               for r, a in zip(votes, again2)]
     assert (f"{', '.join(trains)}, imgcls ensemble {' '.join(map(str, again2))} --out {tmp_path / 'vote_heldout2'}, "
             f"then imgcls predict {tmp_path / 'vote_heldout2'} --data {table2} --eval --eval-split test") in said, said
+
+
+def _on_folder(run, raw):
+    """A run's config.yaml and each of its folds' made to name the image folder raw as its training data."""
+    import yaml
+    for c in [run / "config.yaml", *run.glob("fold_*/config.yaml")]:
+        c.write_text(yaml.safe_dump(dict(yaml.safe_load(c.read_text()), src=str(raw))))
+    return run
+
+
+def _kfold_on_folder(tmp_path, raw, df, name, k, seed=0):
+    """A k-fold set trained on the image folder raw (no fold ids there): fold g validated on every k-th image from
+    the g-th; the set's out-of-fold file all of them."""
+    kf = _on_folder(make_tiny_run(tmp_path / "runs" / name, classes=("a", "b"), folds=k, seed=seed), raw)
+    paths, parts = list(df["path"]), []
+    for g in range(k):
+        rows = paths[g::k]
+        parts.append(pd.DataFrame({"path": rows, "root": str(raw), "label": [p.split("/")[0] for p in rows],
+                                   "fold": str(g), "pred": "a", "p_a": 0.6, "p_b": 0.4}))
+        parts[-1].to_csv(kf / f"fold_{g}" / "val_predictions.csv", index=False)
+    pd.concat(parts).to_csv(kf / "val_predictions.csv", index=False)
+    return kf
+
+
+def test_the_leak_refusals_split_has_the_folds_of_every_k_fold_member(tmp_path):
+    """An ensemble of a single run A and a k-fold set B (config `folds: all`), the leak check meeting A first: the
+    split its refusal printed had no --folds, so B trained again on it was refused (--folds needs a fold column).
+    The split has the folds of every k-fold member; members of different fold counts are said, each trained again
+    with the most. A fold of a set, the data holding no fold ids: `--folds 1` (the folds the check met), now the
+    set's planned folds."""
+    from conftest import make_image_folder
+    from imgcls import manifest as mf
+    raw = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(32, 32))
+    df = mf.load(raw, scan=True, announce=False)
+    val = [(str(raw), p, p.split("/")[0]) for k, p in enumerate(df["path"]) if k % 4 == 0]
+    a = _on_folder(make_tiny_run(tmp_path / "runs" / "A", classes=("a", "b"), val_rows=val), raw)
+    b = _on_folder(make_tiny_run(tmp_path / "runs" / "B", classes=("a", "b"), folds=2, val_rows=val, seed=1), raw)
+    build_ensemble([a, b], out=tmp_path / "ens")
+    said = _leak_refusal(tmp_path / "ens", raw)
+    assert f"the run {a}: the data it trained on" in said, said           # the check met A
+    assert f"imgcls split {raw} --folds 2 --test 0.2 --out {tmp_path / 'heldout.csv'}, " in said, said
+    assert "fold counts" not in said, said
+    b2, c3 = _kfold_on_folder(tmp_path, raw, df, "B2", 2), _kfold_on_folder(tmp_path, raw, df, "C3", 3, seed=2)
+    build_ensemble([b2, c3], out=tmp_path / "ens2")
+    said = _leak_refusal(tmp_path / "ens2", raw)
+    assert ("build the ensemble again of them (its k-fold members had different fold counts, B2 2, C3 3: a split has "
+            f"one, so each trains again with 3 folds): imgcls split {raw} --folds 3 --test 0.2") in said, said
+    # a fold of a set on that folder (no fold ids there): its split is of the set's 2 folds, not `--folds 1`
+    said = _leak_refusal(b2 / "fold_0", raw)
+    assert f"imgcls split {raw} --folds 2 --test 0.2 --out {tmp_path / 'heldout.csv'}, imgcls train " in said, said
