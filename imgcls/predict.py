@@ -1121,14 +1121,14 @@ def _held_out_commands(run: Path, folds: list[int], src: str | None, df: pd.Data
     if not src or not Path(src).exists():
         return ""
     ens = _ensemble_folder(spec) if spec is not None else None
-    # each run's folds (its members') and training data: a k-fold set's fold count
+    # each run's folds (its members') and training data
     kinds = {run: (set(folds), src)}
     if ens is not None:
         kinds = {}
         for m in spec.members:
             r, f = member_run(m)
             kinds.setdefault(r, (set(), getattr(m.recorded_config, "src", None)))[0].update(f)
-    runs = [member_run(m)[0] for m in spec.members] if ens is not None else [run]
+    runs = list(kinds)         # each distinct run once: the folds of one set are one run
     counts = {r: _fold_count(r, f, s, df, tables) for r, (f, s) in kinds.items() if f}
     k = f"--folds {max(counts.values())} " if counts else ""
 
@@ -1184,9 +1184,11 @@ def _held_out_commands(run: Path, folds: list[int], src: str | None, df: pd.Data
 
 
 def _ensemble_folder(spec: EnsembleSpec) -> Path | None:
-    """The folder of a saved ensemble of several members, whose leak refusal trains them all again and builds it
-    again (_held_out_commands); None for a run."""
-    return spec.path.parent if spec.path is not None and len(spec.members) > 1 else None
+    """The folder of a saved ensemble of several runs (member_run: the folds of one k-fold set are one), whose leak
+    refusal trains them all again and builds it again (_held_out_commands); None for a run, or an ensemble of one
+    run's folds (that set trained again is the ensemble of its folds)."""
+    several = len({member_run(m)[0] for m in spec.members}) > 1
+    return spec.path.parent if spec.path is not None and several else None
 
 
 def _fold_count(run: Path, folds: set[int], src: str | None, df: pd.DataFrame | None = None,
@@ -1208,15 +1210,23 @@ def _rebuild_flags(spec: EnsembleSpec) -> str:
     """The `imgcls ensemble` options that build `spec` again of other runs, each followed by a space: its --combine
     and --method, and its weights where they were typed (relative, 1,1,3,1); fitted ones are fitted again on the new
     runs' validation rows (--method weighted / hard's auto) by the metric they were fitted by (--weight-metric where
-    not the method's default), equal ones are --method soft's."""
+    not the method's default), equal ones are --method soft's. Members that are folds of one k-fold set are one run
+    built again (member_run): their weights summed (a soft vote's too, typed then: the set of 2 folds beside run A
+    weighs 2,1, not the equal 1,1)."""
     from imgcls.console import sh
     from imgcls.ensemble.config import EnsembleConfig, weight_metric
     from imgcls.options import recorded_flags
     values = {"combine": spec.combine, "method": spec.method}
-    w = spec.weights
-    if spec.method != "soft" and not (spec.scores or {}).get("weights_fitted_on_scored_rows") and max(w) > 0:
+    summed = {}
+    for m, x in zip(spec.members, spec.weights):
+        run = member_run(m)[0]
+        summed[run] = summed.get(run, 0) + x
+    w = list(summed.values())
+    unequal = spec.method != "soft" or len(set(w)) > 1
+    if unequal and not (spec.scores or {}).get("weights_fitted_on_scored_rows") and max(w) > 0:
         low = min(x for x in w if x > 0)
         values["weights"] = ",".join(f"{x / low:.6g}" for x in w)
+        values["method"] = "weighted" if spec.method == "soft" else spec.method
     elif spec.weight_metric is not None and spec.weight_metric != weight_metric(spec.method):
         values["metric"] = spec.weight_metric
     return "".join(f"{sh(x)} " for x in recorded_flags(EnsembleConfig, values,

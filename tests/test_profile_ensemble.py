@@ -429,6 +429,42 @@ def _kfold_on_folder(tmp_path, raw, df, name, k, seed=0):
     return kf
 
 
+def test_the_leak_refusal_of_a_k_fold_sets_folds_trains_that_set_again_with_its_fold_count(tmp_path):
+    """An ensemble of the folds of one k-fold set (kf/fold_0, kf/fold_1) on an image folder: its leak refusal trained
+    the one run twice (`--name kf_heldout` twice) and built an ensemble of that run given twice (refused when
+    followed), after a split of `--folds 1` (the folds the check met, the folder having no fold ids): train's
+    `--folds all` on it was refused. The set is the ensemble of its folds: trained again once, on a split of its 2
+    folds, and predicted. Folds of one set beside another run are one run built again, their weights summed (a
+    soft vote's typed then)."""
+    from conftest import make_image_folder
+    from imgcls import manifest as mf
+    raw = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(32, 32))
+    df = mf.load(raw, scan=True, announce=False)
+    kf = _kfold_on_folder(tmp_path, raw, df, "kf", 2)
+    runs, table = tmp_path / "runs", tmp_path / "heldout.csv"
+    train = (f"imgcls split {raw} --folds 2 --test 0.2 --out {table}, imgcls train {table} --config "
+             f"{kf / 'config.yaml'} --out {runs} --name kf_heldout, then imgcls predict {runs / 'kf_heldout'} "
+             f"--data {table} --eval --eval-split test")
+    build_ensemble([kf / "fold_0", kf / "fold_1"], out=tmp_path / "ens")
+    said = _leak_refusal(tmp_path / "ens", raw)
+    assert f"no fold trained on: a split made after training has test rows it trained on, so split first and " \
+           f"train again: {train}" in said, said
+    assert said.count("imgcls train") == 1 and "imgcls ensemble" not in said, said
+    # the folds of kf beside a run A: kf and A trained again, the ensemble of the two built again (1+1 : 3)
+    val = [(str(raw), p, p.split("/")[0]) for k, p in enumerate(df["path"]) if k % 4 == 0]
+    a = _on_folder(make_tiny_run(runs / "A", classes=("a", "b"), val_rows=val, seed=3), raw)
+    build_ensemble([kf / "fold_0", kf / "fold_1", a], weights="1,1,3", out=tmp_path / "ens3")
+    said = _leak_refusal(tmp_path / "ens3", raw)
+    assert (f"imgcls train {table} --config {kf / 'config.yaml'} --out {runs} --name kf_heldout, imgcls train {table} "
+            f"--config {a / 'config.yaml'} --out {runs} --name A_heldout, imgcls ensemble {runs / 'kf_heldout'} "
+            f"{runs / 'A_heldout'} --method weighted --weights 1,1.5 --out {tmp_path / 'ens3_heldout'}") in said, said
+    assert f"imgcls split {raw} --folds 2 --test 0.2" in said, said
+    build_ensemble([kf / "fold_0", kf / "fold_1", a], out=tmp_path / "soft3")
+    said = _leak_refusal(tmp_path / "soft3", raw)
+    assert (f"imgcls ensemble {runs / 'kf_heldout'} {runs / 'A_heldout'} --method weighted --weights 2,1 "
+            f"--out {tmp_path / 'soft3_heldout'}") in said, said
+
+
 def test_the_leak_refusals_split_has_the_folds_of_every_k_fold_member(tmp_path):
     """An ensemble of a single run A and a k-fold set B (config `folds: all`), the leak check meeting A first: the
     split its refusal printed had no --folds, so B trained again on it was refused (--folds needs a fold column).
