@@ -76,7 +76,8 @@ def test_a_small_profile_set_with_a_test_part_moves_people_to_train_without_a_tr
 
 
 def test_kfold_scheme_groups_in_one_fold_and_fold0_is_val():
-    df, summary, leaks, _ = sp.make_split(profile_table(300), cfg(folds=5, test=0.2, stratify=("mask", "gender", "age_band")))
+    df, summary, leaks, _ = sp.make_split(profile_table(300),
+                                          cfg(folds=5, test=0.2, stratify=("mask", "gender", "age_band")))
     assert leaks.empty and groups_cross(df) == 0
     test = df["split"] == "test"
     assert (df.loc[test, "fold"] == -1).all()
@@ -2203,7 +2204,8 @@ def test_an_out_over_the_users_own_file_is_refused_and_an_earlier_split_table_re
     mine = tmp_path / "data" / "train.csv"
     mine.write_text("id,label\n1,a\n")
     before = tree_snapshot(tmp_path)
-    for args in (["split", str(src), "--out", str(mine)], ["split", "--check", str(table), "--fix", "--out", str(mine)]):
+    for args in (["split", str(src), "--out", str(mine)],
+                 ["split", "--check", str(table), "--fix", "--out", str(mine)]):
         r = runner.invoke(app, [*args, "--no-near-dup"])
         said = " ".join(r.output.split())
         assert r.exit_code == 2 and "Traceback" not in r.output, (args, r.output)
@@ -2490,7 +2492,8 @@ def test_the_notes_list_numeric_classes_in_number_order():
     from imgcls.split.assign import assign
     from imgcls.split.config import SplitConfig
     rows = ([(str(c), f"c{c}g{g}") for c in (0, 1, 2) for g in range(12)]
-            + [(str(c), f"c{c}g{g}") for c in (4, 11, 12) for g in range(2)] + [(c, f"s{c}") for c in ("3", "10", "20")])
+            + [(str(c), f"c{c}g{g}") for c in (4, 11, 12) for g in range(2)]
+            + [(c, f"s{c}") for c in ("3", "10", "20")])
     df = pd.DataFrame(rows, columns=["label", "group"])
     _, _, notes = assign(df, df["group"].to_numpy(), SplitConfig(val=0.2, seed=0, stratify=["label"]))
     single = [n for n in notes if "with a single group" in n]
