@@ -722,9 +722,9 @@ def trained_rows(member: Member, df: pd.DataFrame, view: FolderView | None = Non
     lists the images that run or fold validated on. A k-fold run: every other fold trained on fold g's images, and
     the split table it trained on (config.yaml's src; where that is not readable, df's fold column when df is that
     split: each fold's validation images in that fold, never another split of the same images) gives every row,
-    by train's rule (train.data.fold_training_rows). A single run whose validation images are rows of df: df is its training data,
-    and every other kept row but the split's test rows trained (train's rule for a split table and for a
-    --val-split alike). `view`: the read's look at df's folder (predict's), whose split folders are read where the
+    by train's rule (train.data.fold_training_rows). A single run whose validation images are rows of df: df is its
+    training data, and every other kept row but the split's test rows trained (train's rule for a split table and
+    for a --val-split alike). `view`: the read's look at df's folder (predict's), whose split folders are read where the
     member trained on that folder (_trained_in_folder), not listed again. `tables`: the training tables read so far
     by the caller's check (_training_table), each read once for every member."""
     trained = np.zeros(len(df), bool)
