@@ -226,6 +226,12 @@ def test_train_never_validates_on_a_copy(tmp_path, capsys):
         for k, a in zip(range(10, 13), df["augmented_from"][10:]):
             srcs = [paths.index(s) for s in mf.copy_sources(a)]
             assert train[k] == all(train[s] for s in srcs)
+        # the copies left in neither train nor val are said, as split's placement of them is (they were missing
+        # from train's 'N train images / M val images' with no line)
+        out = (~train & ~val)[10:].sum()
+        err = " ".join(capsys.readouterr().err.split())
+        assert (f"{out} oversampled cop{'y' if out == 1 else 'ies'} (augmented_from) of validation images: neither "
+                f"validated on" in err) == (out > 0), (seed, err)
     # a hand-made split that validates on a copy, and trains on a copy of a validation image: both dropped, said
     df["split"] = ["train"] * 8 + ["val"] * 2 + ["val", "train", "train"]
     df.loc[1, "split"] = "val"

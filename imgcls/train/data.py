@@ -529,7 +529,10 @@ def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int
     in_val = val & copy
     leak = train & src_val
     of_fold = f" of fold {fold}" if fold is not None else ""
-    with_sources = in_val & src_val         # where `imgcls split` puts them: with their sources, so expected
+    # where `imgcls split` puts them (with their sources, so expected), and the copies of the images a random
+    # --val-split draw validates, which it leaves in neither train nor val (unsaid, they were missing from the counts)
+    drawn_out = copy & ~train & ~val & (fold is None and not has_val_split(df))
+    with_sources = src_val & (in_val | drawn_out)
     if with_sources.any():
         n = int(with_sources.sum())
         info(f"{n} oversampled cop{'y' if n == 1 else 'ies'} (augmented_from) of validation images{of_fold}: "
