@@ -42,6 +42,9 @@ RUNS_DIR = "outputs/runs"       # where imgcls train writes its runs by default 
 # preprocess's resume journal in its --out: there from its first image until its manifest and preprocess.json are
 # written, so a folder holding it is a run that was interrupted (or is still running)
 PREPROCESS_JOURNAL = ".preprocess_journal.jsonl"
+# its --oversample journal: there while the copies are written, where the originals were up to date (a rerun that
+# changes only the oversampling options) the one mark of a run that did not finish
+OVERSAMPLE_JOURNAL = ".oversample_journal.jsonl"
 # the file each step writes into its --out folder that tells its output apart (output_step)
 EDA_SUMMARY = "summary.json"
 CLEAN_SUMMARY = "clean_summary.json"
@@ -635,11 +638,12 @@ def refuse_output_as_data(src: str | os.PathLike, view=None) -> None:
     listings the search below it shares."""
     src = Path(src)
     folder = src if src.is_dir() else src.parent
-    if (folder / PREPROCESS_JOURNAL).is_file():
-        # its images half rewritten: the earlier run's manifest.csv no longer describes them, and without one the
-        # folder read as images holds what the run finished (a class or two of the data)
+    journal = next((j for j in (PREPROCESS_JOURNAL, OVERSAMPLE_JOURNAL) if (folder / j).is_file()), None)
+    if journal is not None:
+        # its images (or oversampled copies) half rewritten: the earlier run's manifest.csv no longer describes
+        # them, and without one the folder read as images holds what the run finished (a class or two of the data)
         raise UserError(f"{folder} holds an imgcls preprocess run that did not finish (interrupted, or still "
-                        f"running: {PREPROCESS_JOURNAL}); "
+                        f"running: {journal}); "
                         + python_too("run the same imgcls preprocess command again", "the same run_preprocess call")
                         + " to finish it (the images it finished are kept)")
     if not src.is_dir():

@@ -171,6 +171,32 @@ def test_copies_of_interrupted_runs_under_other_settings_are_removed_by_the_run_
     assert len(list(out.rglob("*.png"))) == 12
 
 
+def test_a_folder_whose_copies_an_interrupted_run_was_rewriting_is_not_read_as_data(tmp_path, monkeypatch):
+    """A rerun that changes only the oversampling options finds its originals up to date and keeps no preprocess
+    journal: killed while it rewrote the copies, it left the earlier run's manifest.csv (mixup copies of two
+    sources) over copies half rewritten under the new options (heavy copies of one), and `split` read it as the
+    data. Refused in one line, as an unfinished preprocess run is, until the run is finished."""
+    from typer.testing import CliRunner
+
+    from imgcls.cli import app
+    from imgcls.preprocess.oversample import COPY_JOURNAL
+    src = make_image_folder(tmp_path / "raw", {"a": 8, "b": 2, "c": 2}, size=(32, 32))
+    out = tmp_path / "out"
+    _run(src, out, oversample="max", oversample_aug="mixup", seed=0)
+    _interrupted_copies(monkeypatch, src, out, 3, oversample="max", oversample_aug="heavy", seed=0)
+    assert (out / COPY_JOURNAL).is_file()
+    for given in (out, out / "manifest.csv"):
+        r = CliRunner().invoke(app, ["split", str(given), "--out", str(tmp_path / "s.csv"), "--no-near-dup", "-q"])
+        said = " ".join(r.output.split())
+        assert r.exit_code == 2 and "Traceback" not in said, said
+        assert f"{out} holds an imgcls preprocess run that did not finish" in said and COPY_JOURNAL in said, said
+    assert not (tmp_path / "s.csv").exists()
+    res = _run(src, out, oversample="max", oversample_aug="heavy", seed=0)
+    r = CliRunner().invoke(app, ["split", str(out), "--out", str(tmp_path / "s.csv"), "--no-near-dup", "-q"])
+    assert r.exit_code == 0, r.output
+    assert len(pd.read_csv(tmp_path / "s.csv")) == len(res) == 24
+
+
 def _assert_copies_follow_sources(sp: pd.DataFrame) -> int:
     """Every copy in a split has all its sources on its side (split and fold), or with folds one of them, the
     others in other folds (train drops it from their training); a copy left out (COPY_ACROSS) has its sources on

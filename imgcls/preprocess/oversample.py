@@ -32,12 +32,13 @@ from imgcls import io as imgio
 from imgcls import manifest as mf
 from imgcls.console import info, plural, progress_bar, warn
 from imgcls.fsutil import under
+from imgcls.outputs import OVERSAMPLE_JOURNAL
 from imgcls.oversample import class_targets, parse_target
 from imgcls.preprocess.config import PreprocessConfig
 from imgcls.preprocess.image import save_image
 from imgcls.preprocess.outputs import SETTINGS_FILE, journal_paths, journal_records, open_journal, up_to_date
 
-COPY_JOURNAL = ".oversample_journal.jsonl"
+COPY_JOURNAL = OVERSAMPLE_JOURNAL    # its presence tells the data readers the run did not finish
 COPY_TAG = "__os"
 MIXUP_RANGE = (0.3, 0.7)   # the first image's share of a mixup blend, drawn uniformly
 # a light copy after the first: torchvision's RandomAffine of a few degrees / percent, so each copy differs
