@@ -593,6 +593,24 @@ def check_arguments(step: str, required: typing.Collection[str] = (), **given: t
                         + (f"; pass the {got} as {other}=" if other else ""))
 
 
+def path_list(step: str, name: str, value, example: str, what: str = "folders") -> list:
+    """A library step's list of paths (build_ensemble's runs, run_runs' paths) as a list: None is none given (the
+    step's own line asks for them); one path (its characters are no list of folders) or a value that is no list (a
+    number) is a TypeError naming the argument and `example`, the call that fits ({p}: the path given, else a
+    placeholder); a generator is read once."""
+    if value is None:
+        return []
+    whose = step + ("'" if step.endswith("s") else "'s")
+    if isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{whose} {name} must be a list of {what} (got the path {str(value)!r}); pass "
+                        + example.format(p=repr(str(value))))
+    try:
+        return list(value)
+    except TypeError:
+        raise TypeError(f"{whose} {name} must be a list of {what} (got a {type(value).__name__}); pass "
+                        + example.format(p="'outputs/runs/A'")) from None
+
+
 @functools.lru_cache(maxsize=None)
 def _kind(cls, name: str) -> str | None:
     """'int', 'float', 'bool', 'str' for a field declared so (int | None too), 'list' for a list / tuple /

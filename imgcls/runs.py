@@ -1241,13 +1241,10 @@ def run_runs(action: str = "table", paths: Sequence[str | os.PathLike] = (), cfg
     import sys
     from imgcls.console import info
     from imgcls.fsutil import check_writable
-    from imgcls.options import PATH, check, check_arguments, set_options
+    from imgcls.options import PATH, check, check_arguments, path_list, set_options
     check_arguments("run_runs", cfg=(cfg, RunsConfig))
-    if isinstance(paths, (str, os.PathLike)):       # a string's letters (or a Path) are not a list of folders
-        more = ", 'OTHER_RUN'" if action == "diff" else ""
-        raise TypeError(f"run_runs' paths must be a list of folders (got the path {str(paths)!r}); pass "
-                        f"run_runs({action!r}, [{str(paths)!r}{more}])")
-    paths = list(paths)     # a generator read once
+    more = ", 'OTHER_RUN'" if action == "diff" else ""
+    paths = path_list("run_runs", "paths", paths, f"run_runs({action!r}, [{{p}}{more}])")
     paths_given = {f"paths[{i}]": (p, PATH, "a path to a folder") for i, p in enumerate(paths)}
     check_arguments("run_runs", required=tuple(paths_given), **paths_given)
     cfg = cfg or RunsConfig()

@@ -110,6 +110,13 @@ def test_build_ensemble_given_one_path_instead_of_a_list_names_the_list_it_takes
         with pytest.raises(TypeError, match=re.escape(f"build_ensemble's runs must be a list of run folders (got "
                                                       f"the path {str(run)!r}); pass build_ensemble([")):
             build_ensemble(given, out=tmp_path / "ens")
+    # None: no runs given, the step's own line (a bare TypeError 'NoneType' object is not iterable since the path
+    # arguments were checked: reviewer); a number: the argument named
+    with pytest.raises(UserError, match=re.escape("give two or more runs: imgcls ensemble")):
+        build_ensemble(None, out=tmp_path / "ens")
+    with pytest.raises(TypeError, match=re.escape("build_ensemble's runs must be a list of run folders (got a int); "
+                                                  "pass build_ensemble(['outputs/runs/A', 'outputs/runs/B'])")):
+        build_ensemble(5, out=tmp_path / "ens")
     assert not (tmp_path / "ens").exists()
 
 
