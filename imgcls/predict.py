@@ -1226,7 +1226,10 @@ def _rebuild_flags(spec: EnsembleSpec) -> str:
     if unequal and not (spec.scores or {}).get("weights_fitted_on_scored_rows") and max(w) > 0:
         low = min(x for x in w if x > 0)
         values["weights"] = ",".join(f"{x / low:.6g}" for x in w)
-        values["method"] = "weighted" if spec.method == "soft" else spec.method
+        # a soft vote's unequal sums are typed weights; a hard vote's folds merged into their set (one member now,
+        # its probabilities averaged) would outvote the rest with their summed votes: weighted, the set's share kept
+        merged = len(summed) < len(spec.members)
+        values["method"] = "weighted" if spec.method == "soft" or (merged and spec.method == "hard") else spec.method
     elif spec.weight_metric is not None and spec.weight_metric != weight_metric(spec.method):
         values["metric"] = spec.weight_metric
     return "".join(f"{sh(x)} " for x in recorded_flags(EnsembleConfig, values,

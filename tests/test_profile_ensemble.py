@@ -463,6 +463,11 @@ def test_the_leak_refusal_of_a_k_fold_sets_folds_trains_that_set_again_with_its_
     said = _leak_refusal(tmp_path / "soft3", raw)
     assert (f"imgcls ensemble {runs / 'kf_heldout'} {runs / 'A_heldout'} --method weighted --weights 2,1 "
             f"--out {tmp_path / 'soft3_heldout'}") in said, said
+    # a hard vote: the set's 2 summed votes would outvote A's every time (A broke the folds' ties): weighted, 2:1
+    build_ensemble([kf / "fold_0", kf / "fold_1", a], method="hard", weights="1,1,1", out=tmp_path / "hard3")
+    said = _leak_refusal(tmp_path / "hard3", raw)
+    assert (f"imgcls ensemble {runs / 'kf_heldout'} {runs / 'A_heldout'} --method weighted --weights 2,1 "
+            f"--out {tmp_path / 'hard3_heldout'}") in said, said
 
 
 def test_the_leak_refusals_split_has_the_folds_of_every_k_fold_member(tmp_path):
