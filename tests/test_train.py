@@ -14,7 +14,9 @@ from typer.testing import CliRunner
 
 from conftest import make_image_folder, make_profiles
 from imgcls.cli import app
+from imgcls.errors import UserError
 from imgcls.train import TrainConfig, run_train
+from imgcls.train.callbacks import Callback
 from imgcls.train.checkpoint import load_model, read_checkpoint
 from imgcls.train.rundir import find_checkpoints, finished
 
@@ -329,6 +331,19 @@ def test_resume_needs_no_starting_weights_once_last_pt_holds_them(two_class, tmp
     run_train(TrainConfig.load(part / "config.yaml"), resume=part)
     assert list(metrics(part)["epoch"]) == [1, 2] and read_checkpoint(part / "last.pt")["train_state"]["finished"]
     assert TrainConfig.load(part / "config.yaml").weights_source == f"file {start}"     # the record is kept
+
+
+class _RefuseAtStart(Callback):
+    """A callback whose refusal stops a run before its first epoch trains (images broken since the scan)."""
+
+    def on_run_start(self, info):
+        raise UserError("the images broke since the scan")
+
+
+def _listed(root, *keys):
+    """`imgcls runs ROOT --json -`'s rows: each row's value of the one key, or a tuple of the keys' values."""
+    rows = json.loads(CliRunner().invoke(app, ["runs", str(root), "--json", "-"]).stdout)
+    return [x[keys[0]] if len(keys) == 1 else tuple(x[k] for k in keys) for x in rows]
 
 
 def test_a_resume_of_a_run_whose_last_pt_is_gone_is_refused_not_trained_over_from_epoch_1(tmp_path, monkeypatch):
@@ -2146,13 +2161,8 @@ def test_a_resume_refused_before_it_trained_leaves_a_crashed_run_crashed(two_cla
         def on_epoch_end(self, epoch, logs):
             raise RuntimeError("a bug after the first epoch")
 
-    class Refuse(Callback):
-        def on_run_start(self, info):
-            raise UserError("the images broke since the scan")
-
     def state():
-        r = CliRunner().invoke(app, ["runs", str(tmp_path / "runs"), "--json", "-"])
-        return [(x["state"], x["progress"]) for x in json.loads(r.stdout)]
+        return _listed(tmp_path / "runs", "state", "progress")
 
     with pytest.raises(RuntimeError, match="a bug"):
         run_train(cfg_for(two_class, tmp_path, name="crash"), callbacks=[Crash()])
@@ -2160,7 +2170,7 @@ def test_a_resume_refused_before_it_trained_leaves_a_crashed_run_crashed(two_cla
     assert state() == [("crashed", "1/2")]
     for _ in range(2):
         with pytest.raises(UserError, match="broke since the scan"):
-            run_train(TrainConfig(), resume=run, callbacks=[Refuse()])
+            run_train(TrainConfig(), resume=run, callbacks=[_RefuseAtStart()])
         assert state() == [("crashed", "1/2")]
         last = (run / "train.log").read_text().splitlines()[-1]
         assert re.fullmatch(r"\S+ \S+ stopped by an exception, RuntimeError: a bug after the first epoch; resumed "
@@ -2184,10 +2194,6 @@ def test_an_older_k_fold_set_s_refused_resume_reads_crashed_its_stray_fold_count
         def on_epoch_end(self, epoch, logs):
             raise RuntimeError("a bug after the first epoch")
 
-    class Refuse(Callback):
-        def on_run_start(self, info):
-            raise UserError("the images broke since the scan")
-
     df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)))
     df["fold"] = np.arange(len(df)) % 2
     mf.write(df, tmp_path / "splits.csv")
@@ -2202,11 +2208,10 @@ def test_an_older_k_fold_set_s_refused_resume_reads_crashed_its_stray_fold_count
     shutil.copy(run / "fold_0" / "config.yaml", run / "fold_2")
 
     def state():
-        r = CliRunner().invoke(app, ["runs", str(tmp_path / "runs"), "--json", "-"])
-        return [x["state"] for x in json.loads(r.stdout)]
+        return _listed(tmp_path / "runs", "state")
     assert state() == ["crashed"]
     with pytest.raises(UserError, match="broke since the scan"):
-        run_train(TrainConfig(), resume=run, callbacks=[Refuse()])
+        run_train(TrainConfig(), resume=run, callbacks=[_RefuseAtStart()])
     assert (run / "plan.json").is_file() and state() == ["crashed"]
     last = (run / "train.log").read_text().splitlines()[-1]
     assert last.endswith("stopped by an exception, RuntimeError: a bug after the first epoch; resumed since, refused "
@@ -2308,13 +2313,8 @@ def test_an_exist_ok_run_refused_in_a_kept_folder_reads_refused_not_its_earlier_
         def on_step_end(self, step, logs):
             raise RuntimeError("a bug in the first epoch")
 
-    class Refuse(Callback):
-        def on_run_start(self, info):
-            raise UserError("the images broke since the scan")
-
     def state():
-        r = CliRunner().invoke(app, ["runs", str(tmp_path / "runs"), "--json", "-"])
-        return [(x["state"], x["progress"]) for x in json.loads(r.stdout)]
+        return _listed(tmp_path / "runs", "state", "progress")
 
     with pytest.raises(RuntimeError, match="a bug"):
         run_train(cfg_for(two_class, tmp_path, name="x"), callbacks=[Crash()])
@@ -2325,7 +2325,7 @@ def test_an_exist_ok_run_refused_in_a_kept_folder_reads_refused_not_its_earlier_
         run_train(cfg_for(two_class, tmp_path, name="x", exist_ok=True, epochs=3, folds="all"))
     assert tree_snapshot(run) == before and state() == [("crashed", "0/2")]
     with pytest.raises(UserError, match="broke since the scan"):
-        run_train(cfg_for(two_class, tmp_path, name="x", exist_ok=True, epochs=3), callbacks=[Refuse()])
+        run_train(cfg_for(two_class, tmp_path, name="x", exist_ok=True, epochs=3), callbacks=[_RefuseAtStart()])
     assert state() == [("refused", "0/3")]
     last = (run / "train.log").read_text().splitlines()[-1]
     assert re.fullmatch(r"\S+ \S+ refused before its first epoch trained: the images broke since the scan", last), last
