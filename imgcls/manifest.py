@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls import io as imgio
-from imgcls.console import info, plural, warn
+from imgcls.console import info, plural, sh, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import write_table
 from imgcls.options import FALSE_WORDS, TRUE_WORDS, check, shown, truth
@@ -423,7 +423,6 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
         raise UserError(f"--label-col names a column of a competition CSV or a manifest; {src} is read as layout "
                         f"'{layout}', whose {'folders give' if layout != 'unlabeled' else 'images have no'} labels")
     if layout != "profiles" and tuple(int(e) for e in opts.age_bands) != tuple(DEFAULT_AGE_BANDS):
-        from imgcls.console import sh
         from imgcls.options import join, python_too
         bands = [int(e) for e in opts.age_bands]
         relabel = python_too(f"imgcls split {sh(src)} --age-bands {join(bands)}",
@@ -966,6 +965,9 @@ def _unreadable_hint(df: pd.DataFrame, err: pd.Series, data_flag: str) -> str:
     if other is not None:       # the folder is right, the extension is not: no route would find it
         return (f"{gone.parent} holds {other}, not {gone.name}: the names listed and the files differ in their "
                 f"extension; rename the files as listed")
+    replaced = _replaced_by_preprocess(df[missing])
+    if replaced:
+        return replaced
     if not df.attrs.get(CSV_READ):
         return "check the dataset root / paths"
     paths = df["path"].astype(str)[missing]
@@ -982,6 +984,35 @@ def _unreadable_hint(df: pd.DataFrame, err: pd.Series, data_flag: str) -> str:
                 f"{', '.join(COMMON_EXTENSIONS[:3])}, ... added" + ("; --ext EXT adds another" if data_flag else "")
                 + ")")
     return route + ")"
+
+
+def _replaced_by_preprocess(df: pd.DataFrame) -> str:
+    """What require_readable says where the images not found (`df`, a table's rows) were written by a preprocess
+    run into a folder a later preprocess of other images has since replaced (the test set preprocessed into the
+    default data/processed, which data/splits.csv lists the training images in): that folder's records (its
+    preprocess.json's source, its manifest listing none of these rows' originals) name what made it, and the fix is
+    preprocessing the originals again into it. '' where that is not the case (no record, an original still listed)."""
+    from imgcls.outputs import PREPROCESS_SETTINGS, preprocess_source
+    if "source_path" not in df.columns:
+        return ""
+    root = str(df["root"].iloc[0])
+    source = preprocess_source(root)
+    mine = set(text_values(df.loc[df["root"].astype(str) == root, "source_path"])) - {""}
+    if source is None or not mine:
+        return ""
+    try:
+        listed = read_csv(Path(root) / MANIFEST_NAME, "manifest", usecols=["source_path"], dtype=str,
+                          keep_default_na=False)["source_path"]
+        origin = os.path.commonpath(sorted(mine))
+    except (UserError, ValueError, KeyError):
+        return ""
+    if mine & set(listed):
+        return ""
+    if len(mine) == 1:      # one original: the folder it was read from
+        origin = str(Path(origin).parent)
+    return (f"{root} now holds a later preprocess output of {source} (its {PREPROCESS_SETTINGS}), which replaced "
+            f"these images made from {origin}: preprocess those again into it (imgcls preprocess {sh(origin)} --out "
+            f"{sh(root)}, with the options they were made with), and preprocess {sh(source)} with --out elsewhere")
 
 
 def _same_stem_image(path: Path) -> str | None:

@@ -346,6 +346,13 @@ def read_yaml(path: Path) -> dict:
     return d if isinstance(d, dict) else {}
 
 
+def preprocess_source(folder: str | os.PathLike) -> str | None:
+    """The SRC the preprocess run that wrote `folder` read (its preprocess.json's `source`), None where no such
+    record is there or it cannot be read: what made a preprocess output (the originals to preprocess again)."""
+    src = read_yaml(Path(folder) / PREPROCESS_SETTINGS).get("source")
+    return src if isinstance(src, str) and src else None
+
+
 def output_kind(folder: str | os.PathLike) -> str | None:
     """What imgcls output a folder is, by the files each step writes: 'train run' (config.yaml with metrics.csv,
     train.log or a checkpoint, its own or its folds'), 'ensemble' (spec.yaml), 'tune study' (trials.csv or

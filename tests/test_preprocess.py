@@ -1769,3 +1769,27 @@ def test_a_run_into_an_out_of_other_inputs_warns_before_it_replaces_them(tmp_pat
     assert (f"warning: {out} holds an earlier preprocess output of 5 other images (from {train.resolve()}); this "
             f"run replaces it once its files are all written (--out FOLDER keeps both)") in r.flat
     assert r.flat.index("other images") < r.flat.index("removed 5 images an earlier run wrote")
+
+
+def test_a_table_of_images_a_later_preprocess_replaced_names_that_run_and_the_fix(tmp_path):
+    """The test set preprocessed into the training set's --out (warned) deleted the images the split table lists;
+    reading that table said only 'check the dataset root / paths'. It names the run that replaced them (the
+    folder's preprocess.json source) and the command that writes them again, which then reads."""
+    from imgcls import manifest as mf
+    train = make_image_folder(tmp_path / "train", {"a": 3, "b": 3}, size=(40, 30))
+    test = make_image_folder(tmp_path / "test", {"x": 2}, size=(40, 30), seed=1)
+    out, table = tmp_path / "p", tmp_path / "s.csv"
+    assert run(train, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
+    r = runner.invoke(app, ["split", str(out), "--out", str(table), "--no-near-dup", "--val", "0.5", "-q"])
+    assert r.exit_code == 0, r.output
+    assert run(test, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
+    with pytest.raises(UserError) as e:
+        mf.load(table, announce=False)
+    msg = str(e.value)
+    assert msg.startswith("none of the 6 image(s) can be read"), msg
+    assert (f"{out.resolve()} now holds a later preprocess output of {test.resolve()} (its preprocess.json), which "
+            f"replaced these images made from {train.resolve()}: preprocess those again into it (imgcls preprocess "
+            f"{train.resolve()} --out {out.resolve()}, with the options they were made with), and preprocess "
+            f"{test.resolve()} with --out elsewhere") in msg, msg
+    assert run(train.resolve(), "--out", out.resolve(), "--size", "24", "--workers", "1", "--quiet").exit_code == 0
+    assert len(mf.readable(mf.load(table, announce=False))) == 6

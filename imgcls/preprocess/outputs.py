@@ -12,7 +12,7 @@ from imgcls import manifest as mf
 from imgcls.console import info
 from imgcls.errors import UserError
 from imgcls.fsutil import file_stamp, remove_earlier, safe_relative, write_text
-from imgcls.outputs import PREPROCESS_JOURNAL, PREPROCESS_SETTINGS, REPORT_HTML, replacing_line
+from imgcls.outputs import PREPROCESS_JOURNAL, PREPROCESS_SETTINGS, REPORT_HTML, preprocess_source, replacing_line
 from imgcls.preprocess.config import PreprocessConfig, applied_text, letterbox_fill
 
 JOURNAL = PREPROCESS_JOURNAL      # its presence tells the data readers the run did not finish
@@ -128,15 +128,8 @@ def _one_per_root(df: pd.DataFrame, of_settings, unwritten):
 def made_from(df: pd.DataFrame) -> str | None:
     """The SRC a preprocess run read to write a manifest's images (its preprocess.json's `source`, absolute): the
     originals to preprocess again under other options. None when the rows were not all written by one such run."""
-    sources = set()
-    for root in mf.roots(df):
-        f = Path(root) / SETTINGS_FILE
-        try:
-            sources.add(json.loads(f.read_text(encoding="utf-8")).get("source") if f.is_file() else None)
-        except (OSError, ValueError, AttributeError):
-            return None
-    src = sources.pop() if len(sources) == 1 else None
-    return src if isinstance(src, str) and src else None
+    sources = {preprocess_source(root) for root in mf.roots(df)}
+    return sources.pop() if len(sources) == 1 else None
 
 
 def earlier_manifest(out: Path) -> pd.DataFrame | None:
