@@ -629,3 +629,19 @@ def test_a_source_s_earlier_copies_are_not_drawn_again_for_each_later_copy(tmp_p
     for k in (2, 9):
         alone = oversample.make_copy([Image.open(tmp_path / "out" / "b/000.png")], cfg, f"b/000__os{k}.png")[0]
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / f"b/000__os{k}.png")), alone)
+
+
+def test_a_rerun_s_counts_say_what_is_in_the_output_apart_from_what_it_wrote(tmp_path):
+    """A rerun that changed only --oversample-aug (originals up to date) recorded 'written 6' beside the oversampled
+    copies' 'written 2': one word for the images in the output and for what this run wrote. The originals in --out
+    are `in_output` (preprocess.json and report.html); `written` is only what a run wrote (the copies')."""
+    import json
+    src = make_image_folder(tmp_path / "raw", {"a": 4, "b": 2}, size=(32, 32))
+    out = tmp_path / "o"
+    _run(src, out, oversample="median", oversample_aug="light")
+    run_preprocess(src, out, PreprocessConfig(oversample="median", oversample_aug="heavy"))
+    s = json.loads((out / "preprocess.json").read_text())
+    assert (s["processed"], s["up_to_date"], s["in_output"]) == (0, 6, 6) and "written" not in s, s
+    assert (s["oversampled"]["copies"], s["oversampled"]["written"], s["oversampled"]["up_to_date"]) == (1, 1, 0)
+    page = (out / "report.html").read_text()
+    assert "in_output" in page and ">written<" not in page

@@ -107,7 +107,7 @@ def test_face_crop_and_background_removal_on_real_images(faces_src, tmp_path, u2
     html = assert_self_contained(out / "report.html", 3)    # before / after pairs and the no-face thumbnail
     assert "No face found (1" in html and "coffee.png" in html
     s = summary(out)
-    assert s["processed"] == 2 and s["written"] == 2 and s["no_face"] == 1 and s["unreadable_input"] == 1
+    assert s["processed"] == 2 and s["in_output"] == 2 and s["no_face"] == 1 and s["unreadable_input"] == 1
 
 
 def test_keep_alpha_writes_transparent_png(faces_src, tmp_path, u2net_home):
@@ -308,7 +308,7 @@ def test_a_face_no_face_drop_leaves_out_is_counted_as_no_face_not_as_a_failure(f
     r = run(faces_src, "--out", out, "--face-crop", "--no-face", "drop", "--workers", "1")
     assert r.exit_code == 0, r.output
     s = summary(out)
-    assert s["failed"] == 0 and s["no_face"] == 1 and s["unreadable_input"] == 1 and s["written"] == 1
+    assert s["failed"] == 0 and s["no_face"] == 1 and s["unreadable_input"] == 1 and s["in_output"] == 1
     assert "coffee.png: no face found" not in r.flat
     assert "no face found in 1 image(s) (--no-face drop: not written, later steps leave them out)" in r.flat
     assert "1 failed or unreadable, 1 without a face dropped" in r.flat        # the unreadable bad.jpg; coffee
@@ -688,7 +688,7 @@ def test_an_image_too_large_for_the_output_format_is_reported_and_the_run_goes_o
         bad = m[m["error"] != ""]
         assert set(bad["source_path"].map(lambda p: Path(p).relative_to(src).as_posix())) == failed, r.output
         assert bad["error"].str.contains(r"larger than (?:WebP|JPEG) holds .* --format png writes any size").all()
-        assert "larger than" in r.flat and summary(out)["written"] == 6 - len(failed)
+        assert "larger than" in r.flat and summary(out)["in_output"] == 6 - len(failed)
         assert not [p for p in out.rglob("*") if p.name.startswith(".") and p.suffix == ".tmp"]
 
 
@@ -708,7 +708,7 @@ def test_a_size_larger_than_the_forced_format_holds_is_refused_before_the_scan(t
         assert not (tmp_path / fmt).exists()
     monkeypatch.setattr(mf, "load", real)
     r = run(src, "--out", tmp_path / "ok", "--format", "webp", "--size", 16)
-    assert r.exit_code == 0 and summary(tmp_path / "ok")["written"] == 1, r.output
+    assert r.exit_code == 0 and summary(tmp_path / "ok")["in_output"] == 1, r.output
 
 
 def test_the_load_checked_rembg_session_is_freed_before_the_workers_start(tmp_path, monkeypatch):
@@ -1159,7 +1159,7 @@ def test_a_preprocess_waiting_for_one_stopped_before_its_first_image_makes_out_a
     second, said = started[0]
     assert second.wait(120) == 0 and "Traceback" not in "".join(said), "".join(said)
     assert any("waiting for it to finish" in line for line in said), "".join(said)
-    assert summary(out)["written"] == 6 and len(manifest(out)) == 6, "".join(said)
+    assert summary(out)["in_output"] == 6 and len(manifest(out)) == 6, "".join(said)
 
 
 def test_a_preprocess_waiting_for_a_first_that_fails_early_and_removes_out_makes_out_again(tmp_path, monkeypatch):

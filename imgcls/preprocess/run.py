@@ -241,7 +241,8 @@ def _preprocess_into(out: Path, src, df: pd.DataFrame, cfg: PreprocessConfig, wo
              if r["written"] and r.get("matte_kept") is not None and float(r["matte_kept"]) < BLANK_MATTE]
     summary = {
         "settings": settings, "source": os.path.abspath(src), "images": int(len(df)), "processed": len(todo), "up_to_date": skipped,
-        "written": sum(1 for r in records.values() if r["written"]), "failed": len(process_failed),
+        # the originals in --out, processed now or up to date ("written" is only what this run wrote: oversampled's)
+        "in_output": sum(1 for r in records.values() if r["written"]), "failed": len(process_failed),
         "unreadable_input": n_unreadable, "not_kept": n_not_kept, "no_face": len(no_face),
         "face_lost_to_matte": len(face_lost), "blank_after_matte": len(blank),
         "seconds": round(elapsed, 2), "images_per_second": round(len(todo) / elapsed, 2) if todo and elapsed else None,
@@ -275,7 +276,7 @@ def _preprocess_into(out: Path, src, df: pd.DataFrame, cfg: PreprocessConfig, wo
         warn(f"the background removal kept less than {BLANK_MATTE:.0%} of the image in {plural(len(blank), 'image')} "
              f"(e.g. {blank[0][1]}: {blank[0][2]:.1%}): rembg took it for background and it is blank, or nearly; look "
              f"at them in {out / REPORT_HTML} ({mf.MANIFEST_NAME}: matte_kept), or preprocess without --remove-bg")
-    info(f"preprocess: {summary['written']} image(s) in {out} ({len(todo)} processed"
+    info(f"preprocess: {summary['in_output']} image(s) in {out} ({len(todo)} processed"
          + (f", {summary['images_per_second']} images/s" if summary["images_per_second"] else "")
          + f", {skipped} up to date, {len(failed)} failed or unreadable"
          + (f", {len(no_face)} without a face dropped" if cfg.no_face == "drop" and no_face else "")
@@ -483,8 +484,8 @@ def _assemble(df: pd.DataFrame, out: Path, names: list[str], sources: list[str],
     return mf.coerce(res)
 
 
-REPORT_COUNTS = ("images", "processed", "up_to_date", "written", "failed", "unreadable_input", "not_kept", "no_face",
-                 "face_lost_to_matte", "blank_after_matte")        # report.html's Counts: images only (the run's settings and times apart)
+REPORT_COUNTS = ("images", "processed", "up_to_date", "in_output", "failed", "unreadable_input", "not_kept",
+                 "no_face", "face_lost_to_matte", "blank_after_matte")        # report.html's Counts: images only (the run's settings and times apart)
 REPORT_RUN = ("source", "workers", "seconds", "images_per_second", "cpu_seconds_per_image")
 
 
