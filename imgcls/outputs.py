@@ -42,8 +42,8 @@ RUNS_DIR = "outputs/runs"       # where imgcls train writes its runs by default 
 # preprocess's resume journal in its --out: there from its first image until its manifest and preprocess.json are
 # written, so a folder holding it is a run that was interrupted (or is still running)
 PREPROCESS_JOURNAL = ".preprocess_journal.jsonl"
-# its --oversample journal: there while the copies are written, where the originals were up to date (a rerun that
-# changes only the oversampling options) the one mark of a run that did not finish
+# its --oversample journal: there from the first copy until manifest.csv and preprocess.json are written; where the
+# originals were up to date (a rerun that changes only the oversampling options) the one mark of an unfinished run
 OVERSAMPLE_JOURNAL = ".oversample_journal.jsonl"
 # the file each step writes into its --out folder that tells its output apart (output_step)
 EDA_SUMMARY = "summary.json"

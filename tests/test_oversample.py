@@ -197,6 +197,34 @@ def test_a_folder_whose_copies_an_interrupted_run_was_rewriting_is_not_read_as_d
     assert len(pd.read_csv(tmp_path / "s.csv")) == len(res) == 24
 
 
+def test_a_kill_after_the_copies_before_the_manifest_leaves_the_folder_refused(tmp_path, monkeypatch):
+    """add_copies removed its journal as it finished, before run.py wrote the stamps, manifest.csv and
+    preprocess.json: a kill in that window left the earlier manifest (mixup copies) over copies rewritten under
+    the new options with no journal, and the folder was read as finished data. The journal goes only after
+    preprocess.json is written; the rerun finishes the folder."""
+    import imgcls.preprocess.run as pr
+    from imgcls.outputs import refuse_output_as_data
+    from imgcls.preprocess.oversample import COPY_JOURNAL
+    src = make_image_folder(tmp_path / "raw", {"a": 8, "b": 2, "c": 2}, size=(32, 32))
+    out = tmp_path / "out"
+    _run(src, out, oversample="max", oversample_aug="mixup", seed=0)
+
+    def dies(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pr, "write_stamps", dies)
+    with pytest.raises(KeyboardInterrupt):
+        _run(src, out, oversample="max", oversample_aug="heavy", seed=0)
+    monkeypatch.undo()
+    assert (out / COPY_JOURNAL).is_file()
+    with pytest.raises(UserError, match="did not finish"):
+        refuse_output_as_data(out)
+    res = _run(src, out, oversample="max", oversample_aug="heavy", seed=0)
+    assert not (out / COPY_JOURNAL).exists()
+    refuse_output_as_data(out)
+    assert not res.loc[mf.augmented(res), "augmented_from"].str.contains(mf.COPY_SEP, regex=False).any()
+
+
 def _assert_copies_follow_sources(sp: pd.DataFrame) -> int:
     """Every copy in a split has all its sources on its side (split and fold), or with folds one of them, the
     others in other folds (train drops it from their training); a copy left out (COPY_ACROSS) has its sources on

@@ -263,8 +263,7 @@ def add_copies(res: pd.DataFrame, out: Path, cfg: PreprocessConfig) -> tuple[pd.
     old_copies = set(stale_copies(out)) - {str(p) for p, r in zip(res["path"], res["root"]) if str(r) == out_root}
     jpath = out / COPY_JOURNAL
     if settings is None:
-        _remove(out, old_copies)
-        jpath.unlink(missing_ok=True)     # an interrupted run's: its copies are gone, nothing left to resume
+        _remove(out, old_copies)    # an interrupted run's journal goes with the manifest (run.py): nothing to resume
         return res, {}
     parse_target(cfg.oversample)
     res = res.reset_index(drop=True)
@@ -319,8 +318,8 @@ def add_copies(res: pd.DataFrame, out: Path, cfg: PreprocessConfig) -> tuple[pd.
              f"equal{'s its' if one else ' their'} source or an earlier copy of it: no draw of --oversample-aug "
              f"{cfg.oversample_aug} changed it (an image of one colour, or too small for that many copies?)")
     _remove(out, old_copies - {r["path"] for r in rows})
-    if jpath.exists():
-        jpath.unlink()
+    # the journal stays until run.py has written manifest.csv and preprocess.json: a kill before them leaves the
+    # earlier manifest over these copies, refused as unfinished while the journal is there
     result = pd.concat([res, pd.DataFrame(rows, columns=res.columns)], ignore_index=True) if rows else res
     per_class = pd.Series([str(r["label"]) for r in rows]).value_counts().sort_index().to_dict() if rows else {}
     summary = {"settings": settings, "copies": len(rows), "written": written, "up_to_date": kept_n,

@@ -18,7 +18,7 @@ from imgcls.manifest import NO_FACE_DROPPED
 from imgcls.fsutil import (atomic_path, check_file_name_encoding, check_output_location, check_writable,
                            folders_to_make, remove_made, remove_stale_temps, under_all, write_json)
 from imgcls.options import PATH, SRC_PATH, check_arguments
-from imgcls.outputs import REPORT_HTML, folder_turn, refuse_other_output, refuse_users_files
+from imgcls.outputs import OVERSAMPLE_JOURNAL, REPORT_HTML, folder_turn, refuse_other_output, refuse_users_files
 from imgcls.parallel import ParallelOptions, check_workers, closed_pool, signals_held
 from imgcls.pipeline import PIPELINE, default_input
 from imgcls.preprocess.config import BLANK_MATTE, FACE_LOST, PreprocessConfig
@@ -254,6 +254,7 @@ def _preprocess_into(out: Path, src, df: pd.DataFrame, cfg: PreprocessConfig, wo
     write_json(out / SETTINGS_FILE, summary)
     if jpath.exists():
         jpath.unlink()
+    (out / OVERSAMPLE_JOURNAL).unlink(missing_ok=True)   # add_copies' journal: kept until the manifest is written
     if report:
         _write_report(out, summary, result, failed, no_face, cfg, face_lost, blank,
                       shown={g: str(p) for g, p in zip(given, df["path"])})
