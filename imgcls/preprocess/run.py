@@ -240,7 +240,8 @@ def _preprocess_into(out: Path, src, df: pd.DataFrame, cfg: PreprocessConfig, wo
     blank = [(i, given[i], float(r["matte_kept"])) for i, r in sorted(records.items())
              if r["written"] and r.get("matte_kept") is not None and float(r["matte_kept"]) < BLANK_MATTE]
     summary = {
-        "settings": settings, "source": os.path.abspath(src), "images": int(len(df)), "processed": len(todo), "up_to_date": skipped,
+        "settings": settings, "source": os.path.abspath(src), "images": int(len(df)), "processed": len(todo),
+        "up_to_date": skipped,
         # the originals in --out, processed now or up to date ("written" is only what this run wrote: oversampled's)
         "in_output": sum(1 for r in records.values() if r["written"]), "failed": len(process_failed),
         "unreadable_input": n_unreadable, "not_kept": n_not_kept, "no_face": len(no_face),
@@ -485,8 +486,9 @@ def _assemble(df: pd.DataFrame, out: Path, names: list[str], sources: list[str],
     return mf.coerce(res)
 
 
+# report.html's Counts: images only (the run's settings and times apart)
 REPORT_COUNTS = ("images", "processed", "up_to_date", "in_output", "failed", "unreadable_input", "not_kept",
-                 "no_face", "face_lost_to_matte", "blank_after_matte")        # report.html's Counts: images only (the run's settings and times apart)
+                 "no_face", "face_lost_to_matte", "blank_after_matte")
 REPORT_RUN = ("source", "workers", "seconds", "images_per_second", "cpu_seconds_per_image")
 
 
@@ -525,7 +527,8 @@ def _write_report(out: Path, summary: dict, res: pd.DataFrame, failed, no_face, 
                          + "".join(items) + more))
     if cfg.face_crop and cfg.remove_bg:
         items = [rp.figure([(rp.thumb_data_uri(Path(res.at[i, "root"], res.at[i, "path"]), 96, bound),
-                             f"face kept {kept:.0%}")], [shown.get(given, given)]) for i, given, kept in face_lost[:200]]
+                             f"face kept {kept:.0%}")], [shown.get(given, given)])
+                 for i, given, kept in face_lost[:200]]
         table = pd.DataFrame([(shown.get(g, g), k) for _, g, k in face_lost], columns=["path", "face_kept"])
         sections.append((f"Faces the background removal took for background ({len(face_lost)}; face_kept below "
                          f"{FACE_LOST:.0%})", rp.table(table, max_rows=100000) + "".join(items)))
