@@ -990,8 +990,11 @@ def _replaced_by_preprocess(df: pd.DataFrame) -> str:
     """What require_readable says where the images not found (`df`, a table's rows) were written by a preprocess
     run into a folder a later preprocess of other images has since replaced (the test set preprocessed into the
     default data/processed, which data/splits.csv lists the training images in): that folder's records (its
-    preprocess.json's source, its manifest listing none of these rows' originals) name what made it, and the fix is
-    preprocessing the originals again into it. '' where that is not the case (no record, an original still listed)."""
+    preprocess.json's source, its manifest listing none of these rows' originals) name what replaced it, and the fix
+    is preprocessing again into it what the first run read. No command is printed: that run's input (a folder, clean's
+    output, a competition CSV) and options are no longer recorded (its preprocess.json was overwritten), and the
+    originals' folder is not it (preprocessing that folder loses clean's columns and labels, brings removed images
+    back). '' where that is not the case (no record, an original still listed)."""
     from imgcls.outputs import PREPROCESS_SETTINGS, preprocess_source
     if "source_path" not in df.columns:
         return ""
@@ -1011,8 +1014,9 @@ def _replaced_by_preprocess(df: pd.DataFrame) -> str:
     if len(mine) == 1:      # one original: the folder it was read from
         origin = str(Path(origin).parent)
     return (f"{root} now holds a later preprocess output of {source} (its {PREPROCESS_SETTINGS}), which replaced "
-            f"these images made from {origin}: preprocess those again into it (imgcls preprocess {sh(origin)} --out "
-            f"{sh(root)}, with the options they were made with), and preprocess {sh(source)} with --out elsewhere")
+            f"these images made from originals under {origin}: preprocess the data these rows were made from (what "
+            f"the first imgcls preprocess read, e.g. clean's output or the CSV, with its options) again into it "
+            f"(--out {sh(root)}), as the first time, and preprocess {sh(source)} with --out elsewhere")
 
 
 def _same_stem_image(path: Path) -> str | None:

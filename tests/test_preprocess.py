@@ -1788,8 +1788,36 @@ def test_a_table_of_images_a_later_preprocess_replaced_names_that_run_and_the_fi
     msg = str(e.value)
     assert msg.startswith("none of the 6 image(s) can be read"), msg
     assert (f"{out.resolve()} now holds a later preprocess output of {test.resolve()} (its preprocess.json), which "
-            f"replaced these images made from {train.resolve()}: preprocess those again into it (imgcls preprocess "
-            f"{train.resolve()} --out {out.resolve()}, with the options they were made with), and preprocess "
-            f"{test.resolve()} with --out elsewhere") in msg, msg
+            f"replaced these images made from originals under {train.resolve()}: preprocess the data these rows "
+            f"were made from (what the first imgcls preprocess read, e.g. clean's output or the CSV, with its "
+            f"options) again into it (--out {out.resolve()}), as the first time, and preprocess {test.resolve()} "
+            f"with --out elsewhere") in msg, msg
     assert run(train.resolve(), "--out", out.resolve(), "--size", "24", "--workers", "1", "--quiet").exit_code == 0
     assert len(mf.readable(mf.load(table, announce=False))) == 6
+
+
+def test_a_table_of_images_made_from_clean_output_a_later_preprocess_replaced_prints_no_other_command(tmp_path):
+    """The first preprocess read clean's output (a duplicate it marked keep = false); the hint printed
+    'imgcls preprocess ORIG --out FOLDER', ORIG the originals' folder, which builds another dataset (clean's columns
+    lost, the duplicate back) with 'the options they were made with' no longer recorded anywhere. It names the
+    originals' folder only as where they lie and asks for what the first run read, into the same --out."""
+    import shutil
+
+    from imgcls import manifest as mf
+    train = make_image_folder(tmp_path / "train", {"a": 4, "b": 4}, size=(40, 30))
+    shutil.copy(train / "a" / "000.png", train / "a" / "dup.png")
+    test = make_image_folder(tmp_path / "test", {"x": 3}, size=(40, 30), seed=1)
+    clean, out, table = tmp_path / "clean", tmp_path / "p", tmp_path / "s.csv"
+    r = runner.invoke(app, ["clean", str(train), "--out", str(clean), "--no-ood"])
+    assert r.exit_code == 0, r.output
+    assert run(clean, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
+    r = runner.invoke(app, ["split", str(out), "--out", str(table), "--no-near-dup", "--val", "0.5", "-q"])
+    assert r.exit_code == 0, r.output
+    assert run(test, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
+    with pytest.raises(UserError) as e:
+        mf.load(table, announce=False)
+    msg = " ".join(str(e.value).split())
+    assert f"which replaced these images made from originals under {train.resolve()}: preprocess the data" in msg, msg
+    assert "imgcls preprocess " + str(train.resolve()) not in msg and f"(--out {out.resolve()}), as the first" in msg
+    assert run(clean, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
+    assert len(mf.readable(mf.load(table, announce=False))) == 9    # the duplicate too, left pointing at its input
