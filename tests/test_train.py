@@ -360,7 +360,9 @@ def test_a_resume_of_a_run_whose_last_pt_is_gone_is_refused_not_trained_over_fro
     from test_cli import one_error_line
     src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32))
     run = run_train(cfg_for(src, tmp_path, epochs=3), stop_after=2)
-    trial = run_train(cfg_for(src, tmp_path, epochs=1, out=str(tmp_path / "tune" / "P"), name="trial_0002"))
+    # stopped: a finished trial's resume says 'already finished' (test_a_resume_of_a_finished_run_whose_last_pt_...)
+    trial = run_train(cfg_for(src, tmp_path, epochs=2, out=str(tmp_path / "tune" / "P"), name="trial_0002"),
+                      stop_after=1)
     (trial.parent / "trials.csv").write_text("trial,checkpoints\n2,removed (--keep best-1)\n")
     one = run_train(cfg_for(src, tmp_path, name="one", epochs=2), stop_after=1)
     df = mf.load(src)
@@ -418,6 +420,43 @@ def test_a_resume_of_a_finished_k_fold_set_with_a_fold_s_last_pt_gone_says_alrea
     assert r.exit_code == 0, r.output
     assert "kf: already finished, nothing to resume" in " ".join(r.output.split()), r.output
     assert tree_snapshot(tmp_path) == before
+
+
+def test_a_resume_of_a_finished_run_whose_last_pt_is_gone_says_already_finished(tmp_path):
+    """A finished run whose last.pt was deleted (by hand, tune --keep: its last_state.json kept) was refused by
+    `train --resume` (exit 2, 'its last.pt is gone ... nothing to continue'), while with last.pt it is answered
+    'already finished, nothing to resume' (exit 0) and `imgcls runs` reads it finished. It is answered so, nothing
+    written: by its last_state.json, else its metrics.csv holding every epoch; --epochs more names the way to train
+    it longer (its best.pt, else the run again). A stopped one stays refused."""
+    from conftest import tree_snapshot
+    from imgcls.runs import run_state
+    from imgcls.outputs import read_yaml
+    from test_cli import one_error_line
+    src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32))
+    run = run_train(cfg_for(src, tmp_path, epochs=2))
+    (run / "last.pt").unlink()
+    assert finished(run) and run_state(run, read_yaml(run / "config.yaml")) == ("", "2/2")
+    before = tree_snapshot(tmp_path)
+    for said in ("last_state.json", "metrics.csv"):
+        r = CliRunner().invoke(app, ["train", "--resume", str(run)])
+        assert r.exit_code == 0, r.output
+        assert (f"run: already finished, nothing to resume (its last.pt is gone, its {said} says so)"
+                in " ".join(r.output.split())), r.output
+        assert tree_snapshot(tmp_path) == before
+        line = one_error_line(CliRunner().invoke(app, ["train", "--resume", str(run), "--epochs", "4"]))
+        assert "the run finished its 2 epochs and is not extended" in line, line
+        assert f"start a new run from its weights: imgcls train {src} --init-from {run} --epochs N" in line, line
+        (run / "last_state.json").unlink(missing_ok=True)     # deleted too: its metrics.csv's 2/2 epochs tell
+        before = tree_snapshot(tmp_path)
+    (run / "best.pt").unlink()
+    line = one_error_line(CliRunner().invoke(app, ["train", "--resume", str(run), "--epochs", "4"]))
+    assert (f"train it again under another name: imgcls train --config {run / 'config.yaml'} --name run-long "
+            f"--epochs N") in line, line
+    part = run_train(cfg_for(src, tmp_path, name="part", epochs=3), stop_after=2)
+    (part / "last.pt").unlink()
+    assert not finished(part)
+    assert "its last.pt is gone, though its metrics.csv records 2 epochs" in one_error_line(
+        CliRunner().invoke(app, ["train", "--resume", str(part)]))
 
 
 @pytest.mark.parametrize("name,role", [("val_predictions.csv", "the run's validation predictions"),

@@ -645,8 +645,8 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     from imgcls.preprocess.outputs import applied as preprocess_applied, letterboxed
     from imgcls.train import data as tdata
     from imgcls.train.dist import init_distributed
-    from imgcls.train.rundir import (RunLock, check_run_name, claim_run_dir, finished, planned_folds, record_plan,
-                                     set_fold_dirs, unclaim_run_dir, warn_stray_folds)
+    from imgcls.train.rundir import (RunLock, check_run_name, claim_run_dir, finished, finished_said,
+                                     planned_folds, record_plan, set_fold_dirs, unclaim_run_dir, warn_stray_folds)
     from imgcls.weights import data_config
 
     dist = init_distributed(cfg.device)
@@ -665,9 +665,7 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
             _record_finished(cfg, resume, record, dist, typed_at)     # but data given at another path, or the folder it
                                                             # was renamed or moved to, is recorded first
             if dist.main:
-                said = (f"its {LAST_PT} says so" if (resume / LAST_PT).is_file() else
-                        f"its folds' {LAST_PT} files and its {OOF_SCORE} say so")
-                info(f"{resume.name}: already finished, nothing to resume ({said})")
+                info(f"{resume.name}: already finished, nothing to resume ({finished_said(resume)})")
             dist.end()
             return resume
     src_named = cfg.src          # as recorded (or given again) before anchor_paths: what a refusal names

@@ -213,19 +213,19 @@ def check_run_dir_free(out: Path, name: str, exist_ok: bool = False) -> None:
 def _said_finished(run_dir: Path) -> bool:
     """finished() from the LAST_STATE records alone (no torch: check_run_dir_free runs before train imports it); a
     run without them counts as unfinished, whose --resume says what it is."""
-    single = (run_dir / LAST_PT).is_file()
-    lasts = [run_dir / LAST_PT] if single else _fold_files(run_dir, LAST_PT)
-    return bool(lasts) and (single or kfold_finished(run_dir)) and \
-        all((state := _last_state(p)) is not None and state["finished"] for p in lasts)
+    return finished(run_dir, lambda p: (state := _last_state(p)) is not None and state["finished"])
 
 
 def train_longer(run_dir: Path) -> str:
     """The command that trains a finished run further, for the lines that say it cannot be extended: a new run from
     its weights on its data (--init-from takes its model and input size), or for a k-fold set (one fold's weights would leak
     into the others) a new set with its recorded options."""
-    if (run_dir / LAST_PT).is_file():
+    if records_folds(run_dir / RUN_CONFIG):
+        return "start a new k-fold set with its options: " + train_again(run_dir, run_dir.name + "-long", epochs="N")
+    if (run_dir / BEST_PT).is_file():
         return "start a new run from its weights: " + init_from_fix(run_dir, epochs="N")
-    return "start a new k-fold set with its options: " + train_again(run_dir, run_dir.name + "-long", epochs="N")
+    # its weights gone (its *.pt deleted: by hand, tune --keep): trained again, longer
+    return "train it again under another name: " + train_again(run_dir, run_dir.name + "-long", epochs="N")
 
 
 def init_from_fix(run_dir: Path, **typed) -> str:
@@ -266,11 +266,9 @@ def _gone_way_on(run_dir: Path) -> tuple[str, bool, str] | None:
     it trained (last_pt_gone; a k-fold set: any of its folds'): a new run from its best.pt, or trained again under
     another name; a tune trial's retrain (deleted_by_tune). None where its last.pt is kept, or none was written."""
     kfold = records_folds(run_dir / RUN_CONFIG)
-    if kfold and finished(run_dir):     # a finished set (its other folds' last.pt say so): run_train says 'already
-        return None                     # finished, nothing to resume', as it did before this check
     gone = [(d, why) for d in (set_fold_dirs(run_dir)[0] if kfold else [run_dir]) if (why := last_pt_gone(d))]
-    if not gone:
-        return None
+    if not gone or finished(run_dir):   # a finished run or set (finished: its LAST_STATE, metrics.csv, its other
+        return None                     # folds' last.pt say so): run_train says 'already finished, nothing to resume'
     if kfold:
         one = len(gone) == 1
         what = (f"the {LAST_PT} of {', '.join(d.name for d, _ in gone)} {'is' if one else 'are'} gone, though "
@@ -891,6 +889,18 @@ def _last_state(last_pt: Path) -> dict | None:
     return state if isinstance(state, dict) and isinstance(state.get("finished"), bool) else None
 
 
+def _gone_finished(last_pt: Path) -> bool | None:
+    """True where `last_pt` is gone (deleted by hand, tune --keep) and the LAST_STATE beside it says its run
+    finished: written after last.pt only, it never claims more than last.pt did; else None (not known: a record
+    saying unfinished may be one older than the last last.pt)."""
+    import json
+    try:
+        state = json.loads(last_pt.with_name(LAST_STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return True if isinstance(state, dict) and state.get("finished") is True else None
+
+
 def recorded_epochs(last_pt: str | os.PathLike) -> int | None:
     """The epochs done that LAST_STATE beside `last_pt` records (the epoch last.pt was written after), where it is
     there and trusted (_last_state) and that epoch a whole number; else None. No torch: for what a run's metrics.csv
@@ -902,12 +912,13 @@ def recorded_epochs(last_pt: str | os.PathLike) -> int | None:
 
 def train_finished(path: str | os.PathLike) -> bool | None:
     """Whether the run a last.pt belongs to had finished (its train_state's `finished`: the last epoch, or the early
-    stop); None where the file is absent or not readable as a checkpoint. Cheap: read from LAST_STATE beside it
+    stop); None where it is not readable as a checkpoint, and where it is absent, but for True where the LAST_STATE
+    left beside it says so (_gone_finished: its last.pt deleted since). Cheap: read from LAST_STATE beside it
     (no torch); a run without one (recorded before it, or killed between the two writes) has its last.pt read,
     the tensors mapped, not read."""
     path = Path(path)
     if not path.is_file():
-        return None
+        return _gone_finished(path)
     state = _last_state(path)
     if state is not None:
         return state["finished"]
@@ -963,12 +974,29 @@ def training_now(checkpoint: str | os.PathLike) -> str | None:
     return ", ".join(said)
 
 
-def finished(run_dir: Path) -> bool:
+def finished(run_dir: Path, said=train_finished) -> bool:
     """Whether a run folder's training is over: its last.pt (each fold's) says so, and a k-fold set's last fold
-    ran (kfold_finished)."""
-    single = (run_dir / LAST_PT).is_file()
-    lasts = [run_dir / LAST_PT] if single else _fold_files(run_dir, LAST_PT)
-    return bool(lasts) and (single or kfold_finished(run_dir)) and all(train_finished(p) for p in lasts)
+    ran (kfold_finished). A single run whose last.pt is gone since (deleted by hand, tune --keep) is read as `imgcls
+    runs` reads it (fold_state): its LAST_STATE says it finished, or its metrics.csv records every epoch set.
+    `said`: what a last.pt says (train_finished; _said_finished's, its LAST_STATE alone)."""
+    if (run_dir / LAST_PT).is_file():
+        return bool(said(run_dir / LAST_PT))
+    if not records_folds(run_dir / RUN_CONFIG):
+        from imgcls.outputs import read_yaml
+        return fold_state(run_dir, *progress_settings(read_yaml(run_dir / RUN_CONFIG)))[0] is True
+    lasts = _fold_files(run_dir, LAST_PT)
+    return bool(lasts) and kfold_finished(run_dir) and all(said(p) for p in lasts)
+
+
+def finished_said(run_dir: Path) -> str:
+    """What says a finished run (finished()) is over, for the resume's 'already finished' line: its last.pt, a
+    k-fold set's folds' and its OOF_SCORE, or where a run's last.pt is gone the record that tells it."""
+    if (run_dir / LAST_PT).is_file():
+        return f"its {LAST_PT} says so"
+    if records_folds(run_dir / RUN_CONFIG):
+        return f"its folds' {LAST_PT} files and its {OOF_SCORE} say so"
+    by = LAST_STATE if train_finished(run_dir / LAST_PT) else METRICS_CSV
+    return f"its {LAST_PT} is gone, its {by} says so"
 
 
 def validation_files(run_dir: Path, folds: Sequence[int] | None = None) -> list[Path]:
