@@ -368,7 +368,9 @@ def test_a_resume_of_a_run_whose_last_pt_is_gone_is_refused_not_trained_over_fro
     df = mf.load(src)
     df["fold"] = np.arange(len(df)) % 2
     mf.write(df, tmp_path / "splits.csv")
-    kf = _kfold_set_stopped_after_fold_0(tmp_path / "splits.csv", tmp_path / "kfruns", epochs=2)
+    # its folds stopped at 1/2 (a finished fold's resume reads it back: test_a_resume_of_a_k_fold_set_whose_...)
+    kf = run_train(TrainConfig(**{**TINY, "src": str(tmp_path / "splits.csv"), "out": str(tmp_path / "kfruns"),
+                                  "name": "kf", "epochs": 2, "folds": "all", "aug": "none"}), stop_after=1)
     for r in (run, trial, one, kf / "fold_0"):
         (r / "last.pt").unlink()
     (trial / "best.pt").unlink()
@@ -392,7 +394,7 @@ def test_a_resume_of_a_run_whose_last_pt_is_gone_is_refused_not_trained_over_fro
     assert "its last.pt is gone, though its metrics.csv records 1 epoch" in line, line
     line = one_error_line(CliRunner().invoke(app, ["train", "--resume", str(kf)]))
     assert line.startswith(f"error: --resume {kf}: the last.pt of fold_0 is gone, though fold_0/metrics.csv records "
-                           f"2 epochs: deleted since? "), line
+                           f"1 epoch: deleted since? "), line
     assert f"train the set again as a new k-fold set (no fold is trained alone): imgcls train --config " \
            f"{kf / 'config.yaml'} --name kf-2" in line, line
     assert tree_snapshot(tmp_path) == {k: v for k, v in before.items() if k != "runs/run/last_state.json"}
@@ -457,6 +459,41 @@ def test_a_resume_of_a_finished_run_whose_last_pt_is_gone_says_already_finished(
     assert not finished(part)
     assert "its last.pt is gone, though its metrics.csv records 2 epochs" in one_error_line(
         CliRunner().invoke(app, ["train", "--resume", str(part)]))
+
+
+def test_a_resume_of_a_k_fold_set_whose_oof_score_and_a_fold_s_last_pt_are_gone_writes_the_oof_score(tmp_path):
+    """A k-fold set whose folds all finished, its oof_score.json missing and a fold's last.pt deleted: predict said
+    'write it with imgcls train --resume KF', which refused it (exit 2, 'the last.pt of fold_0 is gone'). The
+    finished fold has nothing to continue: the resume reads its result back (its metrics.csv, val_predictions.csv)
+    and writes oof_score.json as before, fold_0 not trained again; the set is then used whole."""
+    from imgcls import manifest as mf
+    from imgcls.errors import UserError
+    from imgcls.train.rundir import check_kfold_finished
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "splits.csv")
+    kf = run_train(TrainConfig(**{**TINY, "src": str(tmp_path / "splits.csv"), "out": str(tmp_path / "runs"),
+                                  "name": "kf", "epochs": 2, "folds": "all", "aug": "none"}))
+    score = json.loads((kf / "oof_score.json").read_text())
+    (kf / "oof_score.json").unlink()
+    (kf / "fold_0" / "last.pt").unlink()
+    kept = {f: (kf / "fold_0" / f).read_bytes() for f in ("best.pt", "metrics.csv", "val_predictions.csv")}
+    with pytest.raises(UserError, match=re.escape(f"write it with imgcls train --resume {kf}")):
+        find_checkpoints(kf)
+    r = CliRunner().invoke(app, ["train", "--resume", str(kf)])
+    assert r.exit_code == 0, r.output
+    assert json.loads((kf / "oof_score.json").read_text()) == score
+    assert {f: (kf / "fold_0" / f).read_bytes() for f in kept} == kept        # read back, not trained again
+    assert [p.parent.name for p in find_checkpoints(kf)] == ["fold_0", "fold_1"] and finished(kf)
+    check_kfold_finished(kf, find_checkpoints(kf), "best.pt")
+    # stopped between its folds, the finished fold_0's last.pt gone: read back, fold_1 trained, the set finished
+    part = _kfold_set_stopped_after_fold_0(tmp_path / "splits.csv", tmp_path / "part", epochs=2)
+    (part / "fold_0" / "last.pt").unlink()
+    kept = (part / "fold_0" / "best.pt").read_bytes()
+    r = CliRunner().invoke(app, ["train", "--resume", str(part)])
+    assert r.exit_code == 0, r.output
+    assert (part / "fold_0" / "best.pt").read_bytes() == kept and list(metrics(part / "fold_1")["epoch"]) == [1, 2]
+    assert json.loads((part / "oof_score.json").read_text())["folds"] == [0, 1] and finished(part)
 
 
 @pytest.mark.parametrize("name,role", [("val_predictions.csv", "the run's validation predictions"),

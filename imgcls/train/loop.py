@@ -321,7 +321,7 @@ class Trainer:
         """Continue from last.pt (when there is one); True when that run had finished (nothing left to train)."""
         run_dir, st = self.run_dir, self.state
         if not (run_dir / LAST_PT).is_file():
-            return False
+            return self._restore_finished_gone()
         ck = read_checkpoint(run_dir / LAST_PT)
         ts = ck["train_state"]
         self.model.load_state_dict(ck["raw_state_dict"])
@@ -353,6 +353,29 @@ class Trainer:
             st.best_per_class = read_run_csv(run_dir / PER_CLASS_CSV, PER_CLASS, dtype={"class": str})
         self.log(f"resuming {run_dir} at epoch {st.epoch + 1}")
         return False
+
+    def _restore_finished_gone(self) -> bool:
+        """A k-fold fold whose last.pt is gone since it finished (deleted by hand, tune --keep; rundir.fold_state
+        reads it finished: its LAST_STATE, or metrics.csv's every epoch) has nothing to train: its best epoch and
+        predictions are read back from its metrics.csv and val_predictions.csv, so the set's out-of-fold record is
+        written from them; True then. False where there is no such fold (nothing to continue: a stopped one's
+        resume is refused before, rundir.check_last_pt_kept)."""
+        from imgcls.run_names import metric_column
+        from imgcls.train.rundir import fold_state, read_metrics
+        run_dir, st, cfg = self.run_dir, self.state, self.cfg
+        h = read_metrics(run_dir) if self.fold is not None else None
+        if (h is None or not len(h) or not (run_dir / VAL_PREDICTIONS).is_file()
+                or fold_state(run_dir, cfg.epochs, bool(cfg.early_stop))[0] is not True):
+            return False
+        column = metric_column(cfg.metric, h.columns)
+        best = h[column].idxmin() if BEST_BY[cfg.metric].direction == "minimize" else h[column].idxmax()
+        st.epoch, st.best_epoch = int(h["epoch"].max()), int(h.loc[best, "epoch"])
+        st.best_f1 = float(h.loc[best, metric_column("macro_f1", h.columns)])
+        st.history = h.to_dict("records")
+        st.best_preds = read_validation(run_dir / VAL_PREDICTIONS, dtype={"label": str, "pred": str})
+        self.log(f"{run_dir.name}: already finished ({st.epoch} epochs; its {LAST_PT} is gone, its "
+                 f"{METRICS_CSV} and {VAL_PREDICTIONS} are read)")
+        return True
 
     def wrap(self) -> None:
         if self.cfg.compile:

@@ -269,6 +269,12 @@ def _gone_way_on(run_dir: Path) -> tuple[str, bool, str] | None:
     gone = [(d, why) for d in (set_fold_dirs(run_dir)[0] if kfold else [run_dir]) if (why := last_pt_gone(d))]
     if not gone or finished(run_dir):   # a finished run or set (finished: its LAST_STATE, metrics.csv, its other
         return None                     # folds' last.pt say so): run_train says 'already finished, nothing to resume'
+    if kfold:       # a fold finished (fold_state, as `imgcls runs` reads it) has nothing to continue: the resume
+        from imgcls.outputs import read_yaml        # reads its result back (its oof_score.json written from it)
+        settings = progress_settings(read_yaml(run_dir / RUN_CONFIG))
+        gone = [(d, why) for d, why in gone if fold_state(d, *settings)[0] is not True]
+        if not gone:
+            return None
     if kfold:
         one = len(gone) == 1
         what = (f"the {LAST_PT} of {', '.join(d.name for d, _ in gone)} {'is' if one else 'are'} gone, though "
