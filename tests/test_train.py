@@ -422,6 +422,11 @@ def test_a_resume_of_a_finished_k_fold_set_with_a_fold_s_last_pt_gone_says_alrea
     assert r.exit_code == 0, r.output
     assert "kf: already finished, nothing to resume" in " ".join(r.output.split()), r.output
     assert tree_snapshot(tmp_path) == before
+    (kf / "fold_1" / "last.pt").unlink()        # every fold's (tune --keep): its oof_score.json says it finished
+    before = tree_snapshot(tmp_path)
+    r = CliRunner().invoke(app, ["train", "--resume", str(kf)])
+    assert r.exit_code == 0 and "kf: already finished, nothing to resume" in " ".join(r.output.split()), r.output
+    assert tree_snapshot(tmp_path) == before
 
 
 def test_a_resume_of_a_finished_run_whose_last_pt_is_gone_says_already_finished(tmp_path):

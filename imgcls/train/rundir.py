@@ -981,9 +981,10 @@ def training_now(checkpoint: str | os.PathLike) -> str | None:
 
 
 def finished(run_dir: Path, said=train_finished) -> bool:
-    """Whether a run folder's training is over: its last.pt (each fold's) says so, and a k-fold set's last fold
-    ran (kfold_finished). A single run whose last.pt is gone since (deleted by hand, tune --keep) is read as `imgcls
-    runs` reads it (fold_state): its LAST_STATE says it finished, or its metrics.csv records every epoch set.
+    """Whether a run folder's training is over: its last.pt says so; a k-fold set's last fold ran (kfold_finished)
+    and each fold's last.pt that is there says so (none there: tune --keep deleted them). A single run whose
+    last.pt is gone since (deleted by hand, tune --keep) is read as `imgcls runs` reads it (fold_state): its
+    LAST_STATE says it finished, or its metrics.csv records every epoch set.
     `said`: what a last.pt says (train_finished; _said_finished's, its LAST_STATE alone)."""
     if (run_dir / LAST_PT).is_file():
         return bool(said(run_dir / LAST_PT))
@@ -991,7 +992,7 @@ def finished(run_dir: Path, said=train_finished) -> bool:
         from imgcls.outputs import read_yaml
         return fold_state(run_dir, *progress_settings(read_yaml(run_dir / RUN_CONFIG)))[0] is True
     lasts = _fold_files(run_dir, LAST_PT)
-    return bool(lasts) and kfold_finished(run_dir) and all(said(p) for p in lasts)
+    return kfold_finished(run_dir) and all(said(p) for p in lasts)
 
 
 def finished_said(run_dir: Path) -> str:
