@@ -501,6 +501,40 @@ def test_a_resume_of_a_k_fold_set_whose_oof_score_and_a_fold_s_last_pt_are_gone_
     assert json.loads((part / "oof_score.json").read_text())["folds"] == [0, 1] and finished(part)
 
 
+def test_a_finished_fold_whose_last_pt_is_gone_is_read_back_only_whole_and_by_train_s_best_epoch(tmp_path):
+    """A resume reads a finished fold whose last.pt is gone back, not trained (its metrics.csv and
+    val_predictions.csv). The refusal's filter asked only that it finished, the read-back that its files be there
+    too: with its val_predictions.csv gone the fold was trained over from epoch 1 (its best.pt rewritten, exit 0).
+    It is refused (rundir.read_back, one rule). And the read-back picked the best epoch by idxmin, a traceback
+    (all NA) for a --metric loss fold whose val_loss is NaN every epoch; it picks as train does (best_epoch_of)."""
+    from conftest import tree_snapshot
+    from imgcls import manifest as mf
+    from test_cli import one_error_line
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "splits.csv")
+    sets = {}
+    for name, metric in (("kf", "macro_f1"), ("kl", "loss")):
+        sets[name] = run_train(TrainConfig(**{**TINY, "src": str(tmp_path / "splits.csv"), "epochs": 2,
+                                              "out": str(tmp_path / "runs"), "name": name, "folds": "all",
+                                              "aug": "none", "metric": metric}))
+        (sets[name] / "oof_score.json").unlink()
+        (sets[name] / "fold_0" / "last.pt").unlink()
+    kf, kl = sets["kf"], sets["kl"]
+    (kf / "fold_0" / "val_predictions.csv").unlink()
+    before = tree_snapshot(kf)
+    line = one_error_line(CliRunner().invoke(app, ["train", "--resume", str(kf)]))
+    assert line.startswith(f"error: --resume {kf}: the last.pt of fold_0 is gone"), line
+    assert tree_snapshot(kf) == before
+    m = pd.read_csv(kl / "fold_0" / "metrics.csv")
+    m["val_loss"] = np.nan
+    m.to_csv(kl / "fold_0" / "metrics.csv", index=False)
+    r = CliRunner().invoke(app, ["train", "--resume", str(kl)])
+    assert r.exit_code == 0 and r.exception is None, r.output
+    assert "fold_0: already finished (2 epochs; its last.pt is gone" in " ".join(r.output.split()), r.output
+    assert (kl / "oof_score.json").is_file()
+
+
 @pytest.mark.parametrize("name,role", [("val_predictions.csv", "the run's validation predictions"),
                                        ("per_class.csv", "the run's per-class scores")])
 def test_a_resume_of_a_run_whose_run_csv_is_malformed_is_one_line(two_class, tmp_path, monkeypatch, name, role):

@@ -360,15 +360,14 @@ class Trainer:
         predictions are read back from its metrics.csv and val_predictions.csv, so the set's out-of-fold record is
         written from them; True then. False where there is no such fold (nothing to continue: a stopped one's
         resume is refused before, rundir.check_last_pt_kept)."""
+        from imgcls.metrics import best_epoch_of
         from imgcls.run_names import metric_column
-        from imgcls.train.rundir import fold_state, read_metrics
+        from imgcls.train.rundir import read_back, read_metrics
         run_dir, st, cfg = self.run_dir, self.state, self.cfg
-        h = read_metrics(run_dir) if self.fold is not None else None
-        if (h is None or not len(h) or not (run_dir / VAL_PREDICTIONS).is_file()
-                or fold_state(run_dir, cfg.epochs, bool(cfg.early_stop))[0] is not True):
+        if self.fold is None or not read_back(run_dir, cfg.epochs, bool(cfg.early_stop)):
             return False
-        column = metric_column(cfg.metric, h.columns)
-        best = h[column].idxmin() if BEST_BY[cfg.metric].direction == "minimize" else h[column].idxmax()
+        h = read_metrics(run_dir)
+        best = best_epoch_of(h[metric_column(cfg.metric, h.columns)], cfg.metric)      # train's pick (NaN: first)
         st.epoch, st.best_epoch = int(h["epoch"].max()), int(h.loc[best, "epoch"])
         st.best_f1 = float(h.loc[best, metric_column("macro_f1", h.columns)])
         st.history = h.to_dict("records")

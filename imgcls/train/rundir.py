@@ -272,7 +272,7 @@ def _gone_way_on(run_dir: Path) -> tuple[str, bool, str] | None:
     if kfold:       # a fold finished (fold_state, as `imgcls runs` reads it) has nothing to continue: the resume
         from imgcls.outputs import read_yaml        # reads its result back (its oof_score.json written from it)
         settings = progress_settings(read_yaml(run_dir / RUN_CONFIG))
-        gone = [(d, why) for d, why in gone if fold_state(d, *settings)[0] is not True]
+        gone = [(d, why) for d, why in gone if not read_back(d, *settings)]
         if not gone:
             return None
     if kfold:
@@ -603,6 +603,15 @@ def epochs_done(folder: Path) -> int | None:
     if (folder / METRICS_CSV).is_file() or any((folder / f).is_file() for f in EPOCH_FILES):
         return None
     return 0
+
+
+def read_back(folder: Path, epochs: int | None, early_stop: bool) -> bool:
+    """Whether a k-fold fold whose last.pt is gone can be read back by a resume, not trained (Trainer's
+    restore, the one rule check_last_pt_kept shares): it finished (fold_state) and its metrics.csv's epochs and
+    val_predictions.csv are there. A fold without them is refused, never trained over from epoch 1."""
+    h = read_metrics(folder)
+    return (h is not None and len(h) > 0 and (folder / VAL_PREDICTIONS).is_file()
+            and fold_state(folder, epochs, early_stop)[0] is True)
 
 
 def fold_state(folder: Path, epochs: int | None, early_stop: bool) -> tuple[bool | None, str]:
