@@ -506,7 +506,8 @@ def test_a_finished_fold_whose_last_pt_is_gone_is_read_back_only_whole_and_by_tr
     val_predictions.csv). The refusal's filter asked only that it finished, the read-back that its files be there
     too: with its val_predictions.csv gone the fold was trained over from epoch 1 (its best.pt rewritten, exit 0).
     It is refused (rundir.read_back, one rule). And the read-back picked the best epoch by idxmin, a traceback
-    (all NA) for a --metric loss fold whose val_loss is NaN every epoch; it picks as train does (best_epoch_of)."""
+    (all NA) for a --metric loss fold whose val_loss is NaN every epoch; it picks as train does (best_epoch_of). A
+    fold read back keeps its config.yaml (the resume recorded this session's workers in it, as if it trained)."""
     from conftest import tree_snapshot
     from imgcls import manifest as mf
     from test_cli import one_error_line
@@ -529,10 +530,14 @@ def test_a_finished_fold_whose_last_pt_is_gone_is_read_back_only_whole_and_by_tr
     m = pd.read_csv(kl / "fold_0" / "metrics.csv")
     m["val_loss"] = np.nan
     m.to_csv(kl / "fold_0" / "metrics.csv", index=False)
-    r = CliRunner().invoke(app, ["train", "--resume", str(kl)])
+    (kl / "fold_0" / "last_state.json").unlink()        # finished by metrics.csv's every epoch alone
+    record = (kl / "fold_0" / "config.yaml").read_text()
+    r = CliRunner().invoke(app, ["train", "--resume", str(kl), "--workers", "1"])
     assert r.exit_code == 0 and r.exception is None, r.output
     assert "fold_0: already finished (2 epochs; its last.pt is gone" in " ".join(r.output.split()), r.output
     assert (kl / "oof_score.json").is_file()
+    # the fold read back did not train in this session: its config.yaml keeps how it ran (workers_used: 0)
+    assert (kl / "fold_0" / "config.yaml").read_text() == record
 
 
 @pytest.mark.parametrize("name,role", [("val_predictions.csv", "the run's validation predictions"),
