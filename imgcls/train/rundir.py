@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Sequence
 
-from imgcls.console import sh
+from imgcls.console import plural, sh
 from imgcls.errors import UserError
 from imgcls.figure_files import RUN_FIGURES
 from imgcls.fsutil import check_folder_name, did_you_mean
@@ -104,7 +104,7 @@ def earlier_run_record(folder: Path) -> str | None:
         at = "" if d == folder else f"{d.name}/"
         done = epochs_done(d)
         if done:
-            return f"{at}{METRICS_CSV} records {done} epoch{'s' if done > 1 else ''}"
+            return f"{at}{METRICS_CSV} records {plural(done, 'epoch')}"
         for f in (BEST_PT, LAST_STATE):
             if (d / f).is_file():
                 return f"{at}{f} is there"
@@ -255,16 +255,17 @@ def last_pt_gone(folder: Path) -> str | None:
         return None
     done = epochs_done(folder)      # last.pt gone: metrics.csv's epochs, None where it is malformed or gone
     if done and (done > 1 or (folder / LAST_STATE).is_file()):
-        return f"{METRICS_CSV} records {done} epoch{'s' if done > 1 else ''}"
+        return f"{METRICS_CSV} records {plural(done, 'epoch')}"
     if (folder / LAST_STATE).is_file():
         return f"{LAST_STATE}, written after each {LAST_PT}, is there"
     return None
 
 
-def _gone_way_on(run_dir: Path) -> tuple[str, bool, str] | None:
-    """(what is gone, whether tune --keep deleted it, the way on) of a run or k-fold set whose last.pt is gone after
-    it trained (last_pt_gone; a k-fold set: any of its folds'): a new run from its best.pt, or trained again under
-    another name; a tune trial's retrain (deleted_by_tune). None where its last.pt is kept, or none was written."""
+def _gone_way_on(run_dir: Path) -> tuple[str, bool, str, bool] | None:
+    """(what is gone, whether tune --keep deleted it, the way on, whether it is a k-fold set) of a run or k-fold set
+    whose last.pt is gone after it trained (last_pt_gone; a k-fold set: any of its folds'): a new run from its
+    best.pt, or trained again under another name; a tune trial's retrain (deleted_by_tune). None where its last.pt
+    is kept, or none was written."""
     kfold = records_folds(run_dir / RUN_CONFIG)
     gone = [(d, why) for d in (set_fold_dirs(run_dir)[0] if kfold else [run_dir]) if (why := last_pt_gone(d))]
     if not gone or finished(run_dir):   # a finished run or set (finished: its LAST_STATE, metrics.csv, its other
@@ -275,7 +276,6 @@ def _gone_way_on(run_dir: Path) -> tuple[str, bool, str] | None:
         gone = [(d, why) for d, why in gone if not read_back(d, *settings)]
         if not gone:
             return None
-    if kfold:
         one = len(gone) == 1
         what = (f"the {LAST_PT} of {', '.join(d.name for d, _ in gone)} {'is' if one else 'are'} gone, though "
                 f"{gone[0][0].name}/{gone[0][1]}")
@@ -287,7 +287,7 @@ def _gone_way_on(run_dir: Path) -> tuple[str, bool, str] | None:
         if (run_dir / BEST_PT).is_file():
             again = f"start a new run from its {BEST_PT}: {init_from_fix(run_dir)}, or {again}"
     by_tune = deleted_by_tune(run_dir)
-    return what, by_tune is not None, by_tune or again
+    return what, by_tune is not None, by_tune or again, kfold
 
 
 def check_last_pt_kept(run_dir: Path) -> None:
@@ -298,10 +298,9 @@ def check_last_pt_kept(run_dir: Path) -> None:
     gone = _gone_way_on(run_dir)
     if gone is None:
         return
-    what, by_tune, way_on = gone
+    what, by_tune, way_on, kfold = gone
     fix = way_on if by_tune else (f"deleted since? There is nothing to continue, and a resume does not train the "
-                                  f"{'set' if records_folds(run_dir / RUN_CONFIG) else 'run'} over from epoch 1; "
-                                  f"{way_on}")
+                                  f"{'set' if kfold else 'run'} over from epoch 1; {way_on}")
     raise UserError(f"--resume {run_dir}: {what}: {fix}")
 
 
@@ -312,7 +311,7 @@ def finish_fix(run_dir: Path) -> str:
     gone = _gone_way_on(Path(run_dir))
     if gone is None:
         return f"finish it with {resume_fix(run_dir)}"
-    what, _, way_on = gone
+    what, _, way_on, _ = gone
     return f"{what}, so it cannot be finished (train --resume refuses it): {way_on}"
 
 
@@ -893,11 +892,19 @@ def record_last_state(last_pt: str | os.PathLike, epoch: int, finished: bool) ->
 def _last_state(last_pt: Path) -> dict | None:
     """LAST_STATE beside `last_pt` where it was written after it (not older: a crash between the two writes, or a
     run recorded before the file existed, has none to trust), else None."""
-    import json
     record = last_pt.with_name(LAST_STATE)
     try:
         if record.stat().st_mtime_ns < last_pt.stat().st_mtime_ns:
             return None
+    except OSError:
+        return None
+    return _read_state(record)
+
+
+def _read_state(record: Path) -> dict | None:
+    """A LAST_STATE file's record (a dict with a bool `finished`), None where it is missing or not one."""
+    import json
+    try:
         state = json.loads(record.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
@@ -908,12 +915,8 @@ def _gone_finished(last_pt: Path) -> bool | None:
     """True where `last_pt` is gone (deleted by hand, tune --keep) and the LAST_STATE beside it says its run
     finished: written after last.pt only, it never claims more than last.pt did; else None (not known: a record
     saying unfinished may be one older than the last last.pt)."""
-    import json
-    try:
-        state = json.loads(last_pt.with_name(LAST_STATE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return True if isinstance(state, dict) and state.get("finished") is True else None
+    state = _read_state(last_pt.with_name(LAST_STATE))
+    return True if state is not None and state["finished"] else None
 
 
 def recorded_epochs(last_pt: str | os.PathLike) -> int | None:
