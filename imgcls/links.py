@@ -201,8 +201,8 @@ def content_representatives(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, n
     """(rows, first, later): the readable rows a per-image pass decodes, one per content hash (each sha256's first
     readable row, and every readable row without one), and the byte-identical copies left out (`later`), each
     with the row it copies (`first`): what the pass computes for `first` holds for `later`."""
-    from imgcls.manifest import text_values
-    ok = (text_values(df["error"]) == "").to_numpy() if "error" in df.columns else np.ones(len(df), bool)
+    from imgcls.manifest import error_texts
+    ok = (error_texts(df) == "").to_numpy()
     first, later = (exact_pairs(df["sha256"], valid=ok) if "sha256" in df.columns
                     else (np.zeros(0, np.int64),) * 2)
     return np.setdiff1d(np.flatnonzero(ok), later), first, later

@@ -799,7 +799,7 @@ def say_lost_classes(df: pd.DataFrame, scanned: pd.Index, why: str = "unreadable
     if "label" not in df.columns:
         return
     labels = text_values(df["label"])
-    ok = text_values(df["error"]) == ""
+    ok = error_texts(df) == ""
     if not ok.any():
         return
     have = set(labels[ok])
@@ -820,7 +820,7 @@ def say_unreadable(df: pd.DataFrame, show: int = 5, fate: str = "left out",
                    listed_in: str = "the manifest's error column") -> None:
     """One warning naming the unreadable images among df's rows by path and reason (the first `show`; `listed_in`
     lists every one): each step leaves them out and goes on (`fate`: what happens to them instead)."""
-    errors = text_values(df["error"])
+    errors = error_texts(df)
     bad = df[errors != ""]
     if bad.empty:
         return
@@ -879,7 +879,7 @@ def require_readable(df: pd.DataFrame, note: str = "", of: str = "", data_flag: 
     its data, in the route the message names (predict's '--data'; '' where the step is not known: csv_route)."""
     if len(df) == 0:
         return
-    err = text_values(df["error"])
+    err = error_texts(df)
     if (err != "").all():
         first = image_paths(df.iloc[:1])[0]
         fate = "is left" if (err == NO_FACE_DROPPED).all() else "can be read"    # readable, left out by preprocess
@@ -1031,7 +1031,7 @@ def _same_stem_image(path: Path) -> str | None:
 
 def readable(df: pd.DataFrame) -> pd.DataFrame:
     """Rows whose image could be read."""
-    return df[df["error"].fillna("") == ""]
+    return df[text_values(df["error"]) == ""]
 
 
 def class_columns(df: pd.DataFrame) -> list[str]:

@@ -141,7 +141,7 @@ def thumbnails(df: pd.DataFrame, size: int = THUMB, only: np.ndarray | None = No
     from imgcls import manifest as mf
     from imgcls.parallel import chunked_map
     out, ok = out if out is not None else (np.zeros((len(df), size, size, 3), np.uint8), np.zeros(len(df), bool))
-    errors = mf.text_values(df["error"]).to_numpy() if "error" in df.columns else np.array([""] * len(df))
+    errors = mf.error_texts(df).to_numpy()
     wanted = np.ones(len(df), bool) if only is None else np.asarray(only, bool)
     wanted_rows = np.flatnonzero(wanted & (errors == ""))
     paths = mf.image_paths(df)

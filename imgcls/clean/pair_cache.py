@@ -98,7 +98,7 @@ class Thumbnails:
 
     def __init__(self, df: pd.DataFrame, rows: np.ndarray, workers: int = 1, cache_dir: str | None = None,
                  max_pixels: int | None = DEFAULT_MAX_PIXELS):
-        from imgcls.manifest import content_hashes, text_values
+        from imgcls.manifest import content_hashes, error_texts
         n = len(df)
         self.df, self.workers, self.max_pixels = df, workers, max_pixels
         self.thumbs = np.zeros((n, THUMB, THUMB, 3), np.uint8)
@@ -107,7 +107,7 @@ class Thumbnails:
         self.grey, self.known = np.ones(n, bool), np.zeros(n, bool)   # a zero thumbnail is R = G = B
         self.shas, self.cache = content_hashes(df), SummaryCache(cache_dir)
         # what the bars say they count: `rows` (one per content hash) of the readable rows
-        self.readable = int((text_values(df["error"]) == "").sum()) if "error" in df.columns else n
+        self.readable = int((error_texts(df) == "").sum())
         self.distinct = len(rows)
         self.missing = self.cache.fill(self.shas, np.asarray(rows, np.int64), self.sums, self.grey, self.known)
 

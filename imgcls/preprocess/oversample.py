@@ -273,7 +273,7 @@ def add_copies(res: pd.DataFrame, out: Path, cfg: PreprocessConfig) -> tuple[pd.
     if copies_in.any():
         warn(f"{int(copies_in.sum())} input row(s) are already oversampled copies (augmented_from): passed through, "
              f"not counted and not copied again")
-    eligible = ((res["root"].astype(str) == out_root) & (res["error"].fillna("") == "")
+    eligible = ((res["root"].astype(str) == out_root) & (mf.error_texts(res) == "")
                 & (mf.text_values(res["label"]) != "")).to_numpy() & mf.kept(res) & ~copies_in
     plan = plan_copies(res, eligible, cfg)     # no name an input image has: refuse_taken_copy_names, before the work
     prev = _previous_copies(out, settings)

@@ -302,7 +302,8 @@ def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.nd
         split[(f >= a) & (f < a + b)] = "val"
         before = split.copy()
         split = _apply_train_moves(units, labels, split)
-        moved = list(_class_rank(set(labels) - set(labels[before == "train"])))
+        from imgcls.manifest import class_names
+        moved = class_names(set(labels) - set(labels[before == "train"]))      # in class order
         if moved:
             notes.append(f"{len(moved)} class(es) had every group in val/test; one group each moved to train: "
                          + shown(moved, 10))

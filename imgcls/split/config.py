@@ -38,7 +38,8 @@ def check_split_values(df, where) -> None:
     from imgcls.manifest import text_values
     if "split" not in df.columns:
         return
-    values, split = text_values(df["split"]), split_values(df)       # as written, as read
+    values = text_values(df["split"])
+    split = values.str.lower()          # as written, as read (split_values' reading)
     bad = ~split.isin(SPLITS + ("",))
     if not bad.any():
         _check_fold_values(df, split, where)

@@ -72,7 +72,8 @@ def exclusion_reasons(df: pd.DataFrame, cfg: SplitConfig) -> pd.Series:
     if "keep" in df.columns:
         why = df["reason"].astype(str).replace("nan", "") if "reason" in df.columns else pd.Series("", index=df.index)
         mark(~mf.kept(df), ("clean: " + why.where(why != "", "keep=false")))
-    mark(mf.text_values(df["error"]) != "", "unreadable: " + mf.text_values(df["error"]))
+    err = mf.error_texts(df)
+    mark(err != "", "unreadable: " + err)
     if cfg.drop_ages:
         if "age" not in df.columns:
             raise UserError("--drop-ages needs an `age` column (a profile dataset); this source has none")
