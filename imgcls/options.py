@@ -593,11 +593,13 @@ def check_arguments(step: str, required: typing.Collection[str] = (), **given: t
                         + (f"; pass the {got} as {other}=" if other else ""))
 
 
-def path_list(step: str, name: str, value, example: str, what: str = "folders") -> list:
+def path_list(step: str, name: str, value, example: str, what: str = "folders",
+              item: str = "a path to a folder", **others: tuple) -> list:
     """A library step's list of paths (build_ensemble's runs, run_runs' paths) as a list: None is none given (the
     step's own line asks for them); one path (its characters are no list of folders) or a value that is no list (a
     number) is a TypeError naming the argument and `example`, the call that fits ({p}: the path given, else a
-    placeholder); a generator is read once."""
+    placeholder); a generator is read once. Each item is a path (check_arguments: `name[i]` must be `item`), checked
+    after the step's `others` arguments (check_arguments' `name=(value, class, what)`)."""
     if value is None:
         return []
     whose = step + ("'" if step.endswith("s") else "'s")
@@ -605,10 +607,13 @@ def path_list(step: str, name: str, value, example: str, what: str = "folders") 
         raise TypeError(f"{whose} {name} must be a list of {what} (got the path {str(value)!r}); pass "
                         + example.format(p=repr(str(value))))
     try:
-        return list(value)
+        paths = list(value)
     except TypeError:
         raise TypeError(f"{whose} {name} must be a list of {what} (got a {type(value).__name__}); pass "
                         + example.format(p="'outputs/runs/A'")) from None
+    given = {f"{name}[{i}]": (p, PATH, item) for i, p in enumerate(paths)}
+    check_arguments(step, required=tuple(given), **others, **given)
+    return paths
 
 
 @functools.lru_cache(maxsize=None)

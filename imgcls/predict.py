@@ -1129,8 +1129,6 @@ def _held_out_commands(run: Path, folds: list[int], src: str | None, df: pd.Data
             r, f = member_run(m)
             kinds.setdefault(r, (set(), getattr(m.recorded_config, "src", None)))[0].update(f)
     runs = list(kinds)         # each distinct run once: the folds of one set are one run
-    counts = {r: _fold_count(r, f, s, df, tables) for r, (f, s) in kinds.items() if f}
-    k = f"--folds {max(counts.values())} " if counts else ""
 
     def named(n: int) -> tuple[Path, list[Path], Path | None]:
         """The n-th set of names: heldout.csv, RUN_heldout for each run (and ENSEMBLE_heldout), then ...2."""
@@ -1165,6 +1163,9 @@ def _held_out_commands(run: Path, folds: list[int], src: str | None, df: pd.Data
                 f"{shown(made)} {'was' if len(made) == 1 else 'were'} trained on {table}")
         return f": {done}, a split made first: {''.join(c + ', ' for c in steps)}{'then ' if steps else ''}" \
                f"{score(last)}"
+    # the fold count of the split: its k-fold members' (read only here: the steps left above need none)
+    counts = {r: _fold_count(r, f, s, df, tables) for r, (f, s) in kinds.items() if f}
+    k = f"--folds {max(counts.values())} " if counts else ""
     # the split the run trained on, made again as it was (its summary's settings: --no-near-dup, --seed, ...)
     from imgcls.options import recorded_flags
     from imgcls.outputs import read_yaml, split_outputs

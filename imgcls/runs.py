@@ -448,7 +448,7 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = (), oof: OofRecord 
     record = trial_record(path) or {}
     # a trial Optuna recorded as still running: by its folder (its process is gone: no lock)
     recorded = record.get("state", "")
-    if recorded in TRIAL_STATES and _trained_to_end_since(path, record, finished, kfold):
+    if recorded in TRIAL_STATES and _trained_to_end_since(path, record, finished, kfold, oof):
         return "", progress
     if recorded == "fail" and _stopped_trial(record):      # Optuna fails a trial Ctrl-C
         return STOPPED, progress            # stopped: no fault of its values (tune runs them again on resume)
@@ -468,12 +468,14 @@ def _stopped_trial(record: dict) -> bool:
     return record.get("message") in (INTERRUPTED, INTERRUPTED_BY_SIGTERM)
 
 
-def _trained_to_end_since(path: Path, record: dict, finished: bool | None, kfold: bool) -> bool:
+def _trained_to_end_since(path: Path, record: dict, finished: bool | None, kfold: bool,
+                          oof: OofRecord | None = None) -> bool:
     """Whether `imgcls train --resume` trained a tune trial's folder on to its end after trials.csv's `record` ended
     the trial before it (pruned, failed, stopped): a finished run then, not the trial's state. Its folder finished
     (`finished`: run_state's reading, a k-fold set's own where `kfold`) and, but for a stopped trial (no verdict on
     it), with epochs beyond the trial's epochs_run (over every fold of a set): a trial pruned or failed after its
-    last epoch has that epoch done too, and so stays pruned / failed, as does one whose table has no epochs_run."""
+    last epoch has that epoch done too, and so stays pruned / failed, as does one whose table has no epochs_run.
+    `oof`: run_state's."""
     if finished is not True:
         return False
     if record.get("state") == "fail" and _stopped_trial(record):
@@ -482,7 +484,7 @@ def _trained_to_end_since(path: Path, record: dict, finished: bool | None, kfold
         ran = int(float(record.get("epochs_run") or ""))
     except ValueError:
         return False
-    done = [epochs_done(d) for d in (set_fold_dirs(path)[0] if kfold else [path])]
+    done = [epochs_done(d) for d in (set_fold_dirs(path, oof)[0] if kfold else [path])]
     return None not in done and sum(done) > ran
 
 
@@ -1241,12 +1243,10 @@ def run_runs(action: str = "table", paths: Sequence[str | os.PathLike] = (), cfg
     import sys
     from imgcls.console import info
     from imgcls.fsutil import check_writable
-    from imgcls.options import PATH, check, check_arguments, path_list, set_options
+    from imgcls.options import check, check_arguments, path_list, set_options
     check_arguments("run_runs", cfg=(cfg, RunsConfig))
     more = ", 'OTHER_RUN'" if action == "diff" else ""
     paths = path_list("run_runs", "paths", paths, f"run_runs({action!r}, [{{p}}{more}])")
-    paths_given = {f"paths[{i}]": (p, PATH, "a path to a folder") for i, p in enumerate(paths)}
-    check_arguments("run_runs", required=tuple(paths_given), **paths_given)
     cfg = cfg or RunsConfig()
     check(cfg)
     if action not in ACTIONS:

@@ -24,7 +24,7 @@ from imgcls.fsutil import check_file_name_encoding, check_output_not_source, che
 from imgcls.outputs import (ENSEMBLE_SCORES_CSV, REPORT_HTML, SPEC_NAME, predict_fix, refuse_other_output,
                             refuse_users_files)
 from imgcls.metrics import macro_f1, without_rows_note
-from imgcls.options import PATH, check, check_arguments, path_list, python_too
+from imgcls.options import PATH, check, path_list, python_too
 
 
 def competition_format(metas: Sequence) -> str | None:
@@ -65,10 +65,8 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     `combine="profile"`: see the module doc. `plots` False (--no-plots): no confusion-matrix PNGs, report.html
     says so where they go."""
     check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
-    runs = path_list("build_ensemble", "runs", runs, "build_ensemble([{p}, 'outputs/runs/B'])", "run folders")
-    members_given = {f"runs[{i}]": (r, PATH, "a path to a run folder or a checkpoint") for i, r in enumerate(runs)}
-    check_arguments("build_ensemble", required=tuple(members_given), out=(out, PATH, "a path to a folder"),
-                    **members_given)
+    runs = path_list("build_ensemble", "runs", runs, "build_ensemble([{p}, 'outputs/runs/B'])", "run folders",
+                     "a path to a run folder or a checkpoint", out=(out, PATH, "a path to a folder"))
     weights = weights_text(weights)      # a list of numbers: its --weights text
     check(EnsembleConfig(method=method, weights=weights, metric=metric, combine=combine, plots=plots))
     from imgcls.train.rundir import check_which
