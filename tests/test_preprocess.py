@@ -1771,6 +1771,19 @@ def test_a_run_into_an_out_of_other_inputs_warns_before_it_replaces_them(tmp_pat
     assert r.flat.index("other images") < r.flat.index("removed 5 images an earlier run wrote")
 
 
+def _replaced_table_refusal(first, later, out, table) -> str:
+    """`first` preprocessed into `out` and split into `table`, then `later` preprocessed into the same `out` (which
+    replaces the table's images): the line loading `table` refuses with."""
+    from imgcls import manifest as mf
+    assert run(first, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
+    r = runner.invoke(app, ["split", str(out), "--out", str(table), "--no-near-dup", "--val", "0.5", "-q"])
+    assert r.exit_code == 0, r.output
+    assert run(later, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
+    with pytest.raises(UserError) as e:
+        mf.load(table, announce=False)
+    return str(e.value)
+
+
 def test_a_table_of_images_a_later_preprocess_replaced_names_that_run_and_the_fix(tmp_path):
     """The test set preprocessed into the training set's --out (warned) deleted the images the split table lists;
     reading that table said only 'check the dataset root / paths'. It names the run that replaced them (the
@@ -1779,13 +1792,7 @@ def test_a_table_of_images_a_later_preprocess_replaced_names_that_run_and_the_fi
     train = make_image_folder(tmp_path / "train", {"a": 3, "b": 3}, size=(40, 30))
     test = make_image_folder(tmp_path / "test", {"x": 2}, size=(40, 30), seed=1)
     out, table = tmp_path / "p", tmp_path / "s.csv"
-    assert run(train, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
-    r = runner.invoke(app, ["split", str(out), "--out", str(table), "--no-near-dup", "--val", "0.5", "-q"])
-    assert r.exit_code == 0, r.output
-    assert run(test, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
-    with pytest.raises(UserError) as e:
-        mf.load(table, announce=False)
-    msg = str(e.value)
+    msg = _replaced_table_refusal(train, test, out, table)
     assert msg.startswith("none of the 6 image(s) can be read"), msg
     assert (f"{out.resolve()} now holds a later preprocess output of {test.resolve()} (its preprocess.json), which "
             f"replaced these images made from originals under {train.resolve()}: preprocess the data these rows "
@@ -1810,13 +1817,7 @@ def test_a_table_of_images_made_from_clean_output_a_later_preprocess_replaced_pr
     clean, out, table = tmp_path / "clean", tmp_path / "p", tmp_path / "s.csv"
     r = runner.invoke(app, ["clean", str(train), "--out", str(clean), "--no-ood"])
     assert r.exit_code == 0, r.output
-    assert run(clean, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
-    r = runner.invoke(app, ["split", str(out), "--out", str(table), "--no-near-dup", "--val", "0.5", "-q"])
-    assert r.exit_code == 0, r.output
-    assert run(test, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
-    with pytest.raises(UserError) as e:
-        mf.load(table, announce=False)
-    msg = " ".join(str(e.value).split())
+    msg = " ".join(_replaced_table_refusal(clean, test, out, table).split())
     assert f"which replaced these images made from originals under {train.resolve()}: preprocess the data" in msg, msg
     assert "imgcls preprocess " + str(train.resolve()) not in msg and f"(--out {out.resolve()}), as the first" in msg
     assert run(clean, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
