@@ -568,6 +568,19 @@ def check(cfg: Any, names: typing.Iterable[str] | None = None, acting_later: typ
             check_acts(cfg, name, table)
 
 
+def a_name(name: str) -> str:
+    """`name` with its article, for the "(got a <type>)" of a TypeError and the "must be a <class>" before it:
+    'an int', 'an ndarray', 'a list', 'a UserError'. The one owner of that wording (check_arguments, path_list,
+    check_callbacks, run_train's study): "got a int" was written by hand at each."""
+    vowel = name[:1].lower() in "aeiou" and not name.lower().startswith(("us", "uni", "uint"))
+    return ("an " if vowel or name.startswith("nd") else "a ") + name
+
+
+def a_type(value) -> str:
+    """The class of `value` with its article (a_name): 'an int' for 5, 'a dict' for {}."""
+    return a_name(type(value).__name__)
+
+
 PATH = (str, os.PathLike)       # check_arguments' class of a path argument (with what it names: "a path to a CSV")
 SRC_PATH = "a path to a dataset folder or a manifest CSV"     # what a step's input (its SRC) takes
 
@@ -585,12 +598,12 @@ def check_arguments(step: str, required: typing.Collection[str] = (), **given: t
             continue
         got = type(value).__name__
         if what:
-            raise TypeError(f"{step}'s {name} must be {what[0]} (got a {got})")
+            raise TypeError(f"{step}'s {name} must be {what[0]} (got {a_type(value)})")
+        must = f"{step}'s {name} must be {a_name(cls.__name__)} (got {a_type(value)})"
         if isinstance(value, dict) and hasattr(cls, "__dataclass_fields__"):
-            raise TypeError(f"{step}'s {name} must be a {cls.__name__} (got a dict); pass {cls.__name__}(**d)")
+            raise TypeError(f"{must}; pass {cls.__name__}(**d)")
         other = next((k for k, (_, c, *_) in given.items() if isinstance(value, c)), None)
-        raise TypeError(f"{step}'s {name} must be a {cls.__name__} (got a {got})"
-                        + (f"; pass the {got} as {other}=" if other else ""))
+        raise TypeError(must + (f"; pass the {got} as {other}=" if other else ""))
 
 
 def path_list(step: str, name: str, value, example: str, what: str = "folders",
@@ -609,7 +622,7 @@ def path_list(step: str, name: str, value, example: str, what: str = "folders",
     try:
         paths = list(value)
     except TypeError:
-        raise TypeError(f"{whose} {name} must be a list of {what} (got a {type(value).__name__}); pass "
+        raise TypeError(f"{whose} {name} must be a list of {what} (got {a_type(value)}); pass "
                         + example.format(p="'outputs/runs/A'")) from None
     given = {f"{name}[{i}]": (p, PATH, item) for i, p in enumerate(paths)}
     check_arguments(step, required=tuple(given), **others, **given)

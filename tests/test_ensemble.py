@@ -114,7 +114,7 @@ def test_build_ensemble_given_one_path_instead_of_a_list_names_the_list_it_takes
     # arguments were checked: reviewer); a number: the argument named
     with pytest.raises(UserError, match=re.escape("give two or more runs: imgcls ensemble")):
         build_ensemble(None, out=tmp_path / "ens")
-    with pytest.raises(TypeError, match=re.escape("build_ensemble's runs must be a list of run folders (got a int); "
+    with pytest.raises(TypeError, match=re.escape("build_ensemble's runs must be a list of run folders (got an int); "
                                                   "pass build_ensemble(['outputs/runs/A', 'outputs/runs/B'])")):
         build_ensemble(5, out=tmp_path / "ens")
     assert not (tmp_path / "ens").exists()

@@ -754,6 +754,19 @@ def test_every_step_s_config_argument_of_another_type_is_a_type_error_naming_it(
     assert not out.exists()
 
 
+def test_got_a_type_takes_the_article_of_its_name():
+    """The "(got a <type>)" of the steps' TypeErrors read "got a int" (check_arguments, path_list, check_callbacks,
+    run_train's study, each by hand): opts.a_name / a_type, the one owner, say 'an int', 'a list'."""
+    assert [opts.a_type(v) for v in (5, [], {}, np.zeros(2), None, "s")] == [
+        "an int", "a list", "a dict", "an ndarray", "a NoneType", "a str"]
+    assert [opts.a_name(n) for n in ("EnsembleConfig", "ExportConfig", "UserError", "uint8", "object", "Path")] == [
+        "an EnsembleConfig", "an ExportConfig", "a UserError", "a uint8", "an object", "a Path"]
+    with pytest.raises(TypeError, match=re.escape("run_x's size must be a path to a CSV (got an int)")):
+        opts.check_arguments("run_x", size=(3, opts.PATH, "a path to a CSV"))
+    with pytest.raises(TypeError, match=re.escape("run_x's cfg must be an EnsembleConfig (got a float)")):
+        opts.check_arguments("run_x", cfg=(1.5, type("EnsembleConfig", (), {})))
+
+
 @pytest.mark.parametrize("step,make,msg", [
     # a float where an int goes passed the range check: epochs=1.5 broke training with a TypeError after the data
     # was read, SplitConfig(folds=2.0) in scikit-learn, run_eda(workers=1.5) in multiprocessing

@@ -867,7 +867,7 @@ def test_run_runs_given_one_path_instead_of_a_list_names_the_list_to_pass(output
                                                           f"{str(given)!r}); pass run_runs({action!r}, "
                                                           f"[{str(given)!r}")):
                 run_runs(action, given)
-        with pytest.raises(TypeError, match=re.escape(f"run_runs' paths must be a list of folders (got a int); pass "
+        with pytest.raises(TypeError, match=re.escape(f"run_runs' paths must be a list of folders (got an int); pass "
                                                       f"run_runs({action!r}, ['outputs/runs/A'")):
             run_runs(action, 5)
     assert not (outputs / "runs_report.html").exists()

@@ -94,6 +94,15 @@ def test_callbacks_not_given_as_a_list_are_refused_before_the_run_folder_is_made
     from imgcls.train.callbacks import check_callbacks
     for fine in (None, [], (Stop(),), (c for c in [Stop()])):     # an iterator too, left unread
         check_callbacks("run_train", fine)
+    # the article of the class named ("got a int", "not a EarlyStop object" once)
+    class EarlyStop(Callback):
+        pass
+
+    with pytest.raises(TypeError, match=re.escape("run_train's callbacks must be a list of Callback objects (got an "
+                                                  "int); pass")):
+        check_callbacks("run_train", 5)
+    with pytest.raises(TypeError, match=re.escape("hold the class EarlyStop, not an EarlyStop object; pass")):
+        check_callbacks("run_train", [EarlyStop])
 
 
 def test_a_study_other_than_tunes_config_is_refused_before_the_run_folder_is_made(two_class, tmp_path):

@@ -75,15 +75,17 @@ def check_callbacks(step: str, callbacks) -> None:
     callback objects, or None. One callback given bare was "'Stop' object is not iterable" once the run folder was
     made and the images decoded; a class in the list failed at its first hook. A TypeError naming what to pass."""
     import collections.abc
+
+    from imgcls.options import a_name, a_type
     if callbacks is None:
         return
     if not isinstance(callbacks, collections.abc.Iterable) or isinstance(callbacks, (str, bytes)):
         got = type(callbacks).__name__
-        raise TypeError(f"{step}'s callbacks must be a list of Callback objects (got a {got}); pass "
+        raise TypeError(f"{step}'s callbacks must be a list of Callback objects (got {a_type(callbacks)}); pass "
                         f"callbacks=[{got}(...)]")
     for c in callbacks if isinstance(callbacks, (list, tuple)) else ():     # an iterator is left unread
         if isinstance(c, type):
-            raise TypeError(f"{step}'s callbacks hold the class {c.__name__}, not a {c.__name__} object; pass "
+            raise TypeError(f"{step}'s callbacks hold the class {c.__name__}, not {a_name(c.__name__)} object; pass "
                             f"{c.__name__}() in the list")
 
 

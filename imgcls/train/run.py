@@ -623,11 +623,11 @@ def _check_study(study) -> None:
     import sys
     if study is None or isinstance(study, getattr(sys.modules.get("imgcls.tune"), "TuneConfig", ())):
         return
-    got = type(study).__name__
+    from imgcls.options import a_type
     fix = ("pass TuneConfig(**d)" if isinstance(study, dict) else
            "leave it out (a study's name is TuneConfig(study=...)'s, run by imgcls.tune.run_tune)")
-    raise TypeError(f"run_train's study must be imgcls.tune's TuneConfig, as run_tune passes it, or None (got a "
-                    f"{got}); {fix}")
+    raise TypeError(f"run_train's study must be imgcls.tune's TuneConfig, as run_tune passes it, or None (got "
+                    f"{a_type(study)}); {fix}")
 
 
 def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, callbacks=None,
