@@ -80,6 +80,37 @@ def _run_and_kfold_set(tmp_path):
     return rows, r1, r2
 
 
+def test_a_member_without_val_predictions_names_the_way_on_its_state_takes(tmp_path):
+    """read_oof said "if it was interrupted, imgcls train --resume RUN finishes it" of any run whose
+    val_predictions.csv is missing; a finished run's resume writes nothing ('already finished'), and a stopped run
+    whose last.pt is gone is refused by --resume. The way on is rundir.written_file_fix's: finish_fix for a stopped
+    run (predict's and ensemble's), a restore or a new run for a finished one."""
+    from imgcls.ensemble.spec import read_oof
+
+    def said(run):
+        with pytest.raises(UserError) as e:
+            read_oof(run, ["a", "b", "c"])
+        line = str(e.value)
+        assert line.startswith(f"{run / 'val_predictions.csv'} does not exist: the run has no validation "
+                               f"predictions to score or fit weights on (train writes them as it validates); "), line
+        return line
+
+    done = mark_training(make_tiny_run(tmp_path / "runs" / "done"), done=4, epochs=4, best=3, finished=True)
+    line = said(done)
+    assert line.endswith(f"; it finished, so train --resume writes nothing again: restore the file from a backup, or "
+                         f"train it again under another name: imgcls train --config {done / 'config.yaml'} --name "
+                         f"done-2 (Python: run_train(TrainConfig.resolve({{'name': 'done-2'}}, "
+                         f"config='{done / 'config.yaml'}')))"), line
+    stopped = mark_training(make_tiny_run(tmp_path / "runs" / "stopped"), done=2, epochs=4, best=1)
+    assert said(stopped).endswith(f"; finish it with imgcls train --resume {stopped} (Python: run_train("
+                                  f"TrainConfig(), resume='{stopped}'))")
+    (stopped / "last.pt").unlink()
+    line = said(stopped)
+    assert ("its last.pt is gone, though its last_state.json, written after each last.pt, is there, so it cannot be "
+            "finished (train --resume refuses it): start a new run from its best.pt: imgcls train --init-from"
+            in line and "--resume finishes" not in line), line
+
+
 def test_a_malformed_member_val_predictions_csv_is_one_line(tmp_path):
     """read_oof read a member's val_predictions.csv with plain pandas: a malformed file (a row with more fields than
     the header) was pandas' ParserError traceback. It is read by rundir.read_validation (layouts.read_csv, the owner

@@ -1116,8 +1116,8 @@ def test_a_python_caller_reads_fixes_that_work_from_python(tmp_path):
     assert "fewer workers: --workers N (Python: workers=N); 1 runs in this process" in str(worker_died(OSError("x")))
     run = tmp_path / "run"
     run.mkdir()
-    assert (f"if it was interrupted, imgcls train --resume {run} (Python: run_train(" in said(read_oof, run, ["a"])
-            and f"resume='{run}')) finishes it" in said(read_oof, run, ["a"]))
+    assert said(read_oof, run, ["a"]).endswith(f"; finish it with imgcls train --resume {run} (Python: run_train("
+                                               f"TrainConfig(), resume='{run}'))")
     runs_py = "`imgcls runs` (Python: imgcls.runs.run_runs())"
     assert said(find_checkpoints, tmp_path / "nope").endswith(f"; give a folder under outputs/runs; {runs_py} lists "
                                                                f"them")

@@ -348,10 +348,10 @@ def read_oof(run: Path, classes: Sequence[str]) -> pd.DataFrame:
     """A run's validation / out-of-fold predictions, indexed by image key (root/path), columns p_<class> + label."""
     f = run / VAL_PREDICTIONS if run.is_dir() else run.parent / VAL_PREDICTIONS
     if not f.is_file():
-        from imgcls.train.rundir import resume_fix
+        from imgcls.train.rundir import written_file_fix
+        # a fold given alone is finished by its k-fold set (warn_unfinished's)
         raise UserError(f"{f} does not exist: the run has no validation predictions to score or fit weights on "
-                        f"(train writes them as it validates); if it was interrupted, {resume_fix(f.parent)} "
-                        f"finishes it")
+                        f"(train writes them as it validates); {written_file_fix(fold_set(f.parent) or f.parent)}")
     from imgcls.train.rundir import read_validation
     df = read_validation(f, dtype={"path": str, "root": str, "label": str})
     cols = [f"p_{c}" for c in classes]

@@ -261,6 +261,15 @@ def last_pt_gone(folder: Path) -> str | None:
     return None
 
 
+def _train_again_fix(run_dir: Path, kfold: bool) -> str:
+    """The way to train a run or k-fold set again as a new one (train_again, named NAME-2), where --resume cannot
+    continue it."""
+    if kfold:
+        return ("train the set again as a new k-fold set (no fold is trained alone): "
+                + train_again(run_dir, run_dir.name + "-2"))
+    return f"train it again under another name: {train_again(run_dir, run_dir.name + '-2')}"
+
+
 def _gone_way_on(run_dir: Path) -> tuple[str, bool, str, bool] | None:
     """(what is gone, whether tune --keep deleted it, the way on, whether it is a k-fold set) of a run or k-fold set
     whose last.pt is gone after it trained (last_pt_gone; a k-fold set: any of its folds'): a new run from its
@@ -279,11 +288,10 @@ def _gone_way_on(run_dir: Path) -> tuple[str, bool, str, bool] | None:
         one = len(gone) == 1
         what = (f"the {LAST_PT} of {', '.join(d.name for d, _ in gone)} {'is' if one else 'are'} gone, though "
                 f"{gone[0][0].name}/{gone[0][1]}")
-        again = ("train the set again as a new k-fold set (no fold is trained alone): "
-                 + train_again(run_dir, run_dir.name + "-2"))
+        again = _train_again_fix(run_dir, kfold)
     else:
         what = f"its {LAST_PT} is gone, though its {gone[0][1]}"
-        again = f"train it again under another name: {train_again(run_dir, run_dir.name + '-2')}"
+        again = _train_again_fix(run_dir, kfold)
         if (run_dir / BEST_PT).is_file():
             again = f"start a new run from its {BEST_PT}: {init_from_fix(run_dir)}, or {again}"
     by_tune = deleted_by_tune(run_dir)
@@ -313,6 +321,17 @@ def finish_fix(run_dir: Path) -> str:
         return f"finish it with {resume_fix(run_dir)}"
     what, _, way_on, _ = gone
     return f"{what}, so it cannot be finished (train --resume refuses it): {way_on}"
+
+
+def written_file_fix(run_dir: Path) -> str:
+    """The way on for a file a run or k-fold set writes as it trains (its val_predictions.csv) that is not there:
+    where it finished, train --resume writes nothing again (it says 'already finished, nothing to resume'): restore
+    the file, or train it again (_train_again_fix); else finish_fix (its --resume, or where its last.pt is gone, the
+    way on that refusal names)."""
+    if not finished(run_dir):
+        return finish_fix(run_dir)
+    return (f"it finished, so train --resume writes nothing again: restore the file from a backup, or "
+            f"{_train_again_fix(run_dir, records_folds(run_dir / RUN_CONFIG))}")
 
 
 class RunLock:
