@@ -375,6 +375,18 @@ def output_kind(folder: str | os.PathLike) -> str | None:
     return None
 
 
+def not_a_run(folder: str | os.PathLike, kind: str, give: str) -> str:
+    """The line of a step that takes a run given another step's output `folder` (output_kind's `kind`: a tune
+    study, predict's output): what the folder is and `give`, what the step takes; of a tune study, its trial
+    folders too (each a run folder: predict's, ensemble's, `runs diff`'s)."""
+    line = f"{folder} is an imgcls {kind} folder, not a run; give {give}"
+    if kind != "tune study":
+        return line
+    trials = sorted(str(d) for d in Path(folder).glob("trial_*") if (d / RUN_CONFIG).is_file())
+    return line + (f", or one of the study's trial folders ({shown(trials)})" if trials else
+                   ", or a trial_NNNN of the study once it trained one")
+
+
 _KIND_STEP = {"train run": ("train", "an imgcls train run"), "ensemble": ("ensemble", "an imgcls ensemble"),
               "tune study": ("tune", "an imgcls tune study"),
               "predictions": ("predict", f"the output of imgcls predict ({PREDICT_SUMMARY})")}

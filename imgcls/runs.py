@@ -992,6 +992,10 @@ def _must_read(path) -> Run:
     if (path / SPEC_NAME).is_file():
         _ensemble_doc(path / SPEC_NAME)         # a malformed one: its one line, not the listing's warning
     run = read_run(path)
+    kind = output_kind(path) if run is None else None
+    if kind in ("tune study", "predictions"):
+        from imgcls.outputs import not_a_run
+        raise UserError(not_a_run(path, kind, "a folder under outputs/runs or outputs/ensembles"))
     if run is None:
         raise UserError(f"{path} is not a run folder (no {RUN_CONFIG} or ensemble {SPEC_NAME}); give a folder under "
                         f"outputs/runs or outputs/ensembles")

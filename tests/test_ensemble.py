@@ -860,7 +860,8 @@ def test_a_file_or_folder_that_is_not_a_run_is_named_for_what_it_is(tmp_path):
                                                             f"predict {tmp_path / 'ens'} (Python: run_predict("
                                                             f"'{tmp_path / 'ens'}')) predicts with it"),
              (["ensemble", str(study), str(r1)], "is an imgcls tune study folder, not a run; give a run folder "
-                                                 "(outputs/runs/NAME, or a trial_NNNN of the study)")]
+                                                 "(outputs/runs/NAME), or a trial_NNNN of the study once it trained "
+                                                 "one")]
     for args, msg in cases:
         res = runner.invoke(app, [*args, *(["--data", str(tmp_path / "data")] if args[0] == "predict" else [])])
         lines = res.output.strip().splitlines()

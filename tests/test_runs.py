@@ -248,6 +248,27 @@ def test_diff_takes_the_names_the_leaderboard_lists(outputs, monkeypatch):
     assert r.exit_code == 2 and "runs/bets does not exist (did you mean outputs/runs/best?)" in r.output
 
 
+def test_diff_given_a_tune_study_names_it_and_its_trial_folders(outputs, tmp_path):
+    """`imgcls runs diff STUDY RUN` (a tune study folder) said "STUDY is not a run folder (no config.yaml or ensemble
+    spec.yaml)", where predict names it a tune study and the trial folders to give: outputs.not_a_run, both's."""
+    study = tmp_path / "tune" / "s1"
+    for k in range(2):
+        fake_run(study / f"trial_{k:04d}", "resnet10t", [("a", "a"), ("b", "b")])
+    (study / "trials.csv").write_text("trial,state,value\n0,complete,0.5\n1,complete,0.4\n")
+    best = outputs / "runs" / "best"
+    trials = f"{study / 'trial_0000'}, {study / 'trial_0001'}"
+    for args in ([str(study), str(best)], [str(best), str(study)]):
+        r = CliRunner().invoke(app, ["runs", "diff", *args])
+        assert r.exit_code == 2 and " ".join(r.output.split()) == (
+            f"error: {study} is an imgcls tune study folder, not a run; give a folder under outputs/runs or "
+            f"outputs/ensembles, or one of the study's trial folders ({trials})"), r.output
+    r = CliRunner().invoke(app, ["runs", "diff", str(study / "trial_0001"), str(best)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["predict", str(study), "--data", str(tmp_path)])
+    assert r.exit_code == 2 and f"not a run; give a run folder (outputs/runs/NAME), or one of the study's trial " \
+                                f"folders ({trials})" in " ".join(r.output.split()), r.output
+
+
 def test_diff_prints_the_per_class_f1_the_largest_change_first(tmp_path):
     """`imgcls runs diff A B` computed a per-class table and printed none (only a Python caller got it): it prints
     each class's F1 in A and B and B - A, the largest change first, the top 10 of 18 classes and a line saying how

@@ -769,14 +769,13 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best",
     why = deleted_by_tune(run_dir)
     if why:
         raise UserError(f"no {name} in {run_dir}: {why}")
-    from imgcls.outputs import output_kind, predict_fix
+    from imgcls.outputs import not_a_run, output_kind, predict_fix
     kind = output_kind(run_dir)
     if kind == "ensemble":
         raise UserError(f"{run_dir} is an ensemble, not a run: {predict_fix(run_dir)} predicts with it, and an "
                         f"ensemble's members are runs (give them)")
     if kind in ("tune study", "predictions"):
-        raise UserError(f"{run_dir} is an imgcls {kind} folder, not a run; give a run folder (outputs/runs/NAME"
-                        f"{', or a trial_NNNN of the study' if kind == 'tune study' else ''})")
+        raise UserError(not_a_run(run_dir, kind, "a run folder (outputs/runs/NAME)"))
     if any(run_dir.glob("*.onnx")):
         raise UserError(f"{run_dir} holds ONNX exports (imgcls export), which imgcls does not predict with; give the "
                         f"run folder they were exported from")
