@@ -878,14 +878,16 @@ def score_change(a, b) -> str:
 
 
 def shown_seconds(s) -> int:
-    """The seconds a time cell (duration) stands for: `s` to the whole second, and to the minute under an hour or
-    more, which it shows as hours and minutes (the seconds cut)."""
-    s = int(round(float(s)))
-    return s // 60 * 60 if s >= 3600 else s
+    """The seconds a time cell (duration) stands for: `s` rounded (half up) to the whole second, and an hour or more,
+    which it shows as hours and minutes, to the whole minute (3,659 s is 1h01m, as 59.6 s is 1m00s; the seconds
+    were cut there: 1h00m)."""
+    s = float(s)
+    whole = int(np.floor(s + 0.5))
+    return int(np.floor(s / 60 + 0.5)) * 60 if whole >= 3600 else whole
 
 
 def duration(s) -> str:
-    """A time cell: 2m05s, or 1h02m from an hour on (shown_seconds); '' for none."""
+    """A time cell: 2m05s, or 1h02m from an hour on, each rounded (shown_seconds); '' for none."""
     if s is None or (isinstance(s, float) and np.isnan(s)):
         return ""
     s = shown_seconds(s)

@@ -1893,18 +1893,28 @@ def test_a_predictions_table_whose_root_column_is_all_empty_is_read_without_a_pa
 def test_diff_shows_the_time_change_as_the_difference_of_the_times_shown(tmp_path):
     """`imgcls runs diff A B` showed A's 1.84 s and B's 0.40 s as `0m02s | 0m00s | -0m01s`: each cell rounded on its
     own, the change from the exact -1.44 s, so the three cells disagreed. The change is the difference of the times
-    as shown (runs.duration_change), at every size: an hour or more is shown to the minute."""
+    as shown (runs.duration_change), at every size: an hour or more is shown to the minute (rounded)."""
     from imgcls.runs import duration_change
     good = [("a", "a"), ("b", "b")]
     for a, b, cells in ((0.92, 0.20, "0m02s 0m00s -0m02s"),          # two epochs each: 1.84 s and 0.40 s
-                        (1829.5, 1830.9, "1h00m 1h01m +1m00s")):       # 3659 s and 3661.8 s
+                        (1814.5, 1830.9, "1h00m 1h01m +1m00s")):       # 3629 s and 3661.8 s
         fake_run(tmp_path / f"A{a}", "resnet10t", good, epochs=2, seconds=a)
         fake_run(tmp_path / f"B{b}", "resnet10t", good, epochs=2, seconds=b)
         r = CliRunner().invoke(app, ["runs", "diff", str(tmp_path / f"A{a}"), str(tmp_path / f"B{b}")])
         row = next(line for line in r.output.splitlines() if "time (epochs)" in line)
         assert r.exit_code == 0 and " ".join(row.replace("│", " ").split()[2:]) == cells, r.output
     assert duration_change(3500, 3600.2) == "+1m40s" and duration_change(20, 3) == "-0m17s"
-    assert duration_change(0, 3 * 3600 + 59) == "+3h00m" and duration_change(5.4, 5.2) == "+0m00s"
+    assert duration_change(0, 3 * 3600 + 29) == "+3h00m" and duration_change(5.4, 5.2) == "+0m00s"
+
+
+def test_a_time_cell_of_an_hour_or_more_is_rounded_to_the_minute_as_a_shorter_one_is_to_the_second():
+    """A time cell of an hour or more cut its seconds (3,659 s showed 1h00m, 3 h 59 s 3h00m) where a shorter one
+    rounded (59.6 s: 1m00s): each is rounded half up now (runs.shown_seconds), the change of two the same."""
+    from imgcls.runs import duration, duration_change
+    cells = {59.4: "0m59s", 59.5: "1m00s", 59.6: "1m00s", 3599.4: "59m59s", 3599.6: "1h00m", 3629.9: "1h00m",
+             3630: "1h01m", 3659: "1h01m", 3 * 3600 + 59: "3h01m", 7199.6: "2h00m", 2.5: "0m03s"}
+    assert {s: duration(s) for s in cells} == cells
+    assert duration_change(3600, 3659) == "+1m00s" and duration_change(3659, 3629) == "-1m00s"
 
 
 def test_diff_shows_a_score_change_as_the_difference_of_the_scores_shown(tmp_path, capsys):
