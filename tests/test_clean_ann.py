@@ -50,3 +50,19 @@ def test_ann_mode_chooses_by_n_and_names_a_bad_mode():
     on = top_pairs(emb, 0.9, ann="on")
     off = top_pairs(emb, 0.9, ann="off")
     assert set(zip(on[0].tolist(), on[1].tolist())) == set(zip(off[0].tolist(), off[1].tolist()))
+
+
+@pytest.mark.parametrize("n", [300, 40, 3])
+def test_ann_on_a_small_set_prints_no_faiss_warning_and_agrees_with_the_exact_search(n, capfd):
+    """`imgcls clean --ann on` on a few hundred images printed FAISS's own "WARNING clustering 300 points to 51
+    centroids: please provide at least 1632 training points" (its k-means, from C++): the index has at most one
+    cell per TRAIN_PER_CELL sampled vectors, and a set too small for two cells is searched exactly. The pairs are
+    the exact search's."""
+    from imgcls.clean.ann import ann_pairs
+    emb, _, _ = _planted(n, 64, max(1, n // 10))
+    capfd.readouterr()
+    ai, aj, _ = ann_pairs(emb, 0.9, k=CANDIDATES_PER_IMAGE)
+    err = capfd.readouterr().err
+    assert "WARNING" not in err and "clustering" not in err, err
+    ei, ej, _ = pair_arrays(emb, 0.9, max_per_row=CANDIDATES_PER_IMAGE)
+    assert set(zip(ai.tolist(), aj.tolist())) == set(zip(ei.tolist(), ej.tolist())) and len(ei) >= 1

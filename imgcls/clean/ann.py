@@ -4,8 +4,10 @@ The exact search (imgcls.clean.near_dup.pair_arrays) is blockwise: bounded memor
 ANN_AUTO_MIN images (`--ann auto`, or always with `--ann on`) each image's top-k partners come from a FAISS
 inverted-file index instead: the L2-normalised vectors, projected on their PCA_DIM principal axes when longer,
 stored as 8-bit scalar codes (a quarter of float32) in IVF_PER_SQRT_N * sqrt(n) k-means cells (trained on a sample
-of TRAIN_PER_CELL vectors per cell), NPROBE cells searched per query. A query costs cells + NPROBE * n / cells
-distance computations, least near sqrt(NPROBE * n) cells, so the search grows as n^1.5 (not n^2): the coarse
+of TRAIN_PER_CELL vectors per cell; a smaller set, `--ann on` under about 9,200 images, has one cell per
+TRAIN_PER_CELL of its vectors, and one too small for two cells an exact flat index), NPROBE cells searched per
+query. A query costs cells + NPROBE * n / cells distance computations, least near sqrt(NPROBE * n) cells, so the
+search grows as n^1.5 (not n^2): the coarse
 assignment runs as one matrix product, the scan over cheap codes. The index only proposes partners; each
 proposed pair's similarity is then the exact cosine of the full vectors, so a pair's score never depends on the
 index. With mirrored descriptors (`flipped`) the mirrored images query the same index. faiss-gpu is used when it
@@ -79,14 +81,20 @@ def ann_pairs(emb: np.ndarray, threshold: float, flipped: np.ndarray | None = No
         return np.ascontiguousarray(x @ proj if proj is not None else x, np.float32)
     train = reduce(train)
     dim = train.shape[1]
-    cells = min(_cells(len(rows)), len(train))
-    index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatL2(dim), dim, cells, faiss.ScalarQuantizer.QT_8bit,
-                                          faiss.METRIC_L2)
-    index.cp.seed = seed
-    index.cp.niter = KMEANS_ITER
-    index.cp.min_points_per_centroid = min(TRAIN_PER_CELL, index.cp.min_points_per_centroid)  # the sample is enough
-    index.nprobe = min(NPROBE, cells)
-    index.train(train)
+    # TRAIN_PER_CELL sampled vectors per cell at least: fewer, and FAISS's k-means printed its own "WARNING
+    # clustering 300 points to 51 centroids: please provide at least 1632 training points" (any set under ~9,200
+    # images, --ann on); a set too small for two cells is searched exactly (a flat index: no cells to train)
+    cells = min(_cells(len(rows)), len(train) // TRAIN_PER_CELL)
+    if cells < 2:
+        index = faiss.IndexFlatL2(dim)
+    else:
+        index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatL2(dim), dim, cells, faiss.ScalarQuantizer.QT_8bit,
+                                              faiss.METRIC_L2)
+        index.cp.seed = seed
+        index.cp.niter = KMEANS_ITER
+        index.cp.min_points_per_centroid = min(TRAIN_PER_CELL, index.cp.min_points_per_centroid)  # enough
+        index.nprobe = min(NPROBE, cells)
+        index.train(train)
     index = _gpu(index)
     for s in range(0, len(rows), QUERY_BLOCK):
         index.add(reduce(emb[rows[s:s + QUERY_BLOCK]]))
