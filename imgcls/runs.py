@@ -41,7 +41,7 @@ from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORE
                                  RESUME_MAY_CHANGE, RUN_FILE_FIX, UNKNOWN, VALIDATION, OofRecord, RunLock,
                                  ended_by_exception, ended_line, epochs_done, fold_state, planned_classes,
                                  nan_probability_rows, progress_settings, read_metrics, read_oof_score, read_run_file,
-                                 read_without, set_fold_dirs, set_progress)
+                                 read_without, SetFolds, set_fold_dirs, set_folds, set_progress)
 
 # scored_on: the rows of a run's score (an ensemble's ends with OPTIMISTIC when its weights were fitted on them)
 OPTIMISTIC = "weights fitted on these rows (optimistic)"
@@ -299,12 +299,15 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
     # a set's folds (run_names.fold_dirs): a run named fold_0 trained into a plain run's folder is no fold of it,
     # nor a fold folder the set's plan does not name (set_fold_dirs: copied in by hand)
     oof = read_oof_score(path)      # a set's oof_score.json, read once for its folds, its scores and its state
-    folds = [d for d in set_fold_dirs(path, oof)[0] if (d / METRICS_CSV).is_file()]
+    one_fold = fold_set(path) is not None
+    dirs = fold_dirs(path)
+    # a set's folds resolved once, for its row and its state (run_state); a run's are none (its plan not read)
+    set_dirs = set_folds(path, oof, dirs) if dirs or (cfg.get("folds") and not one_fold) else None
+    folds = [d for d in set_dirs.ours if (d / METRICS_CSV).is_file()] if set_dirs is not None else []
     if output_kind(path.parent) == "tune study":
         run.kind = "trial"
     # a k-fold set before its first fold has validated (no fold_*/metrics.csv yet) is one too, by its config.yaml's
     # --folds (which each fold_<k>/config.yaml repeats: a fold read alone is a run)
-    one_fold = fold_set(path) is not None
     if folds or (cfg.get("folds") and not one_fold):
         run.kind = "k-fold" if run.kind == "run" else run.kind
         hist = []
@@ -336,7 +339,7 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
             run.best_epoch = _best_epoch(run.history, cfg.get("metric"))
     if run.history is not None and "epoch_seconds" in run.history.columns:
         run.seconds = float(run.history["epoch_seconds"].sum())
-    run.state, run.progress = run_state(path, cfg, folds, oof)
+    run.state, run.progress = run_state(path, cfg, folds, oof, set_dirs)
     if run.state == FOLD_MISSING:       # its out-of-fold score is over rows of a fold it no longer has
         run.val_macro_f1, run.val_acc, run.per_class, run.best_epoch, run.n_val = (float("nan"), float("nan"), None,
                                                                                    None, 0)
@@ -422,7 +425,8 @@ def task_groups(tasks: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def run_state(path: Path, cfg: dict, folds: Sequence[Path] = (), oof: OofRecord | None = None) -> tuple[str, str]:
+def run_state(path: Path, cfg: dict, folds: Sequence[Path] = (), oof: OofRecord | None = None,
+              set_dirs: SetFolds | None = None) -> tuple[str, str]:
     """(state, progress) of a run folder (see STATES; state blank: finished, or not known). Evidence, in order: the
     folder's lock (running), its tune study's trials.csv (pruned, failed, complete; failed by Ctrl-C / SIGTERM, its
     message says: stopped; any of them finished where `train --resume` trained it to its end since:
@@ -430,14 +434,14 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = (), oof: OofRecord 
     (rundir.fold_state). A fold read alone (run_names.fold_set) is a run: its config.yaml repeats the set's --folds,
     which would read it as a set; stopped, it crashed (was refused) where its set's train.log says so (train logs
     that line there, not in the fold's: rundir.ended_line). `oof`: a set's oof_score.json as read_oof_score read
-    it, where the caller has it."""
+    it, `set_dirs`: its folds as set_folds resolved them, where the caller has them."""
     kset = fold_set(path)
     if kset is not None:
         cfg = {k: v for k, v in cfg.items() if k != "folds"}
     epochs, early_stop = progress_settings(cfg)
     kfold = bool(cfg.get("folds") or folds)
     if kfold:
-        sp = set_progress(path, epochs, early_stop, oof)      # train.rundir's, which predict's refusal says too
+        sp = set_progress(path, epochs, early_stop, oof, set_dirs)    # train.rundir's, predict's refusal's too
         finished, progress, gone = sp.finished, sp.text, sp.gone
     else:
         (finished, progress), gone = fold_state(path, epochs, early_stop), []
@@ -448,7 +452,7 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = (), oof: OofRecord 
     record = trial_record(path) or {}
     # a trial Optuna recorded as still running: by its folder (its process is gone: no lock)
     recorded = record.get("state", "")
-    if recorded in TRIAL_STATES and _trained_to_end_since(path, record, finished, kfold, oof):
+    if recorded in TRIAL_STATES and _trained_to_end_since(path, record, finished, kfold, oof, set_dirs):
         return "", progress
     if recorded == "fail" and _stopped_trial(record):      # Optuna fails a trial Ctrl-C
         return STOPPED, progress            # stopped: no fault of its values (tune runs them again on resume)
@@ -469,13 +473,13 @@ def _stopped_trial(record: dict) -> bool:
 
 
 def _trained_to_end_since(path: Path, record: dict, finished: bool | None, kfold: bool,
-                          oof: OofRecord | None = None) -> bool:
+                          oof: OofRecord | None = None, set_dirs: SetFolds | None = None) -> bool:
     """Whether `imgcls train --resume` trained a tune trial's folder on to its end after trials.csv's `record` ended
     the trial before it (pruned, failed, stopped): a finished run then, not the trial's state. Its folder finished
     (`finished`: run_state's reading, a k-fold set's own where `kfold`) and, but for a stopped trial (no verdict on
     it), with epochs beyond the trial's epochs_run (over every fold of a set): a trial pruned or failed after its
     last epoch has that epoch done too, and so stays pruned / failed, as does one whose table has no epochs_run.
-    `oof`: run_state's."""
+    `oof`, `set_dirs`: run_state's."""
     if finished is not True:
         return False
     if record.get("state") == "fail" and _stopped_trial(record):
@@ -484,7 +488,8 @@ def _trained_to_end_since(path: Path, record: dict, finished: bool | None, kfold
         ran = int(float(record.get("epochs_run") or ""))
     except ValueError:
         return False
-    done = [epochs_done(d) for d in (set_fold_dirs(path, oof)[0] if kfold else [path])]
+    ours = (set_dirs.ours if set_dirs is not None else set_fold_dirs(path, oof)[0]) if kfold else [path]
+    done = [epochs_done(d) for d in ours]
     return None not in done and sum(done) > ran
 
 

@@ -4195,6 +4195,33 @@ def test_the_newest_run_is_not_a_k_fold_set_dated_by_a_fold_folder_outside_its_p
     assert [m.run for m in locate_source(None, runs, tmp_path / "ensembles").members] == [runs / "new"]
 
 
+def test_a_kfold_set_s_planned_folds_are_resolved_once_per_runs_row(tmp_path, monkeypatch):
+    """A k-fold set's row of `imgcls runs` resolved its planned folds (oof_score.json, else plan.json, else
+    config.yaml's --folds) 3 times: for its folds, its progress and the progress's fold folders. read_run resolves
+    them once (rundir.set_folds) and passes them along; the row reads the same: its state, its progress, a fold
+    folder the plan does not name left out."""
+    from imgcls.runs import read_run
+    from imgcls.train import rundir
+    kf = make_tiny_run(tmp_path / "runs" / "kf", classes=("a", "b"), folds=3)
+    shutil.rmtree(kf / "fold_2")
+    (kf / "oof_score.json").unlink()        # stopped before its last fold: its plan.json names its folds
+    rundir.record_plan(kf, [0, 1], ["a", "b"])
+    mark_training(kf / "fold_0", 3, 3, 3, finished=True)
+    mark_training(kf / "fold_1", 1, 3, 1)
+    make_tiny_run(tmp_path / "stray", classes=("a", "b"), folds=3)
+    shutil.copytree(tmp_path / "stray" / "fold_2", kf / "fold_2")       # copied in by hand: no fold of its plan
+    for f in ("fold_0", "fold_1", "fold_2"):
+        (kf / f / "metrics.csv").write_text("epoch,val_macro_f1,val_loss,epoch_seconds\n1,0.5,1,2\n")
+    calls = []
+    planned = rundir.planned_folds
+    monkeypatch.setattr(rundir, "planned_folds", lambda *a, **k: (calls.append(a[0]), planned(*a, **k))[1])
+    run = read_run(kf)
+    assert len(calls) == 1, calls
+    assert (run.kind, run.state, run.progress) == ("k-fold", "stopped", "folds done 1/2, fold_1 1, fold_2 not "
+                                                                         "planned")
+    assert [p.parent.name for p in run.checkpoints] == ["fold_0", "fold_1"]
+
+
 def test_a_kfold_set_s_oof_score_is_read_once_per_runs_row_and_per_find_checkpoints(tmp_path, monkeypatch):
     """oof_score.json was read up to 6 times for one k-fold set's row of `imgcls runs` (its folds, its recorded
     scores, its state: finished, planned, gone) and twice by find_checkpoints (predict's, ensemble's, export's):

@@ -450,11 +450,31 @@ def set_fold_dirs(run_dir: str | os.PathLike, oof: OofRecord | None = None,
     its data holds, train's check_data's), else every fold folder is the set's (run_names.fold_dirs). `oof`:
     planned_folds'."""
     dirs = fold_dirs(run_dir)
-    planned = (planned_folds(run_dir, oof) or folds or None) if dirs else None
+    return _split_fold_dirs(run_dir, dirs, (planned_folds(run_dir, oof) or folds or None) if dirs else None)
+
+
+def _split_fold_dirs(run_dir, dirs: list[Path], planned: Sequence[int] | None) -> tuple[list[Path], list[Path]]:
+    """set_fold_dirs' split of the fold folders `dirs` by the folds `planned` (None: every one is the set's)."""
     if planned is None:
         return dirs, []
     named = {fold_dir(run_dir, k).name for k in planned}
     return [d for d in dirs if d.name in named], [d for d in dirs if d.name not in named]
+
+
+class SetFolds(NamedTuple):
+    """A k-fold set's planned folds (planned_folds) and its fold folders split by them (set_fold_dirs), read once
+    for a caller that asks several things of them (a set's row in `imgcls runs`: its folds, its progress, a tune
+    trial's epochs: they were resolved 3 times per row)."""
+    planned: list | None        # planned_folds'
+    ours: list[Path]            # set_fold_dirs' (the fold folders its plan names, those it does not)
+    stray: list[Path]
+
+
+def set_folds(run_dir: str | os.PathLike, oof: OofRecord | None = None, dirs: list[Path] | None = None) -> SetFolds:
+    """SetFolds of the k-fold set in `run_dir` (`dirs`: its fold_dirs where the caller listed them already)."""
+    dirs = fold_dirs(run_dir) if dirs is None else dirs
+    planned = planned_folds(run_dir, oof)
+    return SetFolds(planned, *_split_fold_dirs(run_dir, dirs, planned))
 
 
 class OofRecord(NamedTuple):
@@ -675,16 +695,18 @@ class SetProgress(NamedTuple):
     text: str                   # 'folds done 1/2, fold_1 3/10'
 
 
-def set_progress(run_dir: Path, epochs: int | None, early_stop: bool, oof: OofRecord | None = None) -> SetProgress:
+def set_progress(run_dir: Path, epochs: int | None, early_stop: bool, oof: OofRecord | None = None,
+                 folds: SetFolds | None = None) -> SetProgress:
     """A k-fold set's progress (SetProgress), from its folds' last.pt and, where that is gone (deleted by hand,
     tune --keep), their metrics.csv against the `epochs` set (progress_settings): 'folds done 1/2, fold_1 3/10'
     (the folds of its plan: a fold folder it does not name is said as 'fold_2 not planned', and counted in none).
-    Its OOF_SCORE is read once (`oof`: where a caller read it already)."""
+    Its OOF_SCORE is read once (`oof`: where a caller read it already), its folds resolved once (`folds`:
+    set_folds', where a caller has them)."""
     run_dir = Path(run_dir)
     oof = _oof(run_dir, oof)
     finished = kfold_finished(run_dir, oof)
-    planned = planned_folds(run_dir, oof)       # oof_score.json, plan.json, config.yaml's --folds (not `all`)
-    ours, stray = set_fold_dirs(run_dir, oof)
+    # oof_score.json, plan.json, config.yaml's --folds (not `all`)
+    planned, ours, stray = folds if folds is not None else set_folds(run_dir, oof)
     states = [(d.name, *fold_state(d, epochs, early_stop)) for d in ours]
     if finished:    # OOF_SCORE is written after the last fold: one not known to have finished (an --early-stop
         states = [(name, True if f is None else f, p) for name, f, p in states]    # fold's last.pt gone) did
