@@ -264,6 +264,13 @@ def test_diff_given_a_tune_study_names_it_and_its_trial_folders(outputs, tmp_pat
             f"outputs/ensembles, or one of the study's trial folders ({trials})"), r.output
     r = CliRunner().invoke(app, ["runs", "diff", str(study / "trial_0001"), str(best)])
     assert r.exit_code == 0, r.output
+    pred = tmp_path / "pred"        # predict's output folder: named so too
+    pred.mkdir()
+    (pred / "predict.json").write_text("{}")
+    r = CliRunner().invoke(app, ["runs", "diff", str(pred), str(best)])
+    assert r.exit_code == 2 and " ".join(r.output.split()) == (
+        f"error: {pred} is an imgcls predictions folder, not a run; give a folder under outputs/runs or "
+        f"outputs/ensembles"), r.output
     r = CliRunner().invoke(app, ["predict", str(study), "--data", str(tmp_path)])
     assert r.exit_code == 2 and f"not a run; give a run folder (outputs/runs/NAME), or one of the study's trial " \
                                 f"folders ({trials})" in " ".join(r.output.split()), r.output
