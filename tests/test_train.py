@@ -510,6 +510,27 @@ def test_a_resume_of_a_k_fold_set_whose_oof_score_and_a_fold_s_last_pt_are_gone_
     assert json.loads((part / "oof_score.json").read_text())["folds"] == [0, 1] and finished(part)
 
 
+def test_a_fold_read_back_builds_no_model(tmp_path, monkeypatch):
+    """A resume reads a finished fold whose last.pt is gone back (its metrics.csv, val_predictions.csv), not
+    trained; its Trainer still built its starting weights first (the model, a pretrained download or load, its
+    optimiser), unused: seconds wasted per fold. A fold read back builds none."""
+    import imgcls.train.loop as loop
+    from imgcls import manifest as mf
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "splits.csv")
+    kf = run_train(TrainConfig(**{**TINY, "src": str(tmp_path / "splits.csv"), "out": str(tmp_path / "runs"),
+                                  "name": "kf", "epochs": 1, "folds": "all", "aug": "none"}))
+    score = json.loads((kf / "oof_score.json").read_text())
+    (kf / "oof_score.json").unlink()
+    for fold in ("fold_0", "fold_1"):
+        (kf / fold / "last.pt").unlink()
+    monkeypatch.setattr(loop, "build_model", lambda *a, **k: pytest.fail("a fold read back built a model"))
+    r = CliRunner().invoke(app, ["train", "--resume", str(kf)])
+    assert r.exit_code == 0 and r.exception is None, r.output
+    assert json.loads((kf / "oof_score.json").read_text()) == score
+
+
 def test_a_finished_fold_whose_last_pt_is_gone_is_read_back_only_whole_and_by_train_s_best_epoch(tmp_path):
     """A resume reads a finished fold whose last.pt is gone back, not trained (its metrics.csv and
     val_predictions.csv). The refusal's filter asked only that it finished, the read-back that its files be there

@@ -130,6 +130,8 @@ class Trainer:
         self.diverged_said = False
 
     def run(self) -> dict:
+        if self.resume and self._restore_finished_gone():       # read back: no model, data or optimiser to build
+            return self.result(None)
         self.setup()
         if self.resume and self.restore():
             return self.result(None)
@@ -318,10 +320,11 @@ class Trainer:
         self.head_w = [float(w) for w in cfg.head_weights] if cfg.head_weights else [1.0] * len(sizes)
 
     def restore(self) -> bool:
-        """Continue from last.pt (when there is one); True when that run had finished (nothing left to train)."""
+        """Continue from last.pt (when there is one); True when that run had finished (nothing left to train). A
+        fold read back whole, its last.pt gone, was before setup (_restore_finished_gone)."""
         run_dir, st = self.run_dir, self.state
         if not (run_dir / LAST_PT).is_file():
-            return self._restore_finished_gone()
+            return False
         ck = read_checkpoint(run_dir / LAST_PT)
         ts = ck["train_state"]
         self.model.load_state_dict(ck["raw_state_dict"])
@@ -358,13 +361,15 @@ class Trainer:
         """A k-fold fold whose last.pt is gone since it finished (deleted by hand, tune --keep; rundir.fold_state
         reads it finished: its LAST_STATE, or metrics.csv's every epoch) has nothing to train: its best epoch and
         predictions are read back from its metrics.csv and val_predictions.csv, so the set's out-of-fold record is
-        written from them; True then. False where there is no such fold (nothing to continue: a stopped one's
+        written from them; True then, before setup builds a model, reads data or makes an optimiser it would not
+        use. False where there is no such fold (its last.pt kept: restore; nothing to continue: a stopped one's
         resume is refused before, rundir.check_last_pt_kept)."""
         from imgcls.metrics import best_epoch_of
         from imgcls.run_names import metric_column
         from imgcls.train.rundir import read_back, read_metrics
         run_dir, st, cfg = self.run_dir, self.state, self.cfg
-        if self.fold is None or not read_back(run_dir, cfg.epochs, bool(cfg.early_stop)):
+        if self.fold is None or (run_dir / LAST_PT).is_file() or not read_back(run_dir, cfg.epochs,
+                                                                                bool(cfg.early_stop)):
             return False
         h = read_metrics(run_dir)
         best = best_epoch_of(h[metric_column(cfg.metric, h.columns)], cfg.metric)      # train's pick (NaN: first)
