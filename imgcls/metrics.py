@@ -51,6 +51,25 @@ def best_epoch_of(curve: pd.Series, metric: str) -> int | None:
     return int(finite.idxmin() if BEST_BY[metric].direction == "minimize" else finite.idxmax())
 
 
+def stale_epochs(curve, metric: str) -> int:
+    """The epochs since the last of `curve` (one value of --metric `metric` per epoch, in order) that beat the best
+    before it (`better`; 0 where the last one did): train's early-stop count (its train state's bad_epochs)."""
+    best, stale = None, 0
+    for value in pd.to_numeric(pd.Series(list(curve), dtype=object), errors="coerce").to_numpy(dtype=float):
+        if better(value, best, metric):
+            best, stale = value, 0
+        else:
+            stale += 1
+    return stale
+
+
+def early_stopped(curve, metric: str, patience: int) -> bool:
+    """Whether train's `--early-stop patience` (0: off) stops a run after the last epoch of `curve` (stale_epochs'):
+    `patience` epochs in a row, none better than the best before them. The one rule: train stops by it, and a run
+    whose last.pt is gone is read by it as early-stopped or not (rundir.fold_state)."""
+    return bool(patience) and stale_epochs(curve, metric) >= patience
+
+
 def import_libraries() -> None:
     """Import scikit-learn's metrics (~1 s on a 2-core machine, most of it scikit-learn itself) now, e.g. while
     worker processes decode images; the functions below import them when first called."""

@@ -142,8 +142,8 @@ class Trainer:
             t0 = time.perf_counter()
             train_loss, train_acc = self.train_epoch(epoch)
             ev, row, improved = self.evaluate_epoch(epoch, train_loss, train_acc, t0)
-            st.stop = self.dist.broadcast(bool(row is not None and cfg.early_stop
-                                               and st.bad_epochs >= cfg.early_stop))
+            st.stop = self.dist.broadcast(bool(row is not None
+                                               and metrics.early_stopped(self.curve, cfg.metric, cfg.early_stop)))
             self.checkpoint(epoch, ev, row, improved)
             self.hooks.check()
             self.dist.barrier()
@@ -160,6 +160,11 @@ class Trainer:
     def metric_column(self) -> str:
         """--metric's metrics.csv column (run_names.BEST_BY): what picks the best epoch."""
         return BEST_BY[self.cfg.metric].column
+
+    @property
+    def curve(self) -> list:
+        """--metric's value of each epoch of the run so far (its history's, an earlier session's too)."""
+        return [h[self.metric_column] for h in self.state.history]
 
     @property
     def metric_label(self) -> str:
@@ -632,7 +637,7 @@ class Trainer:
         improved = metrics.better(row[self.metric_column], st.best_value, cfg.metric)
         if improved:
             st.best_value, st.best_f1 = row[self.metric_column], row["val_macro_f1"]
-            st.best_epoch, st.bad_epochs = epoch + 1, 0
+            st.best_epoch = epoch + 1
             st.best_preds = val_predictions_frame(self.data, ev["proba"], meta, fold, ev["skipped"])
             save_checkpoint(run_dir / BEST_PT, _unwrap(self.eval_model).state_dict(), meta,
                             epoch=epoch + 1, val_f1=st.best_f1)
@@ -651,8 +656,7 @@ class Trainer:
             if self.cfg.plots:
                 self.pending_confusion = (ev["y_final"], pred, list(meta.classes), f"best epoch {epoch + 1}, val "
                                           f"macro-F1 {st.best_f1:.4f} ({len(pred)} val images)")
-        else:
-            st.bad_epochs += 1
+        st.bad_epochs = metrics.stale_epochs(self.curve, cfg.metric)       # last.pt's record of it
         self.table.print(row, improved)
         self.log(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
                  terminal=False)
