@@ -438,13 +438,13 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = (), oof: OofRecord 
     kset = fold_set(path)
     if kset is not None:
         cfg = {k: v for k, v in cfg.items() if k != "folds"}
-    epochs, early_stop = progress_settings(cfg)
+    settings = progress_settings(cfg)
     kfold = bool(cfg.get("folds") or folds)
     if kfold:
-        sp = set_progress(path, epochs, early_stop, oof, set_dirs)    # train.rundir's, predict's refusal's too
+        sp = set_progress(path, settings, oof, set_dirs)    # train.rundir's, predict's refusal's too
         finished, progress, gone = sp.finished, sp.text, sp.gone
     else:
-        (finished, progress), gone = fold_state(path, epochs, early_stop), []
+        (finished, progress), gone = fold_state(path, settings), []
     if RunLock.held(path):
         return RUNNING, progress
     if gone:        # a finished k-fold set's fold folder or checkpoint removed since
@@ -808,7 +808,8 @@ def _board_table(title: str, caption: str, cells: list[dict], group: list | None
 
 
 STATE_NOTE = (f"epochs: done, of a finished run ('4/10, early stop': train's early stop ended it); '4/10' alone: "
-              f"not known whether it finished (an early stop) or stopped (its last.pt gone); "
+              f"not known whether it finished (an early stop) or stopped (its last.pt gone, and its {METRICS_CSV} "
+              f"without the values of its --metric); "
               f"'{STOPPED} 2/6': not finished, 2 of its 6 epochs done, and "
               f"nothing trains it ('{CRASHED} 2/6': an exception stopped it (a crash, not Ctrl-C nor a refusal), after "
               f"2 of its 6 epochs: its {TRAIN_LOG}'s last line names it; '{REFUSED} 0/6': a refusal stopped it "
@@ -825,8 +826,8 @@ STATE_NOTE = (f"epochs: done, of a finished run ('4/10, early stop': train's ear
 def epochs_label(state, progress, epochs) -> str:
     """The table's epochs cell: epochs done of a finished run ('6', '4/10, early stop'), else the state and how
     far it got ('stopped 2/6', 'pruned folds done 1/3, fold_1 1/3'), or that nothing tells whether it finished
-    ('4/10': an early stop could have ended it, its last.pt gone) or how far it got ('?/6'): never a bare count
-    that reads as finished."""
+    ('4/10': an early stop could have ended it, its last.pt gone and its metrics.csv without the values of its
+    --metric) or how far it got ('?/6'): never a bare count that reads as finished."""
     if state:
         return f"{state} {progress}".strip()
     done = re.fullmatch(rf"(\d+|{re.escape(UNKNOWN)})/(\d+)", str(progress))     # a run's 'done/set' alone
@@ -1156,7 +1157,8 @@ def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | o
                                         f"of each run's saved validation predictions; {ROWS_NOTE} "
                                         f"(scored_on, n_val); state: blank for a finished run, an ensemble, or a "
                                         f"run not known to have finished or stopped (progress 4/10 alone: an early "
-                                        f"stop could have ended it, its last.pt gone; or {UNKNOWN}/6), else {STOPPED} "
+                                        f"stop could have ended it, its last.pt gone and its {METRICS_CSV} without "
+                                        f"the values of its --metric; or {UNKNOWN}/6), else {STOPPED} "
                                         f"(ended before its epochs or last fold), {CRASHED} (an exception stopped "
                                         f"it: its {TRAIN_LOG}'s last line names it), {REFUSED} (a refusal stopped "
                                         f"it before its first epoch, its folder kept for its tracker's run or "

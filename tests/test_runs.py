@@ -17,12 +17,12 @@ from imgcls.runs import COLUMNS, diff_runs, find_runs, leaderboard
 CLASSES = ["a", "b", "c"]
 
 
-def fake_run(d, model, preds, epochs=3, seconds=2.0, classes=CLASSES, **cfg):
-    """A run folder as imgcls train leaves it: config.yaml, metrics.csv, val_predictions.csv (label / pred) of
-    `classes` (p_<class> columns)."""
+def fake_run(d, model, preds, epochs=3, seconds=2.0, classes=CLASSES, f1=None, **cfg):
+    """A run folder as imgcls train leaves it: config.yaml, metrics.csv (its val_macro_f1 `f1` per epoch, rising
+    by default), val_predictions.csv (label / pred) of `classes` (p_<class> columns)."""
     d.mkdir(parents=True)
     (d / "config.yaml").write_text(yaml.safe_dump({"model": model, "img_size": 32, "epochs": epochs, **cfg}))
-    f1 = np.linspace(0.2, 0.6, epochs)
+    f1 = np.linspace(0.2, 0.6, epochs) if f1 is None else f1
     pd.DataFrame({"epoch": range(1, epochs + 1), "train_loss": 1.0, "val_loss": 1.0, "val_acc": 0.5,
                   "val_macro_f1": f1, "lr": 1e-3, "epoch_seconds": seconds}).to_csv(d / "metrics.csv", index=False)
     labels, pred = zip(*preds)
@@ -688,12 +688,13 @@ def test_a_row_that_is_not_a_finished_run_says_so(outputs, tmp_path):
     fake_run(runs_dir / "killed", "resnet10t", good, epochs=3)
     torch.save({"state_dict": {}, "meta": {}, "train_state": {"finished": False, "epoch": 1}},
                runs_dir / "killed" / "last.pt")
-    for name in ("early", "early_nolast"):      # 2 epochs without a gain: train stopped at 4 of 10
-        fake_run(runs_dir / name, "resnet10t", good, epochs=4, early_stop=2)
+    for name in ("early", "early_nolast", "cut_nolast"):      # 2 epochs without a gain: train stopped at 4 of 10
+        fake_run(runs_dir / name, "resnet10t", good, epochs=4, early_stop=2,
+                 f1=None if name == "cut_nolast" else [0.2, 0.6, 0.5, 0.4])     # cut: each epoch better
         (runs_dir / name / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32,
                                                                     "epochs": 10, "early_stop": 2}))
     torch.save({"state_dict": {}, "meta": {}, "train_state": {"finished": True, "epoch": 3}},
-               runs_dir / "early" / "last.pt")      # the one record of an early stop; without it: not known
+               runs_dir / "early" / "last.pt")      # its record of the early stop; without it: its metrics.csv
     # a k-fold set stopped in its second fold (no oof_score.json)
     kf = runs_dir / "kf_stop"
     fake_run(kf / "fold_0", "resnet10t", good[:2], epochs=2)
@@ -714,7 +715,8 @@ def test_a_row_that_is_not_a_finished_run_says_so(outputs, tmp_path):
     got = {n: (s, p) for n, s, p in zip(board["name"], board["state"], board["progress"])}
     assert got["runs/ctrlc"] == ("stopped", "2/6") and got["runs/killed"] == ("stopped", "3/3")
     assert got["runs/early"] == ("", "4/10, early stop")                 # finished: train's early stop
-    assert got["runs/early_nolast"] == ("", "4/10")     # last.pt gone: stopped or early-stopped, not said
+    # last.pt gone: train's early-stop rule over its metrics.csv's val macro-F1 says which
+    assert got["runs/early_nolast"] == ("", "4/10, early stop") and got["runs/cut_nolast"] == ("stopped", "4/10")
     # a finished --folds all set said "folds done 2", a bare count beside every other row's done/set: its folds are
     # the ones oof_score.json records
     assert got["runs/best"] == ("", "4/4") and got["runs/kf"] == ("", "folds done 2/2")
@@ -742,15 +744,19 @@ def test_a_row_that_is_not_a_finished_run_says_so(outputs, tmp_path):
 
 def test_a_k_fold_set_names_a_fold_not_known_to_have_finished(outputs):
     """A k-fold set with --early-stop whose fold's last.pt is gone (deleted by hand, tune --keep) and whose
-    metrics.csv stops before the epochs set (early-stopped or interrupted: not known) read 'folds done 1/3' alone:
+    metrics.csv stops before the epochs set (early-stopped or interrupted: not known where it holds no --metric
+    values for train's early-stop rule to tell) read 'folds done 1/3' alone:
     the fold was neither counted nor named (only stopped folds and '?' ones were). It is named as a single run's
     cell reads it ('fold_1 4/10'); in a set train finished (oof_score.json, written after the last fold) it did
     finish, and counts."""
     good = [("a", "a"), ("b", "b"), ("c", "c"), ("a", "a")]
-    for name, folds in (("kf_early", "0,1,2"), ("kf_early_done", "0,1")):
+    for name, folds in (("kf_early", "0,1,2"), ("kf_early_done", "0,1"), ("kf_ruled", "0,1,2")):
         kf = outputs / "runs" / name
         fake_run(kf / "fold_0", "resnet10t", good[:2], epochs=10)
-        fake_run(kf / "fold_1", "resnet10t", good[2:], epochs=4)
+        fake_run(kf / "fold_1", "resnet10t", good[2:], epochs=4, f1=[0.2, 0.6, 0.5, 0.4])
+        if name != "kf_ruled":      # no --metric values: train's early-stop rule cannot tell
+            pd.read_csv(kf / "fold_1" / "metrics.csv").drop(columns="val_macro_f1").to_csv(
+                kf / "fold_1" / "metrics.csv", index=False)
         for d in (kf, kf / "fold_0", kf / "fold_1"):
             (d / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32, "epochs": 10,
                                                            "early_stop": 2, "folds": folds}))
@@ -759,6 +765,7 @@ def test_a_k_fold_set_names_a_fold_not_known_to_have_finished(outputs):
     got = {n: (s, p) for n, s, p in zip(board["name"], board["state"], board["progress"])}
     assert got["runs/kf_early"] == ("stopped", "folds done 1/3, fold_1 4/10")
     assert got["runs/kf_early_done"] == ("", "folds done 2/2")
+    assert got["runs/kf_ruled"] == ("stopped", "folds done 2/3")       # fold_1 early-stopped by its val macro-F1
     assert got["runs/kf"] == ("", "folds done 2/2")
 
 
@@ -1294,24 +1301,29 @@ def test_a_run_whose_metrics_csv_is_malformed_or_gone_has_its_epochs_done_from_l
 
 
 def test_a_run_not_known_to_have_finished_is_no_bare_count_and_the_notes_say_blank_is_not_known(outputs):
-    """A run with --early-stop whose last.pt is gone, 4 of its 10 epochs in metrics.csv, is not known to have
+    """A run with --early-stop whose last.pt is gone, 4 of its 10 epochs in metrics.csv and no values of its
+    --metric there (train's early-stop rule cannot tell), is not known to have
     finished (an early stop) or stopped: its state is blank, as a finished run's, and the table's epochs cell
     read a bare '4', which its caption says is a finished run's. It reads '4/10', and the caption says so; the
     report's subtitle said a blank state is a finished run's, and says now that it may be not known."""
     good = [("a", "a"), ("b", "b"), ("c", "c"), ("a", "a")]
     fake_run(outputs / "runs" / "early_nolast", "resnet10t", good, epochs=4)
     (outputs / "runs" / "early_nolast" / "config.yaml").write_text(yaml.safe_dump(
-        {"model": "resnet10t", "img_size": 32, "epochs": 10, "early_stop": 2}))
+        {"model": "resnet10t", "img_size": 32, "epochs": 10, "early_stop": 2, "metric": "loss"}))
+    metrics_csv = outputs / "runs" / "early_nolast" / "metrics.csv"       # no val loss: the rule cannot tell
+    pd.read_csv(metrics_csv).drop(columns="val_loss").to_csv(metrics_csv, index=False)
     r = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["runs", str(outputs)])
     out = " ".join(r.output.split())
     assert r.exit_code == 0 and re.search(r"runs/early_nolast\W+run\W+label \(3\)\W+resnet10t\W+32\W+4/10\W", out), out
     assert re.search(r"runs/best\W+run\W+label \(3\)\W+resnet10t\W+32\W+4\W", out)     # finished: bare
-    assert "'4/10' alone: not known whether it finished (an early stop) or stopped (its last.pt gone)" in out
+    assert ("'4/10' alone: not known whether it finished (an early stop) or stopped (its last.pt gone, and its "
+            "metrics.csv without the values of its --metric)") in out
     # the report's state column is blank for it too: its subtitle said "blank for a finished run"
     r = CliRunner().invoke(app, ["runs", "report", str(outputs)])
     page = " ".join((outputs / "runs_report.html").read_text().split())
     assert r.exit_code == 0 and "state: blank for a finished run, an ensemble, or a run not known to have finished " \
-        "or stopped (progress 4/10 alone: an early stop could have ended it, its last.pt gone; or ?/6)" in page
+        "or stopped (progress 4/10 alone: an early stop could have ended it, its last.pt gone and its metrics.csv " \
+        "without the values of its --metric; or ?/6)" in page
 
 
 def test_a_kfold_set_s_report_lists_its_folds_by_number(tmp_path):

@@ -475,6 +475,36 @@ def test_a_resume_of_a_finished_run_whose_last_pt_is_gone_says_already_finished(
         CliRunner().invoke(app, ["train", "--resume", str(part)]))
 
 
+def test_a_run_early_stopped_whose_last_pt_is_gone_reads_finished_by_train_s_rule(two_class, tmp_path):
+    """A run that --early-stop ended (fewer epochs in metrics.csv than --epochs), its last.pt and last_state.json
+    gone since (deleted by hand, tune --keep), read 'not known' in `imgcls runs` (state blank, '2/4'), and its
+    `train --resume` was refused as stopped ('its last.pt is gone ... deleted since?'). Train's own early-stop rule
+    (metrics.early_stopped) over its metrics.csv's --metric values tells: it finished ('2/4, early stop'), and the
+    resume says 'already finished', nothing written. One cut short before the rule was met stays stopped."""
+    from conftest import tree_snapshot
+    from test_cli import one_error_line
+    # lr 0: no epoch beats the first, --early-stop 1 ends it after epoch 2
+    stop = run_train(cfg_for(two_class, tmp_path, name="stop", epochs=4, lr=0.0, scheduler="none", early_stop=1))
+    part = run_train(cfg_for(two_class, tmp_path, name="part", epochs=4, lr=0.0, scheduler="none", early_stop=3),
+                     stop_after=2)
+    assert list(metrics(stop)["epoch"]) == list(metrics(part)["epoch"]) == [1, 2]
+    for r in (stop, part):
+        (r / "last.pt").unlink()
+        (r / "last_state.json").unlink()
+    assert sorted(_listed(tmp_path / "runs", "name", "state", "progress")) == [
+        ("part", "stopped", "2/4"), ("stop", "", "2/4, early stop")]
+    assert finished(stop) and not finished(part)
+    before = tree_snapshot(tmp_path)
+    r = CliRunner().invoke(app, ["train", "--resume", str(stop)])
+    assert r.exit_code == 0, r.output
+    assert ("stop: already finished, nothing to resume (its last.pt is gone, its metrics.csv says so)"
+            in " ".join(r.output.split())), r.output
+    assert tree_snapshot(tmp_path) == before
+    line = one_error_line(CliRunner().invoke(app, ["train", "--resume", str(part)]))
+    assert f"--resume {part}: its last.pt is gone, though its metrics.csv records 2 epochs" in line, line
+    assert tree_snapshot(tmp_path) == before
+
+
 def test_a_resume_of_a_k_fold_set_whose_oof_score_and_a_fold_s_last_pt_are_gone_writes_the_oof_score(tmp_path):
     """A k-fold set whose folds all finished, its oof_score.json missing and a fold's last.pt deleted: predict said
     'write it with imgcls train --resume KF', which refused it (exit 2, 'the last.pt of fold_0 is gone'). The
@@ -4446,6 +4476,9 @@ def test_metric_loss_stops_early_and_resumes_by_the_loss(two_class, tmp_path, mo
     assert read_checkpoint(run / "best.pt")["epoch"] == 2
     said = (run / "train.log").read_text()
     assert "early stop: val loss did not improve for 2 epochs (best 0.4000 at epoch 2)" in said, said
+    (run / "last.pt").unlink()
+    (run / "last_state.json").unlink()      # gone: its metrics.csv's val loss, not its rising macro-F1, tells
+    assert finished(run) and _listed(tmp_path / "runs", "progress") == ["4/5, early stop"]
 
 
 @pytest.mark.parametrize("metric, halved", [("loss", False), ("macro_f1", True)])

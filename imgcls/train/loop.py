@@ -371,10 +371,9 @@ class Trainer:
         resume is refused before, rundir.check_last_pt_kept)."""
         from imgcls.metrics import best_epoch_of
         from imgcls.run_names import metric_column
-        from imgcls.train.rundir import read_back, read_metrics
+        from imgcls.train.rundir import progress_settings, read_back, read_metrics
         run_dir, st, cfg = self.run_dir, self.state, self.cfg
-        if self.fold is None or (run_dir / LAST_PT).is_file() or not read_back(run_dir, cfg.epochs,
-                                                                                bool(cfg.early_stop)):
+        if self.fold is None or (run_dir / LAST_PT).is_file() or not read_back(run_dir, progress_settings(cfg)):
             return False
         h = read_metrics(run_dir)
         best = best_epoch_of(h[metric_column(cfg.metric, h.columns)], cfg.metric)      # train's pick (NaN: first)

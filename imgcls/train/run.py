@@ -1033,7 +1033,8 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
     from imgcls.train.config import parse_fill
     from imgcls.train.loop import FoldData, train_run
     from imgcls.train.progress import RunLog
-    from imgcls.train.rundir import read_back, train_finished
+    from imgcls.train.rundir import progress_settings, read_back, train_finished
+    settings = progress_settings(cfg)       # what a fold read back is read against
     img_size = cfg.img_size
     size = tdata.cached_size(img_size, cfg.crop_from)       # what is decoded and cached: > img_size with --crop-from
 
@@ -1146,7 +1147,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
             if fold is not None and not (fold_dir / RUN_CONFIG).exists():
                 cfg.save(fold_dir / RUN_CONFIG)
             elif fold is not None and resume is not None and not train_finished(fold_dir / LAST_PT) \
-                    and not read_back(fold_dir, cfg.epochs, bool(cfg.early_stop)):
+                    and not read_back(fold_dir, settings):
                 cfg.record_session(fold_dir / RUN_CONFIG)       # the fold goes on in this session (one read back
                 # whole, its last.pt gone, did not: its record stays how it ran)
         dist.barrier()

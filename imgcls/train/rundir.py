@@ -282,7 +282,7 @@ def _gone_way_on(run_dir: Path) -> tuple[str, bool, str, bool] | None:
     if kfold:       # a fold finished (fold_state, as `imgcls runs` reads it) has nothing to continue: the resume
         from imgcls.outputs import read_yaml        # reads its result back (its oof_score.json written from it)
         settings = progress_settings(read_yaml(run_dir / RUN_CONFIG))
-        gone = [(d, why) for d, why in gone if not read_back(d, *settings)]
+        gone = [(d, why) for d, why in gone if not read_back(d, settings)]
         if not gone:
             return None
         one = len(gone) == 1
@@ -577,7 +577,7 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path], name: str, oof:
     unreadable = oof_unreadable(run_dir, oof)
     from imgcls.outputs import read_yaml
     # how far it got, as `imgcls runs` says it: last.pt, or where that is gone its metrics.csv
-    progress = set_progress(run_dir, *progress_settings(read_yaml(run_dir / RUN_CONFIG)), oof=oof)
+    progress = set_progress(run_dir, progress_settings(read_yaml(run_dir / RUN_CONFIG)), oof=oof)
     if planned and not gone and not unreadable and all(progress.folds.get(f) for f in planned):
         # every fold finished, the record of the set written after the last one is not there (the run killed as it
         # was written, the file deleted): resume trains nothing and writes it from the folds' predictions
@@ -643,24 +643,41 @@ def epochs_done(folder: Path) -> int | None:
     return 0
 
 
-def read_back(folder: Path, epochs: int | None, early_stop: bool) -> bool:
+def read_back(folder: Path, settings: ProgressSettings) -> bool:
     """Whether a k-fold fold whose last.pt is gone can be read back by a resume, not trained (Trainer's
-    restore, the one rule check_last_pt_kept shares): it finished (fold_state) and its metrics.csv's epochs and
-    val_predictions.csv are there. A fold without them is refused, never trained over from epoch 1."""
+    restore, the one rule check_last_pt_kept shares): it finished (fold_state, by the run's `settings`) and its
+    metrics.csv's epochs and val_predictions.csv are there. A fold without them is refused, never trained over from
+    epoch 1."""
     h = read_metrics(folder)
     return (h is not None and len(h) > 0 and (folder / VAL_PREDICTIONS).is_file()
-            and fold_state(folder, epochs, early_stop)[0] is True)
+            and fold_state(folder, settings)[0] is True)
 
 
-def fold_state(folder: Path, epochs: int | None, early_stop: bool) -> tuple[bool | None, str]:
-    """(finished, 'done/set' epochs) of a run or one fold: last.pt's train_state flag where it is there (the one
-    record of train's early stop), else metrics.csv's last epoch against the epochs set: all done is finished; fewer
-    is stopped, or not known (None) when an early stop could have ended it (train's rule is not re-derived here), or
-    when nothing tells the epochs done (epochs_done: UNKNOWN, '?/6')."""
+def early_stopped(folder: Path, settings: ProgressSettings) -> bool | None:
+    """Whether train's early stop (metrics.early_stopped, the one rule) ended the run (or fold) in `folder` after the
+    last epoch its metrics.csv records, by the values of the run's --metric it records there (`settings`'); None
+    where the file, or its --metric column, is not there."""
+    from imgcls.metrics import early_stopped as stopped_by_rule
+    from imgcls.run_names import metric_column
+    h = read_metrics(folder)
+    if h is None or not len(h):
+        return None
+    column = metric_column(settings.metric, h.columns)
+    return stopped_by_rule(h[column], settings.metric, settings.early_stop) if column in h.columns else None
+
+
+def fold_state(folder: Path, settings: ProgressSettings) -> tuple[bool | None, str]:
+    """(finished, 'done/set' epochs) of a run or one fold, by the run's `settings` (progress_settings): last.pt's
+    train_state flag where it is there, else metrics.csv's last epoch against the epochs set: all done is finished;
+    fewer is stopped, but with --early-stop set, finished where train's early stop ended it (early_stopped: its
+    metrics.csv's --metric values meet the rule at its last epoch), or not known (None) where that file does not
+    tell; not known too where nothing tells the epochs done (epochs_done: UNKNOWN, '?/6')."""
+    epochs = settings.epochs
     done = epochs_done(folder)
     finished = train_finished(folder / LAST_PT)
     if finished is None and epochs is not None and done is not None:   # last.pt deleted (by hand, tune --keep)
-        finished = True if done >= epochs else (None if early_stop else False)         # or unreadable
+        finished = (True if done >= epochs else                                         # or unreadable
+                    early_stopped(folder, settings) if settings.early_stop else False)
     shown = UNKNOWN if done is None else done
     progress = f"{shown}/{epochs}" if epochs is not None else str(shown)
     if finished and epochs is not None and done is not None and done < epochs:
@@ -677,13 +694,25 @@ def set_folds_gone(path: Path, oof: OofRecord | None = None) -> list[str]:
     return gone if len(gone) < len(planned) else [f for f in gone if not (path / f).is_dir()]
 
 
-def progress_settings(cfg: dict) -> tuple[int | None, bool]:
-    """(epochs, early_stop) a run's config.yaml `cfg` sets, as its progress reads them: None / False where it
-    records none, or no number."""
+class ProgressSettings(NamedTuple):
+    """What a run's progress is read against (fold_state): the options of its config.yaml (progress_settings), or
+    of the TrainConfig it runs with."""
+    epochs: int | None          # --epochs; None where it records none, or no number
+    early_stop: int             # --early-stop's patience; 0: off (or none recorded)
+    metric: str                 # --metric: what the early stop watches (run_names.run_metric)
+
+
+def progress_settings(cfg) -> ProgressSettings:
+    """The ProgressSettings of a run's config.yaml `cfg` (a dict), or of a TrainConfig."""
     import pandas as pd
+
+    from imgcls.run_names import run_metric
+    if not isinstance(cfg, dict):
+        cfg = {k: getattr(cfg, k, None) for k in ProgressSettings._fields}
     epochs = pd.to_numeric(pd.Series([cfg.get("epochs")]), errors="coerce").iloc[0]
-    early_stop = bool(pd.to_numeric(pd.Series([cfg.get("early_stop")]), errors="coerce").fillna(0).iloc[0])
-    return (int(epochs) if pd.notna(epochs) else None), early_stop
+    early_stop = pd.to_numeric(pd.Series([cfg.get("early_stop")]), errors="coerce").iloc[0]
+    patience = int(early_stop) if pd.notna(early_stop) and 0 < early_stop < float("inf") else 0
+    return ProgressSettings(int(epochs) if pd.notna(epochs) else None, patience, run_metric(cfg.get("metric")))
 
 
 class SetProgress(NamedTuple):
@@ -695,10 +724,10 @@ class SetProgress(NamedTuple):
     text: str                   # 'folds done 1/2, fold_1 3/10'
 
 
-def set_progress(run_dir: Path, epochs: int | None, early_stop: bool, oof: OofRecord | None = None,
+def set_progress(run_dir: Path, settings: ProgressSettings, oof: OofRecord | None = None,
                  folds: SetFolds | None = None) -> SetProgress:
     """A k-fold set's progress (SetProgress), from its folds' last.pt and, where that is gone (deleted by hand,
-    tune --keep), their metrics.csv against the `epochs` set (progress_settings): 'folds done 1/2, fold_1 3/10'
+    tune --keep), their metrics.csv against the run's `settings` (fold_state): 'folds done 1/2, fold_1 3/10'
     (the folds of its plan: a fold folder it does not name is said as 'fold_2 not planned', and counted in none).
     Its OOF_SCORE is read once (`oof`: where a caller read it already), its folds resolved once (`folds`:
     set_folds', where a caller has them)."""
@@ -707,7 +736,7 @@ def set_progress(run_dir: Path, epochs: int | None, early_stop: bool, oof: OofRe
     finished = kfold_finished(run_dir, oof)
     # oof_score.json, plan.json, config.yaml's --folds (not `all`)
     planned, ours, stray = folds if folds is not None else set_folds(run_dir, oof)
-    states = [(d.name, *fold_state(d, epochs, early_stop)) for d in ours]
+    states = [(d.name, *fold_state(d, settings)) for d in ours]
     if finished:    # OOF_SCORE is written after the last fold: one not known to have finished (an --early-stop
         states = [(name, True if f is None else f, p) for name, f, p in states]    # fold's last.pt gone) did
     n_done = sum(1 for _, f, _ in states if f)
@@ -1036,13 +1065,13 @@ def finished(run_dir: Path, said=train_finished) -> bool:
     """Whether a run folder's training is over: its last.pt says so; a k-fold set's last fold ran (kfold_finished)
     and each fold's last.pt that is there says so (none there: tune --keep deleted them). A single run whose
     last.pt is gone since (deleted by hand, tune --keep) is read as `imgcls runs` reads it (fold_state): its
-    LAST_STATE says it finished, or its metrics.csv records every epoch set.
+    LAST_STATE says it finished, or its metrics.csv records every epoch set, or train's early stop ended it there.
     `said`: what a last.pt says (train_finished; _said_finished's, its LAST_STATE alone)."""
     if (run_dir / LAST_PT).is_file():
         return bool(said(run_dir / LAST_PT))
     if not records_folds(run_dir / RUN_CONFIG):
         from imgcls.outputs import read_yaml
-        return fold_state(run_dir, *progress_settings(read_yaml(run_dir / RUN_CONFIG)))[0] is True
+        return fold_state(run_dir, progress_settings(read_yaml(run_dir / RUN_CONFIG)))[0] is True
     lasts = _fold_files(run_dir, LAST_PT)
     return kfold_finished(run_dir) and all(said(p) for p in lasts)
 
