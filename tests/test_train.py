@@ -417,7 +417,8 @@ def test_a_resume_of_a_finished_k_fold_set_with_a_fold_s_last_pt_gone_says_alrea
     """check_last_pt_kept (a resume of a run whose last.pt is gone is refused) came before run_train's own 'already
     finished' answer, so a finished k-fold set one of whose folds' last.pt was deleted, which a resume had answered
     'already finished, nothing to resume' (exit 0), was refused (exit 2: 'train the set again as a new k-fold
-    set'). A finished set is answered as before, nothing written."""
+    set'). A finished set is answered as before, nothing written, the line naming what tells it: the files there
+    (it named every fold's last.pt, the gone ones too)."""
     from conftest import tree_snapshot
     from imgcls import manifest as mf
     df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)))
@@ -429,12 +430,15 @@ def test_a_resume_of_a_finished_k_fold_set_with_a_fold_s_last_pt_gone_says_alrea
     before = tree_snapshot(tmp_path)
     r = CliRunner().invoke(app, ["train", "--resume", str(kf)])
     assert r.exit_code == 0, r.output
-    assert "kf: already finished, nothing to resume" in " ".join(r.output.split()), r.output
+    # what tells it: the files there (it said "its folds' last.pt files and its oof_score.json", those gone too)
+    assert ("kf: already finished, nothing to resume (its oof_score.json and the last.pt of fold_1 say so, that of "
+            "fold_0 is gone)") in " ".join(r.output.split()), r.output
     assert tree_snapshot(tmp_path) == before
     (kf / "fold_1" / "last.pt").unlink()        # every fold's (tune --keep): its oof_score.json says it finished
     before = tree_snapshot(tmp_path)
     r = CliRunner().invoke(app, ["train", "--resume", str(kf)])
-    assert r.exit_code == 0 and "kf: already finished, nothing to resume" in " ".join(r.output.split()), r.output
+    assert r.exit_code == 0 and ("kf: already finished, nothing to resume (its folds' last.pt files are gone, its "
+                                 "oof_score.json says so)") in " ".join(r.output.split()), r.output
     assert tree_snapshot(tmp_path) == before
 
 

@@ -1078,11 +1078,19 @@ def finished(run_dir: Path, said=train_finished) -> bool:
 
 def finished_said(run_dir: Path) -> str:
     """What says a finished run (finished()) is over, for the resume's 'already finished' line: its last.pt, a
-    k-fold set's folds' and its OOF_SCORE, or where a run's last.pt is gone the record that tells it."""
+    k-fold set's OOF_SCORE and those of its folds' last.pt that are there (the others named gone), or where a run's
+    last.pt is gone the record that tells it."""
     if (run_dir / LAST_PT).is_file():
         return f"its {LAST_PT} says so"
     if records_folds(run_dir / RUN_CONFIG):
-        return f"its folds' {LAST_PT} files and its {OOF_SCORE} say so"
+        planned, gone = folds_gone(run_dir, LAST_PT) or ([], [])
+        kept = [f for f in planned if f not in gone]
+        if not gone:
+            return f"its folds' {LAST_PT} files and its {OOF_SCORE} say so"
+        if not kept:
+            return f"its folds' {LAST_PT} files are gone, its {OOF_SCORE} says so"
+        return (f"its {OOF_SCORE} and the {LAST_PT} of {', '.join(kept)} say so, that of {', '.join(gone)} "
+                f"{'is' if len(gone) == 1 else 'are'} gone")
     by = LAST_STATE if train_finished(run_dir / LAST_PT) else METRICS_CSV
     return f"its {LAST_PT} is gone, its {by} says so"
 
