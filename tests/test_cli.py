@@ -315,6 +315,35 @@ def test_click_s_usage_errors_are_one_line_like_imgcls_s_own(argv, words):
 
 
 @pytest.mark.parametrize("argv,line", [
+    (["eda", "raw", "--out", ""],
+     "error: --out '' names no path (an unset shell variable?): give one, or leave --out out (see imgcls eda -h)"),
+    (["preprocess", "raw", "--out="],
+     "error: --out '' names no path (an unset shell variable?): give one, or leave --out out "
+     "(see imgcls preprocess -h)"),
+    (["split", "raw", "--out", ""],
+     "error: --out '' names no path (an unset shell variable?): give one, or leave --out out (see imgcls split -h)"),
+    (["predict", "", "--data", "raw"], "error: SOURCE '' names no path (an unset shell variable?): give one "
+                                       "(see imgcls predict -h)"),
+    (["ensemble", "runs/a", ""], "error: RUNS '' names no path (an unset shell variable?): give one "
+                                 "(see imgcls ensemble -h)"),
+])
+def test_an_empty_path_is_one_line_not_the_current_folder(tmp_path, monkeypatch, argv, line):
+    """A script's unset variable (`--out "$OUT"`, `imgcls predict "$RUN"`) typed an empty path, which pathlib reads as
+    '.': eda, clean, preprocess, train, ensemble, export and predict wrote their outputs into the current folder
+    (exit 0) where it held no input (here eda's --out '' was refused as the folder holding its input), split's --out
+    '' was its default, and an empty RUN was refused as the dataset folder '.'. Now one line naming the flag or
+    argument, exit 2, nothing written."""
+    make_image_folder(tmp_path / "raw", {"a": 2, "b": 2})
+    monkeypatch.chdir(tmp_path)
+    before = tree_snapshot(tmp_path)
+    r = runner.invoke(app, argv, prog_name="imgcls")
+    assert r.exit_code == 2 and " ".join(r.output.split()) == line, r.output
+    assert tree_snapshot(tmp_path) == before
+    r = runner.invoke(app, [*argv, "-h"], prog_name="imgcls")
+    assert r.exit_code == 0 and "Examples:" in r.output, r.output
+
+
+@pytest.mark.parametrize("argv,line", [
     (["runs", "rr", "--filter", "model=resnet18", "--filter", ""],
      "error: --filter '': write COLUMN=VALUE (also !=, >, <, >=, <=, ~ for 'contains'), e.g. --filter model=resnet10t"),
     (["train", "nosuch.csv", "--tracker", ""],

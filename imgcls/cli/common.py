@@ -6,6 +6,7 @@ import importlib
 import inspect
 import os
 import sys
+import typing
 from pathlib import Path
 from contextlib import contextmanager
 from typing import Annotated, Callable, Iterator, Optional
@@ -67,6 +68,7 @@ class _UsageErrorsInContext:
     def parse_args(self, ctx, args):
         ex = _click_exceptions(type(self))
         try:
+            _refuse_empty_paths(self, ctx, args, ex)
             return super().parse_args(ctx, args)
         except ex.NoSuchOption as e:
             flag, hint = OTHER_FLAG.get(e.option_name, (None, ""))
@@ -79,6 +81,34 @@ class _UsageErrorsInContext:
             if e.ctx is None:
                 e.ctx = ctx
             raise
+
+
+def _takes_path(param) -> bool:
+    """Whether a command's parameter takes a path: typed Path (Optional[Path], list[Path]), or an --out."""
+    def is_path(annotation) -> bool:
+        return annotation is Path or any(is_path(a) for a in typing.get_args(annotation))
+    descriptor = getattr(param, "type_descriptor", None)
+    return param.name == "out" or (descriptor is not None and is_path(descriptor.annotation))
+
+
+def _refuse_empty_paths(command, ctx, args: list[str], ex) -> None:
+    """An empty path typed (`--out "$OUT"`, `imgcls predict "$RUN"`, the shell variable unset) is one usage line:
+    pathlib reads '' as '.', so eda, clean, preprocess, train, ensemble, export and predict wrote their outputs into
+    the current folder and exited 0, and a source read as '.' was refused as the folder it is not."""
+    if (ctx.resilient_parsing or not any(a == "" or a.endswith("=") for a in args)
+            or any(a in ctx.help_option_names for a in args)):      # --help: the help, as before
+        return
+    try:
+        opts, _, _ = command.make_parser(ctx).parse_args(args=list(args))
+    except Exception:       # the parse's own error, which super().parse_args says
+        return
+    for param in command.get_params(ctx):
+        given = opts.get(param.name)
+        if "" in (given if isinstance(given, (list, tuple)) else [given]) and _takes_path(param):
+            option = param.param_type_name == "option"
+            name = param.opts[0] if option else param.name.upper()
+            raise ex.UsageError(f"{name} '' names no path (an unset shell variable?): give one"
+                                + (f", or leave {name} out" if option else ""), ctx=ctx)
 
 
 class Command(_UsageErrorsInContext, _UnwrappedExamples, typer.core.TyperCommand):
