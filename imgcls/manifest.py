@@ -439,6 +439,11 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
         if not mpath.is_file():
             raise UserError(f"no {MANIFEST_NAME} in {src}; give the manifest file or another --layout")
         df = read_manifest_file(mpath, view)
+        from imgcls.outputs import refuse_unfinished_preprocess
+        for root in sorted(set(df["root"]) - {str(mpath.parent.resolve())}):   # its own folder: checked above
+            # a table of another folder's images (split's data/splits.csv of data/processed) read while a
+            # preprocess run there is stopped half way: its rows would train on images half rewritten
+            refuse_unfinished_preprocess(Path(root), rows_of=mpath)
         df.attrs[MANIFEST_READ] = str(mpath)     # its age band record lies beside it (age_band_record)
         if opts.label_col and opts.label_col != "label":
             df = labels_from(df, opts.label_col, mpath)

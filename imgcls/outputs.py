@@ -649,6 +649,20 @@ def _output_below(folder: Path, view=None) -> tuple[Path, str] | None:
     return None
 
 
+def refuse_unfinished_preprocess(folder: Path, rows_of: Path | None = None) -> None:
+    """`folder` (the data given, or with `rows_of`, the root of that table's rows: data/splits.csv's data/processed)
+    holding a preprocess run that has not finished is refused in one line: its images (or oversampled copies) half
+    rewritten, the earlier run's manifest.csv no longer describes them, and without one the folder read as images
+    holds what the run finished (a class or two of the data)."""
+    journal = next((j for j in (PREPROCESS_JOURNAL, OVERSAMPLE_JOURNAL) if (folder / j).is_file()), None)
+    if journal is not None:
+        raise UserError((f"{rows_of}'s images lie in {folder}, which" if rows_of is not None else f"{folder}")
+                        + f" holds an imgcls preprocess run that did not finish (interrupted, or still running: "
+                          f"{journal}); "
+                        + python_too("run the same imgcls preprocess command again", "the same run_preprocess call")
+                        + " to finish it (the images it finished are kept)")
+
+
 def refuse_output_as_data(src: str | os.PathLike, view=None) -> None:
     """A dataset argument that is an imgcls output folder, or a folder of them (outputs/runs), is refused in one
     line naming what it is and, for a train run, the data it was trained on: read as a folder layout, its plots
@@ -656,15 +670,7 @@ def refuse_output_as_data(src: str | os.PathLike, view=None) -> None:
     preprocess run has not finished. `view`: the read's look at the folder `src` (layouts.FolderView), whose
     listings the search below it shares."""
     src = Path(src)
-    folder = src if src.is_dir() else src.parent
-    journal = next((j for j in (PREPROCESS_JOURNAL, OVERSAMPLE_JOURNAL) if (folder / j).is_file()), None)
-    if journal is not None:
-        # its images (or oversampled copies) half rewritten: the earlier run's manifest.csv no longer describes
-        # them, and without one the folder read as images holds what the run finished (a class or two of the data)
-        raise UserError(f"{folder} holds an imgcls preprocess run that did not finish (interrupted, or still "
-                        f"running: {journal}); "
-                        + python_too("run the same imgcls preprocess command again", "the same run_preprocess call")
-                        + " to finish it (the images it finished are kept)")
+    refuse_unfinished_preprocess(src if src.is_dir() else src.parent)
     if not src.is_dir():
         return
     kind = output_kind(src)

@@ -1209,6 +1209,27 @@ def test_a_folder_an_interrupted_run_left_is_not_read_as_data(tmp_path, monkeypa
     assert len(pd.read_csv(tmp_path / "s.csv")) == 6
 
 
+def test_a_split_table_of_a_folder_an_interrupted_run_left_is_not_read_as_data(tmp_path, monkeypatch):
+    """preprocess of new settings stopped part way into the folder an earlier split table's rows lie in: a bare
+    `imgcls train` (data/splits.csv, the furthest step) or `split data/splits.csv` read that table over images half
+    rewritten (a warning that 'rows no longer match their file', exit 0). Refused in one line, as the folder itself
+    is, until the run is finished."""
+    import imgcls.preprocess as pp
+    src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(40, 30))
+    out, table = tmp_path / "p", tmp_path / "s.csv"
+    pp.run_preprocess(src, out, pp.PreprocessConfig(size=32), workers=1)
+    r = runner.invoke(app, ["split", str(out), "--out", str(table), "--no-near-dup", "--val", "0.5", "-q"])
+    assert r.exit_code == 0, r.output
+    _interrupted(monkeypatch, src, out, pp.PreprocessConfig(size=24), at_call=3)
+    r = runner.invoke(app, ["split", str(table), "--out", str(tmp_path / "s2.csv"), "--no-near-dup", "--val", "0.5",
+                            "-q"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert (f"{table}'s images lie in {out.resolve()}, which holds an imgcls preprocess run that did not finish"
+            in said), said
+    assert not (tmp_path / "s2.csv").exists()
+
+
 def test_workers_give_the_same_result(tmp_path):
     """Two spawned workers (32 images: enough for the pool) write what one process writes."""
     from skimage import data
