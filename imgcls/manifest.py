@@ -1089,6 +1089,21 @@ def label_column_hint(df: pd.DataFrame, flag: str = "--label-col", verb: str = "
     return f"{flag} COLUMN {verb} one of its columns with classes: {', '.join(cols)}" if cols else ""
 
 
+def holds_labels(df: pd.DataFrame, col: str) -> str:
+    """How the column `col` holds df's labels, so a model of its values (train --target col) predicts the label
+    task, the one of the runs trained on the labels: 'read unlabeled' where df has no labels and `col` is its only
+    column with classes (DACON's train.csv: `artist`, which --label-col artist reads as the labels), 'its labels'
+    where `col`'s values are the labels on every row (a manifest read with --label-col col keeps both); '' for any
+    other column, and for `label` itself."""
+    if col == "label" or col not in df.columns or "label" not in df.columns:
+        return ""
+    labels = text_values(df["label"])
+    if (labels == "").all():
+        return "read unlabeled" if class_columns(df) == [col] else ""
+    same = text_values(nfc_classes(df[col])).to_numpy() == text_values(nfc_classes(labels)).to_numpy()
+    return "its labels" if same.all() else ""
+
+
 def warn_unlabeled(df: pd.DataFrame, src) -> None:
     """Say, for a step that runs without labels too (eda, clean), that `src` was read unlabeled although a column
     holds classes: its class counts, grids and label checks would otherwise be silently missing."""

@@ -61,8 +61,9 @@ SKIP_DIRS = ("mlartifacts", "mlruns", "wandb", "__pycache__")
 # where --pretrained found its file (weights_source, a path)
 HOW_IT_RAN = tuple(k for k in RESUME_MAY_CHANGE if k != "src") + ("amp", "weights_source")
 # the changed column leaves out the model and the input size (columns of their own) and the data folder (a path),
-# and --gpu-aug as its machine resolved it (gpu_aug_used: the typed --gpu-aug is there where it is not auto)
-IGNORED_IN_CHANGED = ("model", "img_size", "src", "gpu_aug_used") + HOW_IT_RAN
+# and --gpu-aug as its machine resolved it (gpu_aug_used: the typed --gpu-aug is there where it is not auto), and the
+# column --target resolved to (target_used: the task column says it)
+IGNORED_IN_CHANGED = ("model", "img_size", "src", "gpu_aug_used", "target_used") + HOW_IT_RAN
 
 
 # a row that is not a finished run: a train process holds its folder's lock now (RunLock.held); Optuna pruned the
@@ -349,7 +350,7 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
         # nor a best epoch (NaN chose it) nor rows it was scored on
         run.state, run.val_macro_f1, run.val_acc, run.per_class = DIVERGED, float("nan"), float("nan"), None
         run.best_epoch, run.n_val = None, 0
-    run.task = task_of(cfg.get("target") or "label", run.classes)
+    run.task = task_of(run_target(cfg), run.classes)
     return run
 
 
@@ -391,6 +392,13 @@ def _fold_classes(folds: Sequence[Path]) -> list:
 def prob_classes(columns) -> list[str]:
     """The classes a predictions table's p_<class> columns name, in their order (_score, _fold_classes)."""
     return [c[2:] for c in columns if c.startswith("p_")]
+
+
+def run_target(cfg: dict) -> str:
+    """The column a run's classes are values of, as its config.yaml records it: target_used (TrainConfig.class_column
+    as train resolved it on the data: label for a --target naming the column that holds the labels, DACON's
+    artist), else (a run from before it was recorded) --target; label where neither is."""
+    return str(cfg.get("target_used") or cfg.get("target") or "label")
 
 
 def task_of(target: str, classes) -> str:
@@ -555,7 +563,7 @@ def _ensemble_target(path: Path, doc: dict) -> str:
             if isinstance(m, dict) and m.get("run"):
                 cfg = read_yaml(path / str(m["run"]) / RUN_CONFIG)
                 if cfg:
-                    return str(cfg.get("target") or "label")
+                    return run_target(cfg)
     return "label"
 
 

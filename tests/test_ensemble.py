@@ -1553,3 +1553,33 @@ def test_spec_records_the_weight_metric_and_the_rebuild_command_repeats_it(tmp_p
     (tmp_path / "ll" / "spec.yaml").write_text(yaml.safe_dump(doc))
     with pytest.raises(UserError, match="weight_metric 'auc' is not one of logloss, f1"):
         load_spec(tmp_path / "ll")
+
+
+def test_dacon_s_two_ways_to_its_artist_classes_are_one_task_that_ensemble_combines(tmp_path, monkeypatch):
+    """DACON's train.csv (id, img_path, artist) trained two ways, `split train.csv --label-col artist` then `train`
+    (the manifest's labels) and `train train.csv --target artist`, made runs of the same classes that `imgcls runs`
+    called two tasks ('label (2)', 'artist (2)'), ranked apart, and ensemble refused ('members predict different
+    columns'). --target artist there is the label task: said once, recorded (target_used), one task, combined."""
+    from imgcls.runs import find_runs, leaderboard
+    rows = []
+    for i in range(16):
+        make_image(tmp_path / "train" / f"TRAIN_{i:05d}.png", seed=i)
+        rows.append({"id": f"TRAIN_{i:05d}", "img_path": f"./train/TRAIN_{i:05d}.png", "artist": "ab"[i % 2]})
+    pd.DataFrame(rows).to_csv(tmp_path / "train.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    tiny = ["--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--batch-size", "8", "--workers", "0",
+            "--device", "cpu", "--aug", "none", "--epochs", "1", "--no-plots", "--out", "outputs/runs"]
+    r = runner.invoke(app, ["split", "train.csv", "--label-col", "artist", "--val", "0.5", "--no-near-dup", "-q"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["train", "data/splits.csv", "--name", "A", *tiny])
+    assert r.exit_code == 0 and "--target" not in r.output, r.output
+    r = runner.invoke(app, ["train", "train.csv", "--target", "artist", "--val-split", "0.5", "--name", "B", *tiny])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0 and said.count("--target artist: the column holds the classes of train.csv, read "
+                                           "unlabeled (--label-col artist reads them as its labels), so the run "
+                                           "predicts the label task") == 1, r.output
+    assert yaml.safe_load((tmp_path / "outputs" / "runs" / "B" / "config.yaml").read_text())["target_used"] == "label"
+    board = leaderboard(find_runs(tmp_path / "outputs"))
+    assert dict(zip(board["name"], board["task"])) == {"runs/A": "label (2)", "runs/B": "label (2)"}
+    r = runner.invoke(app, ["ensemble", "outputs/runs/A", "outputs/runs/B", "--no-plots", "--out", "ens"])
+    assert r.exit_code == 0 and (tmp_path / "ens" / "spec.yaml").is_file(), r.output

@@ -3554,6 +3554,29 @@ def test_a_model_typo_is_refused_before_the_process_group_starts(two_class, tmp_
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_target_naming_the_labels_column_is_the_label_task():
+    """TrainConfig.resolve_target, the one reading of the column a run's classes are values of (ModelMeta.target,
+    config.yaml's target_used, which `imgcls runs` and ensemble tell its task by): `--target artist` on DACON's
+    train.csv read unlabeled (artist its only column with classes), or on a table whose labels are the artist
+    column (a manifest read with --label-col artist keeps both), is the label task; any other column is its own."""
+    from imgcls.runs import run_target
+    raw = pd.DataFrame({"path": ["a.png", "b.png", "c.png"], "label": "", "id": ["T0", "T1", "T2"],
+                        "artist": ["Renée", "Monet", "Renée"]})
+    both = raw.assign(label=["Renée", "Monet", "Renée"], artist=["Rene\u0301e", "Monet", "Renée"])   # NFD: the same
+    cases = [(raw, "artist", "single", "read unlabeled", "label"),
+             (both, "artist", "single", "its labels", "label"),
+             (both.assign(artist=["Monet", "Monet", "Renée"]), "artist", "single", "", "artist"),  # another column
+             (raw.assign(style=["x", "y", "y"]), "artist", "single", "", "artist"),      # two columns of classes
+             (raw, "label", "single", "", "label"),
+             (both, "label", "multi", "", "label")]
+    for df, target, heads, how, used in cases:
+        cfg = TrainConfig(target=target, heads=heads, target_used="stale")
+        assert (cfg.resolve_target(df), cfg.target_used, cfg.class_column) == (how, used, used), (target, how)
+    # `imgcls runs` reads the record; a config.yaml from before it, its --target
+    assert run_target({"target": "artist", "target_used": "label"}) == "label"
+    assert run_target({"target": "artist"}) == "artist" and run_target({}) == "label"
+
+
 def test_raw_age_target_on_profile_data_is_said_before_training(tmp_path, monkeypatch, capsys):
     """`train --target age` on the mask competition's profiles trained one class per age for the whole run and was
     refused only by ensemble --combine profile; it is said once the columns are known, before the heads are built

@@ -249,6 +249,11 @@ class TrainConfig:
                          help="--heads single: the manifest column whose values are the classes (label, or one "
                               "attribute such as mask, gender, age_band: a single-attribute model; recorded as the "
                               "model metadata's `target`).")
+    target_used: str | None = option(None, cli=False,
+                                     help="Recorded by train: the column the run's classes are values of "
+                                          "(class_column): --target, or label where --target names the column the "
+                                          "labels are (manifest.holds_labels: DACON's artist), the label task "
+                                          "`imgcls runs` and ensemble take it as; label for --heads multi.")
     heads: str = option("single", panel=MODEL, choices=("single", "multi"),
                         help="single (one softmax) | multi (one head per label column).")
     head_columns: list[str] = option(factory=lambda: list(PROFILE_HEADS), panel=MODEL, cli_type=str,
@@ -439,7 +444,8 @@ class TrainConfig:
     REGISTRY_CHECKED = ("optimizer", "sam_base", "momentum")
     # what train records of how a run ran (cli=False, as src; set by every run anew): a config a run starts from
     # (tune's best_config.yaml) holds none, as it says nothing about a run not yet made
-    RECORDS = ("weights_source", "cache_used", "amp_used", "workers_used", "device_used", "gpu_aug_used")
+    RECORDS = ("weights_source", "cache_used", "amp_used", "workers_used", "device_used", "gpu_aug_used",
+               "target_used")
 
     def validate(self, acting_later=(), registry: bool = True) -> None:
         """Every option's choices and range (imgcls.options.check), before any data is read: a typo fails in a
@@ -488,8 +494,25 @@ class TrainConfig:
     @property
     def class_column(self) -> str:
         """The column the run's final classes are values of: --target for one head, label for --heads multi (whose
-        classes its heads decode to): what a --val-split draw stratifies on, ModelMeta.target records."""
+        classes its heads decode to), and label where --target names the column the labels are, as resolved on the
+        data (target_used; resolve_target): what a --val-split draw stratifies on, ModelMeta.target records and
+        `imgcls runs` / ensemble tell a run's task by."""
+        if self.target_used:
+            return self.target_used
         return self.target if self.heads == "single" else "label"
+
+    def resolve_target(self, df) -> str:
+        """Set target_used (the class_column of this run) from its rows `df` as scanned, before check_data fills
+        the labels from the column of a table read unlabeled: label where --target names the column that holds
+        df's labels (manifest.holds_labels): a model of that column predicts the label task, so `imgcls runs` ranks
+        it and ensemble combines it with the runs trained on the labels (DACON's `train train.csv --target artist`
+        and `split train.csv --label-col artist` then train). Returns how the column holds them ('' where --target
+        is the run's column as typed)."""
+        from imgcls.manifest import holds_labels
+        how = holds_labels(df, self.target) if self.heads == "single" else ""
+        self.target_used = None
+        self.target_used = "label" if how else self.class_column
+        return how
 
     def oversample_target(self, data_oversampled: bool = False) -> str | int | None:
         """The --oversample target train uses (imgcls.oversample.parse_target; None: each image once per epoch).

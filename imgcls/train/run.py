@@ -108,6 +108,9 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
                         + (f" (columns with classes: {', '.join(attrs)})" if attrs else "")
                         + "; give a label or attribute column of the manifest")
     df[cfg.target] = mf.nfc_classes(df[cfg.target])     # NFD values (a macOS zip's) are their NFC class, as labels
+    if cfg.heads == "single" and mf.holds_labels(df, cfg.target) == "read unlabeled":
+        # the labels --label-col would read: the label task (TrainConfig.resolve_target), the caller's table unchanged
+        df = df.assign(label=df[cfg.target])
     # the person (profile, group) as the class; an attribute (age: one per person in a set of few people) is not
     if cfg.target != "label" and mf.is_group_column(df, cfg.target) and \
             cfg.target not in (attrs := mf.class_columns(df)):
@@ -735,8 +738,17 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     if resume is not None:       # the data the run trained on, not another folder's of the same relative name
         from imgcls.train.rundir import check_resume_data
         check_resume_data(resume, df, src_named, record, set_folds)
+    if resume is None:
+        how = cfg.resolve_target(df)    # of the rows as read: check_data's rows take the labels from the column
+    else:       # the column its earlier epochs predicted (a run from before target_used was recorded: its --target)
+        how, cfg.target_used = "", cfg.class_column
     df, (heads, decode, classes, targets, final), folds, draws = check_data(
         cfg, df, say_skipped=dist.main, src=src_named, study=study, searched=searched)
+    if how and dist.main:               # said once: one task with the label runs, not 'artist'
+        held = (f"the classes of {src_named}, read unlabeled (--label-col {cfg.target} reads them as its labels)"
+                if how == "read unlabeled" else f"the labels of {src_named}")
+        info(f"--target {cfg.target}: the column holds {held}, so the run predicts the label task: imgcls runs "
+             f"ranks it and ensemble combines it with runs trained on those labels")
 
     dc = data_config(cfg.model)
     img_size = int(cfg.img_size or dc["input_size"][-1])
