@@ -444,7 +444,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
             # a table of another folder's images (split's data/splits.csv of data/processed) read while a
             # preprocess run there is stopped half way: its rows would train on images half rewritten
             refuse_unfinished_preprocess(Path(root), rows_of=mpath)
-        df.attrs[MANIFEST_READ] = str(mpath)     # its age band record lies beside it (age_band_record)
+        df.attrs[MANIFEST_READ] = str(mpath)     # its label record lies beside it (label_record)
         if opts.label_col and opts.label_col != "label":
             df = labels_from(df, opts.label_col, mpath)
         ungrouped = opts.group_col == NO_GROUPS and "group" in df.columns
@@ -563,16 +563,35 @@ def recorded_age_bands(table: str | os.PathLike) -> dict:
     `age_bands` / `relabel_age` edges of split's summary for a split's table, else those clean_summary.json or
     preprocess.json recorded beside a manifest.csv; {} where none is recorded. Only lists of ages are taken; whether
     they fit the rows is the reader's check (train's ModelMeta.age_bands)."""
+    split, steps = _records_beside(table)
+    conf = split.get("config")
+    if not isinstance(conf, dict) or not conf:
+        conf = next((d for d in steps if d.get("age_bands") is not None), {})
+    return age_band_fields(conf)
+
+
+def recorded_label_col(table: str | os.PathLike) -> str:
+    """The column --label-col read the labels of a manifest-shaped table from (a file, or a folder holding
+    manifest.csv), as the step that wrote it recorded (label_col_record): split's summary for a split's table, else
+    clean_summary.json or preprocess.json beside a manifest.csv; '' where none is (the labels are the data's own):
+    DACON's `split train.csv --label-col artist` wrote splits.csv with a label column and no artist."""
+    split, steps = _records_beside(table)
+    found = [d.get("label_col") for d in ([split] if split.get("config") else steps)]
+    return next((c for c in found if isinstance(c, str) and c), "")
+
+
+def _records_beside(table: str | os.PathLike) -> tuple[dict, list[dict]]:
+    """What the steps recorded beside a manifest-shaped table (a file, or a folder holding manifest.csv): split's
+    summary for a split's table ({} for none), and clean_summary.json and preprocess.json beside a manifest.csv
+    (those there); ({}, []) where the table is not there."""
     from imgcls.outputs import CLEAN_SUMMARY, PREPROCESS_SETTINGS, read_yaml, split_outputs   # JSON is YAML
     table = Path(table)
     table = table if table.is_file() else table / MANIFEST_NAME
     if not table.is_file():
-        return {}
-    conf = read_yaml(split_outputs(table)["summary"]).get("config")
-    if not isinstance(conf, dict) or not conf:
-        conf = next((d for d in (read_yaml(table.parent / f) for f in (CLEAN_SUMMARY, PREPROCESS_SETTINGS))
-                     if d.get("age_bands") is not None), {}) if table.name == MANIFEST_NAME else {}
-    return age_band_fields(conf)
+        return {}, []
+    steps = [d for d in (read_yaml(table.parent / f) for f in (CLEAN_SUMMARY, PREPROCESS_SETTINGS)) if d] \
+        if table.name == MANIFEST_NAME else []
+    return read_yaml(split_outputs(table)["summary"]), steps
 
 
 def age_band_fields(conf: dict) -> dict:
@@ -581,16 +600,29 @@ def age_band_fields(conf: dict) -> dict:
             and all(isinstance(e, int) and not isinstance(e, bool) for e in conf[k])}
 
 
-def age_band_record(df: pd.DataFrame, opts: LayoutOptions | None) -> dict:
-    """The age band edges df's age_band labels were made with, as clean and preprocess record them beside their
-    manifest ({"age_bands": [...]}, with split's "relabel_age" where it moved rows): the LayoutOptions.age_bands
-    `load` read profile folders with, or the record beside the manifest read (recorded_age_bands), carried on;
-    {} for another layout or a manifest with none."""
+def label_record(df: pd.DataFrame, opts: LayoutOptions | None) -> dict:
+    """How df's labels were made, as clean and preprocess record it beside their manifest for the steps after them
+    (train reads it): the age band edges of its age_band labels ({"age_bands": [...]}, with split's "relabel_age"
+    where it moved rows): the LayoutOptions.age_bands `load` read profile folders with, or the record beside the
+    manifest read (recorded_age_bands), carried on; and the column --label-col read them from (label_col_record).
+    {} for a layout or a manifest with neither."""
+    bands = {}
     if layout_read(df) == "profiles":
-        return {"age_bands": [int(e) for e in (opts or LayoutOptions()).age_bands]}
-    if df.attrs.get(MANIFEST_READ):
-        return recorded_age_bands(df.attrs[MANIFEST_READ])
-    return {}
+        bands = {"age_bands": [int(e) for e in (opts or LayoutOptions()).age_bands]}
+    elif df.attrs.get(MANIFEST_READ):
+        bands = recorded_age_bands(df.attrs[MANIFEST_READ])
+    return {**bands, **label_col_record(df, opts)}
+
+
+def label_col_record(df: pd.DataFrame, opts: LayoutOptions | None) -> dict:
+    """The column df's labels were read from, as clean, preprocess and split record it beside their table
+    ({"label_col": "artist"}), so `train --target artist` on it is the label task (holds_labels): the --label-col
+    `load` read them with (DACON's train.csv), else the record beside the manifest read (recorded_label_col),
+    carried on; {} where the labels are the data's own column."""
+    col = opts.label_col if opts is not None and opts.label_col and opts.label_col != "label" else ""
+    if not col and df.attrs.get(MANIFEST_READ):
+        col = recorded_label_col(df.attrs[MANIFEST_READ])
+    return {"label_col": col} if col else {}
 
 
 def manifest_read(df: pd.DataFrame) -> Path | None:
@@ -1093,11 +1125,16 @@ def holds_labels(df: pd.DataFrame, col: str) -> str:
     """How the column `col` holds df's labels, so a model of its values (train --target col) predicts the label
     task, the one of the runs trained on the labels: 'read unlabeled' where df has no labels and `col` is its only
     column with classes (DACON's train.csv: `artist`, which --label-col artist reads as the labels), 'its labels'
-    where `col`'s values are the labels on every row (a manifest read with --label-col col keeps both); '' for any
-    other column, and for `label` itself."""
-    if col == "label" or col not in df.columns or "label" not in df.columns:
+    where `col`'s values are the labels on every row (a manifest read with --label-col col keeps both), 'recorded'
+    where df has no such column and its labels were read from one of that name, as recorded beside the table read
+    (recorded_label_col: `split train.csv --label-col artist`'s splits.csv); '' for any other column, and for
+    `label` itself."""
+    if col == "label" or "label" not in df.columns:
         return ""
     labels = text_values(df["label"])
+    if col not in df.columns:
+        read = manifest_read(df)
+        return "recorded" if read is not None and (labels != "").any() and recorded_label_col(read) == col else ""
     if (labels == "").all():
         return "read unlabeled" if class_columns(df) == [col] else ""
     same = text_values(nfc_classes(df[col])).to_numpy() == text_values(nfc_classes(labels)).to_numpy()

@@ -3577,6 +3577,49 @@ def test_a_target_naming_the_labels_column_is_the_label_task():
     assert run_target({"target": "artist"}) == "artist" and run_target({}) == "label"
 
 
+def test_target_naming_the_column_split_read_the_labels_from_is_the_label_task(tmp_path, monkeypatch):
+    """DACON's `split train.csv --label-col artist` writes splits.csv with a label column and no artist; `train
+    data/splits.csv --target artist` was refused ("--target artist: the data has no such column"), though on the raw
+    train.csv it is the label task. The summaries record the column the labels were read from (label_col: split's,
+    and clean's / preprocess.json, carried along the chain), and train resolves --target artist to the label task."""
+    from conftest import make_image
+    from imgcls import manifest as mf
+    rows = []
+    for i in range(16):
+        make_image(tmp_path / "train" / f"TRAIN_{i:05d}.png", seed=i)
+        rows.append({"id": f"TRAIN_{i:05d}", "img_path": f"./train/TRAIN_{i:05d}.png", "artist": "ab"[i % 2]})
+    pd.DataFrame(rows).to_csv(tmp_path / "train.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["split", "train.csv", "--label-col", "artist", "--val", "0.5", "--no-near-dup",
+                                 "-q"])
+    assert r.exit_code == 0, r.output
+    assert "artist" not in pd.read_csv(tmp_path / "data" / "splits.csv").columns
+    assert json.loads((tmp_path / "data" / "splits_summary.json").read_text())["label_col"] == "artist"
+    r = CliRunner().invoke(app, ["train", "data/splits.csv", "--target", "artist", "--model", "test_resnet",
+                                 "--no-pretrained", "--img-size", "32", "--batch-size", "8", "--workers", "0",
+                                 "--device", "cpu", "--aug", "none", "--epochs", "1", "--no-plots", "--out", "runs",
+                                 "--name", "A"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0 and said.count("--target artist: the column holds the labels of data/splits.csv (read "
+                                           "from that column with --label-col artist, as recorded beside it), so "
+                                           "the run predicts the label task") == 1, r.output
+    config = TrainConfig.load(tmp_path / "runs" / "A" / "config.yaml")
+    assert (config.target, config.target_used) == ("artist", "label")
+    assert read_checkpoint(tmp_path / "runs" / "A" / "best.pt")["meta"]["target"] == "label"
+    # the record goes along the chain: clean --label-col artist, preprocess, split (and a --check --fix's table)
+    for args in (["clean", "train.csv", "--label-col", "artist", "--exact-only", "--no-ood", "-q"],
+                 ["preprocess", "data/clean", "-q"], ["split", "data/processed", "--out", "data/s.csv", "-q",
+                                                     "--no-near-dup", "--val", "0.5"],
+                 ["split", "--check", "data/s.csv", "--fix", "--out", "data/fixed.csv", "-q"]):
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 0, (args, r.output)
+    assert [mf.recorded_label_col(tmp_path / "data" / t) for t in ("clean", "processed", "s.csv", "fixed.csv")] \
+        == ["artist"] * 4
+    # another column is none the labels were read from: refused as before
+    r = CliRunner().invoke(app, ["train", "data/splits.csv", "--target", "style", "--out", "runs", "--name", "B"])
+    assert r.exit_code == 2 and "--target style: the data has no such column" in r.output, r.output
+
+
 def test_raw_age_target_on_profile_data_is_said_before_training(tmp_path, monkeypatch, capsys):
     """`train --target age` on the mask competition's profiles trained one class per age for the whole run and was
     refused only by ensemble --combine profile; it is said once the columns are known, before the heads are built

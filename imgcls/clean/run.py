@@ -234,7 +234,7 @@ def _run_clean(dist, src, out: Path, cfg: CleanConfig, opts, workers: int, mater
         from imgcls.embed import check_cache_folder
         check_cache_folder(cfg.cache_dir)        # embeddings and photo features are cached by content there
     df = mf.load(src, opts, scan=False)
-    age_bands = mf.age_band_record(df, opts)      # recorded in the summary: train reads them beside the manifest
+    labels_made = mf.label_record(df, opts)   # recorded in the summary: train reads it beside the manifest
     mf.warn_unlabeled(df, src)
     check_output_location(out, *mf.input_folders(df), images=mf.image_paths(df))
     # then (an input inside --out said first) its files over a user's own of those names in a folder no clean
@@ -354,7 +354,7 @@ def _run_clean(dist, src, out: Path, cfg: CleanConfig, opts, workers: int, mater
                "threshold_sweep": sweep,
                # readable images the detector gave no score (too few for it, or none it could measure): kept unchecked
                "ood_unscored": int((df["ood_score"].isna() & (df["error"] == "")).sum()) if det is not None else 0,
-               **age_bands, **mf.scan_record()}
+               **labels_made, **mf.scan_record()}
     from imgcls.clean.report import write_clean_report
     # written as one set, renamed into place at its end (outputs.output_set): a run stopped while writing them left
     # a new manifest beside the earlier run's summary and report, or on a first run a manifest alone, which its rerun

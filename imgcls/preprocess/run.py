@@ -76,7 +76,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
                            "give a labelled dataset (a folder per class, or a CSV with a label column), or drop "
                            "--oversample"))
     from imgcls.preprocess.oversample import refuse_taken_copy_names
-    age_bands = mf.age_band_record(df, opts)      # recorded in preprocess.json: train reads them beside the manifest
+    labels_made = mf.label_record(df, opts)   # recorded in preprocess.json: train reads it beside the manifest
     paths = mf.image_paths(df)
     check_output_location(out, *mf.input_folders(df), images=paths)       # before the scan: a refusal comes first
     # its files over a user's own of those names in a folder no preprocess wrote (their manifest.csv, whose rows
@@ -96,7 +96,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     with folder_turn(out, made):
         try:
             held, bg = [bg], None       # _preprocess_into frees it before its workers start: no name here keeps it
-            return _preprocess_into(out, src, df, cfg, workers, report, held, rembg_file, paths, names, age_bands,
+            return _preprocess_into(out, src, df, cfg, workers, report, held, rembg_file, paths, names, labels_made,
                                     made)
         except BaseException:
             # a run stopped before it wrote anything leaves no empty --out (only empty folders go); while it holds
@@ -107,7 +107,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
 
 
 def _preprocess_into(out: Path, src, df: pd.DataFrame, cfg: PreprocessConfig, workers: int, report: bool,
-                     held: list, rembg_file: Path | None, paths, names, age_bands: dict,
+                     held: list, rembg_file: Path | None, paths, names, labels_made: dict,
                      made: list[Path]) -> pd.DataFrame:
     """run_preprocess's work once the run holds OUT: the scan, what is up to date, the processing, the manifest,
     preprocess.json and the report. `held`: [the rembg session run_preprocess made when it load-checked the model,
@@ -250,7 +250,7 @@ def _preprocess_into(out: Path, src, df: pd.DataFrame, cfg: PreprocessConfig, wo
         "cpu_seconds_per_image": round(cpu / len(todo), 3) if todo else None,
         "workers": workers if parallel else 1,
         "oversample_settings": cfg.oversample_settings(), "oversampled": oversampled or None,
-        **age_bands,
+        **labels_made,
     }
     write_json(out / SETTINGS_FILE, summary)
     if jpath.exists():
@@ -494,13 +494,15 @@ REPORT_RUN = ("source", "workers", "seconds", "images_per_second", "cpu_seconds_
 
 def _write_report(out: Path, summary: dict, res: pd.DataFrame, failed, no_face, cfg: PreprocessConfig,
                   face_lost=(), blank=(), shown: dict[str, str] | None = None) -> None:
-    """report.html: settings (with the age bands and oversampling ones), the run (source, workers, times), the image
-    counts, before / after pairs and the lists. `shown`: each source path as the lists name it, its path under its
-    dataset's root as before / after names it (the absolute paths: preprocess.json, the terminal)."""
+    """report.html: settings (with the label record's, manifest.label_record: age bands, --label-col; and the
+    oversampling ones), the run (source, workers, times), the image counts, before / after pairs and the lists.
+    `shown`: each source path as the lists name it, its path under its dataset's root as before / after names it
+    (the absolute paths: preprocess.json, the terminal)."""
     from imgcls import report as rp
     shown = shown or {}
     settings = dict(summary["settings"])
-    settings.update((k, summary[k]) for k in ("age_bands", "relabel_age") if summary.get(k) is not None)
+    settings.update((k, summary[k]) for k in ("age_bands", "relabel_age", "label_col")
+                    if summary.get(k) is not None)
     settings.update((k if k.startswith("oversample") else f"oversample_{k}", v)
                     for k, v in (summary.get("oversample_settings") or {}).items())
     counts = [(k, summary[k]) for k in REPORT_COUNTS]

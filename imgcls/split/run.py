@@ -295,8 +295,10 @@ def run_split(src=None, out=dict(PIPELINE)["splits"], opts: mf.LayoutOptions | N
     _check_other_output(out)
     _check_embedder(cfg)
     df, group_col = _load(src, out, opts, cfg, workers)
+    labels_from = mf.label_col_record(df, opts)     # the summary records it: train --target artist reads it
     with mf.guessed_groups_named(df):
         df, summary, leaks, _ = make_split(df, cfg, group_col, workers)
+    summary.update(labels_from)
     for n in summary["notes"]:
         warn(n)
     df = mf.as_written(df)          # what is returned is the table written, in its column order
@@ -403,6 +405,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
                 _check_not_users_file(Path(out))
     _check_embedder(cfg)
     df = mf.load(file, mf.LayoutOptions(layout="manifest"), scan=False)
+    labels_from = mf.label_col_record(df, None)     # its split's record, which the fixed table's summary keeps
     if fix:         # where the repaired table goes, before the scan and the near-duplicate pass
         check_output_location(Path(out) if out is not None else file, *mf.roots(df), images=mf.image_paths(df),
                               owns=False)
@@ -472,6 +475,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     summary["config"] = _split_settings(summary["config"], recorded, class_col, typed)
     if inferred:        # its config's val / test are these observed shares, which a later --check does not take
         summary["balance_targets_inferred"] = inferred
+    summary.update(labels_from)
     fixed = mf.as_written(fixed)    # what is returned is the table written, in its column order
     _finish(fixed, out, cfg, summary, remaining, grouped=bool(group_col), group_col=group_col)
     return fixed

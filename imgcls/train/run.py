@@ -102,6 +102,10 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
     if not scanned:
         df = df.assign(error="")
     n_all = len(df)
+    if cfg.heads == "single" and cfg.target not in df.columns and mf.holds_labels(df, cfg.target) == "recorded":
+        # its labels were read from that column (split --label-col artist's table): the label task, as resolve_target
+        # has it, the caller's table unchanged
+        df = df.assign(**{cfg.target: df["label"]})
     if cfg.target not in df.columns:
         attrs = mf.class_columns(df) if cfg.target != "label" else []
         raise UserError(f"--target {cfg.target}: the data has no such column"
@@ -746,7 +750,9 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
         cfg, df, say_skipped=dist.main, src=src_named, study=study, searched=searched)
     if how and dist.main:               # said once: one task with the label runs, not 'artist'
         held = (f"the classes of {src_named}, read unlabeled (--label-col {cfg.target} reads them as its labels)"
-                if how == "read unlabeled" else f"the labels of {src_named}")
+                if how == "read unlabeled" else f"the labels of {src_named}"
+                + (f" (read from that column with --label-col {cfg.target}, as recorded beside it)"
+                   if how == "recorded" else ""))
         info(f"--target {cfg.target}: the column holds {held}, so the run predicts the label task: imgcls runs "
              f"ranks it and ensemble combines it with runs trained on those labels")
 
