@@ -954,6 +954,18 @@ def model_target(spec: EnsembleSpec) -> str:
     return targets.pop() if len(targets) == 1 else "label"
 
 
+def recorded_truth_column(spec: EnsembleSpec, df: pd.DataFrame) -> str:
+    """--eval's truth for label models on a table read unlabeled (no --label-col): the column the members' labels
+    were read from where their runs record one (TrainConfig.labels_read_from: `train train.csv --target artist`,
+    the label task) and df has it with values; '' where df has labels, no such column, or the members record
+    none or different ones."""
+    if spec.combine == "profile" or (mf.text_values(df["label"]) != "").any():
+        return ""
+    cols = {c for m in spec.members if (cfg := m.recorded_config) is not None and (c := cfg.labels_read_from)}
+    col = cols.pop() if len(cols) == 1 else ""
+    return col if col in df.columns and (mf.text_values(df[col]) != "").any() else ""
+
+
 def product_truth(spec: EnsembleSpec, df: pd.DataFrame) -> pd.Series | None:
     """--eval's truth for models of a product decode (train --heads multi --head-columns other than the profile's
     mask,gender,age_band: classes '1_0'), which no column holds: the rows' head columns joined
@@ -1390,6 +1402,10 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
                               if target in df.columns else ""))
     elif not (opts and opts.label_col) and (truth := product_truth(spec, df)) is not None:
         df = df.assign(label=truth)     # a product decode's classes ('1_0'): its heads' columns, as train scored
+    elif not (opts and opts.label_col) and not as_template and (col := recorded_truth_column(spec, df)):
+        info(f"{data} was read unlabeled: its column '{col}' is read as the labels, the column {spec.name} "
+             f"trained on (train --target {col}); --label-col COLUMN reads another")
+        df = df.assign(label=mf.nfc_classes(df[col].astype("string").fillna("").astype(object)))
     if as_template:     # no truth: no --eval hint, no label column in the probabilities
         df = df.assign(label="")
     # the template read and matched to the test rows now: a missing file or other ids fail before the model runs

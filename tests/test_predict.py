@@ -4250,3 +4250,35 @@ def test_a_kfold_set_s_oof_score_is_read_once_per_runs_row_and_per_find_checkpoi
     reads.clear()
     assert [p.parent.name for p in find_checkpoints(kf)] == ["fold_0", "fold_1"]
     assert reads.count("oof_score.json") == 1, reads
+
+
+def test_eval_of_a_target_artist_run_reads_the_artist_column_of_a_raw_csv(tmp_path, monkeypatch):
+    """A run trained `--target artist` on DACON's train.csv is the label task (config.yaml's target_used label, its
+    checkpoint's meta.target label), so `predict RUN --data heldout.csv --eval` on a held-out CSV of the same shape
+    (id, img_path, artist) read it unlabeled and was refused ('no labels the model knows ... --label-col COLUMN');
+    before that change it read artist itself. The run records that its labels came from artist: that column is read
+    as the labels, said in one line, and scored."""
+    def table(name, folder, n, seed):
+        rows = []
+        for i in range(n):
+            make_image(tmp_path / folder / f"{folder}_{i:03d}.png", seed=seed + i)
+            rows.append({"id": f"{folder}_{i:03d}", "img_path": f"./{folder}/{folder}_{i:03d}.png",
+                         "artist": "ab"[i % 2]})
+        pd.DataFrame(rows).to_csv(tmp_path / name, index=False)
+    table("train.csv", "train", 16, 0)
+    table("heldout.csv", "hold", 6, 100)
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["train", "train.csv", "--target", "artist", "--val-split", "0.5", "--model", "test_resnet",
+                            "--no-pretrained", "--img-size", "32", "--batch-size", "8", "--workers", "0", "--device",
+                            "cpu", "--aug", "none", "--epochs", "1", "--no-plots", "--out", "runs", "--name", "B"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["predict", "runs/B", "--data", "heldout.csv", "--eval", "--no-plots", "--out", "preds"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0 and said.count("heldout.csv was read unlabeled: its column 'artist' is read as the "
+                                           "labels, the column B trained on (train --target artist)") == 1, r.output
+    assert json.loads((tmp_path / "preds" / "predict.json").read_text())["eval"]["n_images"] == 6
+    assert pd.read_parquet(tmp_path / "preds" / "probs.parquet")["label"].tolist() == list("ababab")
+    # --label-col still names the truth (no line)
+    r = runner.invoke(app, ["predict", "runs/B", "--data", "heldout.csv", "--label-col", "artist", "--eval",
+                            "--no-plots", "--out", "preds2"])
+    assert r.exit_code == 0 and "read unlabeled" not in r.output, r.output

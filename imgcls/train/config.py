@@ -501,6 +501,14 @@ class TrainConfig:
             return self.target_used
         return self.target if self.heads == "single" else "label"
 
+    @property
+    def labels_read_from(self) -> str:
+        """The data column the run's labels were read from where --target named it and resolve_target made it the
+        label task (target_used label: DACON's artist on train.csv): predict --eval reads it as the truth of a table
+        read unlabeled that has it; '' for every other run."""
+        single = self.heads == "single" and self.target != "label"
+        return self.target if single and self.target_used == "label" else ""
+
     def resolve_target(self, df) -> str:
         """Set target_used (the class_column of this run) from its rows `df` as scanned, before check_data fills
         the labels from the column of a table read unlabeled: label where --target names the column that holds
