@@ -1049,7 +1049,8 @@ def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray
                     f"--eval-split test" if own is not None
                else f"--eval on a labelled test set "
                     f"{'no member trained on' if _ensemble_folder(spec) is not None else never}"
-               + _held_out_commands(run, folds, getattr(m.recorded_config, "src", None), df, tables, spec))
+               + _held_out_commands(run, folds, getattr(m.recorded_config, "src", None), df, tables, spec,
+                                    getattr(m.recorded_config, "labels_read_from", "")))
         what = f"{n} of the {int(scored.sum())} labelled {'rows' if part == 'all' else part + ' rows'} of {data}"
         # its keyword beside the flag: the line ends with commands to type, which a note after them would join
         flag = "--eval" + keyword_of("evaluate")
@@ -1119,7 +1120,7 @@ def _own_test_rows(spec: EnsembleSpec, df: pd.DataFrame, tables: dict | None = N
 
 
 def _held_out_commands(run: Path, folds: list[int], src: str | None, df: pd.DataFrame | None = None,
-                       tables: dict | None = None, spec: EnsembleSpec | None = None) -> str:
+                       tables: dict | None = None, spec: EnsembleSpec | None = None, label_col: str = "") -> str:
     """check_eval_not_leaked's way to a test score of the run's kind, as commands that work typed: a split of its
     training data with test rows made BEFORE training (a split made after it has test rows the run trained on), the
     run's options trained again on it (--config), and --eval on its test rows. A k-fold run's split has as many
@@ -1127,8 +1128,10 @@ def _held_out_commands(run: Path, folds: list[int], src: str | None, df: pd.Data
     training data (config.yaml's, the member's recorded_config), whose table is df where predict read that one, or
     the one the leak check read (`tables`): not read again (_training_table). `spec`: the ensemble predicted with;
     a saved one of several members has every member trained again on that split and the ensemble built again of
-    them (_rebuild_flags), then --eval on it: a score of the ensemble, not of the one member. '' where the run's
-    config.yaml or data is not known here."""
+    them (_rebuild_flags), then --eval on it: a score of the ensemble, not of the one member. `label_col`: the
+    column the run's labels were read from (TrainConfig.labels_read_from: train train.csv --target artist), which
+    the split reads them from with --label-col where its table records none read (a raw CSV: its split refused
+    'no labels to stratify on'). '' where the run's config.yaml or data is not known here."""
     from imgcls.console import sh
     if not src or not Path(src).exists():
         return ""
@@ -1192,6 +1195,8 @@ def _held_out_commands(run: Path, folds: list[int], src: str | None, df: pd.Data
         had = ", ".join(f"{r.name} {n}" for r, n in counts.items())
         how += (f" (its k-fold members had different fold counts, {had}: a split has one, so each trains again "
                 f"with {max(counts.values())} folds)")
+    if label_col and not mf.recorded_label_col(src):     # a table whose labels were read from it records it
+        again_as = f"--label-col {sh(label_col)} {again_as}"
     return (f": a split made after training has test rows {how}: imgcls split {sh(src)} {k}{again_as}--test 0.2 "
             f"--out {sh(table)}, {', '.join(steps)}, then {score(last)}")
 

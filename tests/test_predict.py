@@ -4252,26 +4252,34 @@ def test_a_kfold_set_s_oof_score_is_read_once_per_runs_row_and_per_find_checkpoi
     assert reads.count("oof_score.json") == 1, reads
 
 
+def _dacon_csv(path: Path, folder: str, n: int, seed: int) -> None:
+    """A DACON-shaped CSV at `path` (id, img_path, artist: classes a / b) listing n images in its folder `folder`."""
+    rows = []
+    for i in range(n):
+        make_image(path.parent / folder / f"{folder}_{i:03d}.png", seed=seed + i)
+        rows.append({"id": f"{folder}_{i:03d}", "img_path": f"./{folder}/{folder}_{i:03d}.png",
+                     "artist": "ab"[i % 2]})
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+
+def _train_target_artist(name: str = "B") -> None:
+    """`imgcls train train.csv --target artist` (the label task) in the working folder, one epoch, into runs/NAME."""
+    r = runner.invoke(app, ["train", "train.csv", "--target", "artist", "--val-split", "0.5", "--model", "test_resnet",
+                            "--no-pretrained", "--img-size", "32", "--batch-size", "8", "--workers", "0", "--device",
+                            "cpu", "--aug", "none", "--epochs", "1", "--no-plots", "--out", "runs", "--name", name])
+    assert r.exit_code == 0, r.output
+
+
 def test_eval_of_a_target_artist_run_reads_the_artist_column_of_a_raw_csv(tmp_path, monkeypatch):
     """A run trained `--target artist` on DACON's train.csv is the label task (config.yaml's target_used label, its
     checkpoint's meta.target label), so `predict RUN --data heldout.csv --eval` on a held-out CSV of the same shape
     (id, img_path, artist) read it unlabeled and was refused ('no labels the model knows ... --label-col COLUMN');
     before that change it read artist itself. The run records that its labels came from artist: that column is read
     as the labels, said in one line, and scored."""
-    def table(name, folder, n, seed):
-        rows = []
-        for i in range(n):
-            make_image(tmp_path / folder / f"{folder}_{i:03d}.png", seed=seed + i)
-            rows.append({"id": f"{folder}_{i:03d}", "img_path": f"./{folder}/{folder}_{i:03d}.png",
-                         "artist": "ab"[i % 2]})
-        pd.DataFrame(rows).to_csv(tmp_path / name, index=False)
-    table("train.csv", "train", 16, 0)
-    table("heldout.csv", "hold", 6, 100)
+    _dacon_csv(tmp_path / "train.csv", "train", 16, 0)
+    _dacon_csv(tmp_path / "heldout.csv", "hold", 6, 100)
     monkeypatch.chdir(tmp_path)
-    r = runner.invoke(app, ["train", "train.csv", "--target", "artist", "--val-split", "0.5", "--model", "test_resnet",
-                            "--no-pretrained", "--img-size", "32", "--batch-size", "8", "--workers", "0", "--device",
-                            "cpu", "--aug", "none", "--epochs", "1", "--no-plots", "--out", "runs", "--name", "B"])
-    assert r.exit_code == 0, r.output
+    _train_target_artist()
     r = runner.invoke(app, ["predict", "runs/B", "--data", "heldout.csv", "--eval", "--no-plots", "--out", "preds"])
     said = " ".join(r.output.split())
     assert r.exit_code == 0 and said.count("heldout.csv was read unlabeled: its column 'artist' is read as the "
@@ -4282,3 +4290,25 @@ def test_eval_of_a_target_artist_run_reads_the_artist_column_of_a_raw_csv(tmp_pa
     r = runner.invoke(app, ["predict", "runs/B", "--data", "heldout.csv", "--label-col", "artist", "--eval",
                             "--no-plots", "--out", "preds2"])
     assert r.exit_code == 0 and "read unlabeled" not in r.output, r.output
+
+
+def test_the_held_out_split_of_a_target_artist_run_reads_the_labels_from_artist(tmp_path, monkeypatch):
+    """--eval of a run trained `--target artist` on DACON's train.csv, given that train.csv, is refused as a leaked
+    score with the commands to a test score: its `imgcls split train.csv --test 0.2 --out heldout.csv` was refused
+    in turn ('the source has no labels to stratify on'). The split reads the labels from the run's column
+    (--label-col artist), and the commands work as typed: the table trains with the run's config.yaml (the label
+    task, its summary's label_col) and is scored."""
+    _dacon_csv(tmp_path / "train.csv", "train", 20, 0)
+    monkeypatch.chdir(tmp_path)
+    _train_target_artist()
+    r = runner.invoke(app, ["predict", "runs/B", "--data", "train.csv", "--eval", "--no-plots", "--out", "preds"])
+    said = " ".join(r.output.split())
+    split = f"imgcls split {tmp_path / 'train.csv'} --label-col artist --test 0.2 --out {tmp_path / 'heldout.csv'}, "
+    assert r.exit_code == 2 and split in said, r.output
+    steps = said[said.index(split):].split(", ")
+    steps = [steps[0], steps[1], steps[2].removeprefix("then ")]
+    assert [c.split()[:2] for c in steps] == [["imgcls", "split"], ["imgcls", "train"], ["imgcls", "predict"]], said
+    for c in steps:
+        r = runner.invoke(app, [*c.split()[1:], *(["-q"] if "split" in c else ["--no-plots"])])
+        assert r.exit_code == 0, (c, r.output)
+    assert json.loads((tmp_path / "outputs" / "predictions" / "B_heldout" / "predict.json").read_text())["eval"]
