@@ -1153,8 +1153,9 @@ def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | o
     tasks = sorted(dict.fromkeys(groups[r.task] for r in top), key=task_rank)
     of_task = {t: [r for r in top if groups[r.task] == t] for t in tasks}
     named = {t: t if len(tasks) > 1 else "" for t in tasks}       # the chart's title names its task among several
-    curves = "".join(report.img(uri, f"val macro-F1 by epoch: {t}") for t in tasks
-                     for uri in [_curves_uri(of_task[t], named[t])] if uri)
+    curves = "".join((report.img(uri, f"val macro-F1 by epoch: {t}") if uri else "")
+                     + (report.note(_no_curve_note(bare)) if bare else "")
+                     for t in tasks for uri, bare in [(_curves_uri(of_task[t], named[t]), _no_f1_curve(of_task[t]))])
     heat = "".join(report.img(uri, f"per-class F1 across runs: {t}")
                    + "".join(report.note(per_class_fitted_note(n, "in the leaderboard"))
                              for n in per_class_fitted([r for r in of_task[t] if r.per_class is not None]))
@@ -1180,18 +1181,39 @@ def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | o
                                heat=report.safe(heat) if heat else "")
 
 
+def _f1_curve_column(history: pd.DataFrame | None) -> str | None:
+    """The val macro-F1 column of a run's metrics.csv table (val_f1 in one an older imgcls wrote); None where it
+    has neither (written by hand, cut down) or the run has no metrics.csv rows."""
+    if history is None or not len(history):
+        return None
+    column = metric_column("macro_f1", history.columns)
+    return column if column in history.columns else None
+
+
+def _no_f1_curve(runs: Sequence[Run]) -> list[str]:
+    """The names of `runs` whose metrics.csv has rows but no val macro-F1 column: the report draws no curve of
+    theirs and says so."""
+    return [r.name for r in runs if r.history is not None and len(r.history) and _f1_curve_column(r.history) is None]
+
+
+def _no_curve_note(names: Sequence[str]) -> str:
+    """The report's line under the curves for runs it drew none of (_no_f1_curve)."""
+    return (f"no val macro-F1 curve of {', '.join(names)}: {'its' if len(names) == 1 else 'their'} {METRICS_CSV} "
+            f"has no val_macro_f1 (or val_f1) column")
+
+
 def _curves_uri(runs: Sequence[Run], task: str = "") -> str:
     """The val macro-F1 curves of `runs` (of one task: their scores compare) overlaid; `task` named in its title
-    where the report has several."""
+    where the report has several. A run whose metrics.csv has no such column has no curve (_no_f1_curve)."""
     from matplotlib.ticker import MaxNLocator
     from imgcls.report import figure_data_uri, pyplot
-    plotted = [(r, r.history) for r in runs if r.history is not None and len(r.history)]
+    plotted = [(r, r.history) for r in runs if _f1_curve_column(r.history)]
     if not plotted:
         return ""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(10, 4.5))
     for r, h in plotted:
-        f1 = metric_column("macro_f1", h.columns)
+        f1 = _f1_curve_column(h)
         curve = h.assign(_f1=pd.to_numeric(h[f1], errors="coerce")).groupby("epoch")["_f1"].mean()
         label = f"{r.name} (mean of {h['fold'].nunique()} folds)" if "fold" in h.columns else r.name
         ax.plot(curve.index, curve.to_numpy(), "o--" if "fold" in h.columns else "o-", markersize=3, label=label)

@@ -235,6 +235,23 @@ def test_diff_and_report(outputs, monkeypatch):
     assert "time: the epochs' training and validation passes" in htmllib.unescape(html)
 
 
+def test_the_runs_report_draws_the_curves_a_run_has_and_names_one_without_them(tmp_path, monkeypatch):
+    """imgcls runs report crashed (KeyError: 'val_f1') on a run whose metrics.csv has neither val_macro_f1 nor
+    val_f1: it draws the other runs' curves and names the run it drew none of."""
+    from matplotlib.axes import Axes
+    a = fake_run(tmp_path / "runs" / "a", "resnet10t", [("a", "a"), ("b", "b"), ("c", "c")])
+    fake_run(tmp_path / "runs" / "b", "resnet10t", [("a", "a"), ("b", "a"), ("c", "c")])
+    pd.read_csv(a / "metrics.csv").drop(columns=["val_macro_f1"]).to_csv(a / "metrics.csv", index=False)
+    labels, plot = [], Axes.plot
+    monkeypatch.setattr(Axes, "plot", lambda self, *a, **kw: (labels.append(kw.get("label")), plot(self, *a, **kw))[1])
+    r = CliRunner().invoke(app, ["runs", "report", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert labels == ["runs/b"]
+    import html as htmllib
+    page = htmllib.unescape((tmp_path / "runs_report.html").read_text())
+    assert "no val macro-F1 curve of runs/a: its metrics.csv has no val_macro_f1 (or val_f1) column" in page
+
+
 def test_diff_takes_the_names_the_leaderboard_lists(outputs, monkeypatch):
     """The leaderboard names runs from the folder it lists (runs/best, ensembles/e1 under outputs): `imgcls runs diff
     runs/best runs/mid`, typed from it, said 'runs/best does not exist'."""
