@@ -509,6 +509,43 @@ def test_a_run_early_stopped_whose_last_pt_is_gone_reads_finished_by_train_s_rul
     assert tree_snapshot(tmp_path) == before
 
 
+def test_more_epochs_for_an_early_stopped_run_say_its_early_stop_ended_it(two_class, tmp_path):
+    """`train --resume RUN --epochs N` of a run that --early-stop ended at epoch 2 of 4 said 'the run finished its 4
+    epochs and is not extended': it says the early stop ended it at epoch 2 of 4 (its --metric not improving for its
+    patience), so more --epochs would not train it further, and the way to train longer; its last.pt kept or gone
+    (its metrics.csv then tells)."""
+    from conftest import tree_snapshot
+    from test_cli import one_error_line
+    # lr 0: no epoch beats the first, --early-stop 1 ends it after epoch 2
+    run = run_train(cfg_for(two_class, tmp_path, epochs=4, lr=0.0, scheduler="none", early_stop=1))
+    before = tree_snapshot(tmp_path)
+    for _ in range(2):
+        line = one_error_line(CliRunner().invoke(app, ["train", "--resume", str(run), "--epochs", "8"]))
+        assert (f"--resume {run}: train's early stop ended the run at epoch 2 of 4 (val macro-F1 did not improve "
+                f"for 1 epoch, its --early-stop), so more --epochs would not train it further and the run is not "
+                f"extended; to train longer start a new run from its weights: imgcls train {two_class} --init-from "
+                f"{run} --epochs N") in line, line
+        assert "finished its 4 epochs" not in line
+        assert tree_snapshot(tmp_path) == before
+        (run / "last.pt").unlink(missing_ok=True)
+        (run / "last_state.json").unlink(missing_ok=True)
+        before = tree_snapshot(tmp_path)
+    # a k-fold set: the folds the early stop ended, and a new set with its options typed a longer patience
+    from imgcls.train.rundir import not_extended
+    kf = tmp_path / "kf"
+    for k, n in ((0, 2), (1, 4)):
+        (kf / f"fold_{k}").mkdir(parents=True)
+        pd.DataFrame({"epoch": range(1, n + 1), "val_macro_f1": 0.5}).to_csv(kf / f"fold_{k}" / "metrics.csv",
+                                                                                   index=False)
+    (kf / "config.yaml").write_text("epochs: 4\nearly_stop: 1\nfolds: all\n")     # as train writes it
+    (kf / "oof_score.json").write_text(json.dumps({"folds": [0, 1]}))
+    said = not_extended(kf, 4)
+    assert said.startswith("train's early stop ended fold_0 at epoch 2 of 4 (val macro-F1 did not improve for 1 "
+                           "epoch, its --early-stop), so more --epochs would not train it further and the set is not "
+                           "extended; to train longer start a new k-fold set with its options: "), said
+    assert "--name kf-long --epochs N --early-stop P" in said, said
+
+
 def test_a_resume_of_a_k_fold_set_whose_oof_score_and_a_fold_s_last_pt_are_gone_writes_the_oof_score(tmp_path):
     """A k-fold set whose folds all finished, its oof_score.json missing and a fold's last.pt deleted: predict said
     'write it with imgcls train --resume KF', which refused it (exit 2, 'the last.pt of fold_0 is gone'). The

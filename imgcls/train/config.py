@@ -834,7 +834,7 @@ def resume_config(cfg, run_dir: Path, recorded=None):
     (None) are the recorded ones. `recorded`: the record already read (TrainConfig.load of its config.yaml), so
     train reads it once for this and check_resume_data."""
     from imgcls.options import describe_changes
-    from imgcls.train.rundir import RESUME_MAY_CHANGE, finished, option_changes, train_longer
+    from imgcls.train.rundir import RESUME_MAY_CHANGE, finished, not_extended, option_changes
     run_dir = resume_folder(run_dir)
     if recorded is None:
         recorded = TrainConfig.load(run_dir / RUN_CONFIG)
@@ -848,9 +848,7 @@ def resume_config(cfg, run_dir: Path, recorded=None):
     changed = option_changes(was, merged)
     if changed:
         if any(k == "epochs" for k, _, _ in changed) and finished(run_dir):
-            raise UserError(f"--resume {run_dir}: the run finished its {recorded.epochs} epochs and is not extended "
-                            f"(its schedule was fitted to {recorded.epochs}); to train longer "
-                            f"{train_longer(run_dir)}")
+            raise UserError(f"--resume {run_dir}: {not_extended(run_dir, recorded.epochs)}")
         what = describe_changes(TrainConfig, changed)
         raise UserError(f"--resume {run_dir} continues the run as its {RUN_CONFIG} records it; {what} cannot change "
                         f"(drop the flag, or start a new run)")

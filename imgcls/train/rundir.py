@@ -30,8 +30,9 @@ from imgcls.figure_files import RUN_FIGURES
 from imgcls.fsutil import check_folder_name, did_you_mean
 from imgcls.options import choose_another, python_too
 from imgcls.outputs import MANIFEST_NAME, REPORT_HTML
-from imgcls.run_names import (BEST_PT, CRASH_LINE, FOLDS_PLANNED, IMAGE_CACHE, LAST_PT, LAST_STATE, METRICS_CSV,
-                              OOF_SCORE, PER_CLASS_CSV, REFUSED_LINE, RUN_CONFIG, RUN_PLAN, TRAIN_LOG, VAL_PREDICTIONS,
+from imgcls.run_names import (BEST_BY, BEST_PT, CRASH_LINE, FOLDS_PLANNED, IMAGE_CACHE, LAST_PT, LAST_STATE,
+                              METRICS_CSV, OOF_SCORE, PER_CLASS_CSV, REFUSED_LINE, RUN_CONFIG, RUN_PLAN, TRAIN_LOG,
+                              VAL_PREDICTIONS,
                               fold_dir, fold_dirs, fold_number, fold_set, is_fold_dir, records_folds)
 from imgcls.runs_config import RUNS_TABLE
 
@@ -216,12 +217,13 @@ def _said_finished(run_dir: Path) -> bool:
     return finished(run_dir, lambda p: (state := _last_state(p)) is not None and state["finished"])
 
 
-def train_longer(run_dir: Path) -> str:
+def train_longer(run_dir: Path, **typed) -> str:
     """The command that trains a finished run further, for the lines that say it cannot be extended: a new run from
     its weights on its data (--init-from takes its model and input size), or for a k-fold set (one fold's weights would leak
-    into the others) a new set with its recorded options."""
+    into the others) a new set with its recorded options, `typed` ({option: placeholder}) typed over them too."""
     if records_folds(run_dir / RUN_CONFIG):
-        return "start a new k-fold set with its options: " + train_again(run_dir, run_dir.name + "-long", epochs="N")
+        return "start a new k-fold set with its options: " + train_again(run_dir, run_dir.name + "-long", epochs="N",
+                                                                         **typed)
     if (run_dir / BEST_PT).is_file():
         return "start a new run from its weights: " + init_from_fix(run_dir, epochs="N")
     # its weights gone (its *.pt deleted: by hand, tune --keep): trained again, longer
@@ -1074,6 +1076,30 @@ def finished(run_dir: Path, said=train_finished) -> bool:
         return fold_state(run_dir, progress_settings(read_yaml(run_dir / RUN_CONFIG)))[0] is True
     lasts = _fold_files(run_dir, LAST_PT)
     return kfold_finished(run_dir) and all(said(p) for p in lasts)
+
+
+def not_extended(run_dir: Path, epochs: int | None) -> str:
+    """Why a finished run (finished()) of `epochs` set is not trained further by --resume with more --epochs, and
+    the way to train longer (train_longer), for that refusal: it ran every epoch (its schedule fitted to them), or
+    train's early stop ended it, or some of a k-fold set's folds, before (epochs_done: the epochs its metrics.csv,
+    else its LAST_STATE, records), which more --epochs would not undo."""
+    from imgcls.outputs import read_yaml
+    kfold = records_folds(run_dir / RUN_CONFIG)
+    done = {d.name: epochs_done(d) for d in (set_fold_dirs(run_dir)[0] if kfold else [run_dir])}
+    early = {f: n for f, n in done.items() if epochs is not None and n is not None and n < epochs}
+    if not early:
+        return (f"the run finished its {epochs} epochs and is not extended (its schedule was fitted to {epochs}); "
+                f"to train longer {train_longer(run_dir)}")
+    settings = progress_settings(read_yaml(run_dir / RUN_CONFIG))
+    what = BEST_BY[settings.metric].label
+    ended = (f"the run at epoch {early[run_dir.name]} of {epochs}" if not kfold else
+             ", ".join(f"{f} at epoch {n}" for f, n in early.items()) + f" of {epochs}")
+    patience = settings.early_stop
+    why = f" ({what} did not improve for {plural(patience, 'epoch')}, its --early-stop)" if patience else ""
+    # a new set with its options (--config) early-stops alike: a longer patience typed over its own
+    way = train_longer(run_dir, **({"early_stop": "P"} if kfold and patience else {}))
+    return (f"train's early stop ended {ended}{why}, so more --epochs would not train it further and the "
+            f"{'set' if kfold else 'run'} is not extended; to train longer {way}")
 
 
 def finished_said(run_dir: Path) -> str:
