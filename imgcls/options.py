@@ -577,8 +577,9 @@ def a_name(name: str) -> str:
 
 
 def a_type(value) -> str:
-    """The class of `value` with its article (a_name): 'an int' for 5, 'a dict' for {}."""
-    return a_name(type(value).__name__)
+    """The class of `value` with its article (a_name): 'an int' for 5, 'a dict' for {}; None is 'None' ("got
+    None", not "got a NoneType")."""
+    return "None" if value is None else a_name(type(value).__name__)
 
 
 PATH = (str, os.PathLike)       # check_arguments' class of a path argument (with what it names: "a path to a CSV")

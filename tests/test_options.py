@@ -734,7 +734,7 @@ def test_every_step_s_config_argument_of_another_type_is_a_type_error_naming_it(
     out = tmp_path / "out"
     cases = [
         (lambda: run_train({"epochs": 1}), "run_train's cfg must be a TrainConfig (got a dict); pass TrainConfig(**d)"),
-        (lambda: run_train(None), "run_train's cfg must be a TrainConfig (got a NoneType)"),
+        (lambda: run_train(None), "run_train's cfg must be a TrainConfig (got None)"),
         (lambda: run_train(CleanConfig()), "run_train's cfg must be a TrainConfig (got a CleanConfig)"),
         (lambda: run_tune({"study": "s"}), "run_tune's cfg must be a TuneConfig (got a dict); pass TuneConfig(**d)"),
         (lambda: run_tune(TuneConfig(study="s", out=str(out), train={"epochs": 1})),
@@ -756,15 +756,18 @@ def test_every_step_s_config_argument_of_another_type_is_a_type_error_naming_it(
 
 def test_got_a_type_takes_the_article_of_its_name():
     """The "(got a <type>)" of the steps' TypeErrors read "got a int" (check_arguments, path_list, check_callbacks,
-    run_train's study, each by hand): opts.a_name / a_type, the one owner, say 'an int', 'a list'."""
+    run_train's study, each by hand): opts.a_name / a_type, the one owner, say 'an int', 'a list'; None is 'None'
+    (it read "got a NoneType")."""
     assert [opts.a_type(v) for v in (5, [], {}, np.zeros(2), None, "s")] == [
-        "an int", "a list", "a dict", "an ndarray", "a NoneType", "a str"]
+        "an int", "a list", "a dict", "an ndarray", "None", "a str"]
     assert [opts.a_name(n) for n in ("EnsembleConfig", "ExportConfig", "UserError", "uint8", "object", "Path")] == [
         "an EnsembleConfig", "an ExportConfig", "a UserError", "a uint8", "an object", "a Path"]
     with pytest.raises(TypeError, match=re.escape("run_x's size must be a path to a CSV (got an int)")):
         opts.check_arguments("run_x", size=(3, opts.PATH, "a path to a CSV"))
     with pytest.raises(TypeError, match=re.escape("run_x's cfg must be an EnsembleConfig (got a float)")):
         opts.check_arguments("run_x", cfg=(1.5, type("EnsembleConfig", (), {})))
+    with pytest.raises(TypeError, match=re.escape("run_x's cfg must be an EnsembleConfig (got None)")):
+        opts.check_arguments("run_x", required=("cfg",), cfg=(None, type("EnsembleConfig", (), {})))
 
 
 @pytest.mark.parametrize("step,make,msg", [
@@ -1438,16 +1441,16 @@ def test_every_step_s_other_path_arguments_of_another_type_are_a_type_error_nami
              (lambda: run_preprocess(data, df), f"run_preprocess's out {folder}"),
              (lambda: run_split(data, df), "run_split's out must be a path to a CSV (got a DataFrame)"),
              (lambda: run_check(df), "run_check's file must be a path to a splits CSV (got a DataFrame)"),
-             (lambda: run_check(None), "run_check's file must be a path to a splits CSV (got a NoneType)"),
+             (lambda: run_check(None), "run_check's file must be a path to a splits CSV (got None)"),
              (lambda: run_check(csv, df, fix=True), "run_check's out must be a path to a CSV (got a DataFrame)"),
              (lambda: export_onnx(None),
-              "export_onnx's run must be a path to a run folder or a checkpoint (got a NoneType)"),
+              "export_onnx's run must be a path to a run folder or a checkpoint (got None)"),
              (lambda: export_onnx(tmp_path, df), f"export_onnx's out {folder}"),
              (lambda: build_ensemble([tmp_path, df]),
               "build_ensemble's runs[1] must be a path to a run folder or a checkpoint (got a DataFrame)"),
              (lambda: build_ensemble([tmp_path, tmp_path], out=df), f"build_ensemble's out {folder}"),
              (lambda: run_runs("diff", [tmp_path, None]),
-              "run_runs's paths[1] must be a path to a folder (got a NoneType)")]
+              "run_runs's paths[1] must be a path to a folder (got None)")]
     for call, msg in cases:
         with pytest.raises(TypeError, match=re.escape(msg) + "$"):
             call()
