@@ -98,9 +98,19 @@ def test_callbacks_not_given_as_a_list_are_refused_before_the_run_folder_is_made
     class EarlyStop(Callback):
         pass
 
-    with pytest.raises(TypeError, match=re.escape("run_train's callbacks must be a list of Callback objects (got an "
-                                                  "int); pass")):
+    # no callback at all: a Callback subclass to write, not "callbacks=[int(...)]"
+    with pytest.raises(TypeError, match=re.escape(
+            "run_train's callbacks must be a list of Callback objects (got an int); pass callbacks=[MyCallback()], "
+            "MyCallback a subclass of imgcls.train.callbacks.Callback defining the hooks it needs (on_run_start, "
+            "on_step_end, on_epoch_end, on_run_end, on_train_end, on_run_abort)") + "$"):
         check_callbacks("run_train", 5)
+
+    class Duck:         # a callback not derived from Callback (CallbackList calls its hooks): given bare
+        def on_epoch_end(self, epoch, logs):
+            pass
+
+    with pytest.raises(TypeError, match=re.escape("(got a Duck); pass callbacks=[Duck(...)]") + "$"):
+        check_callbacks("run_train", Duck())
     with pytest.raises(TypeError, match=re.escape("hold the class EarlyStop, not an EarlyStop object; pass")):
         check_callbacks("run_train", [EarlyStop])
 

@@ -80,9 +80,13 @@ def check_callbacks(step: str, callbacks) -> None:
     if callbacks is None:
         return
     if not isinstance(callbacks, collections.abc.Iterable) or isinstance(callbacks, (str, bytes)):
-        got = type(callbacks).__name__
+        hooks = [h for h in vars(Callback) if h.startswith("on_")]
+        bare = isinstance(callbacks, Callback) or any(hasattr(callbacks, h) for h in hooks)    # one callback
+        fix = (f"callbacks=[{type(callbacks).__name__}(...)]" if bare else
+               f"callbacks=[MyCallback()], MyCallback a subclass of {__name__}.Callback defining the hooks it "
+               f"needs ({', '.join(hooks)})")
         raise TypeError(f"{step}'s callbacks must be a list of Callback objects (got {a_type(callbacks)}); pass "
-                        f"callbacks=[{got}(...)]")
+                        + fix)
     for c in callbacks if isinstance(callbacks, (list, tuple)) else ():     # an iterator is left unread
         if isinstance(c, type):
             raise TypeError(f"{step}'s callbacks hold the class {c.__name__}, not {a_name(c.__name__)} object; pass "
