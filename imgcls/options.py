@@ -322,7 +322,7 @@ def whole_argument(step: str, name: str, value: Any, lo: int | None = None, hi: 
     bounds = Spec(help="", lo=lo, hi=hi)
     whole = whole_number(value)
     if whole is None or not in_range(whole, bounds):
-        raise UserError(f"{step}'s {name} must be a whole number {range_text(bounds)} (got {value!r})"
+        raise UserError(f"{whose(step)} {name} must be a whole number {range_text(bounds)} (got {value!r})"
                         + (", or None" if or_none else ""))
     return whole
 
@@ -576,6 +576,14 @@ def a_name(name: str) -> str:
     return ("an " if vowel or name.startswith("nd") else "a ") + name
 
 
+def whose(step: str) -> str:
+    """The possessive of a step's (a library function's, a command's) name, the one owner of it in the lines that
+    name its arguments: "run_train's cfg", "run_runs' paths" (an apostrophe alone after a plural's s, as the codebase
+    writes find_checkpoints' which), "run_preprocess's out" (after ss: preprocess's, as it writes it); "run_runs's"
+    and "run_runs'" were both said once."""
+    return step + ("'" if step.endswith("s") and not step.endswith("ss") else "'s")
+
+
 def a_type(value) -> str:
     """The class of `value` with its article (a_name): 'an int' for 5, 'a dict' for {}; None is 'None' ("got
     None", not "got a NoneType")."""
@@ -599,8 +607,8 @@ def check_arguments(step: str, required: typing.Collection[str] = (), **given: t
             continue
         got = type(value).__name__
         if what:
-            raise TypeError(f"{step}'s {name} must be {what[0]} (got {a_type(value)})")
-        must = f"{step}'s {name} must be {a_name(cls.__name__)} (got {a_type(value)})"
+            raise TypeError(f"{whose(step)} {name} must be {what[0]} (got {a_type(value)})")
+        must = f"{whose(step)} {name} must be {a_name(cls.__name__)} (got {a_type(value)})"
         if isinstance(value, dict) and hasattr(cls, "__dataclass_fields__"):
             raise TypeError(f"{must}; pass {cls.__name__}(**d)")
         other = next((k for k, (_, c, *_) in given.items() if isinstance(value, c)), None)
@@ -616,14 +624,13 @@ def path_list(step: str, name: str, value, example: str, what: str = "folders",
     after the step's `others` arguments (check_arguments' `name=(value, class, what)`)."""
     if value is None:
         return []
-    whose = step + ("'" if step.endswith("s") else "'s")
     if isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{whose} {name} must be a list of {what} (got the path {str(value)!r}); pass "
+        raise TypeError(f"{whose(step)} {name} must be a list of {what} (got the path {str(value)!r}); pass "
                         + example.format(p=repr(str(value))))
     try:
         paths = list(value)
     except TypeError:
-        raise TypeError(f"{whose} {name} must be a list of {what} (got {a_type(value)}); pass "
+        raise TypeError(f"{whose(step)} {name} must be a list of {what} (got {a_type(value)}); pass "
                         + example.format(p="'outputs/runs/A'")) from None
     given = {f"{name}[{i}]": (p, PATH, item) for i, p in enumerate(paths)}
     check_arguments(step, required=tuple(given), **others, **given)

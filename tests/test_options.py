@@ -744,7 +744,7 @@ def test_every_step_s_config_argument_of_another_type_is_a_type_error_naming_it(
         (lambda: run_predict(tmp_path, tmp_path, out=out, opts=CleanConfig()),
          "run_predict's opts must be a LayoutOptions (got a CleanConfig)"),
         (lambda: run_runs("table", [tmp_path], CleanConfig()),
-         "run_runs's cfg must be a RunsConfig (got a CleanConfig)"),
+         "run_runs' cfg must be a RunsConfig (got a CleanConfig)"),
         (lambda: run_check(tmp_path / "s.csv", cfg=TrainConfig()),
          "run_check's cfg must be a SplitConfig (got a TrainConfig)"),
     ]
@@ -752,6 +752,22 @@ def test_every_step_s_config_argument_of_another_type_is_a_type_error_naming_it(
         with pytest.raises(TypeError, match=re.escape(msg)):
             call()
     assert not out.exists()
+
+
+def test_a_step_s_name_takes_one_possessive_in_every_line_that_names_its_arguments(tmp_path):
+    """check_arguments said "run_runs's cfg" where path_list said "run_runs' paths": opts.whose, the one owner,
+    writes an apostrophe alone after a plural's s (find_checkpoints' which) and 's after ss (run_preprocess's)."""
+    from imgcls.runs import run_runs
+    from imgcls.runs_config import RunsConfig
+    from imgcls.train.rundir import check_which
+    assert [opts.whose(n) for n in ("run_train", "run_runs", "find_checkpoints", "run_preprocess", "preprocess")] == [
+        "run_train's", "run_runs'", "find_checkpoints'", "run_preprocess's", "preprocess's"]
+    for call, msg in ((lambda: run_runs("table", [tmp_path], {}), "run_runs' cfg must be a RunsConfig (got a dict)"),
+                      (lambda: run_runs("diff", 5, RunsConfig()), "run_runs' paths must be a list of folders"),
+                      (lambda: opts.whole_argument("run_runs", "top", 0, lo=1), "run_runs' top must be a whole"),
+                      (lambda: check_which("run_runs", "x"), "run_runs' which must be one of")):
+        with pytest.raises((TypeError, UserError), match="^" + re.escape(msg)):
+            call()
 
 
 def test_got_a_type_takes_the_article_of_its_name():
@@ -1450,7 +1466,7 @@ def test_every_step_s_other_path_arguments_of_another_type_are_a_type_error_nami
               "build_ensemble's runs[1] must be a path to a run folder or a checkpoint (got a DataFrame)"),
              (lambda: build_ensemble([tmp_path, tmp_path], out=df), f"build_ensemble's out {folder}"),
              (lambda: run_runs("diff", [tmp_path, None]),
-              "run_runs's paths[1] must be a path to a folder (got None)")]
+              "run_runs' paths[1] must be a path to a folder (got None)")]
     for call, msg in cases:
         with pytest.raises(TypeError, match=re.escape(msg) + "$"):
             call()

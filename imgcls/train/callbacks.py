@@ -76,7 +76,7 @@ def check_callbacks(step: str, callbacks) -> None:
     made and the images decoded; a class in the list failed at its first hook. A TypeError naming what to pass."""
     import collections.abc
 
-    from imgcls.options import a_name, a_type
+    from imgcls.options import a_name, a_type, whose
     if callbacks is None:
         return
     if not isinstance(callbacks, collections.abc.Iterable) or isinstance(callbacks, (str, bytes)):
@@ -85,12 +85,12 @@ def check_callbacks(step: str, callbacks) -> None:
         fix = (f"callbacks=[{type(callbacks).__name__}(...)]" if bare else
                f"callbacks=[MyCallback()], MyCallback a subclass of {__name__}.Callback defining the hooks it "
                f"needs ({', '.join(hooks)})")
-        raise TypeError(f"{step}'s callbacks must be a list of Callback objects (got {a_type(callbacks)}); pass "
+        raise TypeError(f"{whose(step)} callbacks must be a list of Callback objects (got {a_type(callbacks)}); pass "
                         + fix)
     for c in callbacks if isinstance(callbacks, (list, tuple)) else ():     # an iterator is left unread
         if isinstance(c, type):
-            raise TypeError(f"{step}'s callbacks hold the class {c.__name__}, not {a_name(c.__name__)} object; pass "
-                            f"{c.__name__}() in the list")
+            raise TypeError(f"{whose(step)} callbacks hold the class {c.__name__}, not {a_name(c.__name__)} object; "
+                            f"pass {c.__name__}() in the list")
 
 
 class CallbackList:

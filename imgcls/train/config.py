@@ -17,7 +17,7 @@ from imgcls.figure_files import CURVES_PNG
 from imgcls.image_options import INTERPOLATIONS, RESIZE_MODES, max_pixels_option
 from imgcls.model_meta import CROP_FROM_RANGE
 from imgcls.options import (NO_WEIGHT, When, check, check_type, check_typed, join, list_items, option, python_too,
-                            recorded_nulls, seed_option, specs, weights_fault, without)
+                            recorded_nulls, seed_option, specs, weights_fault, whose, without)
 from imgcls.outputs import REPORT_HTML, RUNS_DIR, yaml_dump, yaml_load
 from imgcls.profile_names import PROFILE_HEADS
 from imgcls.split.config import parse_folds    # --folds' reading: the fold column's owner (rundir reads it too)
@@ -779,8 +779,8 @@ class TrainConfig:
                 f"a {RUN_CONFIG} written by imgcls train (or imgcls tune's {BEST_CONFIG})"))
         step = step_record(config)
         if step is not None:
-            raise UserError(f"config file {config} is imgcls {step}'s record of its output, not train options; give a "
-                            f"{RUN_CONFIG} written by imgcls train (or imgcls tune's {BEST_CONFIG})")
+            raise UserError(f"config file {config} is imgcls {whose(step)} record of its output, not train options; "
+                            f"give a {RUN_CONFIG} written by imgcls train (or imgcls tune's {BEST_CONFIG})")
 
     @classmethod
     def _take_init_from(cls, overrides: dict) -> None:

@@ -28,7 +28,7 @@ from imgcls.console import plural, sh
 from imgcls.errors import UserError
 from imgcls.figure_files import RUN_FIGURES
 from imgcls.fsutil import check_folder_name, did_you_mean
-from imgcls.options import choose_another, python_too
+from imgcls.options import choose_another, python_too, whose
 from imgcls.outputs import MANIFEST_NAME, REPORT_HTML
 from imgcls.run_names import (BEST_BY, BEST_PT, CRASH_LINE, FOLDS_PLANNED, IMAGE_CACHE, LAST_PT, LAST_STATE,
                               METRICS_CSV, OOF_SCORE, PER_CLASS_CSV, REFUSED_LINE, RUN_CONFIG, RUN_PLAN, TRAIN_LOG,
@@ -761,7 +761,7 @@ def check_which(step: str, which) -> None:
     """A Python caller's `which` (export_onnx, build_ensemble: a keyword no flag sets), one line before any work:
     which='latest' was find_checkpoints' ValueError, naming that function, once the runs were read."""
     if not isinstance(which, str) or which not in CHECKPOINTS:
-        raise UserError(f"{step}'s which must be one of: {', '.join(CHECKPOINTS)} (got {which!r})")
+        raise UserError(f"{whose(step)} which must be one of: {', '.join(CHECKPOINTS)} (got {which!r})")
 
 
 def warn_stray_folds(run_dir: Path, stray: Sequence[Path], folds: Sequence[Path] | None = None,
