@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Iterator
 
 from imgcls.errors import UserError
 from imgcls.options import choose_another, python_too, shown
-from imgcls.run_names import BEST_PT, LAST_PT, METRICS_CSV, RUN_CONFIG, TRAIN_LOG, fold_dirs
+from imgcls.run_names import BEST_BY, BEST_PT, LAST_PT, METRICS_CSV, RUN_CONFIG, TRAIN_LOG, fold_dirs, run_metric
 
 MANIFEST_NAME = "manifest.csv"  # the table eda, clean and preprocess write (imgcls.manifest reads it)
 SPEC_NAME = "spec.yaml"         # an ensemble's file (imgcls ensemble writes it, predict reads it)
@@ -383,8 +383,46 @@ def not_a_run(folder: str | os.PathLike, kind: str, give: str) -> str:
     if kind != "tune study":
         return line
     trials = sorted(str(d) for d in Path(folder).glob("trial_*") if (d / RUN_CONFIG).is_file())
+    best = best_trial(folder)
+    if best is not None:
+        others = [t for t in trials if t != str(best)]
+        return line + (f", or the study's best trial, {best} (by its {TRIALS_CSV})"
+                       + (f", or another of its trial folders ({shown(others)})" if others else ""))
     return line + (f", or one of the study's trial folders ({shown(trials)})" if trials else
                    ", or a trial_NNNN of the study once it trained one")
+
+
+def best_trial(study_dir: str | os.PathLike) -> Path | None:
+    """The run folder of a tune study's best trial, by the study's own record of its trials: its trials.csv's
+    complete trials' values, the best by the study's --metric (its best_config.yaml's, which tune writes from that
+    trial, else a complete trial's config.yaml's; BEST_BY's direction), the first of equal ones; None where the
+    table lists no complete trial with a value, or that trial's folder holds no run (its config.yaml)."""
+    import csv
+    import math
+    study_dir = Path(study_dir)
+    try:
+        with open(study_dir / TRIALS_CSV, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    scored = []
+    for r in rows:
+        try:
+            number, value = int((r.get("trial") or "").strip()), float((r.get("value") or "").strip())
+        except ValueError:
+            continue
+        if (r.get("state") or "").strip().lower() == "complete" and math.isfinite(value):
+            scored.append((number, value))
+    if not scored:
+        return None
+    recorded = read_yaml(study_dir / BEST_CONFIG).get("metric")
+    if recorded is None:
+        recorded = next((m for n, _ in scored if (m := read_yaml(trial_dir(study_dir, n) / RUN_CONFIG).get("metric"))
+                         is not None), None)
+    sign = -1 if BEST_BY[run_metric(recorded)].direction == "maximize" else 1
+    number = min(scored, key=lambda nv: sign * nv[1])[0]
+    best = trial_dir(study_dir, number)
+    return best if (best / RUN_CONFIG).is_file() else None
 
 
 _KIND_STEP = {"train run": ("train", "an imgcls train run"), "ensemble": ("ensemble", "an imgcls ensemble"),

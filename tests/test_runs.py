@@ -267,18 +267,30 @@ def test_diff_takes_the_names_the_leaderboard_lists(outputs, monkeypatch):
 
 def test_diff_given_a_tune_study_names_it_and_its_trial_folders(outputs, tmp_path):
     """`imgcls runs diff STUDY RUN` (a tune study folder) said "STUDY is not a run folder (no config.yaml or ensemble
-    spec.yaml)", where predict names it a tune study and the trial folders to give: outputs.not_a_run, both's."""
+    spec.yaml)", where predict names it a tune study and the trial folders to give: outputs.not_a_run, both's. Its
+    trial folders were named in their folder order: the study's best trial (outputs.best_trial) comes first."""
     study = tmp_path / "tune" / "s1"
     for k in range(2):
         fake_run(study / f"trial_{k:04d}", "resnet10t", [("a", "a"), ("b", "b")])
     (study / "trials.csv").write_text("trial,state,value\n0,complete,0.5\n1,complete,0.4\n")
     best = outputs / "runs" / "best"
-    trials = f"{study / 'trial_0000'}, {study / 'trial_0001'}"
+    # the study's best trial first, by its own record (trials.csv's values, best by its --metric), then the others
+    trials = f"the study's best trial, {study / 'trial_0000'} (by its trials.csv), or another of its trial folders " \
+             f"({study / 'trial_0001'})"
     for args in ([str(study), str(best)], [str(best), str(study)]):
         r = CliRunner().invoke(app, ["runs", "diff", *args])
         assert r.exit_code == 2 and " ".join(r.output.split()) == (
             f"error: {study} is an imgcls tune study folder, not a run; give a folder under outputs/runs or "
-            f"outputs/ensembles, or one of the study's trial folders ({trials})"), r.output
+            f"outputs/ensembles, or {trials}"), r.output
+    from imgcls.outputs import best_trial
+    (study / "best_config.yaml").write_text("metric: loss\n")       # a --metric loss study: the lowest value
+    assert best_trial(study) == study / "trial_0001"
+    (study / "best_config.yaml").unlink()
+    (study / "trials.csv").write_text("trial,state,value\n0,pruned,0.9\n1,running,\n")     # none complete
+    r = CliRunner().invoke(app, ["runs", "diff", str(study), str(best)])
+    assert r.exit_code == 2 and (f"or one of the study's trial folders ({study / 'trial_0000'}, "
+                                 f"{study / 'trial_0001'})") in " ".join(r.output.split()), r.output
+    (study / "trials.csv").write_text("trial,state,value\n0,complete,0.5\n1,complete,0.4\n")
     r = CliRunner().invoke(app, ["runs", "diff", str(study / "trial_0001"), str(best)])
     assert r.exit_code == 0, r.output
     pred = tmp_path / "pred"        # predict's output folder: named so too
@@ -289,8 +301,8 @@ def test_diff_given_a_tune_study_names_it_and_its_trial_folders(outputs, tmp_pat
         f"error: {pred} is an imgcls predictions folder, not a run; give a folder under outputs/runs or "
         f"outputs/ensembles"), r.output
     r = CliRunner().invoke(app, ["predict", str(study), "--data", str(tmp_path)])
-    assert r.exit_code == 2 and f"not a run; give a run folder (outputs/runs/NAME), or one of the study's trial " \
-                                f"folders ({trials})" in " ".join(r.output.split()), r.output
+    assert r.exit_code == 2 and f"not a run; give a run folder (outputs/runs/NAME), or {trials}" in " ".join(
+        r.output.split()), r.output
 
 
 def test_diff_prints_the_per_class_f1_the_largest_change_first(tmp_path):
