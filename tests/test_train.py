@@ -452,6 +452,16 @@ def test_a_resume_of_a_finished_k_fold_set_with_a_fold_s_last_pt_gone_says_alrea
     assert tree_snapshot(tmp_path) == before
 
 
+def test_finished_said_of_a_set_with_two_folds_last_pt_gone_says_those(tmp_path, monkeypatch):
+    """Two or more folds' last.pt gone read 'that of fold_0, fold_2 are gone'."""
+    from imgcls.train import rundir
+    monkeypatch.setattr(rundir, "records_folds", lambda path: True)
+    monkeypatch.setattr(rundir, "folds_gone", lambda run_dir, name: (["fold_0", "fold_1", "fold_2"],
+                                                                     ["fold_0", "fold_2"]))
+    assert rundir.finished_said(tmp_path) == ("its oof_score.json and the last.pt of fold_1 say so, those of fold_0, "
+                                              "fold_2 are gone")
+
+
 def test_a_resume_of_a_finished_run_whose_last_pt_is_gone_says_already_finished(tmp_path):
     """A finished run whose last.pt was deleted (by hand, tune --keep: its last_state.json kept) was refused by
     `train --resume` (exit 2, 'its last.pt is gone ... nothing to continue'), while with last.pt it is answered

@@ -1115,8 +1115,9 @@ def finished_said(run_dir: Path) -> str:
             return f"its folds' {LAST_PT} files and its {OOF_SCORE} say so"
         if not kept:
             return f"its folds' {LAST_PT} files are gone, its {OOF_SCORE} says so"
-        return (f"its {OOF_SCORE} and the {LAST_PT} of {', '.join(kept)} say so, that of {', '.join(gone)} "
-                f"{'is' if len(gone) == 1 else 'are'} gone")
+        one = len(gone) == 1
+        return (f"its {OOF_SCORE} and the {LAST_PT} of {', '.join(kept)} say so, {'that' if one else 'those'} of "
+                f"{', '.join(gone)} {'is' if one else 'are'} gone")
     by = LAST_STATE if train_finished(run_dir / LAST_PT) else METRICS_CSV
     return f"its {LAST_PT} is gone, its {by} says so"
 
