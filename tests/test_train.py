@@ -452,6 +452,29 @@ def test_a_resume_of_a_finished_k_fold_set_with_a_fold_s_last_pt_gone_says_alrea
     assert tree_snapshot(tmp_path) == before
 
 
+def test_a_stop_before_the_run_folder_is_made_says_nothing_was_written(tmp_path, monkeypatch):
+    """train stopped before its run folder was made (its checks, the data's scan) said the general 'run the same
+    command again to complete it', though the rerun starts a new run; a resume stopped before it began, likewise."""
+    from imgcls.train import run as train_run
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    src = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(32, 32))
+    run = run_train(TrainConfig(**{**TINY, "src": str(src), "out": str(tmp_path / "runs"), "name": "r", "epochs": 1,
+                                   "val_split": 0.5}), stop_after=1)
+    monkeypatch.setattr(train_run, "_check_up_front", stop)
+    r = CliRunner().invoke(app, ["train", str(src), "--out", str(tmp_path / "new"), "--no-pretrained"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 130 and ("(Ctrl-C); nothing was written (it stopped before its run folder was made); the "
+                                   "same command again starts the run") in said, r.output
+    assert not (tmp_path / "new").exists()
+    r = CliRunner().invoke(app, ["train", "--resume", str(run)])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 130 and ("nothing of the run was changed (it stopped before the resume began); the same "
+                                   "command again resumes it") in said, r.output
+
+
 def test_finished_said_of_a_set_with_two_folds_last_pt_gone_says_those(tmp_path, monkeypatch):
     """Two or more folds' last.pt gone read 'that of fold_0, fold_2 are gone'."""
     from imgcls.train import rundir

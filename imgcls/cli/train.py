@@ -11,6 +11,11 @@ from imgcls.options import Given
 from imgcls.run_names import LAST_PT, RUN_CONFIG
 from imgcls.train.config import OUTPUT, TrainConfig, refuse_config_with_resume, resume_folder
 
+# what a stop before run_train's own `interrupted:` line (its run folder made, its resume begun) leaves
+NOT_BEGUN = "nothing was written (it stopped before its run folder was made); the same command again starts the run"
+RESUME_NOT_BEGUN = "nothing of the run was changed (it stopped before the resume began); the same command again " \
+                   "resumes it"
+
 EPILOG = """Examples:
 
   imgcls train --model tf_efficientnet_lite0 --epochs 10
@@ -51,7 +56,11 @@ def train(src: OptSrc = None,
             TrainConfig.resolve(overrides, config=config, validate=False)
     # checked by run_train: what needs no torch / timm import first (the data path, the run name); SIGTERM
     # (`timeout 3600 imgcls train`): Ctrl-C's line (the run folder, --resume), exit 143 (command(): sigterm_interrupts)
-    run = run_train(resolved, resume=resume, typed=overrides)
+    from imgcls.console import interruption_leaves
+    # a stop before the run folder is made (its checks, the data's scan) wrote nothing; run_train's own line once
+    # it is (the folder, --resume); "run the same command again to complete it" promised what a rerun does not do
+    with interruption_leaves(NOT_BEGUN if resume is None else RESUME_NOT_BEGUN):
+        run = run_train(resolved, resume=resume, typed=overrides)
     from imgcls.console import print_output
     # the run folder on stdout, --quiet or not: RUN=$(imgcls train -q ...) in a script; named as --out / --resume
     # named it (run_train returns it absolute)
