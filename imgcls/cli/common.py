@@ -106,9 +106,14 @@ def _refuse_empty_paths(command, ctx, args: list[str], ex) -> None:
         given = opts.get(param.name)
         if "" in (given if isinstance(given, (list, tuple)) else [given]) and _takes_path(param):
             option = param.param_type_name == "option"
-            name = param.opts[0] if option else param.name.upper()
-            raise ex.UsageError(f"{name} '' names no path (an unset shell variable?): give one"
-                                + (f", or leave {name} out" if option else ""), ctx=ctx)
+            raise ex.UsageError(empty_path(param.opts[0] if option else param.name.upper(), option), ctx=ctx)
+
+
+def empty_path(name: str, option: bool = False) -> str:
+    """The line refusing an empty path `name` (an option's flag, an argument's metavar): _refuse_empty_paths', and
+    that of a command whose paths arrive as text (`imgcls runs "$DIR"`)."""
+    return f"{name} '' names no path (an unset shell variable?): give one" \
+        + (f", or leave {name} out" if option else "")
 
 
 class Command(_UsageErrorsInContext, _UnwrappedExamples, typer.core.TyperCommand):

@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgcls.cli.common import Quiet, command
+from imgcls.cli.common import Quiet, command, empty_path
 from imgcls.options import Given
 from imgcls.runs_config import RunsConfig
 
@@ -35,6 +35,9 @@ def runs(args: Annotated[Optional[list[str]], typer.Argument(
     action = args[0] if args and args[0] in ("diff", "report") else "table"
     config = RunsConfig(**cfg.values)
     paths = args[1:] if action != "table" else args
+    if "" in paths:     # its paths are text (a word `diff` / `report` first): not among _refuse_empty_paths' Path ones
+        from imgcls.errors import UserError
+        raise UserError(empty_path({"table": "DIR", "report": "DIR"}.get(action, "RUN")))
     with interruption_leaves(config.interruption_leaves(action, paths)):
         from imgcls.runs import run_runs
         run_runs(action, paths, config, typed=cfg.given)
