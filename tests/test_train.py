@@ -452,6 +452,29 @@ def test_a_resume_of_a_finished_k_fold_set_with_a_fold_s_last_pt_gone_says_alrea
     assert tree_snapshot(tmp_path) == before
 
 
+def test_a_resume_of_a_set_whose_fold_lost_its_val_predictions_is_refused(tmp_path):
+    """A k-fold set with oof_score.json and a finished fold's val_predictions.csv deleted: ensemble named its
+    --resume, which read both folds 'already finished' and wrote no out-of-fold predictions nor oof_score.json,
+    silently (exit 0; the set still read stopped). One line naming the file and the way on, nothing written."""
+    from conftest import tree_snapshot
+    from imgcls import manifest as mf
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "splits.csv")
+    kf = run_train(TrainConfig(**{**TINY, "src": str(tmp_path / "splits.csv"), "out": str(tmp_path / "runs"),
+                                  "name": "kf", "epochs": 1, "folds": "all", "aug": "none"}))
+    (kf / "oof_score.json").unlink()
+    (kf / "fold_0" / "val_predictions.csv").unlink()
+    before = tree_snapshot(tmp_path)
+    r = CliRunner().invoke(app, ["train", "--resume", str(kf)])
+    line = " ".join(r.output.split())
+    assert r.exit_code == 2 and line.startswith(
+        f"error: --resume {kf}: the val_predictions.csv of fold_0 is gone after it validated (deleted since?), and "
+        f"train --resume does not write it again, so the set's out-of-fold predictions cannot be written: restore "
+        f"what is gone from a backup, or train the set again as a new k-fold set"), r.output
+    assert tree_snapshot(tmp_path) == before
+
+
 def test_a_stop_before_the_run_folder_is_made_says_nothing_was_written(tmp_path, monkeypatch):
     """train stopped before its run folder was made (its checks, the data's scan) said the general 'run the same
     command again to complete it', though the rerun starts a new run; a resume stopped before it began, likewise."""

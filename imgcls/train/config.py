@@ -217,8 +217,9 @@ def resume_record(run_dir: str | Path) -> Path:
                         f"trains the folds not finished); resume the set: {resume_fix(kfold)}")
     if not (run_dir / RUN_CONFIG).is_file():
         raise UserError(f"--resume {run_dir}: no {RUN_CONFIG} there; give a run folder written by imgcls train")
-    from imgcls.train.rundir import check_last_pt_kept
+    from imgcls.train.rundir import check_last_pt_kept, check_validation_kept
     check_last_pt_kept(resume_folder(run_dir))      # epochs recorded, last.pt gone: not trained over from epoch 1
+    check_validation_kept(resume_folder(run_dir))   # a fold's val_predictions.csv gone: no out-of-fold record
     return run_dir / RUN_CONFIG
 
 

@@ -325,15 +325,52 @@ def finish_fix(run_dir: Path) -> str:
     return f"{what}, so it cannot be finished (train --resume refuses it): {way_on}"
 
 
+def validation_lost(run_dir: Path) -> str | None:
+    """What says the val_predictions.csv of a run (a k-fold set: of any of its folds) is gone after it validated an
+    epoch (its best.pt, or its metrics.csv's epochs: train writes the file with best.pt at each better epoch), which
+    train --resume does not write again: an epoch trained on only rewrites it where it is better, a finished fold
+    is read as it is (a set's out-of-fold predictions were then never written, silently). None where none is."""
+    kfold = records_folds(run_dir / RUN_CONFIG)
+    lost = [d for d in (set_fold_dirs(run_dir)[0] if kfold else [run_dir]) if not (d / VAL_PREDICTIONS).is_file()
+            and ((d / BEST_PT).is_file() or (epochs_done(d) or 0) >= 1)]
+    if not lost:
+        return None
+    which = f"the {VAL_PREDICTIONS} of {', '.join(d.name for d in lost)}" if kfold else f"its {VAL_PREDICTIONS}"
+    return (f"{which} {'is' if len(lost) == 1 else 'are'} gone after {'they' if len(lost) > 1 else 'it'} validated "
+            f"(deleted since?), and train --resume does not write {'them' if len(lost) > 1 else 'it'} again")
+
+
+def check_validation_kept(run_dir: Path) -> None:
+    """--resume of a k-fold set a fold of which lost its val_predictions.csv (validation_lost): the resume trained
+    the other folds on and never wrote the set's out-of-fold predictions nor its oof_score.json, saying nothing (the
+    set read stopped, 'oof_score.json missing', after it). One line, before anything is read or written. A single
+    run's resume goes on (its further epochs train on; written_file_fix does not promise the file from it). An older
+    set (no plan.json, --folds all) is left to its resume: which of its fold folders are its own is known only once
+    its data is read (a stray fold_2 of another set's holds no val_predictions.csv of this one's)."""
+    if not records_folds(run_dir / RUN_CONFIG) or finished(run_dir) or planned_folds(run_dir) is None:
+        return
+    lost = validation_lost(run_dir)
+    if lost is not None:
+        raise UserError(f"--resume {run_dir}: {lost}, so the set's out-of-fold predictions cannot be written: "
+                        f"restore what is gone from a backup, or {_train_again_fix(run_dir, True)}")
+
+
 def written_file_fix(run_dir: Path) -> str:
     """The way on for a file a run or k-fold set writes as it trains (its val_predictions.csv) that is not there:
-    where it finished, train --resume writes nothing again (it says 'already finished, nothing to resume'): restore
-    the file, or train it again (_train_again_fix); else finish_fix (its --resume, or where its last.pt is gone, the
-    way on that refusal names)."""
-    if not finished(run_dir):
-        return finish_fix(run_dir)
-    return (f"it finished, so train --resume writes nothing again: restore the file from a backup, or "
-            f"{_train_again_fix(run_dir, records_folds(run_dir / RUN_CONFIG))}")
+    being trained now (its lock held), to wait for it; where it finished, train --resume writes nothing again (it
+    says 'already finished, nothing to resume'), and where one was written and is gone since (validation_lost),
+    nor does a resume: restore the file, or train it again (_train_again_fix); else finish_fix (its --resume, or
+    where its last.pt is gone, the way on that refusal names)."""
+    if RunLock.held(run_dir):
+        return "imgcls train is training it now: wait for it to finish (it writes the file as it validates)"
+    kfold = records_folds(run_dir / RUN_CONFIG)
+    if finished(run_dir):
+        return (f"it finished, so train --resume writes nothing again: restore the file from a backup, or "
+                f"{_train_again_fix(run_dir, kfold)}")
+    lost = validation_lost(run_dir)
+    if lost is not None:
+        return f"{lost}: restore the file from a backup, or {_train_again_fix(run_dir, kfold)}"
+    return finish_fix(run_dir)
 
 
 class RunLock:
