@@ -24,7 +24,7 @@ PCA_DIM = 256              # vectors longer than this are PCA-reduced for the in
 IVF_PER_SQRT_N = 3         # k-means cells: 3 sqrt(n) (at least 1), about sqrt(NPROBE * n)
 NPROBE = 10                # cells searched per query
 PCA_SAMPLE = 8_192        # vectors the projection is fitted on
-TRAIN_PER_CELL = 32        # k-means training sample: 32 vectors per cell at most
+TRAIN_PER_CELL = 32        # k-means training sample: 32 vectors per cell at least (fewer cells where fewer)
 KMEANS_ITER = 10
 QUERY_BLOCK = 65_536       # queries per search call (bounds the result arrays)
 
