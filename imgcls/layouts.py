@@ -37,6 +37,9 @@ GROUP_COLUMN_GUESSES = ("group",)
 
 # DataFrame.attrs key: the column of a competition CSV read as the groups without --group-col (GROUP_COLUMN_GUESSES)
 CSV_GROUPS_GUESSED = "imgcls_csv_groups_guessed"
+# the column a competition CSV's labels were read from unasked (`class`, `target`: LABEL_COLUMN_GUESSES), which
+# clean / preprocess / split record as --label-col's (manifest.label_col_record)
+CSV_LABELS_GUESSED = "imgcls_csv_labels_guessed"
 # DataFrame.attrs key: the empty class folders read_folder found (empty_class_folders_read)
 EMPTY_CLASSES_READ = "imgcls_empty_class_folders"
 # DataFrame.attrs key: (the CSV file, its text) read_csv read a table's rows from: a message names a row by its line
@@ -1003,6 +1006,8 @@ def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions,
     df.attrs[CSV_ROWS_READ] = table.attrs[CSV_ROWS_READ]    # a row each: named by the CSV's line (row_at)
     if group_col is not None and opts.group_col is None:     # said in load's line: it keeps rows together
         df.attrs[CSV_GROUPS_GUESSED] = group_col
+    if label_col not in (None, "label") and opts.label_col is None:
+        df.attrs[CSV_LABELS_GUESSED] = label_col
     return df, root
 
 

@@ -35,8 +35,8 @@ from imgcls.errors import UserError
 from imgcls.fsutil import write_table
 from imgcls.options import FALSE_WORDS, TRUE_WORDS, check, shown, truth
 from imgcls.outputs import MANIFEST_NAME  # noqa: F401  (the file's name, beside the other outputs')
-from imgcls.layouts import (COMMON_EXTENSIONS, CSV_GROUPS_GUESSED, CSV_IMAGE_FOLDERS, NO_GROUPS, SPLIT_FOLDERS,
-                            FolderView, LayoutOptions, LoneFolder, csv_route, most_of, nfc, read_competition_csv,
+from imgcls.layouts import (COMMON_EXTENSIONS, CSV_GROUPS_GUESSED, CSV_IMAGE_FOLDERS, CSV_LABELS_GUESSED, NO_GROUPS,
+                            SPLIT_FOLDERS, FolderView, LayoutOptions, LoneFolder, csv_route, most_of, nfc, read_competition_csv,
                             read_csv, read_folder, read_profiles, read_unlabeled, row_at)
 from imgcls.profiles import DEFAULT_AGE_BANDS
 
@@ -617,9 +617,11 @@ def label_record(df: pd.DataFrame, opts: LayoutOptions | None) -> dict:
 def label_col_record(df: pd.DataFrame, opts: LayoutOptions | None) -> dict:
     """The column df's labels were read from, as clean, preprocess and split record it beside their table
     ({"label_col": "artist"}), so `train --target artist` on it is the label task (holds_labels): the --label-col
-    `load` read them with (DACON's train.csv), else the record beside the manifest read (recorded_label_col),
-    carried on; {} where the labels are the data's own column."""
+    `load` read them with (DACON's train.csv), or the CSV's column it read them from unasked (`class`, `target`),
+    else the record beside the manifest read (recorded_label_col), carried on; {} where the labels are the data's
+    own column."""
     col = opts.label_col if opts is not None and opts.label_col and opts.label_col != "label" else ""
+    col = col or df.attrs.get(CSV_LABELS_GUESSED, "")
     if not col and df.attrs.get(MANIFEST_READ):
         col = recorded_label_col(df.attrs[MANIFEST_READ])
     return {"label_col": col} if col else {}
@@ -1127,14 +1129,15 @@ def holds_labels(df: pd.DataFrame, col: str) -> str:
     column with classes (DACON's train.csv: `artist`, which --label-col artist reads as the labels), 'its labels'
     where `col`'s values are the labels on every row (a manifest read with --label-col col keeps both), 'recorded'
     where df has no such column and its labels were read from one of that name, as recorded beside the table read
-    (recorded_label_col: `split train.csv --label-col artist`'s splits.csv); '' for any other column, and for
-    `label` itself."""
+    (recorded_label_col: `split train.csv --label-col artist`'s splits.csv) or by `load` itself (a CSV's `class`
+    column read as them unasked); '' for any other column, and for `label` itself."""
     if col == "label" or "label" not in df.columns:
         return ""
     labels = text_values(df["label"])
     if col not in df.columns:
         read = manifest_read(df)
-        return "recorded" if read is not None and (labels != "").any() and recorded_label_col(read) == col else ""
+        recorded = df.attrs.get(CSV_LABELS_GUESSED) or (recorded_label_col(read) if read is not None else "")
+        return "recorded" if (labels != "").any() and recorded == col else ""
     if (labels == "").all():
         return "read unlabeled" if class_columns(df) == [col] else ""
     same = text_values(nfc_classes(df[col])).to_numpy() == text_values(nfc_classes(labels)).to_numpy()

@@ -3704,8 +3704,8 @@ def test_target_naming_the_column_split_read_the_labels_from_is_the_label_task(t
                                  "--name", "A"])
     said = " ".join(r.output.split())
     assert r.exit_code == 0 and said.count("--target artist: the column holds the labels of data/splits.csv (read "
-                                           "from that column with --label-col artist, as recorded beside it), so "
-                                           "the run predicts the label task") == 1, r.output
+                                           "from that column, as recorded beside it), so the run predicts the label "
+                                           "task") == 1, r.output
     config = TrainConfig.load(tmp_path / "runs" / "A" / "config.yaml")
     assert (config.target, config.target_used) == ("artist", "label")
     assert read_checkpoint(tmp_path / "runs" / "A" / "best.pt")["meta"]["target"] == "label"
@@ -3721,6 +3721,29 @@ def test_target_naming_the_column_split_read_the_labels_from_is_the_label_task(t
     # another column is none the labels were read from: refused as before
     r = CliRunner().invoke(app, ["train", "data/splits.csv", "--target", "style", "--out", "runs", "--name", "B"])
     assert r.exit_code == 2 and "--target style: the data has no such column" in r.output, r.output
+
+
+def test_target_naming_a_csv_s_guessed_label_column_is_the_label_task(tmp_path, monkeypatch):
+    """A CSV whose labels are read from its `class` column unasked (no --label-col) recorded nothing: `train
+    train.csv --target class` and `train data/splits.csv --target class` were refused ("no such column"), though
+    --label-col class made them the label task. The column is recorded as --label-col's, and resolves likewise."""
+    from conftest import make_image
+    from imgcls import manifest as mf
+    rows = []
+    for i in range(8):
+        make_image(tmp_path / "train" / f"{i}.png", seed=i)
+        rows.append({"img_path": f"train/{i}.png", "class": "ab"[i % 2]})
+    pd.DataFrame(rows).to_csv(tmp_path / "train.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    raw = mf.load(tmp_path / "train.csv", mf.LayoutOptions())
+    assert "class" not in raw.columns and TrainConfig(target="class").resolve_target(raw) == "recorded"
+    r = CliRunner().invoke(app, ["split", "train.csv", "--val", "0.5", "--no-near-dup", "-q"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "data" / "splits_summary.json").read_text())["label_col"] == "class"
+    split = mf.load(tmp_path / "data" / "splits.csv", mf.LayoutOptions())
+    cfg = TrainConfig(target="class")
+    assert cfg.resolve_target(split) == "recorded" and cfg.target_used == "label"
+    assert TrainConfig(target="style").resolve_target(split) == ""
 
 
 def test_raw_age_target_on_profile_data_is_said_before_training(tmp_path, monkeypatch, capsys):

@@ -751,7 +751,7 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     if how and dist.main:               # said once: one task with the label runs, not 'artist'
         held = (f"the classes of {src_named}, read unlabeled (--label-col {cfg.target} reads them as its labels)"
                 if how == "read unlabeled" else f"the labels of {src_named}"
-                + (f" (read from that column with --label-col {cfg.target}, as recorded beside it)"
+                + (f" (read from that column{', as recorded beside it' if mf.manifest_read(df) else ''})"
                    if how == "recorded" else ""))
         info(f"--target {cfg.target}: the column holds {held}, so the run predicts the label task: imgcls runs "
              f"ranks it and ensemble combines it with runs trained on those labels")
