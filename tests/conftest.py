@@ -293,6 +293,18 @@ def assert_cuda_refused_before_read(monkeypatch, args: list, out: Path) -> None:
     assert not out.exists()
 
 
+def make_dacon_csv(folder: Path, n: int = 16) -> Path:
+    """DACON's painting competition in small: `folder`/train.csv (id, img_path, artist: two artists in turn) over
+    `n` images in `folder`/train/."""
+    import pandas as pd
+    rows = []
+    for i in range(n):
+        make_image(folder / "train" / f"TRAIN_{i:05d}.png", seed=i)
+        rows.append({"id": f"TRAIN_{i:05d}", "img_path": f"./train/TRAIN_{i:05d}.png", "artist": "ab"[i % 2]})
+    pd.DataFrame(rows).to_csv(folder / "train.csv", index=False)
+    return folder / "train.csv"
+
+
 def tree_snapshot(root: str | os.PathLike) -> dict[str, str]:
     """{relative path: sha256} of every file under root (to assert an input tree is byte-identical)."""
     root = Path(root)

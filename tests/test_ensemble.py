@@ -1568,12 +1568,9 @@ def test_dacon_s_two_ways_to_its_artist_classes_are_one_task_that_ensemble_combi
     (the manifest's labels) and `train train.csv --target artist`, made runs of the same classes that `imgcls runs`
     called two tasks ('label (2)', 'artist (2)'), ranked apart, and ensemble refused ('members predict different
     columns'). --target artist there is the label task: said once, recorded (target_used), one task, combined."""
+    from conftest import make_dacon_csv
     from imgcls.runs import find_runs, leaderboard
-    rows = []
-    for i in range(16):
-        make_image(tmp_path / "train" / f"TRAIN_{i:05d}.png", seed=i)
-        rows.append({"id": f"TRAIN_{i:05d}", "img_path": f"./train/TRAIN_{i:05d}.png", "artist": "ab"[i % 2]})
-    pd.DataFrame(rows).to_csv(tmp_path / "train.csv", index=False)
+    make_dacon_csv(tmp_path)
     monkeypatch.chdir(tmp_path)
     tiny = ["--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--batch-size", "8", "--workers", "0",
             "--device", "cpu", "--aug", "none", "--epochs", "1", "--no-plots", "--out", "outputs/runs"]

@@ -423,6 +423,16 @@ def test_a_resume_of_a_run_whose_last_pt_is_gone_is_refused_not_trained_over_fro
     assert list(metrics(one)["epoch"]) == [1, 2] and finished(one)
 
 
+def _two_fold_set(tmp_path: Path, epochs: int) -> Path:
+    """A finished tiny 2-fold set, runs/kf, of 12 images (splits.csv's folds 0 / 1 in turn)."""
+    from imgcls import manifest as mf
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "splits.csv")
+    return run_train(TrainConfig(**{**TINY, "src": str(tmp_path / "splits.csv"), "out": str(tmp_path / "runs"),
+                                    "name": "kf", "epochs": epochs, "folds": "all", "aug": "none"}))
+
+
 def test_a_resume_of_a_finished_k_fold_set_with_a_fold_s_last_pt_gone_says_already_finished(tmp_path):
     """check_last_pt_kept (a resume of a run whose last.pt is gone is refused) came before run_train's own 'already
     finished' answer, so a finished k-fold set one of whose folds' last.pt was deleted, which a resume had answered
@@ -430,12 +440,7 @@ def test_a_resume_of_a_finished_k_fold_set_with_a_fold_s_last_pt_gone_says_alrea
     set'). A finished set is answered as before, nothing written, the line naming what tells it: the files there
     (it named every fold's last.pt, the gone ones too)."""
     from conftest import tree_snapshot
-    from imgcls import manifest as mf
-    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)))
-    df["fold"] = np.arange(len(df)) % 2
-    mf.write(df, tmp_path / "splits.csv")
-    kf = run_train(TrainConfig(**{**TINY, "src": str(tmp_path / "splits.csv"), "out": str(tmp_path / "runs"),
-                                  "name": "kf", "epochs": 1, "folds": "all", "aug": "none"}))
+    kf = _two_fold_set(tmp_path, epochs=1)
     (kf / "fold_0" / "last.pt").unlink()
     before = tree_snapshot(tmp_path)
     r = CliRunner().invoke(app, ["train", "--resume", str(kf)])
@@ -457,12 +462,7 @@ def test_a_resume_of_a_set_whose_fold_lost_its_val_predictions_is_refused(tmp_pa
     --resume, which read both folds 'already finished' and wrote no out-of-fold predictions nor oof_score.json,
     silently (exit 0; the set still read stopped). One line naming the file and the way on, nothing written."""
     from conftest import tree_snapshot
-    from imgcls import manifest as mf
-    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)))
-    df["fold"] = np.arange(len(df)) % 2
-    mf.write(df, tmp_path / "splits.csv")
-    kf = run_train(TrainConfig(**{**TINY, "src": str(tmp_path / "splits.csv"), "out": str(tmp_path / "runs"),
-                                  "name": "kf", "epochs": 1, "folds": "all", "aug": "none"}))
+    kf = _two_fold_set(tmp_path, epochs=1)
     (kf / "oof_score.json").unlink()
     (kf / "fold_0" / "val_predictions.csv").unlink()
     before = tree_snapshot(tmp_path)
@@ -617,14 +617,9 @@ def test_a_resume_of_a_k_fold_set_whose_oof_score_and_a_fold_s_last_pt_are_gone_
     'write it with imgcls train --resume KF', which refused it (exit 2, 'the last.pt of fold_0 is gone'). The
     finished fold has nothing to continue: the resume reads its result back (its metrics.csv, val_predictions.csv)
     and writes oof_score.json as before, fold_0 not trained again; the set is then used whole."""
-    from imgcls import manifest as mf
     from imgcls.errors import UserError
     from imgcls.train.rundir import check_kfold_finished
-    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)))
-    df["fold"] = np.arange(len(df)) % 2
-    mf.write(df, tmp_path / "splits.csv")
-    kf = run_train(TrainConfig(**{**TINY, "src": str(tmp_path / "splits.csv"), "out": str(tmp_path / "runs"),
-                                  "name": "kf", "epochs": 2, "folds": "all", "aug": "none"}))
+    kf = _two_fold_set(tmp_path, epochs=2)
     score = json.loads((kf / "oof_score.json").read_text())
     (kf / "oof_score.json").unlink()
     (kf / "fold_0" / "last.pt").unlink()
@@ -652,12 +647,7 @@ def test_a_fold_read_back_builds_no_model(tmp_path, monkeypatch):
     trained; its Trainer still built its starting weights first (the model, a pretrained download or load, its
     optimiser), unused: seconds wasted per fold. A fold read back builds none."""
     import imgcls.train.loop as loop
-    from imgcls import manifest as mf
-    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)))
-    df["fold"] = np.arange(len(df)) % 2
-    mf.write(df, tmp_path / "splits.csv")
-    kf = run_train(TrainConfig(**{**TINY, "src": str(tmp_path / "splits.csv"), "out": str(tmp_path / "runs"),
-                                  "name": "kf", "epochs": 1, "folds": "all", "aug": "none"}))
+    kf = _two_fold_set(tmp_path, epochs=1)
     score = json.loads((kf / "oof_score.json").read_text())
     (kf / "oof_score.json").unlink()
     for fold in ("fold_0", "fold_1"):
@@ -3689,13 +3679,9 @@ def test_target_naming_the_column_split_read_the_labels_from_is_the_label_task(t
     data/splits.csv --target artist` was refused ("--target artist: the data has no such column"), though on the raw
     train.csv it is the label task. The summaries record the column the labels were read from (label_col: split's,
     and clean's / preprocess.json, carried along the chain), and train resolves --target artist to the label task."""
-    from conftest import make_image
+    from conftest import make_dacon_csv
     from imgcls import manifest as mf
-    rows = []
-    for i in range(16):
-        make_image(tmp_path / "train" / f"TRAIN_{i:05d}.png", seed=i)
-        rows.append({"id": f"TRAIN_{i:05d}", "img_path": f"./train/TRAIN_{i:05d}.png", "artist": "ab"[i % 2]})
-    pd.DataFrame(rows).to_csv(tmp_path / "train.csv", index=False)
+    make_dacon_csv(tmp_path)
     monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(app, ["split", "train.csv", "--label-col", "artist", "--val", "0.5", "--no-near-dup",
                                  "-q"])
