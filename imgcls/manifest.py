@@ -36,8 +36,8 @@ from imgcls.fsutil import write_table
 from imgcls.options import FALSE_WORDS, TRUE_WORDS, check, shown, truth
 from imgcls.outputs import MANIFEST_NAME  # noqa: F401  (the file's name, beside the other outputs')
 from imgcls.layouts import (COMMON_EXTENSIONS, CSV_GROUPS_GUESSED, CSV_IMAGE_FOLDERS, CSV_LABELS_GUESSED, NO_GROUPS,
-                            SPLIT_FOLDERS, FolderView, LayoutOptions, LoneFolder, csv_route, most_of, nfc, read_competition_csv,
-                            read_csv, read_folder, read_profiles, read_unlabeled, row_at)
+                            SPLIT_FOLDERS, FolderView, LayoutOptions, LoneFolder, csv_route, most_of, nfc,
+                            read_competition_csv, read_csv, read_folder, read_profiles, read_unlabeled, row_at)
 from imgcls.profiles import DEFAULT_AGE_BANDS
 
 # how a guessed `group` column is changed: another column, or none (a super-class's column is not the groups)
