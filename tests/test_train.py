@@ -104,6 +104,10 @@ def test_callbacks_not_given_as_a_list_are_refused_before_the_run_folder_is_made
             "MyCallback a subclass of imgcls.train.callbacks.Callback defining the hooks it needs (on_run_start, "
             "on_step_end, on_epoch_end, on_run_end, on_train_end, on_run_abort)") + "$"):
         check_callbacks("run_train", 5)
+    # the class given bare for an object: 'pass callbacks=[type(...)]' before (reviewer)
+    with pytest.raises(TypeError, match=re.escape("run_train's callbacks must be a list of Callback objects (got the "
+                                                  "class Stop); pass callbacks=[Stop()]") + "$"):
+        check_callbacks("run_train", Stop)
 
     class Duck:         # a callback not derived from Callback (CallbackList calls its hooks): given bare
         def on_epoch_end(self, epoch, logs):

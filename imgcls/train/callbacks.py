@@ -79,6 +79,9 @@ def check_callbacks(step: str, callbacks) -> None:
     from imgcls.options import a_name, a_type, whose
     if callbacks is None:
         return
+    if isinstance(callbacks, type):     # the class given for an object (it read 'pass callbacks=[type(...)]')
+        raise TypeError(f"{whose(step)} callbacks must be a list of Callback objects (got the class "
+                        f"{callbacks.__name__}); pass callbacks=[{callbacks.__name__}()]")
     if not isinstance(callbacks, collections.abc.Iterable) or isinstance(callbacks, (str, bytes)):
         hooks = [h for h in vars(Callback) if h.startswith("on_")]
         bare = isinstance(callbacks, Callback) or any(hasattr(callbacks, h) for h in hooks)    # one callback
