@@ -614,6 +614,14 @@ def test_more_epochs_for_an_early_stopped_run_say_its_early_stop_ended_it(two_cl
                            "epoch, its --early-stop), so more --epochs would not train it further and the set is not "
                            "extended; to train longer start a new k-fold set with its options: "), said
     assert "--name kf-long --epochs N --early-stop P" in said, said
+    # a single run whose weights are gone (tune --keep): trained again with its options, its patience typed over
+    (kf / "config.yaml").write_text("epochs: 4\nearly_stop: 1\n")
+    for k in (0, 1):
+        (kf / f"fold_{k}" / "metrics.csv").rename(kf / f"m{k}.csv")
+    (kf / "m0.csv").rename(kf / "metrics.csv")
+    said = not_extended(kf, 4)
+    assert "to train longer train it again under another name: " in said and \
+        "--name kf-long --epochs N --early-stop P" in said, said
 
 
 def test_a_resume_of_a_k_fold_set_whose_oof_score_and_a_fold_s_last_pt_are_gone_writes_the_oof_score(tmp_path):

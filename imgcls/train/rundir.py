@@ -220,14 +220,15 @@ def _said_finished(run_dir: Path) -> bool:
 def train_longer(run_dir: Path, **typed) -> str:
     """The command that trains a finished run further, for the lines that say it cannot be extended: a new run from
     its weights on its data (--init-from takes its model and input size), or for a k-fold set (one fold's weights would leak
-    into the others) a new set with its recorded options, `typed` ({option: placeholder}) typed over them too."""
+    into the others) or a run whose weights are gone a new one with its recorded options, `typed` ({option:
+    placeholder}) typed over them too."""
     if records_folds(run_dir / RUN_CONFIG):
         return "start a new k-fold set with its options: " + train_again(run_dir, run_dir.name + "-long", epochs="N",
                                                                          **typed)
-    if (run_dir / BEST_PT).is_file():
+    if (run_dir / BEST_PT).is_file():       # a new run of the defaults on its data: its own --early-stop not carried
         return "start a new run from its weights: " + init_from_fix(run_dir, epochs="N")
-    # its weights gone (its *.pt deleted: by hand, tune --keep): trained again, longer
-    return "train it again under another name: " + train_again(run_dir, run_dir.name + "-long", epochs="N")
+    # its weights gone (its *.pt deleted: by hand, tune --keep): trained again, longer, with its options (--config)
+    return "train it again under another name: " + train_again(run_dir, run_dir.name + "-long", epochs="N", **typed)
 
 
 def init_from_fix(run_dir: Path, **typed) -> str:
@@ -1133,8 +1134,8 @@ def not_extended(run_dir: Path, epochs: int | None) -> str:
              ", ".join(f"{f} at epoch {n}" for f, n in early.items()) + f" of {epochs}")
     patience = settings.early_stop
     why = f" ({what} did not improve for {plural(patience, 'epoch')}, its --early-stop)" if patience else ""
-    # a new set with its options (--config) early-stops alike: a longer patience typed over its own
-    way = train_longer(run_dir, **({"early_stop": "P"} if kfold and patience else {}))
+    # a new set or run with its options (--config) early-stops alike: a longer patience typed over its own
+    way = train_longer(run_dir, **({"early_stop": "P"} if patience else {}))
     return (f"train's early stop ended {ended}{why}, so more --epochs would not train it further and the "
             f"{'set' if kfold else 'run'} is not extended; to train longer {way}")
 
