@@ -397,16 +397,10 @@ def best_trial(study_dir: str | os.PathLike) -> Path | None:
     complete trials' values, the best by the study's --metric (its best_config.yaml's, which tune writes from that
     trial, else a complete trial's config.yaml's; BEST_BY's direction), the first of equal ones; None where the
     table lists no complete trial with a value, or that trial's folder holds no run (its config.yaml)."""
-    import csv
     import math
     study_dir = Path(study_dir)
-    try:
-        with open(study_dir / TRIALS_CSV, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return None
     scored = []
-    for r in rows:
+    for r in _trial_rows(study_dir):
         try:
             number, value = int((r.get("trial") or "").strip()), float((r.get("value") or "").strip())
         except ValueError:
@@ -735,18 +729,23 @@ def trial_dir(study_dir: str | os.PathLike, number: int) -> Path:
 def trial_record(run_dir: str | os.PathLike) -> dict | None:
     """For a tune trial's folder OUT/STUDY/trial_NNNN: its row of the study's trials.csv (column -> text); None when
     the folder is not a trial's or the study's table does not list it."""
-    import csv
     import re
     m = re.fullmatch(r"trial_(\d+)", Path(run_dir).name)
-    table = Path(run_dir).parent / TRIALS_CSV
-    if not m or not table.is_file():
+    if not m:
         return None
-    try:
-        with open(table, newline="", encoding="utf-8") as f:
-            rows = [r for r in csv.DictReader(f) if (r.get("trial") or "").strip() == str(int(m.group(1)))]
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return None
+    rows = [r for r in _trial_rows(Path(run_dir).parent) if (r.get("trial") or "").strip() == str(int(m.group(1)))]
     return {k: (v if v is not None else "") for k, v in rows[0].items()} if rows else None
+
+
+def _trial_rows(study_dir: Path) -> list[dict]:
+    """The rows of a study's trials.csv (column -> text, as csv reads them); [] where it is missing or unreadable
+    (its readers, trial_record and best_trial, then know nothing of the trials)."""
+    import csv
+    try:
+        with open(study_dir / TRIALS_CSV, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
 
 
 def removed_by_keep(run_dir: str | os.PathLike) -> str | None:
