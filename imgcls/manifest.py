@@ -1130,8 +1130,11 @@ def holds_labels(df: pd.DataFrame, col: str) -> str:
     where `col`'s values are the labels on every row (a manifest read with --label-col col keeps both), 'recorded'
     where df has no such column and its labels were read from one of that name, as recorded beside the table read
     (recorded_label_col: `split train.csv --label-col artist`'s splits.csv) or by `load` itself (a CSV's `class`
-    column read as them unasked); '' for any other column, and for `label` itself."""
-    if col == "label" or "label" not in df.columns:
+    column read as them unasked); '' for any other column, for `label` itself, and for the profile attributes
+    (mask, gender, age_band, age: the heads `ensemble --combine profile` reads a model's target as, and predict
+    evaluates against their column), even a table's only one."""
+    from imgcls.profile_names import PROFILE_HEADS
+    if col == "label" or "label" not in df.columns or col in (*PROFILE_HEADS, "age"):
         return ""
     labels = text_values(df["label"])
     if col not in df.columns:

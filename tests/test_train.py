@@ -3677,7 +3677,11 @@ def test_a_target_naming_the_labels_column_is_the_label_task():
              (both.assign(artist=["Monet", "Monet", "Renée"]), "artist", "single", "", "artist"),  # another column
              (raw.assign(style=["x", "y", "y"]), "artist", "single", "", "artist"),      # two columns of classes
              (raw, "label", "single", "", "label"),
-             (both, "label", "multi", "", "label")]
+             (both, "label", "multi", "", "label"),
+             # a profile attribute, even a table's only class column, is its own head (--combine profile reads a
+             # gender model by its target; predict --eval its gender column): it read 'label' (reviewer)
+             (raw.rename(columns={"artist": "gender"}), "gender", "single", "", "gender"),
+             (both.rename(columns={"artist": "mask"}), "mask", "single", "", "mask")]
     for df, target, heads, how, used in cases:
         cfg = TrainConfig(target=target, heads=heads, target_used="stale")
         assert (cfg.resolve_target(df), cfg.target_used, cfg.class_column) == (how, used, used), (target, how)
