@@ -568,6 +568,23 @@ def check(cfg: Any, names: typing.Iterable[str] | None = None, acting_later: typ
             check_acts(cfg, name, table)
 
 
+def empty_path(name: str, option: bool = False) -> str:
+    """The line refusing an empty path `name` (an option's flag, an argument's metavar): the CLI's for its Path
+    parameters (cli.common._refuse_empty_paths), `imgcls runs "$DIR"`'s, whose paths arrive as text, and
+    not_empty_path's."""
+    return f"{name} '' names no path (an unset shell variable?): give one" \
+        + (f", or leave {name} out" if option else "")
+
+
+def not_empty_path(flag: str) -> Callable[[Any], None]:
+    """The validator of a text option naming a file (`runs --csv "$F"` with F unset read '.': '--csv . is an
+    existing folder'): '' refused by empty_path."""
+    def check_path(value) -> None:
+        if value == "":
+            raise UserError(empty_path(flag, option=True))
+    return check_path
+
+
 def a_name(name: str) -> str:
     """`name` with its article, for the "(got a <type>)" of a TypeError and the "must be a <class>" before it:
     'an int', 'an ndarray', 'a list', 'a UserError'. The one owner of that wording (check_arguments, path_list,

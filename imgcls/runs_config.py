@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from imgcls.errors import UserError
-from imgcls.options import option, python_too
+from imgcls.options import not_empty_path, option, python_too
 
 DEFAULT_ROOT = "outputs"        # the folder `imgcls runs` reads without one given
 RUNS_TABLE = python_too("`imgcls runs`", "imgcls.runs.run_runs()")     # the leaderboard a fix points to, both callers
@@ -49,11 +49,12 @@ class RunsConfig:
                                help="Keep rows where COLUMN=VALUE (also !=, >, <, >=, <=, ~ for 'contains'); a "
                                     "config option works too (loss=focal). A row without the value (an ensemble has "
                                     "no lr) matches no --filter, != included. Repeatable: all must hold.")
-    csv: str | None = option(None, panel="Output", none="no file", help="Also write the table as CSV to this path (- for stdout "
-                                                        "instead of the table).")
-    json: str | None = option(None, panel="Output", none="no file", help="Also write the table as JSON to this path (- for stdout "
-                                                         "instead of the table).")
-    out: str | None = option(None, panel="Output", none="DIR/runs_report.html", help="`runs report`: the HTML file to write.")
+    csv: str | None = option(None, panel="Output", none="no file", validator=not_empty_path("--csv"),
+                             help="Also write the table as CSV to this path (- for stdout instead of the table).")
+    json: str | None = option(None, panel="Output", none="no file", validator=not_empty_path("--json"),
+                              help="Also write the table as JSON to this path (- for stdout instead of the table).")
+    out: str | None = option(None, panel="Output", none="DIR/runs_report.html", validator=not_empty_path("--out"),
+                             help="`runs report`: the HTML file to write.")
 
     def interruption_leaves(self, action: str, paths) -> str:
         """What a Ctrl-C in `imgcls runs ACTION PATHS` leaves (console.interruption_leaves): the file an action

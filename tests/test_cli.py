@@ -329,6 +329,9 @@ def test_click_s_usage_errors_are_one_line_like_imgcls_s_own(argv, words):
     # runs' paths arrive as text (after a word diff / report): it said "no run under ." of the current folder
     (["runs", ""], "error: DIR '' names no path (an unset shell variable?): give one"),
     (["runs", "diff", "runs/a", ""], "error: RUN '' names no path (an unset shell variable?): give one"),
+    # its files are text options (`-`: stdout): '' read '.' ("--csv . is an existing folder")
+    (["runs", "--csv", ""], "error: --csv '' names no path (an unset shell variable?): give one, or leave --csv out"),
+    (["runs", "--json="], "error: --json '' names no path (an unset shell variable?): give one, or leave --json out"),
 ])
 def test_an_empty_path_is_one_line_not_the_current_folder(tmp_path, monkeypatch, argv, line):
     """A script's unset variable (`--out "$OUT"`, `imgcls predict "$RUN"`) typed an empty path, which pathlib reads as

@@ -17,7 +17,7 @@ import typer.core
 from imgcls.console import (RERUN_COMPLETES, TORCHRUN_COMMANDS, error, interrupt_said, interrupted,
                             interruption_leaves, quiet_for, refuse_torchrun, what_interruption_left)
 from imgcls.errors import UserError
-from imgcls.options import cli_parameters, from_cli
+from imgcls.options import cli_parameters, empty_path, from_cli
 from imgcls.outputs import MANIFEST_NAME
 from imgcls.process import Terminated     # the SIGTERM taken as Ctrl-C (declared there: the entry point takes it too)
 
@@ -107,13 +107,6 @@ def _refuse_empty_paths(command, ctx, args: list[str], ex) -> None:
         if "" in (given if isinstance(given, (list, tuple)) else [given]) and _takes_path(param):
             option = param.param_type_name == "option"
             raise ex.UsageError(empty_path(param.opts[0] if option else param.name.upper(), option), ctx=ctx)
-
-
-def empty_path(name: str, option: bool = False) -> str:
-    """The line refusing an empty path `name` (an option's flag, an argument's metavar): _refuse_empty_paths', and
-    that of a command whose paths arrive as text (`imgcls runs "$DIR"`)."""
-    return f"{name} '' names no path (an unset shell variable?): give one" \
-        + (f", or leave {name} out" if option else "")
 
 
 class Command(_UsageErrorsInContext, _UnwrappedExamples, typer.core.TyperCommand):

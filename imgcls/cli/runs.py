@@ -5,7 +5,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgcls.cli.common import Quiet, command, empty_path
+from imgcls.cli.common import Quiet, command
+from imgcls.options import empty_path
 from imgcls.options import Given
 from imgcls.runs_config import RunsConfig
 
