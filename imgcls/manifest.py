@@ -1137,10 +1137,8 @@ def holds_labels(df: pd.DataFrame, col: str) -> str:
     if col == "label" or "label" not in df.columns or col in (*PROFILE_HEADS, "age"):
         return ""
     labels = text_values(df["label"])
-    if col not in df.columns:
-        read = manifest_read(df)
-        recorded = df.attrs.get(CSV_LABELS_GUESSED) or (recorded_label_col(read) if read is not None else "")
-        return "recorded" if (labels != "").any() and recorded == col else ""
+    if col not in df.columns:       # the column `load` read them from, or the record beside the table says
+        return "recorded" if (labels != "").any() and label_col_record(df, None).get("label_col") == col else ""
     if (labels == "").all():
         return "read unlabeled" if class_columns(df) == [col] else ""
     same = text_values(nfc_classes(df[col])).to_numpy() == text_values(nfc_classes(labels)).to_numpy()
