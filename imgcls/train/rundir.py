@@ -273,18 +273,22 @@ def _train_again_fix(run_dir: Path, kfold: bool) -> str:
     return f"train it again under another name: {train_again(run_dir, run_dir.name + '-2')}"
 
 
+def _trained_folders(run_dir: Path, kfold: bool) -> list[Path]:
+    """The folders a run trains in: its own, or a k-fold set's (`kfold`) planned fold folders (set_fold_dirs)."""
+    return set_fold_dirs(run_dir)[0] if kfold else [run_dir]
+
+
 def _gone_way_on(run_dir: Path) -> tuple[str, bool, str, bool] | None:
     """(what is gone, whether tune --keep deleted it, the way on, whether it is a k-fold set) of a run or k-fold set
     whose last.pt is gone after it trained (last_pt_gone; a k-fold set: any of its folds'): a new run from its
     best.pt, or trained again under another name; a tune trial's retrain (deleted_by_tune). None where its last.pt
     is kept, or none was written."""
     kfold = records_folds(run_dir / RUN_CONFIG)
-    gone = [(d, why) for d in (set_fold_dirs(run_dir)[0] if kfold else [run_dir]) if (why := last_pt_gone(d))]
+    gone = [(d, why) for d in _trained_folders(run_dir, kfold) if (why := last_pt_gone(d))]
     if not gone or finished(run_dir):   # a finished run or set (finished: its LAST_STATE, metrics.csv, its other
         return None                     # folds' last.pt say so): run_train says 'already finished, nothing to resume'
     if kfold:       # a fold finished (fold_state, as `imgcls runs` reads it) has nothing to continue: the resume
-        from imgcls.outputs import read_yaml        # reads its result back (its oof_score.json written from it)
-        settings = progress_settings(read_yaml(run_dir / RUN_CONFIG))
+        settings = progress_settings(run_dir)      # reads its result back (its oof_score.json written from it)
         gone = [(d, why) for d, why in gone if not read_back(d, settings)]
         if not gone:
             return None
@@ -332,7 +336,7 @@ def validation_lost(run_dir: Path) -> str | None:
     train --resume does not write again: an epoch trained on only rewrites it where it is better, a finished fold
     is read as it is (a set's out-of-fold predictions were then never written, silently). None where none is."""
     kfold = records_folds(run_dir / RUN_CONFIG)
-    lost = [d for d in (set_fold_dirs(run_dir)[0] if kfold else [run_dir]) if not (d / VAL_PREDICTIONS).is_file()
+    lost = [d for d in _trained_folders(run_dir, kfold) if not (d / VAL_PREDICTIONS).is_file()
             and ((d / BEST_PT).is_file() or (epochs_done(d) or 0) >= 1)]
     if not lost:
         return None
@@ -615,9 +619,8 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path], name: str, oof:
     planned = [fold_dir(run_dir, k).name for k in planned_folds(run_dir, oof) or []] or None
     gone = sorted(set(planned or ()) - set(have))
     unreadable = oof_unreadable(run_dir, oof)
-    from imgcls.outputs import read_yaml
     # how far it got, as `imgcls runs` says it: last.pt, or where that is gone its metrics.csv
-    progress = set_progress(run_dir, progress_settings(read_yaml(run_dir / RUN_CONFIG)), oof=oof)
+    progress = set_progress(run_dir, progress_settings(run_dir), oof=oof)
     if planned and not gone and not unreadable and all(progress.folds.get(f) for f in planned):
         # every fold finished, the record of the set written after the last one is not there (the run killed as it
         # was written, the file deleted): resume trains nothing and writes it from the folds' predictions
@@ -743,10 +746,14 @@ class ProgressSettings(NamedTuple):
 
 
 def progress_settings(cfg) -> ProgressSettings:
-    """The ProgressSettings of a run's config.yaml `cfg` (a dict), or of a TrainConfig."""
+    """The ProgressSettings of a run's config.yaml `cfg` (a dict; a run folder: its config.yaml read), or of a
+    TrainConfig."""
     import pandas as pd
 
     from imgcls.run_names import run_metric
+    if isinstance(cfg, (str, os.PathLike)):
+        from imgcls.outputs import read_yaml
+        cfg = read_yaml(Path(cfg) / RUN_CONFIG)
     if not isinstance(cfg, dict):
         cfg = {k: getattr(cfg, k, None) for k in ProgressSettings._fields}
     epochs = pd.to_numeric(pd.Series([cfg.get("epochs")]), errors="coerce").iloc[0]
@@ -1110,8 +1117,7 @@ def finished(run_dir: Path, said=train_finished) -> bool:
     if (run_dir / LAST_PT).is_file():
         return bool(said(run_dir / LAST_PT))
     if not records_folds(run_dir / RUN_CONFIG):
-        from imgcls.outputs import read_yaml
-        return fold_state(run_dir, progress_settings(read_yaml(run_dir / RUN_CONFIG)))[0] is True
+        return fold_state(run_dir, progress_settings(run_dir))[0] is True
     lasts = _fold_files(run_dir, LAST_PT)
     return kfold_finished(run_dir) and all(said(p) for p in lasts)
 
@@ -1121,14 +1127,13 @@ def not_extended(run_dir: Path, epochs: int | None) -> str:
     the way to train longer (train_longer), for that refusal: it ran every epoch (its schedule fitted to them), or
     train's early stop ended it, or some of a k-fold set's folds, before (epochs_done: the epochs its metrics.csv,
     else its LAST_STATE, records), which more --epochs would not undo."""
-    from imgcls.outputs import read_yaml
     kfold = records_folds(run_dir / RUN_CONFIG)
-    done = {d.name: epochs_done(d) for d in (set_fold_dirs(run_dir)[0] if kfold else [run_dir])}
+    done = {d.name: epochs_done(d) for d in _trained_folders(run_dir, kfold)}
     early = {f: n for f, n in done.items() if epochs is not None and n is not None and n < epochs}
     if not early:
         return (f"the run finished its {epochs} epochs and is not extended (its schedule was fitted to {epochs}); "
                 f"to train longer {train_longer(run_dir)}")
-    settings = progress_settings(read_yaml(run_dir / RUN_CONFIG))
+    settings = progress_settings(run_dir)
     what = BEST_BY[settings.metric].label
     ended = (f"the run at epoch {early[run_dir.name]} of {epochs}" if not kfold else
              ", ".join(f"{f} at epoch {n}" for f, n in early.items()) + f" of {epochs}")
